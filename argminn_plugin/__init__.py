@@ -1,0 +1,8 @@
+"""ARGMINN: a mechanistically interpretable neural network for regulatory genomics."""
+
+from .config import ModelConfig, TrainConfig
+from .errors import ArgminnError
+from .model import ARGMINN
+
+__all__ = ["ARGMINN", "ArgminnError", "ModelConfig", "TrainConfig"]
+__version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""The ``argminn`` command line: simulate, train, predict, motifs, demo.
+
+User errors print one line (``argminn: error: ...``) and exit with status 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import ArgminnError
+
+
+def _dataset_paths(args):
+    """(fasta, bed, valid_chroms, test_chroms, length) from --data or explicit flags."""
+    if args.data:
+        meta_path = os.path.join(args.data, "simulation.json")
+        if not os.path.isfile(meta_path):
+            raise ArgminnError(f"{args.data}: not a dataset directory (no simulation.json); "
+                               "make one with 'argminn simulate' or pass --fasta and --bed")
+        with open(meta_path) as handle:
+            meta = json.load(handle)
+        return (os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"),
+                [meta["splits"]["valid"]], [meta["splits"]["test"]], meta["config"]["length"])
+    if not (args.fasta and args.bed):
+        raise ArgminnError("give --data DIR, or both --fasta and --bed")
+    return args.fasta, args.bed, args.valid_chroms, args.test_chroms, None
+
+
+def _overrides(pairs, where):
+    """key=value strings -> dict, values parsed as JSON where they parse."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ArgminnError(f"{where}: {pair!r} is not key=value")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _load_config(cls, path, pairs, where, **defaults):
+    base = cls.from_json(path).to_dict() if path else {}
+    return cls.from_dict({**defaults, **base, **_overrides(pairs, where)}, where=path or where)
+
+
+def cmd_simulate(args):
+    from .simulate import SimulationConfig, simulate
+
+    cfg = _load_config(SimulationConfig, args.config, args.set, "--set")
+    summary = simulate(args.out, cfg, force=args.force)
+    print(f"wrote {args.out}: {summary['rule']}")
+
+
+def cmd_train(args):
+    from .config import ModelConfig, TrainConfig
+    from .data import load_splits
+    from .train import classification_metrics, evaluate, train
+    from .fileio import atomic_write
+
+    fasta, bed, valid, test, length = _dataset_paths(args)
+    defaults = {"input_length": length} if length else {}
+    mc = _load_config(ModelConfig, args.model_config, args.model_set, "--model-set", **defaults)
+    tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set")
+    splits, names = load_splits(fasta, bed, mc.input_length, valid, test)
+    mc = mc.replace(n_tasks=len(names), task_names=names)
+    model, history = train(mc, tc, splits["train"][:2], splits["valid"][:2], args.out, resume=args.resume,
+                           force=args.force, verbose=not args.quiet)
+    metrics = {"best_epoch": min(history, key=lambda r: r["val_loss"])["epoch"], "epochs": len(history)}
+    for split in ("valid", "test"):
+        X, y, _ = splits[split]
+        if len(X):
+            _, probs = evaluate(model, X, y)
+            metrics[split] = dict(zip(names, classification_metrics(y, probs)))
+    with atomic_write(os.path.join(args.out, "metrics.json")) as handle:
+        json.dump(metrics, handle, indent=2)
+    print(json.dumps({k: metrics[k] for k in metrics if k in ("valid", "test")}))
+    return model, splits
+
+
+def cmd_predict(args):
+    from .predict import predict_intervals, write_predictions
+    from .train import load_model
+
+    model = load_model(args.model)
+    bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size)
+    write_predictions(args.output, bed, logits, model.config.names, force=args.force)
+    print(f"wrote {len(bed)} predictions to {args.output}")
+
+
+def cmd_motifs(args):
+    from .report import motif_report
+    from .train import load_model
+
+    model = load_model(args.model)
+    X = None
+    if args.data or args.fasta:
+        from .data import load_intervals
+
+        fasta, bed, *_ = _dataset_paths(args)
+        X = load_intervals(fasta, bed, model.config.input_length)[0]
+    table = motif_report(model, X, args.out, force=args.force, planted=args.planted)
+    print(table.to_string(index=False))
+
+
+def cmd_demo(args):
+    """simulate -> train -> motifs on the embedded default data, then the checks."""
+    from .report import motif_report
+
+    data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
+    ns = argparse.Namespace(out=data_dir, config=None, set=args.sim_set, force=args.force)
+    cmd_simulate(ns)
+    ns = argparse.Namespace(data=data_dir, fasta=None, bed=None, valid_chroms=None, test_chroms=None,
+                            model_config=None, model_set=args.model_set, train_config=None,
+                            train_set=args.train_set, out=run_dir, resume=args.resume, force=args.force,
+                            quiet=args.quiet)
+    model, splits = cmd_train(ns)
+    table = motif_report(model, splits["train"][0], os.path.join(args.out, "motifs"), force=True,
+                         planted=os.path.join(data_dir, "simulation.json"))
+    print(table.to_string(index=False))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="argminn", description="ARGMINN: a mechanistically interpretable "
+                                     "neural network for regulatory genomics")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write the default simulated dataset (JASPAR motifs + syntax rule)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--config", help="JSON file of SimulationConfig keys")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one SimulationConfig key")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_simulate)
+
+    def data_args(p, required_labels=True):
+        p.add_argument("--data", help="dataset directory written by 'argminn simulate'")
+        p.add_argument("--fasta", help="genome FASTA (indexed with pyfaidx)")
+        p.add_argument("--bed", help="BED of intervals" + (" with 0/1 label columns" if required_labels else ""))
+        p.add_argument("--valid-chroms", nargs="+", default=["chr2"], help="validation chromosomes")
+        p.add_argument("--test-chroms", nargs="+", default=["chr3"], help="test chromosomes")
+
+    p = sub.add_parser("train", help="train an ARGMINN model")
+    data_args(p)
+    p.add_argument("--out", required=True, help="run directory (checkpoints, model.pt, metrics.json)")
+    p.add_argument("--model-config", help="JSON file of ModelConfig keys")
+    p.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="override one ModelConfig key")
+    p.add_argument("--train-config", help="JSON file of TrainConfig keys")
+    p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override one TrainConfig key")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="start again even if --out holds a run")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict intervals of a FASTA")
+    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--fasta", required=True, help="genome FASTA")
+    p.add_argument("--bed", required=True, help="BED of intervals (windows are centred on them)")
+    p.add_argument("-o", "--output", required=True, help="output TSV")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("motifs", help="read motifs from the filters: MEME, logos, TOMTOM vs JASPAR")
+    p.add_argument("--model", required=True, help="model file (model.pt)")
+    data_args(p, required_labels=False)
+    p.add_argument("--planted", help="simulation.json: also check each planted motif is found by one filter")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_motifs)
+
+    p = sub.add_parser("demo", help="simulate -> train -> motifs on the default simulated data")
+    p.add_argument("--out", default="runs/default", help="output directory")
+    p.add_argument("--sim-set", action="append", metavar="KEY=VALUE", help="override a SimulationConfig key")
+    p.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="override a ModelConfig key")
+    p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override a TrainConfig key")
+    p.add_argument("--resume", action="store_true", help="resume the training run")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ArgminnError as exc:
+        print(f"argminn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("argminn: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

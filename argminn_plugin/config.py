@@ -1,0 +1,188 @@
+"""Configuration dataclasses that reject unknown or mistyped keys.
+
+Model defaults follow the published ARGMINN design (../shared/design/argminn.md):
+8 filters of width 10, 16-dim positional encoding, 32-dim tokens, a 128-dim
+memory stream, 4 attention layers with 4 heads, each regularizer weighted 1e-3.
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+from .errors import ArgminnError
+
+
+def _check_type(name, value, annotation, where):
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:  # Optional[...]
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return value
+        annotation = next(a for a in options if a is not type(None))
+        origin = typing.get_origin(annotation)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ArgminnError(f"{where}: key '{name}' must be a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArgminnError(f"{where}: key '{name}' must be an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ArgminnError(f"{where}: key '{name}' must be true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ArgminnError(f"{where}: key '{name}' must be a string, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        (inner,) = typing.get_args(annotation)[:1]
+        if not isinstance(value, (list, tuple)):
+            raise ArgminnError(f"{where}: key '{name}' must be a list, got {value!r}")
+        return tuple(_check_type(name, v, inner, where) for v in value)
+    return value
+
+
+class _Config:
+    """Mixin: construction from dicts/JSON with strict key and type checks."""
+
+    @classmethod
+    def from_dict(cls, data, where=None):
+        where = where or cls.__name__
+        if not isinstance(data, dict):
+            raise ArgminnError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ArgminnError(
+                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"valid keys are {', '.join(sorted(fields))}"
+            )
+        hints = typing.get_type_hints(cls)
+        values = {k: _check_type(k, v, hints[k], where) for k, v in data.items()}
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path):
+        if not os.path.isfile(path):
+            raise ArgminnError(f"{path}: config file not found")
+        try:
+            with open(path) as handle:
+                data = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise ArgminnError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        return cls.from_dict(data, where=path)
+
+    def to_dict(self):
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def replace(self, **changes):
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Architecture of an ARGMINN model."""
+
+    input_length: int = 200
+    n_tasks: int = 1
+    task_names: typing.Tuple[str, ...] = ()
+    n_filters: int = 8
+    filter_width: int = 10
+    # Scan the reverse complement of every filter too; a motif's strand is then
+    # read from which orientation fired (tokens carry both strands).
+    scan_reverse_complement: bool = True
+    batch_norm: bool = True
+    pos_enc_dim: int = 16
+    # Periods (bases) of the sinusoidal encoding, geometric between these two;
+    # a max of 0 means twice the number of scanner positions.
+    pos_enc_min_period: float = 4.0
+    pos_enc_max_period: float = 0.0
+    token_dim: int = 32
+    stream_dim: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    head_dim: int = 32
+    memory_seed: int = 0
+
+    def __post_init__(self):
+        positive = ["input_length", "n_tasks", "n_filters", "filter_width", "token_dim",
+                    "stream_dim", "n_layers", "n_heads", "head_dim"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ArgminnError(f"ModelConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.pos_enc_dim < 0 or self.pos_enc_dim % 2:
+            raise ArgminnError(f"ModelConfig: 'pos_enc_dim' must be an even number >= 0, got {self.pos_enc_dim}")
+        if self.pos_enc_min_period <= 0 or self.pos_enc_max_period < 0:
+            raise ArgminnError("ModelConfig: 'pos_enc_min_period' must be > 0 and 'pos_enc_max_period' >= 0")
+        if self.filter_width > self.input_length:
+            raise ArgminnError(
+                f"ModelConfig: 'filter_width' ({self.filter_width}) exceeds 'input_length' ({self.input_length})")
+        if self.task_names and len(self.task_names) != self.n_tasks:
+            raise ArgminnError(
+                f"ModelConfig: 'task_names' has {len(self.task_names)} names but 'n_tasks' is {self.n_tasks}")
+
+    @property
+    def n_positions(self):
+        return self.input_length - self.filter_width + 1
+
+    @property
+    def names(self):
+        return list(self.task_names) or [f"task{i}" for i in range(self.n_tasks)]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Optimisation and regularisation settings."""
+
+    seed: int = 0
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    max_epochs: int = 40
+    patience: int = 5
+    min_delta: float = 1e-4
+    reverse_complement_augment: bool = True
+    # Regularizer weights (published default 1e-3 each) and warm-up: each weight
+    # is 0 for the first `*_warmup` epochs, then ramps linearly to its value over
+    # `*_ramp` epochs.
+    overlap_weight: float = 1e-3
+    overlap_warmup: int = 0
+    overlap_ramp: int = 0
+    l1_weight: float = 1e-3
+    l1_warmup: int = 0
+    l1_ramp: int = 0
+    # Which L1 term: "weights" (design note: L1 on the conv weights) or
+    # "activations" (L1 on the scanner activations, as in the issue's wording).
+    l1_target: str = "weights"
+    entropy_weight: float = 1e-3
+    entropy_warmup: int = 0
+    entropy_ramp: int = 0
+    num_threads: int = 0  # 0: leave torch's default
+
+    def __post_init__(self):
+        if self.l1_target not in ("weights", "activations"):
+            raise ArgminnError(f"TrainConfig: 'l1_target' must be 'weights' or 'activations', got {self.l1_target!r}")
+        for name in ("batch_size", "max_epochs"):
+            if getattr(self, name) < 1:
+                raise ArgminnError(f"TrainConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ArgminnError(f"TrainConfig: 'learning_rate' must be > 0, got {self.learning_rate}")
+        for name in ("overlap", "l1", "entropy"):
+            if getattr(self, name + "_weight") < 0:
+                raise ArgminnError(f"TrainConfig: '{name}_weight' must be >= 0")
+            for suffix in ("_warmup", "_ramp"):
+                if getattr(self, name + suffix) < 0:
+                    raise ArgminnError(f"TrainConfig: '{name}{suffix}' must be >= 0")
+
+    def weight_at(self, name, epoch):
+        """The weight of regularizer ``name`` at (0-based) ``epoch``."""
+        weight = getattr(self, name + "_weight")
+        warmup, ramp = getattr(self, name + "_warmup"), getattr(self, name + "_ramp")
+        if epoch < warmup:
+            return 0.0
+        if ramp > 0 and epoch < warmup + ramp:
+            return weight * (epoch - warmup + 1) / (ramp + 1)
+        return weight

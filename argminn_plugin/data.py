@@ -1,0 +1,262 @@
+"""Sequence data: one-hot encoding, FASTA + BED loading, input validation.
+
+Loading reuses the ecosystem: pyfaidx reads FASTA files and
+``tangermeme.io.extract_loci`` cuts fixed-length windows centred on BED
+intervals; ``tangermeme.utils.one_hot_encode`` encodes strings. This module adds
+the checks that turn messy input into one-line errors naming the file, line or
+field.
+
+Conventions: alphabet A, C, G, T (rows 0-3 of a (4, L) array); lowercase is
+accepted (soft-masked genomes); N becomes an all-zero column; any other letter
+(IUPAC codes such as R or Y) is rejected with its sequence name and position.
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ArgminnError
+
+ALPHABET = ("A", "C", "G", "T")
+_LOOKUP = np.full(256, -2, dtype=np.int8)
+for _i, _b in enumerate(ALPHABET):
+    _LOOKUP[ord(_b)] = _i
+    _LOOKUP[ord(_b.lower())] = _i
+_LOOKUP[ord("N")] = _LOOKUP[ord("n")] = -1
+
+
+def one_hot(sequence, name="sequence"):
+    """Encode one DNA string as a (4, L) float32 tensor (N -> zero column)."""
+    from tangermeme.utils import one_hot_encode
+
+    codes = _LOOKUP[np.frombuffer(sequence.encode("latin-1", "replace"), dtype=np.uint8)]
+    bad = np.flatnonzero(codes == -2)
+    if bad.size:
+        pos = int(bad[0])
+        raise ArgminnError(
+            f"{name}: position {pos + 1}: character {sequence[pos]!r} is not A, C, G, T or N "
+            f"({bad.size} such character(s); IUPAC ambiguity codes are not accepted)"
+        )
+    return one_hot_encode(sequence.upper(), alphabet=list(ALPHABET), ignore=["N"]).float()
+
+
+def one_hot_many(sequences, names=None, length=None):
+    """Encode equal-length strings as an (N, 4, L) float32 tensor."""
+    if len(sequences) == 0:
+        raise ArgminnError("no sequences given (empty input)")
+    names = names or [f"sequence {i + 1}" for i in range(len(sequences))]
+    length = length or len(sequences[0])
+    for seq, name in zip(sequences, names):
+        if len(seq) != length:
+            raise ArgminnError(f"{name}: length {len(seq)} but the model expects {length} bp")
+    return torch.stack([one_hot(s, n) for s, n in zip(sequences, names)])
+
+
+def decode(X):
+    """(4, L) or (N, 4, L) one-hot -> string(s); all-zero columns become N."""
+    arr = np.asarray(X.detach().cpu() if torch.is_tensor(X) else X)
+    single = arr.ndim == 2
+    arr = arr[None] if single else arr
+    letters = np.array(list("ACGTN"))
+    idx = np.where(arr.sum(1) > 0, arr.argmax(1), 4)
+    out = ["".join(letters[row]) for row in idx]
+    return out[0] if single else out
+
+
+def reverse_complement(X):
+    """Reverse complement of (N, 4, L) one-hot (ACGT order)."""
+    return X.flip([-2, -1])
+
+
+def check_X(X, length=None, name="X"):
+    """Validate and convert an (N, 4, L) one-hot array to a float32 tensor."""
+    if isinstance(X, np.ndarray):
+        if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise ArgminnError(f"{name}: dtype {X.dtype} is not numeric; expected one-hot floats of shape (N, 4, L)")
+        X = torch.from_numpy(np.ascontiguousarray(X))
+    if not torch.is_tensor(X):
+        raise ArgminnError(f"{name}: expected a numpy array or torch tensor of shape (N, 4, L), got {type(X).__name__}")
+    if X.ndim != 3 or X.shape[1] != 4:
+        raise ArgminnError(f"{name}: shape {tuple(X.shape)}; expected (N, 4, L) one-hot with A, C, G, T rows")
+    if X.shape[0] == 0:
+        raise ArgminnError(f"{name}: empty input (0 sequences)")
+    if length is not None and X.shape[2] != length:
+        raise ArgminnError(f"{name}: sequences are {X.shape[2]} bp but the model expects {length} bp")
+    if X.is_complex() or not (X.is_floating_point() or X.dtype in (torch.bool, torch.uint8, torch.int8,
+                                                                    torch.int16, torch.int32, torch.int64)):
+        raise ArgminnError(f"{name}: dtype {X.dtype} is not supported; expected float one-hot")
+    X = X.float()
+    if not torch.isfinite(X).all():
+        raise ArgminnError(f"{name}: contains NaN or infinite values")
+    return X
+
+
+def check_labels(y, n=None, name="labels"):
+    """Validate binary labels; returns a float32 (N, T) tensor."""
+    y = torch.as_tensor(np.asarray(y), dtype=torch.float32)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise ArgminnError(f"{name}: shape {tuple(y.shape)}; expected (N,) or (N, T)")
+    if n is not None and y.shape[0] != n:
+        raise ArgminnError(f"{name}: {y.shape[0]} rows but there are {n} sequences")
+    bad = ~((y == 0) | (y == 1))
+    if bad.any():
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ArgminnError(f"{name}: row {row + 1}, column {col + 1}: value {float(y[row, col])!r} is not 0 or 1")
+    return y
+
+
+# ----------------------------------------------------------------- FASTA / BED
+
+def open_fasta(path):
+    """Open a FASTA with pyfaidx, rebuilding a missing or stale .fai index."""
+    import pyfaidx
+
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{path}: FASTA file not found")
+    fai = path + ".fai"
+    if os.path.exists(fai) and os.path.getmtime(fai) < os.path.getmtime(path):
+        try:
+            os.remove(fai)  # stale: the FASTA changed after the index was built
+        except OSError as exc:
+            raise ArgminnError(f"{fai}: index is older than {path} and cannot be rebuilt ({exc.strerror})") from None
+    try:
+        return pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=False, rebuild=True)
+    except (pyfaidx.FastaIndexingError, pyfaidx.FastaNotFoundError, ValueError, OSError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise ArgminnError(f"{path}: cannot read as FASTA ({msg})") from None
+
+
+def read_bed(path, label_columns=False):
+    """Read a BED file (chrom, start, end[, ...]) with line-numbered checks.
+
+    With ``label_columns=True`` the columns after the first three are 0/1
+    labels, one per task; a header line starting with '#' names them (as
+    written by ``argminn simulate``). Returns (DataFrame, task_names).
+    """
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{path}: BED file not found")
+    rows, lines, header = [], [], None
+    with open(path) as handle:
+        for lineno, line in enumerate(handle, 1):
+            text = line.rstrip("\n\r")
+            if not text.strip() or text.startswith(("track", "browser")):
+                continue
+            if text.startswith("#"):
+                if header is None and not rows:
+                    header = text.lstrip("#").split("\t")
+                continue
+            fields = text.split("\t")
+            if len(fields) < 3:
+                raise ArgminnError(f"{path}: line {lineno}: {len(fields)} column(s); BED needs chrom, start, end "
+                                   "separated by tabs")
+            try:
+                start, end = int(fields[1]), int(fields[2])
+            except ValueError:
+                raise ArgminnError(f"{path}: line {lineno}: start/end must be integers, got "
+                                   f"{fields[1]!r}, {fields[2]!r}") from None
+            if start < 0:
+                raise ArgminnError(f"{path}: line {lineno}: start {start} is negative")
+            if start >= end:
+                raise ArgminnError(f"{path}: line {lineno}: start {start} is not before end {end}")
+            rows.append(fields)
+            lines.append(lineno)
+    if not rows:
+        raise ArgminnError(f"{path}: no intervals (empty BED)")
+    width = min(len(r) for r in rows)
+    df = pd.DataFrame([r[:width] for r in rows])
+    df.columns = ["chrom", "start", "end"] + [f"col{i}" for i in range(4, width + 1)]
+    df["chrom"] = df["chrom"].astype(str)
+    df["start"] = df["start"].astype(np.int64)
+    df["end"] = df["end"].astype(np.int64)
+    df["line"] = lines
+    names = []
+    if label_columns:
+        if width < 4:
+            raise ArgminnError(f"{path}: no label column; a labelled BED has chrom, start, end, then one 0/1 "
+                               "column per task")
+        label_cols = list(df.columns[3:width])
+        names = header[3:width] if header and len(header) >= width else [f"task{i}" for i in range(width - 3)]
+        for col in label_cols:
+            for value, lineno in zip(df[col], df["line"]):
+                if value not in ("0", "1"):
+                    raise ArgminnError(f"{path}: line {lineno}: label {value!r} is not 0 or 1")
+        df = df.rename(columns=dict(zip(label_cols, names)))
+        df[names] = df[names].astype(np.float32)
+    return df, list(names)
+
+
+def centred_windows(bed, length):
+    """Start/end of ``length``-bp windows centred on each interval (tangermeme's rule)."""
+    mid = bed["start"].to_numpy() + (bed["end"].to_numpy() - bed["start"].to_numpy()) // 2
+    start = mid - length // 2
+    return start, start + length
+
+
+def check_intervals(bed, fasta, length, path="BED"):
+    """Every centred window must lie on a known chromosome, inside its ends."""
+    start, end = centred_windows(bed, length)
+    for chrom, s, e, lineno in zip(bed["chrom"], start, end, bed["line"]):
+        if chrom not in fasta:
+            known = ", ".join(list(fasta.keys())[:5])
+            raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
+                               f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''})")
+        size = len(fasta[chrom])
+        if s < 0 or e > size:
+            raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} centred on this "
+                               f"interval runs past the chromosome ({chrom} is {size} bp)")
+
+
+def load_intervals(fasta_path, bed_path, length, label_columns=False):
+    """FASTA + BED -> (X (N, 4, length) float32, labels or None, bed, task names).
+
+    Windows of ``length`` bp centred on each interval are cut by
+    ``tangermeme.io.extract_loci`` after every interval is checked.
+    """
+    from tangermeme.io import extract_loci
+
+    bed, names = read_bed(bed_path, label_columns=label_columns)
+    fasta = open_fasta(fasta_path)
+    check_intervals(bed, fasta, length, bed_path)
+    _check_letters(fasta, bed, length, fasta_path)
+    loci = bed[["chrom", "start", "end"]].reset_index(drop=True)
+    X = extract_loci(loci=loci, sequences=fasta, in_window=length, verbose=False, ignore=["N"]).float()
+    if X.shape[0] != len(bed):
+        raise ArgminnError(f"{bed_path}: {len(bed)} intervals but {X.shape[0]} windows were extracted")
+    y = torch.tensor(bed[names].to_numpy(), dtype=torch.float32) if names else None
+    return X, y, bed, names
+
+
+def _check_letters(fasta, bed, length, path):
+    """Reject windows holding letters other than ACGTN (any case)."""
+    start, end = centred_windows(bed, length)
+    for chrom, s, e, lineno in zip(bed["chrom"], start, end, bed["line"]):
+        window = str(fasta[chrom][int(s):int(e)])
+        codes = _LOOKUP[np.frombuffer(window.encode("latin-1", "replace"), dtype=np.uint8)]
+        bad = np.flatnonzero(codes == -2)
+        if bad.size:
+            pos = int(bad[0])
+            raise ArgminnError(f"{path}: {chrom}:{s + pos + 1}: character {window[pos]!r} is not A, C, G, T or N "
+                               f"(window of BED line {lineno}; IUPAC ambiguity codes are not accepted)")
+
+
+def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms):
+    """Labelled BED + FASTA -> {'train', 'valid', 'test'}: (X, y, bed); split by chromosome."""
+    X, y, bed, names = load_intervals(fasta_path, bed_path, length, label_columns=True)
+    valid_chroms, test_chroms = set(valid_chroms), set(test_chroms)
+    if valid_chroms & test_chroms:
+        raise ArgminnError(f"chromosome(s) {sorted(valid_chroms & test_chroms)} are both validation and test")
+    chrom = bed["chrom"].to_numpy()
+    masks = {"valid": np.isin(chrom, list(valid_chroms)), "test": np.isin(chrom, list(test_chroms))}
+    masks["train"] = ~(masks["valid"] | masks["test"])
+    out = {}
+    for split, mask in masks.items():
+        if split != "test" and not mask.any():
+            raise ArgminnError(f"{bed_path}: no intervals in the {split} split (chromosomes: "
+                               f"{sorted(valid_chroms) if split == 'valid' else 'all others'})")
+        idx = torch.from_numpy(np.flatnonzero(mask))
+        out[split] = (X[idx], y[idx], bed.iloc[idx.numpy()].reset_index(drop=True))
+    return out, names

@@ -1,0 +1,14 @@
+"""User-facing errors.
+
+Every problem caused by user input (a file, an array, a config key) is raised
+as :class:`ArgminnError` with a one-line message that names the file, line or
+field and says what was expected. The CLI prints it as a single line and exits
+with status 2 instead of showing a traceback.
+"""
+
+
+class ArgminnError(ValueError):
+    """A clear, one-line error about bad user input."""
+
+    def __init__(self, message):
+        super().__init__(" ".join(str(message).split()))

@@ -1,0 +1,73 @@
+"""Atomic writes and safe model files.
+
+Everything the plugin writes (checkpoints, predictions, motif files, BED,
+reports) goes through :func:`atomic_write`: the content is written to a
+temporary file in the destination directory, flushed to disk, and renamed over
+the destination, so an interrupted run never leaves a half-written file. An
+existing output is not replaced unless ``force`` is true.
+
+Model files hold only tensors and plain Python values (config dicts, numbers,
+strings) and are read with ``torch.load(weights_only=True)``, so loading a
+model file never executes code from it.
+"""
+
+import contextlib
+import io
+import os
+import tempfile
+
+import torch
+
+from .errors import ArgminnError
+
+
+def check_writable(path, force=False):
+    """Refuse to overwrite an existing ``path`` unless ``force``."""
+    if os.path.exists(path) and not force:
+        raise ArgminnError(f"{path}: output exists; pass --force (force=True) to overwrite it")
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", force=True):
+    """Open a temporary file beside ``path``; rename it over ``path`` on success.
+
+    ``mode`` is "w" (text) or "wb" (binary). On an exception the temporary file
+    is removed and ``path`` is left as it was.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', not {mode!r}")
+    check_writable(path, force=force)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save_torch(obj, path, force=True):
+    """``torch.save`` through :func:`atomic_write`."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_write(path, "wb", force=force) as handle:
+        handle.write(buffer.getvalue())
+
+
+def safe_load_torch(path):
+    """Load a model file with ``weights_only=True``; clear error if it is bad."""
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{path}: model file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, tampered or not a torch file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArgminnError(
+            f"{path}: not a valid ARGMINN model file (truncated, tampered or not made by argminn): {first}"
+        ) from None

@@ -1,0 +1,105 @@
+"""ARGMINN's regularizers: filter overlap (non-redundancy), L1, attention entropy."""
+
+import torch
+
+
+def overlap_tables(mags):
+    """Overlap mass tables from per-column |weight| sums via cumulative sums.
+
+    mags: (K, W). For an offset d in [-(W-1), W-1] (filter b's window starts d
+    bases after filter a's), returns ``ov_a[k, d + W - 1]`` = sum of filter k's
+    column magnitudes over the columns that overlap when k plays ``a``, and
+    ``ov_b`` likewise when k plays ``b``.
+    """
+    k, w = mags.shape
+    prefix = torch.cat([mags.new_zeros(k, 1), mags.cumsum(1)], dim=1)  # (K, W+1)
+    total = prefix[:, -1:]
+    ds = torch.arange(-(w - 1), w, device=mags.device)
+    pos, neg = ds.clamp(min=0), (-ds).clamp(min=0)
+    ov_a = torch.where(ds >= 0, total - prefix[:, pos], prefix[:, w - neg])
+    ov_b = torch.where(ds >= 0, prefix[:, w - pos], total - prefix[:, neg])
+    return ov_a, ov_b
+
+
+def filter_overlap_loss(acts, mags, n_groups=None):
+    """Non-redundancy penalty on filters that fire on the same bases.
+
+    acts: (N, K, P) post-ReLU scanner activations; mags: (K, W) per-column sums
+    of |weight| (``ARGMINN.filter_column_magnitudes``). Channels k and k' belong
+    to the same filter when ``k % n_groups == k' % n_groups`` (a filter and its
+    own reverse complement are never penalised against each other).
+
+    At each position i where some filter fires, let a be the top channel. Every
+    other filter's channel b firing at j = i + d, |d| < W, adds
+    ov_a(d) * ov_b(d) * acts[b, j], the |weight| mass of the two filters over the
+    bases their windows share times b's activation. The sum is averaged over
+    sequences and positions and divided by the conv layer's total |weight|.
+    """
+    n, k, p = acts.shape
+    w = mags.shape[1]
+    n_groups = n_groups or k
+    d_count = 2 * w - 1
+    ov_a, ov_b = overlap_tables(mags)
+    top_val, top = acts.detach().max(dim=1)  # (N, P)
+    mask = (top_val > 0).to(acts.dtype)
+
+    pos_idx = (torch.arange(p, device=acts.device)[None, :] + torch.arange(d_count, device=acts.device)[:, None])
+
+    # Every channel's contribution at offset d, summed over channels: G[n, d, i].
+    weighted = torch.einsum("nkp,kd->ndp", acts, ov_b)
+    weighted = torch.nn.functional.pad(weighted, (w - 1, w - 1))
+    everything = weighted.gather(2, pos_idx.unsqueeze(0).expand(n, -1, -1))
+
+    # Minus the channels of the top filter itself (both strands).
+    padded = torch.nn.functional.pad(acts, (w - 1, w - 1))
+    n_idx = torch.arange(n, device=acts.device)[:, None, None]
+    d_idx = torch.arange(d_count, device=acts.device)[None, :, None]
+    own = torch.zeros_like(everything)
+    group = top % n_groups
+    for member in range(k // n_groups):
+        b = (group + member * n_groups).unsqueeze(1)  # (N, 1, P)
+        own = own + ov_b[b, d_idx] * padded[n_idx, b, pos_idx.unsqueeze(0)]
+
+    first = ov_a[top.unsqueeze(1), d_idx]  # (N, D, P)
+    per_position = (first * (everything - own)).sum(1) * mask
+    total_weight = mags[:n_groups].sum().clamp_min(1e-12)
+    return per_position.mean() / total_weight
+
+
+def filter_overlap_loss_loop(acts, mags, n_groups=None):
+    """Slow, literal version of :func:`filter_overlap_loss` (test oracle)."""
+    n, k, p = acts.shape
+    w = mags.shape[1]
+    n_groups = n_groups or k
+    total = acts.new_zeros(())
+    for s in range(n):
+        for i in range(p):
+            a = int(acts[s, :, i].argmax())
+            if acts[s, a, i] <= 0:
+                continue
+            for b in range(k):
+                if b % n_groups == a % n_groups:
+                    continue
+                for j in range(max(0, i - w + 1), min(p, i + w)):
+                    d = j - i
+                    a_cols = range(max(0, d), min(w, w + d))
+                    b_cols = range(max(0, -d), min(w, w - d))
+                    total = total + mags[a, list(a_cols)].sum() * mags[b, list(b_cols)].sum() * acts[s, b, j]
+    return total / (n * p) / mags[:n_groups].sum()
+
+
+def l1_loss(model, acts=None, target="weights"):
+    """L1 on the conv weights (sum of |w|) or on the activations (mean per position)."""
+    if target == "weights":
+        return model.scanner.conv.weight.abs().sum()
+    if target == "activations":
+        return acts.abs().sum(1).mean()
+    raise ValueError(f"unknown L1 target {target!r}")
+
+
+def attention_entropy(attention):
+    """Mean entropy of every head's attention distribution over positions."""
+    if not attention:
+        return torch.zeros(())
+    stacked = torch.stack(attention)  # (layers, N, H, P)
+    return -(stacked * torch.log(stacked.clamp_min(1e-12))).sum(-1).mean()

@@ -1,0 +1,168 @@
+"""The ARGMINN architecture: motif scanner + memory-stream syntax builder + head.
+
+Input: (N, 4, L) one-hot float (A, C, G, T rows; N bases all-zero).
+Output of ``forward``: (N, T) logits and nothing else, so tangermeme's
+``predict``, ``deep_lift_shap``, ``marginalize``, ``ablate`` and variant-effect
+functions take the model as it is. ``interims`` returns what interpretation
+reads: the pre-norm motif activations and every layer's attention weights.
+
+Every nonlinearity, softmax and norm is a separate ``nn.Module`` instance that
+is called exactly once per forward pass (DeepLIFT hooks rely on that).
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import ModelConfig
+
+
+def sinusoidal_encoding(n_positions, dim, min_period=4.0, max_period=0.0):
+    """(dim, n_positions) sinusoidal positional encoding.
+
+    dim/2 sine/cosine pairs with periods spaced geometrically from
+    ``min_period`` to ``max_period`` bases (0: twice the number of positions),
+    so every pair varies across the window and spacings of a few bases to the
+    whole window are linear read-outs of the encoding.
+    """
+    if dim == 0:
+        return torch.zeros(0, n_positions)
+    max_period = max_period or 2.0 * n_positions
+    n_freq = dim // 2
+    periods = torch.logspace(math.log10(min_period), math.log10(max(max_period, min_period)), n_freq,
+                             dtype=torch.float64)
+    angle = 2 * math.pi * torch.arange(n_positions, dtype=torch.float64)[None, :] / periods[:, None]
+    enc = torch.zeros(dim, n_positions, dtype=torch.float64)
+    enc[0::2] = torch.sin(angle)
+    enc[1::2] = torch.cos(angle)
+    return enc.float()
+
+
+class MotifScanner(nn.Module):
+    """One Conv1d (no padding) + ReLU; optionally scans reverse complements too.
+
+    Returns (N, K, P) activations with K = 2F when scanning both strands: the
+    first F channels are the filters on the forward strand, the next F the
+    same filters reverse-complemented (i.e. the motif on the minus strand).
+    """
+
+    def __init__(self, n_filters, width, reverse_complement=True):
+        super().__init__()
+        self.conv = nn.Conv1d(4, n_filters, width)
+        self.reverse_complement = reverse_complement
+        self.relu = nn.ReLU()
+
+    def rc_weight(self):
+        # Complement = reverse of the ACGT axis; reverse = flip of positions.
+        return self.conv.weight.flip([1, 2])
+
+    def forward(self, X):
+        pre = self.conv(X)
+        if self.reverse_complement:
+            pre = torch.cat([pre, F.conv1d(X, self.rc_weight(), self.conv.bias)], dim=1)
+        return self.relu(pre)
+
+
+class MemoryAttentionLayer(nn.Module):
+    """One query per head from the memory stream; keys/values from the tokens."""
+
+    def __init__(self, token_dim, stream_dim, n_heads, head_dim):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, head_dim
+        self.query = nn.Linear(stream_dim, n_heads * head_dim)
+        self.key = nn.Linear(token_dim, n_heads * head_dim)
+        self.value = nn.Linear(token_dim, n_heads * head_dim)
+        self.softmax = nn.Softmax(dim=-1)
+        self.out = nn.Linear(n_heads * head_dim, token_dim)
+        self.norm1 = nn.LayerNorm(token_dim)
+        self.mlp_in = nn.Linear(token_dim, stream_dim)
+        self.mlp_act = nn.ReLU()
+        self.mlp_out = nn.Linear(stream_dim, stream_dim)
+        self.norm2 = nn.LayerNorm(stream_dim)
+
+    def forward(self, stream, tokens):
+        """stream (N, S), tokens (N, P, D) -> new stream (N, S), attention (N, H, P)."""
+        n, p, _ = tokens.shape
+        q = self.query(stream).view(n, self.n_heads, 1, self.head_dim)
+        k = self.key(tokens).view(n, p, self.n_heads, self.head_dim).transpose(1, 2)
+        v = self.value(tokens).view(n, p, self.n_heads, self.head_dim).transpose(1, 2)
+        scores = (q * k).sum(-1) / math.sqrt(self.head_dim)  # (N, H, P)
+        attn = self.softmax(scores)
+        mixed = (attn.unsqueeze(-1) * v).sum(2).reshape(n, self.n_heads * self.head_dim)
+        update = self.norm1(self.out(mixed))
+        update = self.norm2(self.mlp_out(self.mlp_act(self.mlp_in(update))))
+        return stream + update, attn
+
+
+class ARGMINN(nn.Module):
+    """Motif scanner + memory-stream attention syntax builder + linear head."""
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__()
+        if config is None:
+            config = ModelConfig.from_dict(kwargs)
+        elif kwargs:
+            config = config.replace(**kwargs)
+        self.config = config
+        c = config
+        self.scanner = MotifScanner(c.n_filters, c.filter_width, c.scan_reverse_complement)
+        n_channels = c.n_filters * (2 if c.scan_reverse_complement else 1)
+        self.norm = nn.BatchNorm1d(n_channels) if c.batch_norm else nn.Identity()
+        self.register_buffer("pos_enc", sinusoidal_encoding(c.n_positions, c.pos_enc_dim, c.pos_enc_min_period,
+                                                             c.pos_enc_max_period), persistent=False)
+        generator = torch.Generator().manual_seed(c.memory_seed)
+        self.register_buffer("memory", torch.randn(c.stream_dim, generator=generator), persistent=False)
+        self.token_proj = nn.Linear(n_channels + c.pos_enc_dim, c.token_dim)
+        self.layers = nn.ModuleList(
+            MemoryAttentionLayer(c.token_dim, c.stream_dim, c.n_heads, c.head_dim) for _ in range(c.n_layers)
+        )
+        self.final_norm = nn.LayerNorm(c.stream_dim)
+        self.head = nn.Linear(c.stream_dim, c.n_tasks)
+
+    def _run(self, X, keep):
+        acts = self.scanner(X)
+        normed = self.norm(acts)
+        n = X.shape[0]
+        feats = torch.cat([normed, self.pos_enc.unsqueeze(0).expand(n, -1, -1)], dim=1)
+        tokens = self.token_proj(feats.transpose(1, 2))
+        stream = self.memory.unsqueeze(0).expand(n, -1)
+        attention = []
+        for layer in self.layers:
+            stream, attn = layer(stream, tokens)
+            if keep:
+                attention.append(attn)
+        logits = self.head(self.final_norm(stream))
+        return logits, acts, attention
+
+    def forward(self, X):
+        """(N, 4, L) one-hot -> (N, T) logits."""
+        return self._run(X, keep=False)[0]
+
+    def interims(self, X):
+        """Everything interpretation reads, from one forward pass.
+
+        Returns a dict with
+        - ``logits`` (N, T);
+        - ``raw_activations`` (N, K, P): post-ReLU, pre-norm scanner output
+          (K = 2F with reverse-complement scanning: forward then minus strand);
+        - ``activations`` (N, F, P): per filter, the stronger of the two strands;
+        - ``strand`` (N, F, P): 0 where the forward strand won, 1 where minus;
+        - ``attention``: list over layers of (N, heads, P) attention weights.
+        """
+        logits, acts, attention = self._run(X, keep=True)
+        f = self.config.n_filters
+        if self.config.scan_reverse_complement:
+            best, strand = torch.stack([acts[:, :f], acts[:, f:]], dim=0).max(dim=0)
+        else:
+            best, strand = acts, torch.zeros_like(acts, dtype=torch.long)
+        return {"logits": logits, "raw_activations": acts, "activations": best,
+                "strand": strand, "attention": attention}
+
+    def filter_column_magnitudes(self):
+        """(K, W) sum of |weight| per filter column, matching ``raw_activations``."""
+        mags = self.scanner.conv.weight.abs().sum(1)
+        if self.config.scan_reverse_complement:
+            mags = torch.cat([mags, mags.flip(1)], dim=0)
+        return mags

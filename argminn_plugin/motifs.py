@@ -1,0 +1,230 @@
+"""Motif read-out: filters -> PPMs, MEME export, logos, TOMTOM matches.
+
+Each scanner filter is read straight from its weights: a column-wise softmax of
+the weights (scaled so the filter's strongest column spans ``beta`` nats)
+gives a probability matrix; low-information flanks are trimmed. Filters that
+never fire on the given sequences are dropped. Matches against JASPAR
+(pyjaspar, offline) use memelite's TOMTOM; q-values are Benjamini-Hochberg over
+each query's p-values against the whole target database.
+"""
+
+import functools
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ArgminnError
+from .fileio import atomic_write, check_writable
+
+
+def information_content(ppm):
+    """Bits per column of a (4, w) probability matrix."""
+    p = np.clip(ppm, 1e-9, 1)
+    return 2 + (p * np.log2(p)).sum(0)
+
+
+def weights_to_ppm(weight, beta=4.0):
+    """(4, W) conv weights -> (4, W) probabilities by a scaled column softmax.
+
+    The weights are centred per column and scaled so that the filter's largest
+    column range is ``beta`` nats: the strongest base of the strongest column
+    then gets probability ~ e^beta times the weakest.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    w = w - w.mean(0, keepdims=True)
+    span = (w.max(0) - w.min(0)).max()
+    if span <= 0:
+        return np.full(w.shape, 0.25)
+    z = w * (beta / span)
+    e = np.exp(z - z.max(0, keepdims=True))
+    return e / e.sum(0, keepdims=True)
+
+
+def trim(ppm, min_ic=0.3, min_width=4):
+    """Cut flanking columns under ``min_ic`` bits; returns (ppm, first, last+1)."""
+    ic = information_content(ppm)
+    keep = np.flatnonzero(ic >= min_ic)
+    if keep.size == 0:
+        return ppm, 0, ppm.shape[1]
+    lo, hi = int(keep[0]), int(keep[-1]) + 1
+    while hi - lo < min(min_width, ppm.shape[1]):
+        if lo > 0 and (hi >= ppm.shape[1] or ic[lo - 1] >= ic[hi]):
+            lo -= 1
+        else:
+            hi += 1
+    return ppm[:, lo:hi], lo, hi
+
+
+def consensus(ppm):
+    return "".join("ACGT"[i] if p >= 0.5 else "acgt"[i] for i, p in zip(ppm.argmax(0), ppm.max(0)))
+
+
+@torch.no_grad()
+def filter_activity(model, X, batch_size=256):
+    """Per filter: the largest activation on X and the fraction of sequences where it fires."""
+    model.eval()
+    best = torch.zeros(model.config.n_filters)
+    fired = torch.zeros(model.config.n_filters)
+    for i in range(0, len(X), batch_size):
+        acts = model.interims(X[i:i + batch_size])["activations"]  # (n, F, P)
+        peak = acts.amax(2)
+        best = torch.maximum(best, peak.amax(0))
+        fired += (peak > 0).float().sum(0)
+    return best.numpy(), (fired / len(X)).numpy()
+
+
+def extract_motifs(model, X=None, beta=4.0, min_ic=0.3, min_activity=0.1, batch_size=256):
+    """Read every filter as a motif.
+
+    Returns a DataFrame (one row per filter: filter, name, active, max_activation,
+    fire_fraction, width, consensus, ic) and a dict name -> trimmed PPM of the
+    active filters. With X, a filter is active when its largest activation on X
+    is at least ``min_activity`` times that of the most active filter; without
+    X, when it can fire at all (best-case score above zero).
+    """
+    weight = model.scanner.conv.weight.detach().cpu().numpy()
+    bias = model.scanner.conv.bias.detach().cpu().numpy()
+    if X is not None:
+        best, fired = filter_activity(model, X, batch_size)
+    else:
+        best = np.maximum(weight.max(1).sum(1) + bias, 0)
+        fired = np.full(len(best), np.nan)
+    top = best.max() if best.size else 0.0
+    rows, ppms = [], {}
+    for f in range(weight.shape[0]):
+        ppm, lo, hi = trim(weights_to_ppm(weight[f], beta), min_ic)
+        active = bool(top > 0 and best[f] >= min_activity * top)
+        name = f"filter{f}"
+        rows.append({"filter": f, "name": name, "active": active, "max_activation": float(best[f]),
+                     "fire_fraction": float(fired[f]), "start": lo, "end": hi, "width": hi - lo,
+                     "consensus": consensus(ppm), "ic": float(information_content(ppm).sum())})
+        if active:
+            ppms[name] = ppm
+    return pd.DataFrame(rows), ppms
+
+
+# ------------------------------------------------------------------------ MEME
+
+def write_meme(path, motifs, force=False):
+    """Write motifs (dict name -> (4, w) PPM, or list of (name, PPM)) with memelite, atomically."""
+    from memelite.io import write_meme as _write
+
+    items = list(motifs.items()) if isinstance(motifs, dict) else list(motifs)
+    check_writable(path, force)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".meme.tmp")
+    os.close(fd)
+    try:
+        _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_meme(path):
+    from memelite.io import read_meme as _read
+
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{path}: MEME file not found")
+    motifs = _read(path)
+    if not motifs:
+        raise ArgminnError(f"{path}: no motifs found (expected MEME format with 'MOTIF' and "
+                           "'letter-probability matrix' lines)")
+    return motifs
+
+
+@functools.lru_cache(maxsize=4)
+def jaspar_database(release="JASPAR2024", tax_group="vertebrates"):
+    """Every CORE motif of ``tax_group`` in ``release``: dict 'ID NAME' -> PPM (offline, pyjaspar)."""
+    from pyjaspar import jaspardb
+
+    motifs = jaspardb(release=release).fetch_motifs(collection="CORE", tax_group=[tax_group])
+    out = {}
+    for m in motifs:
+        counts = np.array([m.counts[b] for b in "ACGT"], dtype=np.float64)
+        out[f"{m.matrix_id} {m.name}"] = counts / counts.sum(0, keepdims=True)
+    return out
+
+
+def benjamini_hochberg(p):
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(q)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def tomtom_qvalues(queries, targets=None):
+    """TOMTOM (memelite) of every query PPM against every target PPM.
+
+    ``targets`` defaults to the JASPAR2024 CORE vertebrate motifs. Returns
+    (p, q): DataFrames indexed by query name with one column per target; q is
+    Benjamini-Hochberg over each query's p-values against all targets.
+    """
+    from memelite import tomtom
+
+    targets = targets if targets is not None else jaspar_database()
+    q_names, t_names = list(queries), list(targets)
+    if not q_names:
+        empty = pd.DataFrame(columns=t_names, dtype=float)
+        return empty, empty.copy()
+    p = tomtom([np.asarray(queries[k], dtype=np.float64) for k in q_names],
+               [np.asarray(targets[k], dtype=np.float64) for k in t_names])[0]
+    q = np.stack([benjamini_hochberg(row) for row in p])
+    return pd.DataFrame(p, index=q_names, columns=t_names), pd.DataFrame(q, index=q_names, columns=t_names)
+
+
+def best_matches(p, q, n_best=5):
+    """Long table of each query's ``n_best`` targets by p-value."""
+    rows = []
+    for name in p.index:
+        for rank, target in enumerate(p.loc[name].sort_values().index[:n_best], 1):
+            rows.append({"query": name, "rank": rank, "target": target,
+                         "p_value": float(p.at[name, target]), "q_value": float(q.at[name, target])})
+    return pd.DataFrame(rows, columns=["query", "rank", "target", "p_value", "q_value"])
+
+
+def column_for_id(table, motif_id):
+    """The column of a TOMTOM table whose target name starts with JASPAR ``motif_id``."""
+    hits = [c for c in table.columns if c.split()[0] == motif_id]
+    if not hits:
+        raise ArgminnError(f"motif {motif_id!r} is not among the {table.shape[1]} target motifs")
+    return hits[0]
+
+
+# ----------------------------------------------------------------------- logos
+
+def save_logos(motifs, path, force=False, title=None):
+    """One PNG with an information-content logo per motif (logomaker)."""
+    import logomaker
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    check_writable(path, force)
+    names = list(motifs)
+    n = max(len(names), 1)
+    fig, axes = plt.subplots(n, 1, figsize=(5, 1.6 * n), squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        ppm = np.asarray(motifs[name])
+        heights = ppm * information_content(ppm)[None, :]
+        logomaker.Logo(pd.DataFrame(heights.T, columns=list("ACGT")), ax=ax)
+        ax.set_ylim(0, 2)
+        ax.set_ylabel("bits")
+        ax.set_title(name, fontsize=9)
+    if not names:
+        axes[0, 0].text(0.5, 0.5, "no active filters", ha="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_write(path, "wb", force=True) as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,33 @@
+"""Prediction on arrays and on FASTA + BED intervals."""
+
+import numpy as np
+import torch
+
+from .data import check_X, load_intervals
+from .fileio import atomic_write
+
+
+def predict(model, X, batch_size=256, device="cpu", verbose=False):
+    """(N, 4, L) one-hot -> (N, T) logits, batched by tangermeme.predict."""
+    from tangermeme.predict import predict as _predict
+
+    X = check_X(X, model.config.input_length)
+    model.eval()
+    return _predict(model, X, batch_size=batch_size, device=device, verbose=verbose)
+
+
+def predict_intervals(model, fasta, bed, batch_size=256, device="cpu"):
+    """Windows centred on BED intervals -> (bed DataFrame, (N, T) logits)."""
+    X, _, table, _ = load_intervals(fasta, bed, model.config.input_length)
+    return table, predict(model, X, batch_size=batch_size, device=device)
+
+
+def write_predictions(path, bed, logits, names, force=False):
+    """TSV: chrom, start, end, then per task the probability and the logit."""
+    logits = logits.detach().cpu().numpy() if torch.is_tensor(logits) else np.asarray(logits)
+    probs = 1 / (1 + np.exp(-logits))
+    with atomic_write(path, "w", force=force) as handle:
+        handle.write("\t".join(["chrom", "start", "end"] + [c for n in names for c in (n, n + "_logit")]) + "\n")
+        for i, (chrom, start, end) in enumerate(zip(bed["chrom"], bed["start"], bed["end"])):
+            vals = [f"{v:.6g}" for t in range(len(names)) for v in (probs[i, t], logits[i, t])]
+            handle.write("\t".join([str(chrom), str(start), str(end)] + vals) + "\n")

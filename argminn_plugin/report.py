@@ -1,0 +1,61 @@
+"""The motif report: MEME, logos, TOMTOM vs JASPAR, planted-motif recovery."""
+
+import json
+import os
+
+import numpy as np
+
+from .fileio import atomic_write, check_writable
+from .motifs import best_matches, column_for_id, extract_motifs, save_logos, tomtom_qvalues, write_meme
+
+Q_THRESHOLD = 0.05
+
+
+def planted_recovery(q, motif_ids, threshold=Q_THRESHOLD):
+    """For each planted JASPAR ID: the filters matching it with q < threshold."""
+    out = {}
+    for mid in motif_ids:
+        col = column_for_id(q, mid)
+        out[mid] = sorted(q.index[q[col] < threshold].tolist())
+    return out
+
+
+def motif_report(model, X, out_dir, force=False, planted=None, targets=None):
+    """Write motifs.meme, motifs.tsv, tomtom.tsv, logos.png and report.json to ``out_dir``.
+
+    ``planted``: a simulation.json; each planted motif must then be matched by
+    exactly one active filter (q < 0.05). Returns the per-filter table.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, k) for k in ("motifs.meme", "motifs.tsv", "tomtom.tsv", "logos.png",
+                                                    "report.json")}
+    for path in paths.values():
+        check_writable(path, force)
+    table, ppms = extract_motifs(model, X)
+    p, q = tomtom_qvalues(ppms, targets)
+    matches = best_matches(p, q, n_best=5)
+    top = matches[matches["rank"] == 1].set_index("query")
+    table["best_match"] = [top.at[n, "target"] if n in top.index else "" for n in table["name"]]
+    table["best_q"] = [float(top.at[n, "q_value"]) if n in top.index else np.nan for n in table["name"]]
+
+    write_meme(paths["motifs.meme"], ppms, force=True)
+    save_logos(ppms, paths["logos.png"], force=True, title="ARGMINN filters (active)")
+    with atomic_write(paths["motifs.tsv"], force=True) as handle:
+        table.to_csv(handle, sep="\t", index=False)
+    with atomic_write(paths["tomtom.tsv"], force=True) as handle:
+        matches.to_csv(handle, sep="\t", index=False)
+    report = {"n_filters": int(len(table)), "n_active": int(table["active"].sum()),
+              "active": table.loc[table["active"], "name"].tolist()}
+    if planted:
+        with open(planted) as handle:
+            motif_ids = json.load(handle)["config"]["motif_ids"]
+        recovery = planted_recovery(q, motif_ids)
+        report["planted"] = recovery
+        report["each_planted_motif_found_by_exactly_one_filter"] = all(len(v) == 1 for v in recovery.values())
+        report["planted_q"] = {mid: {n: float(q.at[n, column_for_id(q, mid)]) for n in q.index}
+                               for mid in motif_ids}
+    with atomic_write(paths["report.json"], force=True) as handle:
+        json.dump(report, handle, indent=2)
+    if planted:
+        print(f"planted motifs -> filters with TOMTOM q < {Q_THRESHOLD}: {report['planted']}")
+    return table

@@ -1,0 +1,196 @@
+"""The embedded default dataset: real JASPAR motifs planted with a syntax rule.
+
+Two JASPAR2024 motifs (read offline from pyjaspar) are planted into uniform
+random background. The rule: a sequence is positive iff motif A is followed by
+motif B with B starting exactly ``spacing`` bp after A's start, both on the
+same strand (the pair as a unit may sit on either strand). Negatives are a mix
+of empty background, A alone, B alone, and A + B with a wrong spacing or a
+wrong relative orientation. Sequences are laid end to end (with random
+spacers) on three chromosomes of a small genome: chr1 for training, chr2 for
+validation, chr3 for testing, so the data load like any genome + BED data set.
+
+Outputs in the directory: genome.fa, peaks.bed (labelled BED: chrom, start,
+end, label), instances.tsv (ground truth: every planted motif instance, with
+genome and in-window coordinates), motifs.meme (the planted PPMs) and
+simulation.json (the parameters and split chromosomes).
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+import numpy as np
+
+from .config import _Config
+from .errors import ArgminnError
+from .fileio import atomic_write, check_writable
+
+SPLITS = {"train": "chr1", "valid": "chr2", "test": "chr3"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig(_Config):
+    seed: int = 1
+    length: int = 200
+    motif_ids: typing.Tuple[str, ...] = ("MA0114.5", "MA0047.4")  # HNF4A, FOXA2 (JASPAR2024)
+    spacing: int = 22  # B starts this many bp after A (same strand)
+    wrong_spacing_margin: int = 6  # wrong spacings differ from `spacing` by at least this
+    # Share of the wrong-syntax negatives whose motifs face the wrong relative
+    # orientation (the rest have the right orientation at a wrong spacing).
+    wrong_orientation_fraction: float = 1.0
+    n_train: int = 6000
+    n_valid: int = 1000
+    n_test: int = 1000
+    positive_fraction: float = 0.5
+    # Mix of negative kinds: empty, A only, B only, A+B wrong syntax.
+    negative_mix: typing.Tuple[float, ...] = (0.25, 0.25, 0.25, 0.25)
+    spacer: int = 50
+    # Instances are sampled from the PPM raised to this power (renormalised):
+    # JASPAR ChIP-derived matrices are soft (10-12 bits for these two), so
+    # planted instances are drawn a little sharper than the matrix to stand
+    # out of a 200-bp random background. 1.0 samples the PPM as it is.
+    sharpness: float = 2.0
+    pseudocount: float = 0.0
+    jaspar_release: str = "JASPAR2024"
+
+    def __post_init__(self):
+        if len(self.motif_ids) != 2:
+            raise ArgminnError("SimulationConfig: 'motif_ids' must name exactly two JASPAR motifs (A then B)")
+        if len(self.negative_mix) != 4 or min(self.negative_mix) < 0 or sum(self.negative_mix) <= 0:
+            raise ArgminnError("SimulationConfig: 'negative_mix' needs 4 non-negative weights "
+                               "(empty, A only, B only, wrong syntax)")
+        if not 0 <= self.wrong_orientation_fraction <= 1:
+            raise ArgminnError("SimulationConfig: 'wrong_orientation_fraction' must be between 0 and 1")
+        if not 0 < self.positive_fraction < 1:
+            raise ArgminnError("SimulationConfig: 'positive_fraction' must be between 0 and 1")
+        if min(self.n_train, self.n_valid, self.n_test) < 1:
+            raise ArgminnError("SimulationConfig: n_train, n_valid and n_test must be >= 1")
+
+
+def jaspar_motif(motif_id, release="JASPAR2024"):
+    """(name, (4, w) probability matrix) for a JASPAR ID, read offline by pyjaspar."""
+    from pyjaspar import jaspardb
+
+    motif = jaspardb(release=release).fetch_motif_by_id(motif_id)
+    if motif is None:
+        raise ArgminnError(f"JASPAR ID {motif_id!r} is not in {release} (use an ID such as MA0035.5)")
+    counts = np.array([motif.counts[b] for b in "ACGT"], dtype=np.float64)
+    return motif.name, counts / counts.sum(0, keepdims=True)
+
+
+def _sample_motif(ppm, rng, pseudocount, sharpness=1.0):
+    probs = (ppm + pseudocount) ** sharpness
+    probs = probs / probs.sum(0, keepdims=True)
+    cum = probs.cumsum(0)
+    draws = rng.random(ppm.shape[1])
+    return (draws[None, :] > cum).sum(0).clip(0, 3)
+
+
+def _rc_codes(codes):
+    return (3 - codes)[::-1]
+
+
+def _wrong_layout(rng, cfg, wa, wb):
+    """A and B with a spacing or relative orientation that breaks the rule."""
+    length = cfg.length
+    while True:
+        if rng.random() < cfg.wrong_orientation_fraction:  # wrong relative orientation
+            strand_b = "-"
+            offset = cfg.spacing if rng.random() < 0.5 else int(rng.integers(-length // 2, length // 2))
+        else:
+            offset = int(rng.integers(-length // 2, length // 2))
+            strand_b = "+"
+            if abs(offset - cfg.spacing) < cfg.wrong_spacing_margin:
+                continue
+        # A at a, B at a + offset: non-overlapping, and the pair fits the window.
+        span = max(wa, offset + wb) - min(0, offset)
+        if -wb < offset < wa or span > cfg.length:
+            continue
+        return offset, strand_b
+
+
+def simulate_sequences(cfg, n, rng, ppms):
+    """n windows as int codes (n, L), labels (n,), and the instances planted."""
+    length = cfg.length
+    (name_a, ppm_a), (name_b, ppm_b) = ppms
+    wa, wb = ppm_a.shape[1], ppm_b.shape[1]
+    codes = rng.integers(0, 4, size=(n, length))
+    labels = (rng.random(n) < cfg.positive_fraction).astype(np.int64)
+    mix = np.asarray(cfg.negative_mix, dtype=float)
+    kinds = rng.choice(4, size=n, p=mix / mix.sum())
+    instances = []
+
+    def plant(i, ppm, name, start, strand):
+        motif = _sample_motif(ppm, rng, cfg.pseudocount, cfg.sharpness)
+        codes[i, start:start + len(motif)] = motif if strand == "+" else _rc_codes(motif)
+        instances.append((i, name, start, start + len(motif), strand))
+
+    for i in range(n):
+        if labels[i] == 1 or kinds[i] == 3:
+            offset, strand_b = (cfg.spacing, "+") if labels[i] == 1 else _wrong_layout(rng, cfg, wa, wb)
+            lo = max(0, -offset)
+            hi = length - max(wa, offset + wb)
+            a = int(rng.integers(lo, hi + 1))
+            layout = [(ppm_a, name_a, a, "+"), (ppm_b, name_b, a + offset, strand_b)]
+            if rng.random() < 0.5:  # the whole pair on the minus strand
+                layout = [(p, nm, length - s - p.shape[1], "-" if st == "+" else "+") for p, nm, s, st in layout]
+            for ppm, name, start, strand in layout:
+                plant(i, ppm, name, start, strand)
+        elif kinds[i] in (1, 2):
+            ppm, name = (ppm_a, name_a) if kinds[i] == 1 else (ppm_b, name_b)
+            start = int(rng.integers(0, length - ppm.shape[1] + 1))
+            plant(i, ppm, name, start, "+" if rng.random() < 0.5 else "-")
+    return codes, labels, instances
+
+
+def simulate(out_dir, config=None, force=False):
+    """Write the default dataset to ``out_dir``; returns the summary dict."""
+    from .motifs import write_meme
+
+    cfg = config or SimulationConfig()
+    os.makedirs(out_dir, exist_ok=True)
+    outputs = ["genome.fa", "peaks.bed", "instances.tsv", "motifs.meme", "simulation.json"]
+    for name in outputs:
+        check_writable(os.path.join(out_dir, name), force)
+    rng = np.random.default_rng(cfg.seed)
+    ppms = [jaspar_motif(m, cfg.jaspar_release) for m in cfg.motif_ids]
+    letters = np.array(list("ACGT"))
+    genome, bed_rows, inst_rows = {}, [], []
+    for split, n in (("train", cfg.n_train), ("valid", cfg.n_valid), ("test", cfg.n_test)):
+        chrom = SPLITS[split]
+        codes, labels, instances = simulate_sequences(cfg, n, rng, ppms)
+        pieces, pos, starts = [], 0, []
+        for i in range(n):
+            spacer = letters[rng.integers(0, 4, size=cfg.spacer)]
+            pieces.append("".join(spacer))
+            pos += cfg.spacer
+            starts.append(pos)
+            pieces.append("".join(letters[codes[i]]))
+            pos += cfg.length
+        pieces.append("".join(letters[rng.integers(0, 4, size=cfg.spacer)]))
+        genome[chrom] = "".join(pieces)
+        for i in range(n):
+            bed_rows.append(f"{chrom}\t{starts[i]}\t{starts[i] + cfg.length}\t{labels[i]}")
+        for i, name, s, e, strand in instances:
+            inst_rows.append(f"{chrom}\t{starts[i] + s}\t{starts[i] + e}\t{name}\t{strand}\t{split}\t"
+                             f"{chrom}:{starts[i]}-{starts[i] + cfg.length}\t{s}\t{e}\t{labels[i]}")
+    with atomic_write(os.path.join(out_dir, "genome.fa"), force=True) as handle:
+        for chrom, seq in genome.items():
+            handle.write(f">{chrom}\n")
+            for k in range(0, len(seq), 80):
+                handle.write(seq[k:k + 80] + "\n")
+    with atomic_write(os.path.join(out_dir, "peaks.bed"), force=True) as handle:
+        handle.write("#chrom\tstart\tend\tlabel\n")
+        handle.write("\n".join(bed_rows) + "\n")
+    with atomic_write(os.path.join(out_dir, "instances.tsv"), force=True) as handle:
+        handle.write("chrom\tstart\tend\tmotif\tstrand\tsplit\twindow\twindow_start\twindow_end\tlabel\n")
+        handle.write("\n".join(inst_rows) + "\n")
+    write_meme(os.path.join(out_dir, "motifs.meme"), [(cfg.motif_ids[k] + " " + ppms[k][0], ppms[k][1])
+                                                       for k in range(2)], force=True)
+    summary = {"config": cfg.to_dict(), "motifs": {cfg.motif_ids[k]: ppms[k][0] for k in range(2)},
+               "splits": SPLITS, "task_names": ["label"],
+               "rule": f"positive iff {ppms[0][0]} then {ppms[1][0]} starting {cfg.spacing} bp later, same strand"}
+    with atomic_write(os.path.join(out_dir, "simulation.json"), force=True) as handle:
+        json.dump(summary, handle, indent=2)
+    return summary

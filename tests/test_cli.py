@@ -1,0 +1,118 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from argminn_plugin.cli import main
+from argminn_plugin.train import load_model, safe_load_torch
+
+SMALL_MODEL = ["--model-set", "n_filters=4", "--model-set", "n_layers=2", "--model-set", "stream_dim=32",
+               "--model-set", "head_dim=8", "--model-set", "n_heads=2"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "data"
+    assert main(["simulate", "--out", str(out), "--set", "n_train=400", "--set", "n_valid=100",
+                 "--set", "n_test=100", "--set", "length=100", "--set", "spacing=15"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--data", str(dataset), "--out", str(run), "--quiet", "--train-set", "max_epochs=2",
+                 *SMALL_MODEL]) == 0
+    return run
+
+
+def test_train_writes_run(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["label"]["auroc"] <= 1
+    history = json.loads((trained / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    state = safe_load_torch(str(trained / "last.pt"))
+    assert state["epoch"] == 1 and "optimizer" in state
+    model = load_model(str(trained / "model.pt"))
+    assert model.config.task_names == ("label",) and model.config.input_length == 100
+
+
+def test_predict_matches_library(dataset, trained, tmp_path):
+    from argminn_plugin.predict import predict_intervals
+
+    out = tmp_path / "pred.tsv"
+    assert main(["predict", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+                 "--bed", str(dataset / "peaks.bed"), "-o", str(out)]) == 0
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns) == ["chrom", "start", "end", "label", "label_logit"]
+    assert len(table) == 600
+    model = load_model(str(trained / "model.pt"))
+    _, logits = predict_intervals(model, str(dataset / "genome.fa"), str(dataset / "peaks.bed"))
+    assert torch.allclose(torch.tensor(table["label_logit"].values, dtype=torch.float32), logits[:, 0], atol=1e-4)
+    assert torch.allclose(torch.tensor(table["label"].values), torch.sigmoid(logits[:, 0]).double(), atol=1e-5)
+    # no silent overwrite
+    assert main(["predict", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+                 "--bed", str(dataset / "peaks.bed"), "-o", str(out)]) == 2
+
+
+def test_motifs_command(dataset, trained, tmp_path):
+    out = tmp_path / "motifs"
+    assert main(["motifs", "--model", str(trained / "model.pt"), "--data", str(dataset), "--out", str(out),
+                 "--planted", str(dataset / "simulation.json")]) == 0
+    for name in ("motifs.meme", "motifs.tsv", "tomtom.tsv", "logos.png", "report.json"):
+        assert (out / name).stat().st_size > 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["planted"]) == {"MA0114.5", "MA0047.4"}
+    table = pd.read_csv(out / "motifs.tsv", sep="\t")
+    assert len(table) == 4 and report["n_active"] == int(table["active"].sum())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--out", "x"], "give --data DIR, or both --fasta and --bed"),
+    (["predict", "--model", "nope.pt", "--fasta", "a.fa", "--bed", "b.bed", "-o", "o.tsv"], "model file not found"),
+    (["simulate", "--out", "s", "--set", "n_trian=5"], "unknown key(s) 'n_trian'"),
+    (["train", "--data", ".", "--out", "x"], "not a dataset directory"),
+])
+def test_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("argminn: error:") and message in err and "\n" not in err
+
+
+def test_train_refuses_existing_run(dataset, trained, capsys):
+    assert main(["train", "--data", str(dataset), "--out", str(trained), "--quiet", *SMALL_MODEL]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def _train_cmd(dataset, out, *extra):
+    return [sys.executable, "-m", "argminn_plugin.cli", "train", "--data", str(dataset), "--out", str(out),
+            "--quiet", "--train-set", "max_epochs=4", "--train-set", "patience=10", "--train-set", "num_threads=1",
+            *SMALL_MODEL, *extra]
+
+
+def test_sigkill_then_resume_gives_the_same_model(dataset, tmp_path):
+    """Kill training mid-run with SIGKILL, resume, and get the uninterrupted run's weights."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_train_cmd(dataset, full), check=True, capture_output=True)
+    proc = subprocess.Popen(_train_cmd(dataset, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "history.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads((killed / "history.json").read_text())
+    assert 1 <= len(done) < 4, "the kill should land before the last epoch"
+    subprocess.run(_train_cmd(dataset, killed, "--resume"), check=True, capture_output=True)
+    a = safe_load_torch(str(full / "last.pt"))
+    b = safe_load_torch(str(killed / "last.pt"))
+    assert a["epoch"] == b["epoch"] == 3
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert [h["val_loss"] for h in a["history"]] == [h["val_loss"] for h in b["history"]]

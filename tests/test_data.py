@@ -1,0 +1,127 @@
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from argminn_plugin import ArgminnError
+from argminn_plugin.data import (check_labels, check_X, decode, load_intervals, one_hot, one_hot_many, read_bed,
+                                 reverse_complement)
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def genome(tmp_path):
+    seq1 = "ACGT" * 10 + "acgtNNNNacgt" + "T" * 8  # 60 bp, soft-masked and N stretch
+    seq2 = "GGGGCCCCAAAATTTT" * 2  # 32 bp
+    return write(tmp_path / "g.fa", f">chrA\n{seq1[:30]}\n{seq1[30:]}\n>chrB\n{seq2}\n"), seq1, seq2
+
+
+def test_one_hot_known_answer():
+    X = one_hot("ACgtN")
+    expected = torch.tensor([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]],
+                            dtype=torch.float32)
+    assert X.dtype == torch.float32 and torch.equal(X, expected)
+    assert decode(X) == "ACGTN"
+    assert decode(reverse_complement(X[None]))[0] == "NACGT"
+
+
+def test_one_hot_rejects_iupac_with_position():
+    with pytest.raises(ArgminnError, match=r"seq7: position 3: character 'R'"):
+        one_hot("ACRT", "seq7")
+
+
+def test_one_hot_many_length_mismatch():
+    with pytest.raises(ArgminnError, match="s2: length 3 but the model expects 4"):
+        one_hot_many(["ACGT", "ACG"], names=["s1", "s2"])
+    with pytest.raises(ArgminnError, match="empty"):
+        one_hot_many([])
+
+
+def test_check_X_shapes_and_dtypes():
+    assert check_X(np.zeros((2, 4, 10), dtype=np.int8)).dtype == torch.float32
+    with pytest.raises(ArgminnError, match=r"shape \(2, 10, 4\); expected \(N, 4, L\)"):
+        check_X(np.zeros((2, 10, 4)))
+    with pytest.raises(ArgminnError, match="sequences are 10 bp but the model expects 12"):
+        check_X(np.zeros((2, 4, 10)), length=12)
+    with pytest.raises(ArgminnError, match="empty input"):
+        check_X(np.zeros((0, 4, 10)))
+    with pytest.raises(ArgminnError, match="not numeric"):
+        check_X(np.array([[["A"] * 3] * 4], dtype=object))
+    with pytest.raises(ArgminnError, match="NaN"):
+        check_X(torch.full((1, 4, 3), float("nan")))
+
+
+def test_check_labels():
+    assert check_labels([0, 1, 1]).shape == (3, 1)
+    with pytest.raises(ArgminnError, match=r"row 2, column 1: value 0.5 is not 0 or 1"):
+        check_labels([0, 0.5])
+    with pytest.raises(ArgminnError, match="3 rows but there are 2 sequences"):
+        check_labels([0, 1, 1], n=2)
+
+
+def test_load_intervals_centres_windows(genome, tmp_path):
+    fasta, seq1, seq2 = genome
+    bed = write(tmp_path / "r.bed", "chrA\t20\t30\tx\nchrB\t10\t12\n")
+    X, y, table, names = load_intervals(fasta, bed, 8)
+    assert y is None and names == [] and X.shape == (2, 4, 8)
+    # mid = 25 -> [21, 29); mid = 11 -> [7, 15)
+    assert decode(X) == [seq1[21:29].upper(), seq2[7:15]]
+    bed2 = write(tmp_path / "n.bed", "chrA\t40\t52\n")
+    X2 = load_intervals(fasta, bed2, 12)[0]
+    assert decode(X2)[0] == "ACGTNNNNACGT" and X2[0, :, 4:8].sum() == 0
+
+
+def test_labelled_bed(tmp_path, genome):
+    fasta = genome[0]
+    bed = write(tmp_path / "l.bed", "#chrom\tstart\tend\tgood\tbad\nchrA\t0\t10\t1\t0\nchrB\t0\t10\t0\t1\n")
+    X, y, _, names = load_intervals(fasta, bed, 10, label_columns=True)
+    assert names == ["good", "bad"] and y.tolist() == [[1, 0], [0, 1]]
+    bad = write(tmp_path / "b.bed", "chrA\t0\t10\t1\nchrB\t0\t10\t2\n")
+    with pytest.raises(ArgminnError, match=r"b.bed: line 2: label '2' is not 0 or 1"):
+        load_intervals(fasta, bad, 10, label_columns=True)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("chrA\t5\n", r"line 1: 2 column\(s\)"),
+    ("chrA\t5\t3\n", "line 1: start 5 is not before end 3"),
+    ("chrA\tfive\t9\n", "line 1: start/end must be integers"),
+    ("chrA\t0\t10\nchrZ\t0\t10\n", "line 2: chromosome 'chrZ' is not in the FASTA"),
+    ("chrB\t20\t32\n", r"line 1: the 20-bp window chrB:16-36 .* runs past the chromosome \(chrB is 32 bp\)"),
+    ("# only a header\n", "no intervals"),
+])
+def test_bed_errors_name_file_and_line(tmp_path, genome, content, message):
+    bed = write(tmp_path / "bad.bed", content)
+    with pytest.raises(ArgminnError, match=message):
+        load_intervals(genome[0], bed, 20 if "20-bp" in message else 10)
+
+
+def test_missing_files(tmp_path, genome):
+    with pytest.raises(ArgminnError, match="FASTA file not found"):
+        load_intervals(str(tmp_path / "no.fa"), write(tmp_path / "r.bed", "chrA\t0\t5\n"), 5)
+    with pytest.raises(ArgminnError, match="BED file not found"):
+        read_bed(str(tmp_path / "no.bed"))
+
+
+def test_iupac_in_fasta_window(tmp_path):
+    fasta = write(tmp_path / "i.fa", ">c\nACGTRACGTA\n")
+    bed = write(tmp_path / "r.bed", "c\t0\t10\n")
+    with pytest.raises(ArgminnError, match=r"i.fa: c:5: character 'R'"):
+        load_intervals(fasta, bed, 10)
+
+
+def test_stale_index_is_rebuilt(tmp_path):
+    path = tmp_path / "s.fa"
+    path.write_text(">c\nAAAAAAAAAA\n")
+    bed = write(tmp_path / "r.bed", "c\t0\t10\n")
+    assert decode(load_intervals(str(path), bed, 10)[0])[0] == "A" * 10
+    assert os.path.exists(str(path) + ".fai")
+    time.sleep(0.01)
+    path.write_text(">c\nCCCCCCCCCCGG\n")
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert decode(load_intervals(str(path), bed, 10)[0])[0] == "C" * 10

@@ -1,0 +1,81 @@
+import math
+
+import pytest
+import torch
+
+from argminn_plugin.losses import (attention_entropy, filter_overlap_loss, filter_overlap_loss_loop, l1_loss,
+                                   overlap_tables)
+
+
+@pytest.mark.parametrize("groups", [None, 3])
+def test_overlap_matches_loop_oracle(groups):
+    g = torch.Generator().manual_seed(3)
+    acts = torch.relu(torch.randn(3, 6, 17, generator=g))
+    mags = torch.rand(6, 5, generator=g)
+    fast = filter_overlap_loss(acts, mags, groups)
+    slow = filter_overlap_loss_loop(acts, mags, groups)
+    assert fast.item() > 0
+    assert fast.item() == pytest.approx(slow.item(), rel=1e-5)
+
+
+def test_overlap_gradients_match_oracle():
+    g = torch.Generator().manual_seed(5)
+    acts1 = torch.relu(torch.randn(2, 4, 11, generator=g)).requires_grad_()
+    mags1 = torch.rand(4, 3, generator=g).requires_grad_()
+    acts2, mags2 = acts1.detach().clone().requires_grad_(), mags1.detach().clone().requires_grad_()
+    filter_overlap_loss(acts1, mags1, 2).backward()
+    filter_overlap_loss_loop(acts2, mags2, 2).backward()
+    assert torch.allclose(acts1.grad, acts2.grad, atol=1e-6)
+    assert torch.allclose(mags1.grad, mags2.grad, atol=1e-6)
+
+
+def test_overlap_zero_when_filters_fire_apart():
+    acts = torch.zeros(1, 2, 40)
+    acts[0, 0, 5] = 2.0
+    acts[0, 1, 5 + 4] = 3.0  # width 4: windows [5, 9) and [9, 13) share no base
+    mags = torch.ones(2, 4)
+    assert filter_overlap_loss(acts, mags).item() == 0.0
+
+
+def test_overlap_known_answer_for_one_overlap():
+    acts = torch.zeros(1, 2, 10)
+    acts[0, 0, 2] = 2.0  # filter a (top at position 2)
+    acts[0, 1, 3] = 1.0  # filter b one base later: 3 shared columns of width 4
+    mags = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
+    # position 2: a top, b at d=+1 -> ov_a = 3, ov_b = 3 * 2 = 6, times act_b = 1 -> 18
+    # position 3: b top, a at d=-1 -> ov_a(b) = 3 * 2 = 6, ov_b(a) = 3, times act_a = 2 -> 36
+    expected = (18 + 36) / 10 / mags[:2].sum()
+    assert filter_overlap_loss(acts, mags).item() == pytest.approx(expected.item())
+
+
+def test_same_filter_both_strands_not_penalised():
+    acts = torch.zeros(1, 4, 12)
+    acts[0, 0, 3] = 1.0  # filter 0, forward
+    acts[0, 2, 4] = 1.0  # filter 0, reverse complement (channel 0 + 2)
+    mags = torch.ones(4, 4)
+    assert filter_overlap_loss(acts, mags, n_groups=2).item() == 0.0
+    assert filter_overlap_loss(acts, mags, n_groups=4).item() > 0.0
+
+
+def test_overlap_tables_known_answer():
+    mags = torch.tensor([[1.0, 2.0, 3.0]])
+    ov_a, ov_b = overlap_tables(mags)
+    # offsets -2..2: a overlaps [0,1) [0,2) [0,3) [1,3) [2,3); b the mirrored columns
+    assert ov_a.tolist() == [[1.0, 3.0, 6.0, 5.0, 3.0]]
+    assert ov_b.tolist() == [[3.0, 5.0, 6.0, 3.0, 1.0]]
+
+
+def test_entropy_and_l1_known_answers(small_config):
+    from argminn_plugin import ARGMINN
+
+    uniform = [torch.full((2, 3, 8), 1 / 8)]
+    assert attention_entropy(uniform).item() == pytest.approx(math.log(8))
+    onehot = torch.zeros(2, 3, 8)
+    onehot[..., 0] = 1
+    assert attention_entropy([onehot]).item() == pytest.approx(0.0, abs=1e-6)
+    model = ARGMINN(small_config)
+    with torch.no_grad():
+        model.scanner.conv.weight.fill_(-0.5)
+    assert l1_loss(model).item() == pytest.approx(0.5 * 4 * 4 * 6)
+    acts = torch.ones(2, 3, 5)
+    assert l1_loss(model, acts, "activations").item() == pytest.approx(3.0)

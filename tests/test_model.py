@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from argminn_plugin import ARGMINN, ArgminnError, ModelConfig, TrainConfig
+from argminn_plugin.data import reverse_complement
+from argminn_plugin.train import load_model, save_model
+from conftest import random_onehot
+
+
+def test_forward_returns_only_logits(small_config):
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(5, 60)
+    out = model(X)
+    assert isinstance(out, torch.Tensor) and out.shape == (5, 1)
+
+
+def test_interims_shapes_and_attention_sums(small_config):
+    model = ARGMINN(small_config.replace(n_tasks=3)).eval()
+    X = random_onehot(4, 60)
+    out = model.interims(X)
+    P = 60 - 6 + 1
+    assert out["logits"].shape == (4, 3)
+    assert torch.allclose(out["logits"], model(X))
+    assert out["raw_activations"].shape == (4, 8, P)
+    assert out["activations"].shape == (4, 4, P) and out["strand"].shape == (4, 4, P)
+    assert len(out["attention"]) == 2
+    for attn in out["attention"]:
+        assert attn.shape == (4, 2, P)
+        assert torch.allclose(attn.sum(-1), torch.ones(4, 2))
+    assert (out["activations"] >= 0).all()
+
+
+def test_reverse_complement_scanning_reads_strand(small_config):
+    """A filter hit on the forward strand shows up on the minus strand of the reverse complement."""
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(2, 60, seed=4)
+    a = model.interims(X)
+    b = model.interims(reverse_complement(X))
+    P = a["activations"].shape[-1]
+    # Activation at p on the forward strand equals activation at P-1-p on the minus strand of the RC.
+    assert torch.allclose(a["raw_activations"][:, :4], b["raw_activations"][:, 4:].flip(-1), atol=1e-5)
+    assert torch.allclose(a["activations"], b["activations"].flip(-1), atol=1e-5)
+    fwd = a["raw_activations"][:, :4] > a["raw_activations"][:, 4:]
+    assert torch.equal(a["strand"] == 0, fwd | (a["raw_activations"][:, :4] == a["raw_activations"][:, 4:]))
+    assert P == 55
+
+
+def test_every_nonlinearity_is_its_own_module_called_once(small_config):
+    model = ARGMINN(small_config).eval()
+    calls = {}
+    kinds = (torch.nn.ReLU, torch.nn.Softmax, torch.nn.LayerNorm, torch.nn.BatchNorm1d)
+    for name, module in model.named_modules():
+        if isinstance(module, kinds):
+            module.register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+    model(random_onehot(2, 60))
+    # scanner relu, batchnorm, final norm, and per layer: softmax, 2 layernorms, mlp relu
+    assert len(calls) == 3 + 2 * 4
+    assert set(calls.values()) == {1}
+
+
+def test_memory_is_fixed_and_shared(small_config):
+    m1, m2 = ARGMINN(small_config), ARGMINN(small_config)
+    assert torch.equal(m1.memory, m2.memory)
+    assert "memory" not in dict(m1.named_parameters())
+    assert not ARGMINN(small_config.replace(memory_seed=1)).memory.equal(m1.memory)
+
+
+def test_config_rejects_unknown_and_mistyped_keys():
+    with pytest.raises(ArgminnError, match="unknown key.*'n_filter'"):
+        ModelConfig.from_dict({"n_filter": 8})
+    with pytest.raises(ArgminnError, match="'n_filters' must be an integer"):
+        ModelConfig.from_dict({"n_filters": "8"})
+    with pytest.raises(ArgminnError, match="'learning_rate' must be a number"):
+        TrainConfig.from_dict({"learning_rate": "fast"})
+    with pytest.raises(ArgminnError, match="l1_target"):
+        TrainConfig.from_dict({"l1_target": "bias"})
+    with pytest.raises(ArgminnError, match="filter_width"):
+        ModelConfig(input_length=5, filter_width=10)
+
+
+def test_design_defaults():
+    c = ModelConfig()
+    assert (c.n_filters, c.filter_width, c.pos_enc_dim, c.token_dim, c.stream_dim, c.n_layers, c.n_heads) == \
+        (8, 10, 16, 32, 128, 4, 4)
+    t = TrainConfig()
+    assert t.overlap_weight == t.l1_weight == t.entropy_weight == 1e-3
+
+
+def test_weight_schedule():
+    t = TrainConfig(overlap_weight=1.0, overlap_warmup=2, overlap_ramp=3)
+    assert [t.weight_at("overlap", e) for e in range(7)] == [0, 0, 0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_model_file_roundtrip(tmp_path, small_config):
+    torch.manual_seed(0)
+    model = ARGMINN(small_config).eval()
+    path = tmp_path / "model.pt"
+    save_model(model, str(path))
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "argminn-model" and raw["model_config"]["n_filters"] == 4
+    assert all(t.device.type == "cpu" for t in raw["state_dict"].values())
+    loaded = load_model(str(path))
+    X = random_onehot(3, 60)
+    assert torch.equal(loaded(X), model(X))
+
+
+def test_truncated_model_file_is_a_clear_error(tmp_path, small_config):
+    path = tmp_path / "model.pt"
+    save_model(ARGMINN(small_config), str(path))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArgminnError, match="not a valid ARGMINN model file"):
+        load_model(str(path))

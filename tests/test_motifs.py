@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from argminn_plugin import ARGMINN, ModelConfig
+from argminn_plugin.motifs import (benjamini_hochberg, column_for_id, extract_motifs, information_content,
+                                   read_meme, save_logos, tomtom_qvalues, trim, weights_to_ppm, write_meme)
+from argminn_plugin.simulate import jaspar_motif
+from conftest import random_onehot
+
+
+def test_weights_to_ppm_known_answer():
+    w = np.zeros((4, 2))
+    w[2, 0] = 1.0  # G in column 0; column 1 flat
+    ppm = weights_to_ppm(w, beta=np.log(9))
+    # column 0 centred: G +0.75, others -0.25, span 1 -> scaled by ln 9: G gets 9x each other base
+    assert ppm[:, 0] == pytest.approx([1 / 12, 1 / 12, 9 / 12, 1 / 12])
+    assert ppm[:, 1] == pytest.approx([0.25] * 4)
+
+
+def test_trim_drops_flat_flanks():
+    ppm = np.full((4, 6), 0.25)
+    ppm[:, 2:4] = np.eye(4)[:, [0, 3]]
+    out, lo, hi = trim(ppm, min_ic=0.5, min_width=2)
+    assert (lo, hi) == (2, 4) and out.shape == (4, 2)
+    assert information_content(out) == pytest.approx([2, 2])
+
+
+def test_benjamini_hochberg_known_answer():
+    assert benjamini_hochberg([0.01, 0.04, 0.03, 0.5]).tolist() == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
+
+
+def test_filter_set_to_a_jaspar_motif_is_read_back(tmp_path):
+    """A filter holding HNF4A's log-odds is read out and matched to MA0114.5 by TOMTOM (q < 0.05)."""
+    name, ppm = jaspar_motif("MA0114.5")
+    model = ARGMINN(ModelConfig(input_length=50, n_filters=3, filter_width=9))
+    with torch.no_grad():
+        model.scanner.conv.weight.zero_()
+        model.scanner.conv.weight[0] = torch.tensor(np.log((ppm + 0.01) / 0.25), dtype=torch.float32)
+        model.scanner.conv.bias.fill_(-1.0)
+    table, ppms = extract_motifs(model, X=None)
+    assert table["active"].tolist() == [True, False, False]
+    p, q = tomtom_qvalues(ppms)
+    col = column_for_id(q, "MA0114.5")
+    assert q.at["filter0", col] < 0.05
+    assert p.loc["filter0"].idxmin().startswith("MA0114")
+
+
+def test_meme_roundtrip_and_logos(tmp_path):
+    motifs = {"m1": np.eye(4), "m2": np.full((4, 3), 0.25)}
+    path = tmp_path / "x.meme"
+    write_meme(str(path), motifs)
+    back = read_meme(str(path))
+    assert list(back) == ["m1", "m2"] and np.allclose(back["m1"], np.eye(4))
+    png = tmp_path / "logos.png"
+    save_logos(motifs, str(png))
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_inactive_filters_dropped_with_data():
+    model = ARGMINN(ModelConfig(input_length=30, n_filters=2, filter_width=4))
+    with torch.no_grad():
+        model.scanner.conv.weight.fill_(0.1)
+        model.scanner.conv.bias.zero_()
+        model.scanner.conv.weight[1] = -1.0
+    table, ppms = extract_motifs(model, random_onehot(10, 30))
+    assert table["active"].tolist() == [True, False]
+    assert list(ppms) == ["filter0"]

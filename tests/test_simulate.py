@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from argminn_plugin import ArgminnError
+from argminn_plugin.data import load_splits
+from argminn_plugin.motifs import read_meme
+from argminn_plugin.simulate import SimulationConfig, jaspar_motif, simulate
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    cfg = SimulationConfig(n_train=300, n_valid=60, n_test=60, seed=7)
+    simulate(str(out), cfg)
+    return out, cfg
+
+
+def test_outputs_and_splits(sim):
+    out, cfg = sim
+    splits, names = load_splits(str(out / "genome.fa"), str(out / "peaks.bed"), cfg.length, ["chr2"], ["chr3"])
+    assert names == ["label"]
+    assert [len(splits[s][0]) for s in ("train", "valid", "test")] == [300, 60, 60]
+    meme = read_meme(str(out / "motifs.meme"))
+    assert [k.split()[0] for k in meme] == list(cfg.motif_ids)
+    meta = json.loads((out / "simulation.json").read_text())
+    assert meta["motifs"] == {"MA0114.5": "HNF4A", "MA0047.4": "FOXA2"}
+
+
+def test_ground_truth_instances_are_in_the_genome(sim):
+    """Every planted instance scores far above random windows under its own JASPAR matrix."""
+    import pyfaidx
+
+    out, cfg = sim
+    fasta = pyfaidx.Fasta(str(out / "genome.fa"))
+    inst = pd.read_csv(out / "instances.tsv", sep="\t")
+    ppms = {jaspar_motif(m)[0]: jaspar_motif(m)[1] for m in cfg.motif_ids}
+    comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    rng = np.random.default_rng(0)
+    for name, ppm in ppms.items():
+        logodds = np.log2((ppm + 1e-3) / 0.25)
+        rows = inst[inst.motif == name]
+        scores = []
+        for r in rows.itertuples():
+            seq = str(fasta[r.chrom][r.start:r.end])
+            if r.strand == "-":
+                seq = "".join(comp[c] for c in reversed(seq))
+            scores.append(sum(logodds["ACGT".index(c), k] for k, c in enumerate(seq)))
+        random = [sum(logodds[rng.integers(4), k] for k in range(ppm.shape[1])) for _ in range(2000)]
+        assert np.median(scores) > np.quantile(random, 0.999)
+
+
+def test_labels_follow_the_rule(sim):
+    out, cfg = sim
+    inst = pd.read_csv(out / "instances.tsv", sep="\t")
+    bed = pd.read_csv(out / "peaks.bed", sep="\t")
+    bed.columns = ["chrom", "start", "end", "label"]
+    bed["window"] = bed.chrom + ":" + bed.start.astype(str) + "-" + bed.end.astype(str)
+    by_window = {w: g for w, g in inst.groupby("window")}
+    for w, label in zip(bed.window, bed.label):
+        g = by_window.get(w)
+        follows = False
+        if g is not None and set(g.motif) == {"HNF4A", "FOXA2"}:
+            a = g[g.motif == "HNF4A"].iloc[0]
+            b = g[g.motif == "FOXA2"].iloc[0]
+            if a.strand == b.strand:
+                offset = (b.window_start - a.window_start) if a.strand == "+" else (a.window_end - b.window_end)
+                follows = offset == cfg.spacing
+        assert follows == bool(label), w
+    counts = inst.groupby("window").size()
+    assert set(counts.unique()) <= {1, 2}
+    assert 0.35 < bed.label.mean() < 0.65
+
+
+def test_simulate_refuses_to_overwrite(sim):
+    out, cfg = sim
+    with pytest.raises(ArgminnError, match="output exists; pass --force"):
+        simulate(str(out), cfg)
+
+
+def test_bad_simulation_config():
+    with pytest.raises(ArgminnError, match="unknown key"):
+        SimulationConfig.from_dict({"motifs": ["x"]})
+    with pytest.raises(ArgminnError, match="exactly two"):
+        SimulationConfig(motif_ids=("MA0114.5",))
