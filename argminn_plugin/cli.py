@@ -101,8 +101,15 @@ def cmd_motifs(args):
 
         fasta, bed, *_ = _dataset_paths(args)
         X = load_intervals(fasta, bed, model.config.input_length)[0]
-    table = motif_report(model, X, args.out, force=args.force, planted=args.planted)
+    table = motif_report(model, X, args.out, force=args.force, planted=args.planted, method=args.method)
     print(table.to_string(index=False))
+
+
+def cmd_export_kipoi(args):
+    from .kipoi_export import export_kipoi
+
+    export_kipoi(args.model, args.out, args.data, n_examples=args.n_examples, force=args.force)
+    print(f"wrote the Kipoi model directory {args.out}; check it with: kipoi test {args.out} --source dir")
 
 
 def cmd_demo(args):
@@ -166,9 +173,21 @@ def build_parser():
     p.add_argument("--model", required=True, help="model file (model.pt)")
     data_args(p, required_labels=False)
     p.add_argument("--planted", help="simulation.json: also check each planted motif is found by one filter")
+    p.add_argument("--method", choices=["auto", "weights", "seqlets"], default="auto",
+                   help="PPM from the filter weights, or from the windows where each filter fires "
+                        "(auto: seqlets when sequences are given)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_motifs)
+
+    p = sub.add_parser("export-kipoi", help="write a Kipoi model directory (weights, model.yaml, examples, "
+                                            "test.expect) for a trained model")
+    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--data", required=True, help="the dataset directory (example files come from its test split)")
+    p.add_argument("--out", required=True, help="Kipoi model directory to write (e.g. kipoi_model)")
+    p.add_argument("--n-examples", type=int, default=20, help="intervals in the example BED")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+    p.set_defaults(func=cmd_export_kipoi)
 
     p = sub.add_parser("demo", help="simulate -> train -> motifs on the default simulated data")
     p.add_argument("--out", default="runs/default", help="output directory")

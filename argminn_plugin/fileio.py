@@ -21,6 +21,10 @@ import torch
 from .errors import ArgminnError
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def check_writable(path, force=False):
     """Refuse to overwrite an existing ``path`` unless ``force``."""
     if os.path.exists(path) and not force:
@@ -45,6 +49,7 @@ def atomic_write(path, mode="w", force=True):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give outputs the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

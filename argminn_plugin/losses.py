@@ -32,8 +32,8 @@ def filter_overlap_loss(acts, mags, n_groups=None):
     At each position i where some filter fires, let a be the top channel. Every
     other filter's channel b firing at j = i + d, |d| < W, adds
     ov_a(d) * ov_b(d) * acts[b, j], the |weight| mass of the two filters over the
-    bases their windows share times b's activation. The sum is averaged over
-    sequences and positions and divided by the conv layer's total |weight|.
+    bases their windows share times b's activation. The sum over positions is
+    averaged over sequences and divided by the conv layer's total |weight|.
     """
     n, k, p = acts.shape
     w = mags.shape[1]
@@ -63,7 +63,7 @@ def filter_overlap_loss(acts, mags, n_groups=None):
     first = ov_a[top.unsqueeze(1), d_idx]  # (N, D, P)
     per_position = (first * (everything - own)).sum(1) * mask
     total_weight = mags[:n_groups].sum().clamp_min(1e-12)
-    return per_position.mean() / total_weight
+    return per_position.sum(1).mean() / total_weight
 
 
 def filter_overlap_loss_loop(acts, mags, n_groups=None):
@@ -85,7 +85,7 @@ def filter_overlap_loss_loop(acts, mags, n_groups=None):
                     a_cols = range(max(0, d), min(w, w + d))
                     b_cols = range(max(0, -d), min(w, w - d))
                     total = total + mags[a, list(a_cols)].sum() * mags[b, list(b_cols)].sum() * acts[s, b, j]
-    return total / (n * p) / mags[:n_groups].sum()
+    return total / n / mags[:n_groups].sum()
 
 
 def l1_loss(model, acts=None, target="weights"):

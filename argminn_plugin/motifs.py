@@ -1,9 +1,9 @@
 """Motif read-out: filters -> PPMs, MEME export, logos, TOMTOM matches.
 
-Each scanner filter is read straight from its weights: a column-wise softmax of
-the weights (scaled so the filter's strongest column spans ``beta`` nats)
-gives a probability matrix; low-information flanks are trimmed. Filters that
-never fire on the given sequences are dropped. Matches against JASPAR
+Each scanner filter becomes a probability matrix, either straight from its
+weights (a column-wise softmax, scaled so the strongest column spans ``beta``
+nats) or from the windows where it fires on given sequences (its seqlets);
+low-information flanks are trimmed. Filters that never fire are dropped. Matches against JASPAR
 (pyjaspar, offline) use memelite's TOMTOM; q-values are Benjamini-Hochberg over
 each query's p-values against the whole target database.
 """
@@ -76,15 +76,32 @@ def filter_activity(model, X, batch_size=256):
     return best.numpy(), (fired / len(X)).numpy()
 
 
-def extract_motifs(model, X=None, beta=4.0, min_ic=0.3, min_activity=0.1, batch_size=256):
+def resolve_method(method, X):
+    """'auto' -> 'seqlets' with sequences, else 'weights'; checks the name."""
+    if method not in ("auto", "weights", "seqlets"):
+        raise ArgminnError(f"motif read-out method must be 'auto', 'weights' or 'seqlets', not {method!r}")
+    if method == "seqlets" and X is None:
+        raise ArgminnError("the 'seqlets' motif read-out needs sequences (give --data or --fasta/--bed)")
+    return ("seqlets" if X is not None else "weights") if method == "auto" else method
+
+
+def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activity=0.1, batch_size=256):
     """Read every filter as a motif.
 
-    Returns a DataFrame (one row per filter: filter, name, active, max_activation,
-    fire_fraction, width, consensus, ic) and a dict name -> trimmed PPM of the
-    active filters. With X, a filter is active when its largest activation on X
-    is at least ``min_activity`` times that of the most active filter; without
-    X, when it can fire at all (best-case score above zero).
+    ``method``: "weights" reads the PPM straight from the filter's weights
+    (:func:`weights_to_ppm`); "seqlets" averages the windows where the filter
+    fires at >= half its peak on X (:func:`seqlet_ppms`), the filter read
+    through the data, which calibrates how sharp the matrix is; "auto" uses
+    seqlets when X is given, else weights.
+
+    Returns a DataFrame (one row per filter: filter, name, active,
+    max_activation, fire_fraction, n_seqlets, start, end, width, consensus, ic)
+    and a dict name -> trimmed PPM of the active filters. With X, a filter is
+    active when its largest activation on X is at least ``min_activity`` times
+    that of the most active filter; without X, when it can fire at all
+    (best-case score above zero).
     """
+    method = resolve_method(method, X)
     weight = model.scanner.conv.weight.detach().cpu().numpy()
     bias = model.scanner.conv.bias.detach().cpu().numpy()
     if X is not None:
@@ -92,15 +109,17 @@ def extract_motifs(model, X=None, beta=4.0, min_ic=0.3, min_activity=0.1, batch_
     else:
         best = np.maximum(weight.max(1).sum(1) + bias, 0)
         fired = np.full(len(best), np.nan)
+    seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size) if method == "seqlets" else ({}, {})
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}
     for f in range(weight.shape[0]):
-        ppm, lo, hi = trim(weights_to_ppm(weight[f], beta), min_ic)
+        raw = seqlets[f] if method == "seqlets" and f in seqlets else weights_to_ppm(weight[f], beta)
+        ppm, lo, hi = trim(raw, min_ic)
         active = bool(top > 0 and best[f] >= min_activity * top)
         name = f"filter{f}"
         rows.append({"filter": f, "name": name, "active": active, "max_activation": float(best[f]),
-                     "fire_fraction": float(fired[f]), "start": lo, "end": hi, "width": hi - lo,
-                     "consensus": consensus(ppm), "ic": float(information_content(ppm).sum())})
+                     "fire_fraction": float(fired[f]), "n_seqlets": n_seqlets.get(f, 0), "start": lo, "end": hi,
+                     "width": hi - lo, "consensus": consensus(ppm), "ic": float(information_content(ppm).sum())})
         if active:
             ppms[name] = ppm
     return pd.DataFrame(rows), ppms
@@ -228,3 +247,34 @@ def save_logos(motifs, path, force=False, title=None):
     with atomic_write(path, "wb", force=True) as handle:
         fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
+
+
+@torch.no_grad()
+def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256):
+    """Per filter, the PPM of the windows where it fires at >= ``min_fraction`` of its peak.
+
+    Windows where the minus strand won are reverse-complemented first, so every
+    PPM is in the filter's own orientation. Returns (dict filter index -> (4, W)
+    PPM, dict filter index -> number of seqlets).
+    """
+    model.eval()
+    f_count, w = model.config.n_filters, model.config.filter_width
+    best, _ = filter_activity(model, X, batch_size)
+    sums = np.zeros((f_count, 4, w))
+    counts = np.zeros(f_count, dtype=int)
+    for i in range(0, len(X), batch_size):
+        xb = X[i:i + batch_size]
+        out = model.interims(xb)
+        windows = xb.unfold(2, w, 1)  # (n, 4, P, W)
+        for f in range(f_count):
+            if best[f] <= 0 or counts[f] >= max_seqlets:
+                continue
+            seq_idx, pos = torch.nonzero(out["activations"][:, f] >= min_fraction * best[f], as_tuple=True)
+            seq_idx, pos = seq_idx[: max_seqlets - counts[f]], pos[: max_seqlets - counts[f]]
+            win = windows[seq_idx, :, pos]  # (k, 4, W)
+            minus = out["strand"][seq_idx, f, pos].bool()
+            win = torch.where(minus[:, None, None], win.flip([1, 2]), win)
+            sums[f] += win.sum(0).numpy()
+            counts[f] += len(seq_idx)
+    ppms = {f: (sums[f] + 0.01) / (sums[f] + 0.01).sum(0, keepdims=True) for f in range(f_count) if counts[f]}
+    return ppms, {f: int(counts[f]) for f in range(f_count)}

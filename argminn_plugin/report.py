@@ -6,7 +6,8 @@ import os
 import numpy as np
 
 from .fileio import atomic_write, check_writable
-from .motifs import best_matches, column_for_id, extract_motifs, save_logos, tomtom_qvalues, write_meme
+from .motifs import (best_matches, column_for_id, extract_motifs, resolve_method, save_logos, tomtom_qvalues,
+                     write_meme)
 
 Q_THRESHOLD = 0.05
 
@@ -20,7 +21,7 @@ def planted_recovery(q, motif_ids, threshold=Q_THRESHOLD):
     return out
 
 
-def motif_report(model, X, out_dir, force=False, planted=None, targets=None):
+def motif_report(model, X, out_dir, force=False, planted=None, targets=None, method="auto"):
     """Write motifs.meme, motifs.tsv, tomtom.tsv, logos.png and report.json to ``out_dir``.
 
     ``planted``: a simulation.json; each planted motif must then be matched by
@@ -31,7 +32,7 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None):
                                                     "report.json")}
     for path in paths.values():
         check_writable(path, force)
-    table, ppms = extract_motifs(model, X)
+    table, ppms = extract_motifs(model, X, method=method)
     p, q = tomtom_qvalues(ppms, targets)
     matches = best_matches(p, q, n_best=5)
     top = matches[matches["rank"] == 1].set_index("query")
@@ -44,7 +45,7 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None):
         table.to_csv(handle, sep="\t", index=False)
     with atomic_write(paths["tomtom.tsv"], force=True) as handle:
         matches.to_csv(handle, sep="\t", index=False)
-    report = {"n_filters": int(len(table)), "n_active": int(table["active"].sum()),
+    report = {"method": resolve_method(method, X), "n_filters": int(len(table)), "n_active": int(table["active"].sum()),
               "active": table.loc[table["active"], "name"].tolist()}
     if planted:
         with open(planted) as handle:

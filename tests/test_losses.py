@@ -44,7 +44,7 @@ def test_overlap_known_answer_for_one_overlap():
     mags = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
     # position 2: a top, b at d=+1 -> ov_a = 3, ov_b = 3 * 2 = 6, times act_b = 1 -> 18
     # position 3: b top, a at d=-1 -> ov_a(b) = 3 * 2 = 6, ov_b(a) = 3, times act_a = 2 -> 36
-    expected = (18 + 36) / 10 / mags[:2].sum()
+    expected = (18 + 36) / 1 / mags[:2].sum()
     assert filter_overlap_loss(acts, mags).item() == pytest.approx(expected.item())
 
 

@@ -66,3 +66,23 @@ def test_inactive_filters_dropped_with_data():
     table, ppms = extract_motifs(model, random_onehot(10, 30))
     assert table["active"].tolist() == [True, False]
     assert list(ppms) == ["filter0"]
+
+
+def test_seqlet_ppm_reads_planted_word_on_both_strands():
+    """A filter matching GATTACA reads back GATTACA from hits on either strand."""
+    from argminn_plugin.data import one_hot, reverse_complement
+    from argminn_plugin.motifs import consensus, seqlet_ppms
+
+    word = "GATTACA"
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=1, filter_width=7))
+    with torch.no_grad():
+        model.scanner.conv.weight[0] = 2 * one_hot(word) - 1
+        model.scanner.conv.bias.fill_(-6.0)  # fires only on a perfect match (score 7)
+    X = random_onehot(30, 40, seed=2)
+    X[:15, :, 5:12] = one_hot(word)
+    X[15:, :, 20:27] = reverse_complement(one_hot(word)[None])[0]
+    ppms, counts = seqlet_ppms(model, X)
+    assert counts[0] >= 30
+    assert consensus(ppms[0]) == word
+    table, _ = extract_motifs(model, X)
+    assert table.loc[0, "consensus"] == word and table.loc[0, "n_seqlets"] == counts[0]

@@ -1,0 +1,223 @@
+"""``argminn export-kipoi``: publish a trained model as a Kipoi model directory.
+
+Writes, atomically and in one step, everything ``kipoi test DIR --source dir``
+and ``kipoi predict`` need offline: config.json + weights.pth (a plain CPU
+state_dict), model.py, dataloader.py, dataloader.yaml, model.yaml (with the
+weights' md5 and the training metrics), small example files (a FASTA slice and
+a BED of held-out intervals) and test.expect.h5 (inputs + predictions that
+``kipoi test`` compares against).
+"""
+
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+import torch
+
+from .errors import ArgminnError
+from .fileio import atomic_write, check_writable
+
+MODEL_PY = '''"""Kipoi entry point: ARGMINN built from config.json (sigmoid outputs).
+
+Kipoi builds the model inside this directory, so config_path is relative to it.
+"""
+from argminn_plugin.kipoi_support import KipoiARGMINN
+
+
+class ARGMINNKipoi(KipoiARGMINN):
+    def __init__(self, config_path="config.json"):
+        super().__init__(config_path)
+'''
+
+DATALOADER_PY = '''"""Kipoi dataloader: one-hot (4, L) windows centred on BED intervals of a FASTA."""
+from argminn_plugin.kipoi_support import IntervalDataLoader
+
+
+class ARGMINNIntervalDl(IntervalDataLoader):
+    pass
+'''
+
+DATALOADER_YAML = """type: Dataset
+defined_as: dataloader.ARGMINNIntervalDl
+args:
+  intervals_file:
+    doc: BED file of intervals (chrom, start, end); a {length}-bp window is centred on each
+    example: example_files/intervals.bed
+  fasta_file:
+    doc: Reference genome FASTA (indexed with pyfaidx; a missing or stale .fai is rebuilt)
+    example: example_files/sequences.fa
+  auto_resize_len:
+    doc: Window length; must equal the model's input length
+    optional: true
+    default: {length}
+info:
+  authors:
+    - name: argminn-plugin developers
+  doc: >
+    Reads a BED and a FASTA, centres a {length}-bp window on each interval
+    (mid = start + (end - start) // 2, as tangermeme does), upper-cases the
+    sequence and one-hot encodes it as (4, {length}) float32 with rows A, C, G, T;
+    N becomes an all-zero column and other letters are rejected.
+dependencies:
+  pip:
+    - argminn-plugin
+    - kipoiseq
+output_schema:
+  inputs:
+    name: seq
+    shape: (4, {length})
+    doc: One-hot DNA, rows A, C, G, T
+  metadata:
+    ranges:
+      type: GenomicRanges
+      doc: The window that was read
+"""
+
+MODEL_YAML = """defined_as: kipoi.model.PyTorchModel
+args:
+  module_file: model.py
+  module_class: ARGMINNKipoi
+  module_kwargs:
+    config_path: config.json
+  weights: weights.pth  # md5 {md5}
+default_dataloader: .
+info:
+  authors:
+    - name: argminn-plugin developers
+  doc: >
+    ARGMINN, a mechanistically interpretable neural network for regulatory
+    genomics: a motif scanner ({n_filters} filters of width {width}, both strands)
+    feeding a memory-stream attention syntax builder ({n_layers} layers x
+    {n_heads} heads). Outputs sigmoid probabilities per task. {trained_doc}
+  cite_as: "Tseng, Eraslan, Biancalani, Scalia. A mechanistically interpretable neural network for regulatory genomics."
+  trained_on: {trained_on}
+  license: MIT
+  tags:
+    - DNA binding
+dependencies:
+  pip:
+    - argminn-plugin
+    - kipoiseq
+schema:
+  inputs:
+    name: seq
+    shape: (4, {length})
+    doc: One-hot DNA (rows A, C, G, T; N all-zero)
+  targets:
+    name: {targets_name}
+    shape: ({n_tasks}, )
+    doc: Probability per task, in this order - {task_list}
+    column_labels:
+{column_labels}
+test:
+  # Kipoi looks for the expected predictions in downloaded/model_files/ and
+  # downloads the url only when that file is missing or its md5 differs; the
+  # file ships there, so `kipoi test` runs offline.
+  expect:
+    url: file:downloaded/model_files/test.expect.h5
+    md5: {expect_md5}
+  precision_decimal: 5
+"""
+
+
+def md5sum(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_text(path, text):
+    with atomic_write(path, force=True) as handle:
+        handle.write(text)
+
+
+def _examples(data_dir, out_dir, n_examples):
+    """A FASTA slice of the test chromosome and a BED of its first intervals."""
+    from .data import open_fasta, read_bed
+
+    meta_path = os.path.join(data_dir, "simulation.json")
+    if not os.path.isfile(meta_path):
+        raise ArgminnError(f"{data_dir}: not a dataset directory (no simulation.json)")
+    with open(meta_path) as handle:
+        meta = json.load(handle)
+    chrom = meta["splits"]["test"]
+    bed, _ = read_bed(os.path.join(data_dir, "peaks.bed"), label_columns=True)
+    bed = bed[bed["chrom"] == chrom].head(n_examples)
+    if bed.empty:
+        raise ArgminnError(f"{data_dir}: no test intervals on {chrom}")
+    end = int(bed["end"].max()) + 100
+    seq = str(open_fasta(os.path.join(data_dir, "genome.fa"))[chrom][:end])
+    example_dir = os.path.join(out_dir, "example_files")
+    os.makedirs(example_dir, exist_ok=True)
+    _write_text(os.path.join(example_dir, "sequences.fa"),
+                f">{chrom}\n" + "\n".join(seq[i:i + 80] for i in range(0, len(seq), 80)) + "\n")
+    rows = [f"{c}\t{s}\t{e}\tinterval{i}" for i, (c, s, e) in enumerate(zip(bed["chrom"], bed["start"], bed["end"]))]
+    _write_text(os.path.join(example_dir, "intervals.bed"), "\n".join(rows) + "\n")
+    return os.path.join(example_dir, "intervals.bed"), os.path.join(example_dir, "sequences.fa"), meta
+
+
+def write_expect(path, model, intervals, fasta, batch_size=64):
+    """test.expect.h5: 'inputs' and 'preds' as ``kipoi predict --keep_inputs`` writes them."""
+    import h5py
+
+    from .kipoi_support import IntervalDataLoader
+
+    dl = IntervalDataLoader(intervals, fasta, model.config.input_length)
+    X = np.stack([dl[i]["inputs"] for i in range(len(dl))])
+    with torch.no_grad():
+        preds = torch.sigmoid(model(torch.from_numpy(X))).numpy()
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as handle:
+        handle.create_dataset("inputs", data=X)
+        handle.create_dataset("preds", data=preds)
+    os.replace(tmp, path)
+    return X, preds
+
+
+def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
+    """Write the Kipoi model directory for the model in ``model_path``."""
+    from .train import load_model
+
+    model = load_model(model_path)
+    c = model.config
+    os.makedirs(out_dir, exist_ok=True)
+    check_writable(os.path.join(out_dir, "model.yaml"), force)
+    weights = os.path.join(out_dir, "weights.pth")
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buffer)
+    with atomic_write(weights, "wb", force=True) as handle:
+        handle.write(buffer.getvalue())
+    _write_text(os.path.join(out_dir, "config.json"), json.dumps(c.to_dict(), indent=2) + "\n")
+    _write_text(os.path.join(out_dir, "model.py"), MODEL_PY)
+    _write_text(os.path.join(out_dir, "dataloader.py"), DATALOADER_PY)
+    _write_text(os.path.join(out_dir, "dataloader.yaml"), DATALOADER_YAML.format(length=c.input_length))
+    intervals, fasta, meta = _examples(data_dir, out_dir, n_examples)
+    expect_dir = os.path.join(out_dir, "downloaded", "model_files")
+    os.makedirs(expect_dir, exist_ok=True)
+    expect = os.path.join(expect_dir, "test.expect.h5")
+    write_expect(expect, model, intervals, fasta)
+
+    metrics_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
+    trained_doc = ""
+    if os.path.isfile(metrics_path):
+        with open(metrics_path) as handle:
+            test = json.load(handle).get("test", {})
+        trained_doc = "Held-out test chromosome: " + ", ".join(
+            f"{t} auROC {m['auroc']:.3f}, auPRC {m['auprc']:.3f}" for t, m in test.items()) + "."
+    names = c.names
+    text = MODEL_YAML.format(
+        md5=md5sum(weights), n_filters=c.n_filters, width=c.filter_width, n_layers=c.n_layers, n_heads=c.n_heads,
+        trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
+        task_list=", ".join(names), column_labels="\n".join(f"      - {n}" for n in names),
+        trained_on=json.dumps(f"argminn simulate dataset ({meta['rule']}); splits by chromosome "
+                              f"{meta['splits']}"),
+        expect_md5=md5sum(expect))
+    _write_text(os.path.join(out_dir, "model.yaml"), text)
+    for stale in (fasta + ".fai",):  # built while writing test.expect; Kipoi rebuilds it
+        if os.path.exists(stale):
+            os.remove(stale)
+    return out_dir

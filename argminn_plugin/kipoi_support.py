@@ -1,0 +1,83 @@
+"""The pieces of the Kipoi model directory that live in the library (and are tested here).
+
+- :class:`KipoiARGMINN`: the ARGMINN module as Kipoi's ``PyTorchModel`` loads it:
+  built from a ``config.json`` beside the weights, returning sigmoid
+  probabilities (N, T).
+- :class:`IntervalDataLoader`: FASTA + BED -> one-hot (4, L) float32 windows
+  centred on each interval, N as an all-zero column, with ``ranges`` metadata.
+  Intervals are read and checked by :mod:`argminn_plugin.data` (one-line errors),
+  centred by tangermeme's rule (``mid = start + (end - start) // 2``; kipoiseq's
+  ``Interval.resize`` puts odd-sum intervals 1 bp to the right, so it is not
+  used), fetched as kipoiseq ``Interval``s with kipoiseq's pyfaidx-based
+  ``FastaStringExtractor`` and encoded with kipoiseq's ``one_hot_dna``; Kipoi
+  and ``argminn predict`` therefore see the same bases.
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from . import kipoi_compat  # noqa: F401  (np.string_ for kipoi's HDF5 writer)
+from .config import ModelConfig
+from .data import _check_letters, centred_windows, check_intervals, open_fasta, read_bed
+from .model import ARGMINN
+
+
+class KipoiARGMINN(ARGMINN):
+    """ARGMINN for Kipoi: ``forward`` returns sigmoid probabilities."""
+
+    def __init__(self, config_path="config.json"):
+        with open(config_path) as handle:
+            config = ModelConfig.from_dict(json.load(handle), where=config_path)
+        super().__init__(config)
+        self.sigmoid = torch.nn.Sigmoid()
+        self.eval()
+
+    def forward(self, X):
+        return self.sigmoid(super().forward(X))
+
+
+try:  # kipoi is an optional dependency of the library
+    from kipoi.data import Dataset as _KipoiDataset
+except ImportError:  # pragma: no cover - exercised only without kipoi
+    _KipoiDataset = torch.utils.data.Dataset
+
+
+class IntervalDataLoader(_KipoiDataset):
+    """Kipoi dataloader: one-hot windows centred on BED intervals.
+
+    Args:
+        intervals_file: BED with chrom, start, end (further columns ignored).
+        fasta_file: genome FASTA (a missing or stale .fai is rebuilt by pyfaidx).
+        auto_resize_len: window length (the model's input length).
+    """
+
+    def __init__(self, intervals_file, fasta_file, auto_resize_len=200):
+        from kipoiseq import Interval
+
+        self.bed, _ = read_bed(intervals_file)
+        fasta = open_fasta(fasta_file)
+        check_intervals(self.bed, fasta, auto_resize_len, intervals_file)
+        _check_letters(fasta, self.bed, auto_resize_len, fasta_file)
+        self.fasta_file = fasta_file
+        starts, ends = centred_windows(self.bed, auto_resize_len)
+        self.intervals = [Interval(c, int(s), int(e)) for c, s, e in zip(self.bed["chrom"], starts, ends)]
+        self.extractor = None
+
+    def __len__(self):
+        return len(self.intervals)
+
+    def __getitem__(self, idx):
+        from kipoi.metadata import GenomicRanges
+        from kipoiseq.extractors import FastaStringExtractor
+        from kipoiseq.transforms.functional import one_hot_dna
+
+        if self.extractor is None:
+            self.extractor = FastaStringExtractor(self.fasta_file, force_upper=True)
+        interval = self.intervals[idx]
+        seq = self.extractor.extract(interval)
+        onehot = one_hot_dna(seq, alphabet=["A", "C", "G", "T"], neutral_value=0.0, dtype=np.float32).T
+        return {"inputs": np.ascontiguousarray(onehot),
+                "metadata": {"ranges": GenomicRanges(interval.chrom, interval.start, interval.end, str(idx))}}
