@@ -32,7 +32,7 @@ def check_writable(path, force=False):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", force=True):
+def atomic_write(path, mode="w", force=False):
     """Open a temporary file beside ``path``; rename it over ``path`` on success.
 
     ``mode`` is "w" (text) or "wb" (binary). On an exception the temporary file
@@ -57,7 +57,7 @@ def atomic_write(path, mode="w", force=True):
         raise
 
 
-def atomic_save_torch(obj, path, force=True):
+def atomic_save_torch(obj, path, force=False):
     """``torch.save`` through :func:`atomic_write`."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)

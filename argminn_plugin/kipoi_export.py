@@ -19,14 +19,14 @@ import torch
 from .errors import ArgminnError
 from .fileio import atomic_write, check_writable
 
-MODEL_PY = '''"""Kipoi entry point: ARGMINN built from config.json (sigmoid outputs).
+MODEL_PY = '''"""Kipoi entry point: the model built from config.json (sigmoid outputs).
 
 Kipoi builds the model inside this directory, so config_path is relative to it.
 """
-from argminn_plugin.kipoi_support import KipoiARGMINN
+from argminn_plugin.kipoi_support import KipoiModel
 
 
-class ARGMINNKipoi(KipoiARGMINN):
+class Model(KipoiModel):
     def __init__(self, config_path="config.json"):
         super().__init__(config_path)
 '''
@@ -78,7 +78,7 @@ output_schema:
 MODEL_YAML = """defined_as: kipoi.model.PyTorchModel
 args:
   module_file: model.py
-  module_class: ARGMINNKipoi
+  module_class: Model
   module_kwargs:
     config_path: config.json
   weights: weights.pth  # md5 {md5}
@@ -87,10 +87,7 @@ info:
   authors:
     - name: argminn-plugin developers
   doc: >
-    ARGMINN, a mechanistically interpretable neural network for regulatory
-    genomics: a motif scanner ({n_filters} filters of width {width}, both strands)
-    feeding a memory-stream attention syntax builder ({n_layers} layers x
-    {n_heads} heads). Outputs sigmoid probabilities per task. {trained_doc}
+    {description} Outputs sigmoid probabilities per task. {trained_doc}
   cite_as: "Tseng, Eraslan, Biancalani, Scalia. A mechanistically interpretable neural network for regulatory genomics."
   trained_on: {trained_on}
   license: MIT
@@ -120,6 +117,17 @@ test:
     md5: {expect_md5}
   precision_decimal: 5
 """
+
+
+def _description(model):
+    c = model.config
+    if model.architecture == "argminn":
+        return (f"ARGMINN, a mechanistically interpretable neural network for regulatory genomics: a motif "
+                f"scanner ({c.n_filters} filters of width {c.filter_width}, both strands) feeding a memory-stream "
+                f"attention syntax builder ({c.n_layers} layers x {c.n_heads} heads).")
+    return (f"Baseline standard CNN ({c.n_filters} filters of width {c.filter_width}, max-pool {c.pool}, a second "
+            f"convolution, global max-pool, linear head), trained on the same data as the ARGMINN model for "
+            f"comparison.")
 
 
 def md5sum(path):
@@ -188,10 +196,11 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     check_writable(os.path.join(out_dir, "model.yaml"), force)
     weights = os.path.join(out_dir, "weights.pth")
     buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buffer)
+    torch.save({"model." + k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buffer)
     with atomic_write(weights, "wb", force=True) as handle:
         handle.write(buffer.getvalue())
-    _write_text(os.path.join(out_dir, "config.json"), json.dumps(c.to_dict(), indent=2) + "\n")
+    _write_text(os.path.join(out_dir, "config.json"),
+                json.dumps({"architecture": model.architecture, "config": c.to_dict()}, indent=2) + "\n")
     _write_text(os.path.join(out_dir, "model.py"), MODEL_PY)
     _write_text(os.path.join(out_dir, "dataloader.py"), DATALOADER_PY)
     _write_text(os.path.join(out_dir, "dataloader.yaml"), DATALOADER_YAML.format(length=c.input_length))
@@ -210,8 +219,7 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
             f"{t} auROC {m['auroc']:.3f}, auPRC {m['auprc']:.3f}" for t, m in test.items()) + "."
     names = c.names
     text = MODEL_YAML.format(
-        md5=md5sum(weights), n_filters=c.n_filters, width=c.filter_width, n_layers=c.n_layers, n_heads=c.n_heads,
-        trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
+        md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
         task_list=", ".join(names), column_labels="\n".join(f"      - {n}" for n in names),
         trained_on=json.dumps(f"argminn simulate dataset ({meta['rule']}); splits by chromosome "
                               f"{meta['splits']}"),

@@ -1,8 +1,8 @@
 """The pieces of the Kipoi model directory that live in the library (and are tested here).
 
-- :class:`KipoiARGMINN`: the ARGMINN module as Kipoi's ``PyTorchModel`` loads it:
-  built from a ``config.json`` beside the weights, returning sigmoid
-  probabilities (N, T).
+- :class:`KipoiModel`: the module Kipoi's ``PyTorchModel`` loads: ARGMINN (or a
+  baseline) built from ``config.json`` ({"architecture", "config"}), returning
+  sigmoid probabilities (N, T).
 - :class:`IntervalDataLoader`: FASTA + BED -> one-hot (4, L) float32 windows
   centred on each interval, N as an all-zero column, with ``ranges`` metadata.
   Intervals are read and checked by :mod:`argminn_plugin.data` (one-line errors),
@@ -20,23 +20,31 @@ import numpy as np
 import torch
 
 from . import kipoi_compat  # noqa: F401  (np.string_ for kipoi's HDF5 writer)
-from .config import ModelConfig
+from .errors import ArgminnError
 from .data import _check_letters, centred_windows, check_intervals, open_fasta, read_bed
-from .model import ARGMINN
 
 
-class KipoiARGMINN(ARGMINN):
-    """ARGMINN for Kipoi: ``forward`` returns sigmoid probabilities."""
+class KipoiModel(torch.nn.Module):
+    """A trained model for Kipoi: ``forward`` returns sigmoid probabilities."""
 
     def __init__(self, config_path="config.json"):
+        from .train import build_model
+
         with open(config_path) as handle:
-            config = ModelConfig.from_dict(json.load(handle), where=config_path)
-        super().__init__(config)
+            spec = json.load(handle)
+        if not isinstance(spec, dict) or {"architecture", "config"} - set(spec):
+            raise ArgminnError(f"{config_path}: expected {{\"architecture\": ..., \"config\": {{...}}}}")
+        super().__init__()
+        self.model = build_model(spec["architecture"], spec["config"])
         self.sigmoid = torch.nn.Sigmoid()
         self.eval()
 
+    @property
+    def config(self):
+        return self.model.config
+
     def forward(self, X):
-        return self.sigmoid(super().forward(X))
+        return self.sigmoid(self.model(X))
 
 
 try:  # kipoi is an optional dependency of the library

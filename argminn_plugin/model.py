@@ -99,6 +99,8 @@ class MemoryAttentionLayer(nn.Module):
 class ARGMINN(nn.Module):
     """Motif scanner + memory-stream attention syntax builder + linear head."""
 
+    architecture = "argminn"
+
     def __init__(self, config=None, **kwargs):
         super().__init__()
         if config is None:

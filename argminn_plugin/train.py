@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .baselines import CNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement
 from .errors import ArgminnError
@@ -36,8 +37,29 @@ FORMAT_VERSION = 1
 
 # ------------------------------------------------------------------ model files
 
+ARCHITECTURES = {"argminn": (ModelConfig, ARGMINN), "cnn": (CNNConfig, StandardCNN)}
+
+
+def build_model(architecture, config):
+    """A fresh model of ``architecture`` ('argminn' or 'cnn') from a config object or dict."""
+    if architecture not in ARCHITECTURES:
+        raise ArgminnError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
+    config_cls, model_cls = ARCHITECTURES[architecture]
+    if not isinstance(config, config_cls):
+        config = config_cls.from_dict(config, where=f"{architecture} config")
+    return model_cls(config)
+
+
+def architecture_of(config):
+    for name, (config_cls, _) in ARCHITECTURES.items():
+        if isinstance(config, config_cls):
+            return name
+    raise ArgminnError(f"not a model config: {type(config).__name__}")
+
+
 def model_payload(model):
-    return {"format": MODEL_FORMAT, "version": FORMAT_VERSION, "model_config": model.config.to_dict(),
+    return {"format": MODEL_FORMAT, "version": FORMAT_VERSION, "architecture": model.architecture,
+            "model_config": model.config.to_dict(),
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
 
 
@@ -49,8 +71,11 @@ def save_model(model, path, force=True):
 def model_from_payload(payload, path="model file"):
     if not isinstance(payload, dict) or payload.get("format") not in (MODEL_FORMAT, STATE_FORMAT):
         raise ArgminnError(f"{path}: not an ARGMINN model file (no 'format': '{MODEL_FORMAT}' entry)")
-    config = ModelConfig.from_dict(payload.get("model_config"), where=f"{path}: model_config")
-    model = ARGMINN(config)
+    architecture = payload.get("architecture", "argminn")
+    if architecture not in ARCHITECTURES:
+        raise ArgminnError(f"{path}: unknown architecture {architecture!r}")
+    model = build_model(architecture, ARCHITECTURES[architecture][0].from_dict(
+        payload.get("model_config"), where=f"{path}: model_config"))
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as exc:
@@ -68,7 +93,10 @@ def load_model(path):
 # ----------------------------------------------------------------------- losses
 
 def regularized_loss(model, X, y, train_cfg, epoch):
-    """Task BCE + scheduled overlap, L1 and attention-entropy terms."""
+    """Task BCE + (for ARGMINN) scheduled overlap, L1 and attention-entropy terms."""
+    if not isinstance(model, ARGMINN):
+        task = F.binary_cross_entropy_with_logits(model(X), y)
+        return task, {"task": task}
     logits, acts, attention = model._run(X, keep=True)
     task = F.binary_cross_entropy_with_logits(logits, y)
     terms = {"task": task}
@@ -112,20 +140,23 @@ def classification_metrics(y, probs):
 # --------------------------------------------------------------------- training
 
 def _state(model, optimizer, epoch, stop, history, train_cfg):
-    return {"format": STATE_FORMAT, "version": FORMAT_VERSION, "model_config": model.config.to_dict(),
+    return {"format": STATE_FORMAT, "version": FORMAT_VERSION, "architecture": model.architecture,
+            "model_config": model.config.to_dict(),
             "train_config": train_cfg.to_dict(), "epoch": epoch, "stop": stop, "history": history,
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
 
 
 def train(model_config, train_config, train_data, valid_data, out_dir, resume=False, force=False, verbose=True):
-    """Train an ARGMINN model; returns (best model, history).
+    """Train a model (ARGMINN, or a baseline given its config); returns (best model, history).
 
-    train_data / valid_data: (X (N, 4, L), y (N, T)) with 0/1 labels.
+    model_config: a ModelConfig (ARGMINN), a CNNConfig (baseline) or a dict of
+    ModelConfig keys. train_data / valid_data: (X (N, 4, L), y (N, T)), 0/1 labels.
     """
     from tqdm.auto import tqdm
 
-    mc = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
+    mc = model_config if isinstance(model_config, tuple(c for c, _ in ARCHITECTURES.values())) \
+        else ModelConfig.from_dict(model_config)
     tc = train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(train_config)
     Xt = check_X(train_data[0], mc.input_length, "training sequences")
     yt = check_labels(train_data[1], len(Xt), "training labels")
@@ -140,7 +171,7 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
     os.makedirs(out_dir, exist_ok=True)
     last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "model.pt")
     torch.manual_seed(tc.seed)
-    model = ARGMINN(mc)
+    model = build_model(architecture_of(mc), mc)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
     start_epoch, history = 0, []
     stop = {"best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False}
@@ -202,8 +233,8 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
             stop["bad_epochs"] += 1
             if stop["bad_epochs"] >= tc.patience:
                 stop["done"] = True
-        atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path)
-        with atomic_write(os.path.join(out_dir, "history.json")) as handle:
+        atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
+        with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
             json.dump(history, handle, indent=1)
         if verbose:
             print(f"epoch {epoch + 1}: train loss {record['train_task']:.4f}  val loss {val_loss:.4f}  "

@@ -1,0 +1,115 @@
+"""Single-nucleotide variants: reading (VCF or table), reference checks, effects.
+
+Variants are read from a VCF (``#CHROM POS ID REF ALT`` ..., 1-based) or a
+tab-separated table with a header naming ``chrom, pos, ref, alt`` (1-based
+``pos``). Each record's REF must match the genome; a mismatch is a one-line
+error naming the file and line. Effects are scored with tangermeme's
+``substitution_effect`` on a window of the model's input length centred on the
+variant (the variant sits at window index ``L // 2``).
+"""
+
+import gzip
+import os
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import ALPHABET, check_intervals, open_fasta
+from .errors import ArgminnError
+
+
+def _open_text(path):
+    return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
+
+
+def read_variants(path):
+    """VCF or chrom/pos/ref/alt table -> DataFrame (chrom, pos, ref, alt, id, line); SNVs only."""
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{path}: variant file not found")
+    rows, header = [], None
+    with _open_text(path) as handle:
+        for lineno, line in enumerate(handle, 1):
+            text = line.rstrip("\n\r")
+            if not text.strip() or text.startswith("##"):
+                continue
+            fields = text.split("\t")
+            if header is None:
+                names = [f.lstrip("#").lower() for f in fields]
+                if text.startswith("#") or {"chrom", "pos"} <= set(names):
+                    header = names
+                    continue
+                raise ArgminnError(f"{path}: line {lineno}: no header line; expected a VCF '#CHROM POS ID REF ALT' "
+                                   "line or a table header with chrom, pos, ref, alt")
+            rows.append((lineno, fields))
+    if header is None or not {"chrom", "pos", "ref", "alt"} <= set(header):
+        raise ArgminnError(f"{path}: the header must name chrom, pos, ref and alt columns")
+    col = {name: header.index(name) for name in ("chrom", "pos", "ref", "alt")}
+    id_col = header.index("id") if "id" in header else None
+    records = []
+    for lineno, fields in rows:
+        if len(fields) < len(header) and len(fields) <= max(col.values()):
+            raise ArgminnError(f"{path}: line {lineno}: {len(fields)} field(s), expected {len(header)}")
+        chrom, pos, ref, alt = (fields[col[k]] for k in ("chrom", "pos", "ref", "alt"))
+        try:
+            pos = int(pos)
+        except ValueError:
+            raise ArgminnError(f"{path}: line {lineno}: position {pos!r} is not an integer") from None
+        if pos < 1:
+            raise ArgminnError(f"{path}: line {lineno}: position {pos} is not 1-based (must be >= 1)")
+        ref, alt = ref.upper(), alt.upper()
+        if len(ref) != 1 or len(alt) != 1 or ref not in ALPHABET or alt not in ALPHABET:
+            raise ArgminnError(f"{path}: line {lineno}: {ref}>{alt} is not a single-nucleotide variant of A, C, G, T "
+                               "(indels and multi-allelic records are not scored)")
+        if ref == alt:
+            raise ArgminnError(f"{path}: line {lineno}: ALT equals REF ({ref})")
+        vid = fields[id_col] if id_col is not None and fields[id_col] not in ("", ".") else f"{chrom}:{pos}{ref}>{alt}"
+        records.append((chrom, pos, ref, alt, vid, lineno))
+    if not records:
+        raise ArgminnError(f"{path}: no variants (empty input)")
+    return pd.DataFrame(records, columns=["chrom", "pos", "ref", "alt", "id", "line"])
+
+
+def variant_windows(variants, fasta_path, length, path="variants"):
+    """One-hot windows centred on each variant, after checking REF against the genome.
+
+    Returns (X (N, 4, L) reference windows, substitutions (N, 3) long tensor of
+    (row, position, alt index) for tangermeme, window start per variant).
+    """
+    from tangermeme.io import extract_loci
+
+    fasta = open_fasta(fasta_path)
+    offset = length // 2
+    loci = pd.DataFrame({"chrom": variants["chrom"], "start": variants["pos"] - 1, "end": variants["pos"],
+                         "line": variants["line"]})
+    check_intervals(loci, fasta, length, path)
+    for chrom, pos, ref, lineno in zip(variants["chrom"], variants["pos"], variants["ref"], variants["line"]):
+        base = str(fasta[chrom][pos - 1:pos]).upper()
+        if base != ref:
+            raise ArgminnError(f"{path}: line {lineno}: REF {ref} does not match the genome at {chrom}:{pos} "
+                               f"({base}); check the assembly and that positions are 1-based")
+    X = extract_loci(loci=loci[["chrom", "start", "end"]], sequences=fasta, in_window=length, verbose=False,
+                     ignore=["N"]).float()
+    subs = torch.tensor([[i, offset, ALPHABET.index(a)] for i, a in enumerate(variants["alt"])], dtype=torch.long)
+    starts = (variants["pos"].to_numpy() - 1) - offset
+    return X, subs, starts
+
+
+def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", path="variants"):
+    """tangermeme substitution effect of every SNV on the model's logits.
+
+    Returns the variants table with, per task, ``<task>_ref``, ``<task>_alt``
+    and ``<task>_diff`` (alt - ref, logits).
+    """
+    from tangermeme.variant_effect import substitution_effect
+
+    X, subs, starts = variant_windows(variants, fasta_path, model.config.input_length, path)
+    model.eval()
+    before, after = substitution_effect(model, X, subs, batch_size=batch_size, device=device, verbose=False)
+    out = variants.drop(columns=["line"]).copy()
+    out["window_start"] = starts
+    for t, name in enumerate(model.config.names):
+        out[f"{name}_ref"] = before[:, t].numpy()
+        out[f"{name}_alt"] = after[:, t].numpy()
+        out[f"{name}_diff"] = (after[:, t] - before[:, t]).numpy()
+    return out

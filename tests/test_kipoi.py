@@ -1,0 +1,129 @@
+"""The Kipoi model directory: kipoi test / kipoi predict offline, outputs equal to the library's."""
+
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from argminn_plugin import ArgminnError
+from argminn_plugin.cli import main
+from argminn_plugin.data import load_intervals
+from argminn_plugin.kipoi_support import IntervalDataLoader, KipoiModel
+from argminn_plugin.train import load_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(ROOT, "kipoi_model")
+
+
+def kipoi(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "kipoi", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kipoi")
+    data, run, out = base / "data", base / "run", base / "kipoi_model"
+    assert main(["simulate", "--out", str(data), "--set", "n_train=300", "--set", "n_valid=60",
+                 "--set", "n_test=60", "--set", "length=120", "--set", "spacing=15"]) == 0
+    assert main(["train", "--data", str(data), "--out", str(run), "--quiet", "--train-set", "max_epochs=1",
+                 "--model-set", "n_layers=2", "--model-set", "stream_dim=32"]) == 0
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--data", str(data), "--out", str(out)]) == 0
+    return data, run, out
+
+
+def test_export_layout(exported):
+    _, _, out = exported
+    for name in ("model.yaml", "dataloader.yaml", "model.py", "dataloader.py", "config.json", "weights.pth",
+                 "example_files/intervals.bed", "example_files/sequences.fa",
+                 "downloaded/model_files/test.expect.h5"):
+        assert (out / name).exists(), name
+    state = torch.load(out / "weights.pth", weights_only=True)
+    assert all(t.device.type == "cpu" for t in state.values())
+    with h5py.File(out / "downloaded/model_files/test.expect.h5") as handle:
+        assert handle["inputs"].shape == (20, 4, 120) and handle["preds"].shape == (20, 1)
+    assert main(["export-kipoi", "--model", str(exported[1] / "model.pt"), "--data", str(exported[0]),
+                 "--out", str(out)]) == 2  # no silent overwrite
+
+
+def test_kipoi_test_passes_offline(exported, tmp_path):
+    result = kipoi("test", str(exported[2]), "--source", "dir", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All predictions match" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".h5"])
+def test_kipoi_predict_equals_library(exported, tmp_path, suffix):
+    data, run, out = exported
+    output = tmp_path / ("out" + suffix)
+    args = '{"intervals_file": "%s", "fasta_file": "%s"}' % (data / "peaks.bed", data / "genome.fa")
+    result = kipoi("predict", str(out), "--source", "dir", "--dataloader_args", args, "-o", str(output),
+                   cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if suffix == ".tsv":
+        preds = pd.read_csv(output, sep="\t").filter(like="preds").to_numpy()
+    else:
+        with h5py.File(output) as handle:
+            preds = handle["preds"][:]
+    model = load_model(str(run / "model.pt"))
+    X = load_intervals(str(data / "genome.fa"), str(data / "peaks.bed"), 120)[0]
+    with torch.no_grad():
+        expected = torch.sigmoid(model(X)).numpy()
+    assert preds.shape == expected.shape == (420, 1)
+    assert np.allclose(preds, expected, atol=1e-5)
+
+
+def test_dataloader_matches_library_windows(exported):
+    data, _, out = exported
+    bed = str(out / "example_files" / "intervals.bed")
+    fasta = str(out / "example_files" / "sequences.fa")
+    dl = IntervalDataLoader(bed, fasta, 120)
+    X = load_intervals(fasta, bed, 120)[0].numpy()
+    item = dl[3]
+    assert item["inputs"].dtype == np.float32 and item["inputs"].shape == (4, 120)
+    assert np.array_equal(np.stack([dl[i]["inputs"] for i in range(len(dl))]), X)
+    assert item["metadata"]["ranges"]["end"] - item["metadata"]["ranges"]["start"] == 120
+
+
+def test_dataloader_errors_and_n(tmp_path):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">c1\n" + "ACGTN" * 20 + "\n")
+    bed = tmp_path / "r.bed"
+    bed.write_text("c1\t0\t10\n")
+    item = IntervalDataLoader(str(bed), str(fasta), 10)[0]["inputs"]
+    assert item[:, 4].sum() == 0 and item[:, :4].sum() == 4
+    bed.write_text("c2\t0\t10\n")
+    with pytest.raises(ArgminnError, match="chromosome 'c2' is not in the FASTA"):
+        IntervalDataLoader(str(bed), str(fasta), 10)
+
+
+def test_kipoi_module_outputs_probabilities(exported):
+    _, run, out = exported
+    model = KipoiModel(str(out / "config.json"))
+    model.load_state_dict(torch.load(out / "weights.pth", weights_only=True))
+    X = torch.zeros(2, 4, 120)
+    X[:, 0] = 1
+    ref = load_model(str(run / "model.pt"))
+    assert torch.allclose(model(X), torch.sigmoid(ref(X)))
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHIPPED, "model.yaml")), reason="no shipped kipoi_model/")
+def test_shipped_model_directory(tmp_path):
+    """The committed kipoi_model/ passes kipoi test offline and matches the library on its examples."""
+    result = kipoi("test", SHIPPED, "--source", "dir", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All predictions match" in result.stderr + result.stdout
+    model = KipoiModel(os.path.join(SHIPPED, "config.json"))
+    model.load_state_dict(torch.load(os.path.join(SHIPPED, "weights.pth"), weights_only=True))
+    ex = os.path.join(SHIPPED, "example_files")
+    X = load_intervals(os.path.join(ex, "sequences.fa"), os.path.join(ex, "intervals.bed"),
+                       model.config.input_length)[0]
+    with h5py.File(os.path.join(SHIPPED, "downloaded/model_files/test.expect.h5")) as handle:
+        assert np.array_equal(handle["inputs"][:], X.numpy())
+        with torch.no_grad():
+            assert np.allclose(handle["preds"][:], model(X).numpy(), atol=1e-6)

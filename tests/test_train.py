@@ -1,0 +1,83 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from argminn_plugin import ArgminnError, ModelConfig, TrainConfig
+from argminn_plugin.fileio import atomic_write, safe_load_torch
+from argminn_plugin.train import load_model, train
+from conftest import random_onehot
+
+CFG = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8, stream_dim=16,
+                  token_dim=8, pos_enc_dim=4)
+
+
+def data(seed):
+    X = random_onehot(64, 40, seed=seed)
+    y = (X[:, 0, :20].sum(1) > 5).float()[:, None]
+    return X, y
+
+
+def test_same_seed_same_model(tmp_path):
+    tc = TrainConfig(max_epochs=2, batch_size=16, seed=3)
+    a, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "a"), verbose=False)
+    b, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "b"), verbose=False)
+    c, _ = train(CFG, tc.replace(seed=4), data(0), data(1), str(tmp_path / "c"), verbose=False)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_training_input_errors(tmp_path):
+    X, y = data(0)
+    with pytest.raises(ArgminnError, match="training labels: row 1, column 1: value 2.0 is not 0 or 1"):
+        train(CFG, TrainConfig(max_epochs=1), (X, torch.full_like(y, 2.0)), data(1), str(tmp_path), verbose=False)
+    with pytest.raises(ArgminnError, match="validation sequences: sequences are 30 bp but the model expects 40"):
+        train(CFG, TrainConfig(max_epochs=1), (X, y), (X[:, :, :30], y), str(tmp_path), verbose=False)
+    with pytest.raises(ArgminnError, match="2 task column"):
+        train(CFG, TrainConfig(max_epochs=1), (X, y.repeat(1, 2)), (X, y.repeat(1, 2)), str(tmp_path),
+              verbose=False)
+
+
+def test_resume_with_other_config_is_refused(tmp_path):
+    train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), data(1), str(tmp_path), verbose=False)
+    with pytest.raises(ArgminnError, match="different model or training config"):
+        train(CFG, TrainConfig(max_epochs=2, batch_size=16), data(0), data(1), str(tmp_path), resume=True,
+              verbose=False)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_tampered_model_file_does_not_run_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.pt"
+    torch.save({"format": "argminn-model", "payload": Exploit()}, path, pickle_protocol=2)
+    with pytest.raises(ArgminnError, match="not a valid ARGMINN model file"):
+        load_model(str(path))
+    assert not (tmp_path / "pwned").exists()
+    path.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(ArgminnError, match="not a valid ARGMINN model file|not an ARGMINN model file"):
+        load_model(str(path))
+    torch.save({"format": "something-else"}, path)
+    with pytest.raises(ArgminnError, match="not an ARGMINN model file"):
+        load_model(str(path))
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("finished work")
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(path), force=True) as handle:
+            handle.write("half")
+            raise RuntimeError("killed")
+    assert path.read_text() == "finished work"
+    assert os.listdir(tmp_path) == ["out.txt"]
+    with pytest.raises(ArgminnError, match="output exists"):
+        with atomic_write(str(path)) as handle:
+            handle.write("x")
+    with pytest.raises(ArgminnError, match="model file not found"):
+        safe_load_torch(str(tmp_path / "none.pt"))

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from argminn_plugin import ARGMINN, ArgminnError, ModelConfig
+from argminn_plugin.data import one_hot
+from argminn_plugin.variants import read_variants, score_variants, variant_windows
+
+GENOME = "ACGTACGTAC" * 6  # 60 bp
+
+
+@pytest.fixture
+def fasta(tmp_path):
+    path = tmp_path / "g.fa"
+    path.write_text(">chr1\n" + GENOME + "\n")
+    return str(path)
+
+
+def vcf(tmp_path, *records, name="v.vcf"):
+    path = tmp_path / name
+    path.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" +
+                    "".join("\t".join(map(str, r)) + "\n" for r in records))
+    return str(path)
+
+
+def test_read_vcf_and_table(tmp_path):
+    v = read_variants(vcf(tmp_path, ("chr1", 30, "rs1", "C", "T", ".", ".", "."), ("chr1", 31, ".", "g", "a", ".",
+                                                                                     ".", ".")))
+    assert v[["chrom", "pos", "ref", "alt", "id"]].values.tolist() == [["chr1", 30, "C", "T", "rs1"],
+                                                                       ["chr1", 31, "G", "A", "chr1:31G>A"]]
+    table = tmp_path / "v.tsv"
+    table.write_text("chrom\tpos\tref\talt\nchr1\t30\tC\tT\n")
+    assert read_variants(str(table)).pos.tolist() == [30]
+    table.write_text("chr1\t30\tC\tT\n")
+    with pytest.raises(ArgminnError, match="line 1: no header line"):
+        read_variants(str(table))
+    table.write_text("#chrom\tposition\tref\talt\n")
+    with pytest.raises(ArgminnError, match="header must name"):
+        read_variants(str(table))
+
+
+@pytest.mark.parametrize("record, message", [
+    (("chr1", "x", ".", "C", "T"), "line 3: position 'x' is not an integer"),
+    (("chr1", 30, ".", "CA", "T"), "line 3: CA>T is not a single-nucleotide variant"),
+    (("chr1", 30, ".", "C", "C"), "line 3: ALT equals REF"),
+    (("chr1", 0, ".", "C", "T"), "not 1-based"),
+])
+def test_bad_records(tmp_path, record, message):
+    with pytest.raises(ArgminnError, match=message):
+        read_variants(vcf(tmp_path, record + (".", ".", ".")))
+
+
+def test_ref_mismatch_names_line(tmp_path, fasta):
+    variants = read_variants(vcf(tmp_path, ("chr1", 30, ".", "C", "T", ".", ".", "."),
+                                 ("chr1", 31, ".", "G", "T", ".", ".", ".")))
+    with pytest.raises(ArgminnError, match=r"line 4: REF G does not match the genome at chr1:31 \(A\)"):
+        variant_windows(variants, fasta, 20, "v.vcf")
+
+
+def test_variant_past_chromosome_end(tmp_path, fasta):
+    variants = read_variants(vcf(tmp_path, ("chr1", 58, ".", "C", "T", ".", ".", ".")))
+    with pytest.raises(ArgminnError, match="runs past the chromosome"):
+        variant_windows(variants, fasta, 20, "v.vcf")
+
+
+def test_windows_centre_the_variant(tmp_path, fasta):
+    variants = read_variants(vcf(tmp_path, ("chr1", 30, ".", "C", "T", ".", ".", ".")))
+    X, subs, starts = variant_windows(variants, fasta, 20)
+    assert starts.tolist() == [19] and subs.tolist() == [[0, 10, 3]]
+    assert torch.equal(X[0], one_hot(GENOME[19:39]))
+    assert X[0, :, 10].argmax() == 1  # C at the centre
+
+
+def test_score_variants_known_answer(tmp_path, fasta):
+    """A model whose single filter reads the centre base: the diff equals the weight change."""
+    model = ARGMINN(ModelConfig(input_length=20, n_filters=1, filter_width=1, n_layers=1))
+    variants = read_variants(vcf(tmp_path, ("chr1", 30, ".", "C", "T", ".", ".", ".")))
+    out = score_variants(model, variants, fasta)
+    X, subs, _ = variant_windows(variants, fasta, 20)
+    alt = X.clone()
+    alt[0, :, 10] = torch.tensor([0.0, 0, 0, 1])
+    with torch.no_grad():
+        assert out["task0_ref"][0] == pytest.approx(model(X)[0, 0].item(), abs=1e-6)
+        assert out["task0_diff"][0] == pytest.approx((model(alt) - model(X))[0, 0].item(), abs=1e-6)
