@@ -10,7 +10,7 @@ spacers) on three chromosomes of a small genome: chr1 for training, chr2 for
 validation, chr3 for testing, so the data load like any genome + BED data set.
 
 Outputs in the directory: genome.fa, peaks.bed (labelled BED: chrom, start,
-end, label), instances.tsv (ground truth: every planted motif instance, with
+end, label), test.bed (its test-chromosome rows), instances.tsv (ground truth: every planted motif instance, with
 genome and in-window coordinates), motifs.meme (the planted PPMs) and
 simulation.json (the parameters and split chromosomes).
 """
@@ -150,7 +150,7 @@ def simulate(out_dir, config=None, force=False):
 
     cfg = config or SimulationConfig()
     os.makedirs(out_dir, exist_ok=True)
-    outputs = ["genome.fa", "peaks.bed", "instances.tsv", "motifs.meme", "simulation.json"]
+    outputs = ["genome.fa", "peaks.bed", "test.bed", "instances.tsv", "motifs.meme", "simulation.json"]
     for name in outputs:
         check_writable(os.path.join(out_dir, name), force)
     rng = np.random.default_rng(cfg.seed)
@@ -183,6 +183,9 @@ def simulate(out_dir, config=None, force=False):
     with atomic_write(os.path.join(out_dir, "peaks.bed"), force=True) as handle:
         handle.write("#chrom\tstart\tend\tlabel\n")
         handle.write("\n".join(bed_rows) + "\n")
+    with atomic_write(os.path.join(out_dir, "test.bed"), force=True) as handle:
+        handle.write("#chrom\tstart\tend\tlabel\n")
+        handle.write("\n".join(r for r in bed_rows if r.startswith(SPLITS["test"] + "\t")) + "\n")
     with atomic_write(os.path.join(out_dir, "instances.tsv"), force=True) as handle:
         handle.write("chrom\tstart\tend\tmotif\tstrand\tsplit\twindow\twindow_start\twindow_end\tlabel\n")
         handle.write("\n".join(inst_rows) + "\n")

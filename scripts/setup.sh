@@ -7,5 +7,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -c <(echo torch==2.13.0) -e '.[test]'
+.venv/bin/python -m pip install -q -c <(echo torch==2.13.0) -e '.[test,kipoi]'
 .venv/bin/python -c "import argminn_plugin, torch; print('argminn-plugin', argminn_plugin.__version__, 'torch', torch.__version__)"

@@ -116,3 +116,26 @@ def test_sigkill_then_resume_gives_the_same_model(dataset, tmp_path):
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     assert [h["val_loss"] for h in a["history"]] == [h["val_loss"] for h in b["history"]]
+
+
+def test_variants_command(dataset, trained, tmp_path, capsys):
+    import pyfaidx
+
+    seq = pyfaidx.Fasta(str(dataset / "genome.fa"))["chr3"]
+    ref = str(seq[999:1000]).upper()
+    alt = "A" if ref != "A" else "C"
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{ref}\t{alt}\n")
+    out = tmp_path / "effects.tsv"
+    assert main(["variants", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+                 "--variants", str(vcf), "-o", str(out)]) == 0
+    table = pd.read_csv(out, sep="\t")
+    assert table.loc[0, "id"] == "rsX"
+    assert table.loc[0, "label_diff"] == pytest.approx(table.loc[0, "label_alt"] - table.loc[0, "label_ref"],
+                                                       abs=1e-4)
+    wrong = "G" if ref != "G" else "T"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{wrong}\t{alt}\n")
+    assert main(["variants", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+                 "--variants", str(vcf), "-o", str(tmp_path / "e2.tsv")]) == 2
+    err = capsys.readouterr().err
+    assert f"line 2: REF {wrong} does not match the genome at chr3:1000 ({ref})" in err

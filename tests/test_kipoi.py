@@ -127,3 +127,28 @@ def test_shipped_model_directory(tmp_path):
         assert np.array_equal(handle["inputs"][:], X.numpy())
         with torch.no_grad():
             assert np.allclose(handle["preds"][:], model(X).numpy(), atol=1e-6)
+
+
+def test_compare_two_kipoi_models(exported, tmp_path):
+    """ARGMINN and the CNN baseline, both exported, scored through kipoi predict on the same test BED."""
+    from argminn_plugin.compare import compare_models
+
+    data, _, argminn_dir = exported
+    run, cnn_dir = tmp_path / "cnn_run", tmp_path / "baseline_cnn"
+    assert main(["train", "--architecture", "cnn", "--data", str(data), "--out", str(run), "--quiet",
+                 "--train-set", "max_epochs=1", "--model-set", "n_filters=8"]) == 0
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--data", str(data), "--out", str(cnn_dir)]) == 0
+    assert "Baseline standard CNN" in (cnn_dir / "model.yaml").read_text()
+    out = tmp_path / "compare.tsv"
+    table = compare_models([str(argminn_dir), str(cnn_dir)], str(data / "genome.fa"), str(data / "test.bed"),
+                           output=str(out))
+    assert table["model"].tolist() == ["kipoi_model", "baseline_cnn"]
+    assert (table["n"] == 60).all() and table["auroc"].between(0, 1).all()
+    # the ARGMINN row equals the library's own metrics on the same windows
+    from argminn_plugin.train import classification_metrics
+    model = load_model(str(exported[1] / "model.pt"))
+    X, y, _, _ = load_intervals(str(data / "genome.fa"), str(data / "test.bed"), 120, label_columns=True)
+    with torch.no_grad():
+        m = classification_metrics(y, torch.sigmoid(model(X)))[0]
+    assert table.loc[0, "auroc"] == pytest.approx(m["auroc"], abs=1e-6)
+    assert pd.read_csv(out, sep="\t").shape == (2, 6)

@@ -1,0 +1,58 @@
+"""Compare Kipoi models on the same labelled intervals through ``kipoi predict``.
+
+Each model directory is run with ``kipoi predict DIR --source dir`` on the same
+FASTA + BED (its windows centred on the intervals), and the predictions are
+scored against the BED's 0/1 labels (auROC, auPRC) side by side.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+from .data import read_bed
+from .errors import ArgminnError
+from .fileio import atomic_write
+
+
+def kipoi_predict(model_dir, intervals, fasta, output, batch_size=64):
+    """Run ``kipoi predict`` in a subprocess; returns the (N, T) predictions it wrote."""
+    if not os.path.isfile(os.path.join(model_dir, "model.yaml")):
+        raise ArgminnError(f"{model_dir}: not a Kipoi model directory (no model.yaml)")
+    args = json.dumps({"intervals_file": os.path.abspath(intervals), "fasta_file": os.path.abspath(fasta)})
+    cmd = [sys.executable, "-m", "kipoi", "predict", os.path.abspath(model_dir), "--source", "dir",
+           "--dataloader_args", args, "--batch_size", str(batch_size), "-o", os.path.abspath(output)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ArgminnError(f"kipoi predict failed for {model_dir}: {tail[0]}")
+    table = pd.read_csv(output, sep="\t")
+    return table.filter(like="preds").to_numpy()
+
+
+def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
+    """auROC / auPRC per model and task, from ``kipoi predict`` on a labelled BED."""
+    from .train import classification_metrics
+
+    bed, names = read_bed(bed_path, label_columns=True)
+    y = bed[names].to_numpy()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = os.path.join(tmp, "intervals.bed")
+        bed[["chrom", "start", "end"]].to_csv(plain, sep="\t", header=False, index=False)
+        for k, model_dir in enumerate(model_dirs):
+            preds = kipoi_predict(model_dir, plain, fasta, os.path.join(tmp, f"pred{k}.tsv"))
+            if preds.shape != y.shape:
+                raise ArgminnError(f"{model_dir}: predictions have shape {preds.shape}, labels {y.shape}")
+            for name, m in zip(names, classification_metrics(y, preds)):
+                rows.append({"model": os.path.basename(os.path.normpath(model_dir)), "task": name,
+                             "n": len(y), "positives": int(np.sum(y[:, names.index(name)])), **m})
+    table = pd.DataFrame(rows)
+    if output:
+        with atomic_write(output, force=force) as handle:
+            table.to_csv(handle, sep="\t", index=False)
+    return table
