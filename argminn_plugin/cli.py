@@ -92,13 +92,22 @@ def cmd_predict(args):
 
 
 def cmd_variants(args):
-    from .fileio import atomic_write
-    from .train import load_model
-    from .variants import read_variants, score_variants
+    from .fileio import atomic_write, check_writable
 
-    model = load_model(args.model)
-    table = score_variants(model, read_variants(args.variants), args.fasta, batch_size=args.batch_size,
-                           path=args.variants)
+    check_writable(args.output, args.force)
+    if args.kipoi_model:
+        from .kipoi_veff_bridge import kipoi_veff_scores
+
+        table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants)
+    else:
+        from .train import load_model
+        from .variants import read_variants, score_variants
+
+        if not args.model:
+            raise ArgminnError("give --model (tangermeme route) or --kipoi-model (kipoi-veff route)")
+        model = load_model(args.model)
+        table = score_variants(model, read_variants(args.variants), args.fasta, batch_size=args.batch_size,
+                               path=args.variants, offset=args.offset)
     with atomic_write(args.output, force=args.force) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
     print(f"scored {len(table)} variants; wrote {args.output}")
@@ -201,7 +210,10 @@ def build_parser():
 
     p = sub.add_parser("variants", help="score SNVs (VCF or chrom/pos/ref/alt table) with tangermeme's "
                                         "substitution effect")
-    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--model", help="model file (model.pt): tangermeme substitution effects on logits")
+    p.add_argument("--kipoi-model", help="Kipoi model directory: kipoi-veff ref/alt/diff on probabilities instead")
+    p.add_argument("--offset", type=int, help="the variant's index in the window (default L // 2; kipoi-veff "
+                                              "uses L // 2 - 1 for even L)")
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")

@@ -64,10 +64,16 @@ dependencies:
   pip:
     - argminn-plugin
     - kipoiseq
+postprocessing:
+  variant_effects:
+    bed_input:
+      - intervals_file
 output_schema:
   inputs:
     name: seq
     shape: (4, {length})
+    special_type: DNASeq
+    associated_metadata: ranges
     doc: One-hot DNA, rows A, C, G, T
   metadata:
     ranges:
@@ -108,6 +114,12 @@ schema:
     doc: Probability per task, in this order - {task_list}
     column_labels:
 {column_labels}
+# Read by argminn's kipoi-veff bridge (kipoi 0.8.6 no longer parses this block).
+postprocessing:
+  variant_effects:
+    seq_input:
+      - seq
+    use_rc: false
 test:
   # Kipoi looks for the expected predictions in downloaded/model_files/ and
   # downloads the url only when that file is missing or its md5 differs; the

@@ -70,18 +70,25 @@ def read_variants(path):
     return pd.DataFrame(records, columns=["chrom", "pos", "ref", "alt", "id", "line"])
 
 
-def variant_windows(variants, fasta_path, length, path="variants"):
-    """One-hot windows centred on each variant, after checking REF against the genome.
+def variant_windows(variants, fasta_path, length, path="variants", offset=None):
+    """One-hot windows holding each variant at index ``offset``, after checking REF against the genome.
 
+    ``offset`` defaults to ``length // 2`` (tangermeme's centre: the window of
+    a 1-bp locus); kipoi-veff's variant-centred windows put the variant at
+    ``length // 2 - 1`` for even lengths, 1 bp further right in the window.
     Returns (X (N, 4, L) reference windows, substitutions (N, 3) long tensor of
     (row, position, alt index) for tangermeme, window start per variant).
     """
     from tangermeme.io import extract_loci
 
     fasta = open_fasta(fasta_path)
-    offset = length // 2
-    loci = pd.DataFrame({"chrom": variants["chrom"], "start": variants["pos"] - 1, "end": variants["pos"],
-                         "line": variants["line"]})
+    offset = length // 2 if offset is None else offset
+    if not 0 <= offset < length:
+        raise ArgminnError(f"variant offset {offset} is outside the {length}-bp window")
+    # A 1-bp locus [p - 1, p) is centred at index L // 2; shift it so the variant lands at `offset`.
+    shift = length // 2 - offset
+    loci = pd.DataFrame({"chrom": variants["chrom"], "start": variants["pos"] - 1 + shift,
+                         "end": variants["pos"] + shift, "line": variants["line"]})
     check_intervals(loci, fasta, length, path)
     for chrom, pos, ref, lineno in zip(variants["chrom"], variants["pos"], variants["ref"], variants["line"]):
         base = str(fasta[chrom][pos - 1:pos]).upper()
@@ -95,15 +102,17 @@ def variant_windows(variants, fasta_path, length, path="variants"):
     return X, subs, starts
 
 
-def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", path="variants"):
+def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", path="variants", offset=None):
     """tangermeme substitution effect of every SNV on the model's logits.
+
+    ``offset``: the variant's index in the window (default ``L // 2``).
 
     Returns the variants table with, per task, ``<task>_ref``, ``<task>_alt``
     and ``<task>_diff`` (alt - ref, logits).
     """
     from tangermeme.variant_effect import substitution_effect
 
-    X, subs, starts = variant_windows(variants, fasta_path, model.config.input_length, path)
+    X, subs, starts = variant_windows(variants, fasta_path, model.config.input_length, path, offset)
     model.eval()
     before, after = substitution_effect(model, X, subs, batch_size=batch_size, device=device, verbose=False)
     out = variants.drop(columns=["line"]).copy()

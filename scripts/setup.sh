@@ -8,4 +8,8 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -c <(echo torch==2.13.0) -e '.[test,kipoi]'
+# kipoi-veff 0.3.1 depends on pyvcf, whose sdist no longer builds: install it
+# without dependencies, with the readers it actually imports.
+.venv/bin/python -m pip install -q --no-deps kipoi-veff==0.3.1
+.venv/bin/python -m pip install -q cyvcf2 'intervaltree<3' PyVCF3 pysam
 .venv/bin/python -c "import argminn_plugin, torch; print('argminn-plugin', argminn_plugin.__version__, 'torch', torch.__version__)"

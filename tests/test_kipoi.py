@@ -152,3 +152,36 @@ def test_compare_two_kipoi_models(exported, tmp_path):
         m = classification_metrics(y, torch.sigmoid(model(X)))[0]
     assert table.loc[0, "auroc"] == pytest.approx(m["auroc"], abs=1e-6)
     assert pd.read_csv(out, sep="\t").shape == (2, 6)
+
+
+def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
+    """kipoi-veff on the Kipoi directory == tangermeme's substitution effect on the same windows.
+
+    kipoi-veff puts the variant at index L // 2 - 1 of an even-length window,
+    tangermeme's centre is L // 2: with offset=L // 2 - 1 the two are the same
+    computation; at the default offset the window is shifted by 1 bp.
+    """
+    import pyfaidx
+
+    from argminn_plugin.kipoi_veff_bridge import kipoi_veff_scores
+    from argminn_plugin.variants import read_variants, score_variants
+
+    data, run, out = exported
+    inst = pd.read_csv(data / "instances.tsv", sep="\t")
+    inst = inst[inst.split == "test"].head(8)
+    fasta = pyfaidx.Fasta(str(data / "genome.fa"))
+    lines = ["#CHROM\tPOS\tID\tREF\tALT"]
+    for r in inst.itertuples():
+        pos = r.start + 3
+        ref = str(fasta[r.chrom][pos - 1:pos]).upper()
+        lines.append(f"{r.chrom}\t{pos}\tv{r.Index}\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 1) % 4]}")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    kv = kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf)).set_index("id")
+    model = load_model(str(run / "model.pt"))
+    tm = score_variants(model, read_variants(str(vcf)), str(data / "genome.fa"), offset=120 // 2 - 1).set_index("id")
+    tm = tm.loc[kv.index]
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    assert np.allclose(kv["label_ref"], sig(tm["label_ref"]), atol=1e-6)
+    assert np.allclose(kv["label_diff"], sig(tm["label_alt"]) - sig(tm["label_ref"]), atol=1e-6)
+    assert list(kv.index) == [f"v{i}" for i in sorted(inst.index)] or len(kv) == len(inst)

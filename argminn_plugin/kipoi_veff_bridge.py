@@ -1,0 +1,87 @@
+"""Variant effects through the Kipoi path: kipoi-veff on a Kipoi model directory.
+
+kipoi-veff 0.3.1 reads ``postprocessing: variant_effects`` from the model and
+dataloader descriptions, a block kipoi 0.8.6 no longer parses; this bridge
+reads it from the two YAML files and attaches it, bgzips and tabix-indexes the
+VCF with pysam (kipoi-veff would call the bedtools binary otherwise), and
+collects kipoi-veff's ref / alt / diff scores (probabilities, the Kipoi
+model's output) without its VCF writer (incompatible with PyVCF3).
+
+kipoi-veff centres an even-length window so that the variant sits at index
+``L // 2 - 1``; :func:`argminn_plugin.variants.score_variants` puts it at
+``L // 2`` by default (tangermeme's centre), so pass ``offset=L // 2 - 1`` there
+to score the very same windows.
+"""
+
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import kipoi_compat  # noqa: F401
+from .errors import ArgminnError
+from .variants import read_variants
+
+
+class _NullWriter:
+    def __call__(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def _variant_effects_block(path, key):
+    import yaml
+
+    with open(path) as handle:
+        spec = yaml.safe_load(handle) or {}
+    block = (spec.get("postprocessing") or {}).get("variant_effects")
+    if block is None or key not in block:
+        raise ArgminnError(f"{path}: no 'postprocessing: variant_effects: {key}' block; re-export the model with "
+                           "argminn export-kipoi")
+    return block
+
+
+def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32):
+    """kipoi-veff ref/alt/diff of every SNV in ``variants_path`` (VCF or table) for a Kipoi model directory.
+
+    Returns a DataFrame: chrom, pos, ref, alt, id, then ``<task>_ref``,
+    ``<task>_alt``, ``<task>_diff`` (probabilities).
+    """
+    import kipoi
+    import pysam
+    from kipoi_veff import score_variants
+    from kipoi_veff.specs import VarEffectDataLoaderArgs, VarEffectModelArgs
+
+    variants = read_variants(variants_path)
+    model_block = _variant_effects_block(os.path.join(model_dir, "model.yaml"), "seq_input")
+    dl_block = _variant_effects_block(os.path.join(model_dir, "dataloader.yaml"), "bed_input")
+    model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
+    model.postprocessing = {"variant_effects": VarEffectModelArgs.from_config(model_block)}
+    model.default_dataloader.postprocessing = {"variant_effects": VarEffectDataLoaderArgs.from_config(dl_block)}
+    ordered = variants.sort_values(["chrom", "pos"], kind="stable").reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        vcf = os.path.join(tmp, "variants.vcf")
+        with open(vcf, "w") as handle:
+            handle.write("##fileformat=VCFv4.2\n")
+            for chrom in ordered["chrom"].unique():
+                handle.write(f"##contig=<ID={chrom}>\n")
+            handle.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+            for r in ordered.itertuples():
+                handle.write(f"{r.chrom}\t{r.pos}\t{r.id}\t{r.ref}\t{r.alt}\t.\t.\t.\n")
+        gz = pysam.tabix_index(vcf, preset="vcf", force=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = score_variants(model, {"fasta_file": os.path.abspath(fasta)}, gz, output_writers=[_NullWriter()],
+                                 scores=["ref", "alt", "diff"], batch_size=batch_size, return_predictions=True)
+    out = ordered.drop(columns=["line"]).copy()
+    for score in ("ref", "alt", "diff"):
+        table = res[score]
+        if len(table) != len(out):
+            raise ArgminnError(f"kipoi-veff scored {len(table)} of {len(out)} variants")
+        for col in table.columns:
+            out[f"{col}_{score}"] = np.asarray(table[col], dtype=float)
+    return out
