@@ -113,6 +113,42 @@ def cmd_variants(args):
     print(f"scored {len(table)} variants; wrote {args.output}")
 
 
+def _planted_truth(data_dir, bed):
+    """Planted instances of a simulated dataset, indexed by row of ``bed``."""
+    import pandas as pd
+
+    inst = pd.read_csv(os.path.join(data_dir, "instances.tsv"), sep="\t")
+    windows = bed["chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
+    index = {w: i for i, w in enumerate(windows)}
+    inst = inst[inst["window"].isin(index)]
+    return pd.DataFrame({"sequence": inst["window"].map(index).to_numpy(), "motif": inst["motif"].to_numpy(),
+                         "start": inst["window_start"].to_numpy(), "end": inst["window_end"].to_numpy(),
+                         "strand": inst["strand"].to_numpy()})
+
+
+def cmd_instances(args):
+    from .data import load_intervals, load_splits
+    from .interpret import instance_report
+    from .train import load_model
+
+    model = load_model(args.model)
+    truth = None
+    if args.data:
+        fasta, bed_path, valid, test, _ = _dataset_paths(args)
+        splits, _ = load_splits(fasta, bed_path, model.config.input_length, valid, test)
+        X, y, bed = splits[args.split]
+        keep = (y[:, 0] == 1).nonzero().flatten() if args.positives else None
+        if keep is not None:
+            X, bed = X[keep], bed.iloc[keep.numpy()].reset_index(drop=True)
+        truth = _planted_truth(args.data, bed)
+    elif args.fasta and args.bed:
+        X, _, bed, _ = load_intervals(args.fasta, args.bed, model.config.input_length)
+    else:
+        raise ArgminnError("give --data DIR, or both --fasta and --bed")
+    summary = instance_report(model, X, bed, args.motifs, args.out, truth=truth, force=args.force)
+    print(json.dumps(summary, indent=1))
+
+
 def cmd_motifs(args):
     from .report import motif_report
     from .train import load_model
@@ -207,6 +243,17 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("instances", help="call motif instances by tracing attention (one forward pass); "
+                                         "syntax read-out; with --data, top-k coverage vs FIMO")
+    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--motifs", required=True, help="output directory of 'argminn motifs' (motifs.tsv, motifs.meme)")
+    data_args(p, required_labels=False)
+    p.add_argument("--split", choices=["train", "valid", "test"], default="test", help="with --data: which split")
+    p.add_argument("--positives", action="store_true", help="with --data: only the positive sequences")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_instances)
 
     p = sub.add_parser("variants", help="score SNVs (VCF or chrom/pos/ref/alt table) with tangermeme's "
                                         "substitution effect")

@@ -7,12 +7,15 @@ functions take the model as it is. ``interims`` returns what interpretation
 reads: the pre-norm motif activations and every layer's attention weights.
 
 Every nonlinearity, softmax and norm is a separate ``nn.Module`` instance that
-is called exactly once per forward pass (DeepLIFT hooks rely on that).
+is called exactly once per forward pass (DeepLIFT hooks rely on that), and the
+two products of attention (query x keys, weights x values) are tangermeme
+``BilinearOp`` modules, so ``tangermeme.deep_lift_shap`` converges.
 """
 
 import math
 
 import torch
+from tangermeme.deep_lift_shap import BilinearOp
 from torch import nn
 from torch.nn import functional as F
 
@@ -74,7 +77,11 @@ class MemoryAttentionLayer(nn.Module):
         self.query = nn.Linear(stream_dim, n_heads * head_dim)
         self.key = nn.Linear(token_dim, n_heads * head_dim)
         self.value = nn.Linear(token_dim, n_heads * head_dim)
+        # The two products of attention are BilinearOp modules, which carry
+        # tangermeme's DeepLIFT rule for products of two input-dependent terms.
+        self.score_op = BilinearOp("nhd,nhpd->nhp")
         self.softmax = nn.Softmax(dim=-1)
+        self.mix_op = BilinearOp("nhp,nhpd->nhd")
         self.out = nn.Linear(n_heads * head_dim, token_dim)
         self.norm1 = nn.LayerNorm(token_dim)
         self.mlp_in = nn.Linear(token_dim, stream_dim)
@@ -85,12 +92,11 @@ class MemoryAttentionLayer(nn.Module):
     def forward(self, stream, tokens):
         """stream (N, S), tokens (N, P, D) -> new stream (N, S), attention (N, H, P)."""
         n, p, _ = tokens.shape
-        q = self.query(stream).view(n, self.n_heads, 1, self.head_dim)
+        q = self.query(stream).view(n, self.n_heads, self.head_dim) / math.sqrt(self.head_dim)
         k = self.key(tokens).view(n, p, self.n_heads, self.head_dim).transpose(1, 2)
         v = self.value(tokens).view(n, p, self.n_heads, self.head_dim).transpose(1, 2)
-        scores = (q * k).sum(-1) / math.sqrt(self.head_dim)  # (N, H, P)
-        attn = self.softmax(scores)
-        mixed = (attn.unsqueeze(-1) * v).sum(2).reshape(n, self.n_heads * self.head_dim)
+        attn = self.softmax(self.score_op(q, k))  # (N, H, P)
+        mixed = self.mix_op(attn, v).reshape(n, self.n_heads * self.head_dim)
         update = self.norm1(self.out(mixed))
         update = self.norm2(self.mlp_out(self.mlp_act(self.mlp_in(update))))
         return stream + update, attn

@@ -180,12 +180,15 @@ def benjamini_hochberg(p):
     return out
 
 
-def tomtom_qvalues(queries, targets=None):
+def tomtom_qvalues(queries, targets=None, alignments=False):
     """TOMTOM (memelite) of every query PPM against every target PPM.
 
     ``targets`` defaults to the JASPAR2024 CORE vertebrate motifs. Returns
     (p, q): DataFrames indexed by query name with one column per target; q is
-    Benjamini-Hochberg over each query's p-values against all targets.
+    Benjamini-Hochberg over each query's p-values against all targets. With
+    ``alignments=True`` also (offsets, strands): query column 0 sits on target
+    column ``offset`` of the target (strand 0) or of its reverse complement
+    (strand 1).
     """
     from memelite import tomtom
 
@@ -193,11 +196,14 @@ def tomtom_qvalues(queries, targets=None):
     q_names, t_names = list(queries), list(targets)
     if not q_names:
         empty = pd.DataFrame(columns=t_names, dtype=float)
-        return empty, empty.copy()
-    p = tomtom([np.asarray(queries[k], dtype=np.float64) for k in q_names],
-               [np.asarray(targets[k], dtype=np.float64) for k in t_names])[0]
+        return (empty, empty.copy(), empty.copy(), empty.copy()) if alignments else (empty, empty.copy())
+    p, _, offsets, _, strands = tomtom([np.asarray(queries[k], dtype=np.float64) for k in q_names],
+                                       [np.asarray(targets[k], dtype=np.float64) for k in t_names])
     q = np.stack([benjamini_hochberg(row) for row in p])
-    return pd.DataFrame(p, index=q_names, columns=t_names), pd.DataFrame(q, index=q_names, columns=t_names)
+    frames = [pd.DataFrame(v, index=q_names, columns=t_names) for v in (p, q)]
+    if alignments:
+        frames += [pd.DataFrame(v.astype(int), index=q_names, columns=t_names) for v in (offsets, strands)]
+    return tuple(frames)
 
 
 def best_matches(p, q, n_best=5):

@@ -6,8 +6,8 @@ import os
 import numpy as np
 
 from .fileio import atomic_write, check_writable
-from .motifs import (best_matches, column_for_id, extract_motifs, resolve_method, save_logos, tomtom_qvalues,
-                     write_meme)
+from .motifs import (best_matches, column_for_id, extract_motifs, jaspar_database, resolve_method, save_logos,
+                     tomtom_qvalues, write_meme)
 
 Q_THRESHOLD = 0.05
 
@@ -32,21 +32,28 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
                                                     "report.json")}
     for path in paths.values():
         check_writable(path, force)
+    targets = targets if targets is not None else jaspar_database()
     table, ppms = extract_motifs(model, X, method=method)
-    p, q = tomtom_qvalues(ppms, targets)
+    p, q, offsets, strands = tomtom_qvalues(ppms, targets, alignments=True)
     matches = best_matches(p, q, n_best=5)
-    top = matches[matches["rank"] == 1].set_index("query")
-    table["best_match"] = [top.at[n, "target"] if n in top.index else "" for n in table["name"]]
-    table["best_q"] = [float(top.at[n, "q_value"]) if n in top.index else np.nan for n in table["name"]]
 
-    write_meme(paths["motifs.meme"], ppms, force=True)
-    save_logos(ppms, paths["logos.png"], force=True, title="ARGMINN filters (active)")
-    with atomic_write(paths["motifs.tsv"], force=True) as handle:
-        table.to_csv(handle, sep="\t", index=False)
-    with atomic_write(paths["tomtom.tsv"], force=True) as handle:
-        matches.to_csv(handle, sep="\t", index=False)
-    report = {"method": resolve_method(method, X), "n_filters": int(len(table)), "n_active": int(table["active"].sum()),
-              "active": table.loc[table["active"], "name"].tolist()}
+    # Per filter: its match, and how the trimmed motif sits on it (offset,
+    # strand, width), so instances can be given in the match's coordinates.
+    cols = ["best_match", "best_q", "match_offset", "match_strand", "match_width"]
+
+    def match(name, target):
+        return [target, float(q.at[name, target]), int(offsets.at[name, target]),
+                "-" if strands.at[name, target] else "+", int(np.asarray(targets[target]).shape[1])]
+
+    for col, default in zip(cols, ["", np.nan, 0, "+", 0]):
+        table[col] = default
+    top = matches[matches["rank"] == 1].set_index("query")["target"]
+    for i, name in zip(table.index, table["name"]):
+        if name in top.index:
+            table.loc[i, cols] = match(name, top[name])
+
+    report = {"method": resolve_method(method, X), "n_filters": int(len(table)),
+              "n_active": int(table["active"].sum()), "active": table.loc[table["active"], "name"].tolist()}
     if planted:
         with open(planted) as handle:
             motif_ids = json.load(handle)["config"]["motif_ids"]
@@ -55,6 +62,16 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         report["each_planted_motif_found_by_exactly_one_filter"] = all(len(v) == 1 for v in recovery.values())
         report["planted_q"] = {mid: {n: float(q.at[n, column_for_id(q, mid)]) for n in q.index}
                                for mid in motif_ids}
+        for mid in motif_ids:  # a filter that found a planted motif is named and aligned after it
+            for name in recovery[mid]:
+                table.loc[table["name"] == name, cols] = match(name, column_for_id(q, mid))
+
+    write_meme(paths["motifs.meme"], ppms, force=True)
+    save_logos(ppms, paths["logos.png"], force=True, title="ARGMINN filters (active)")
+    with atomic_write(paths["motifs.tsv"], force=True) as handle:
+        table.to_csv(handle, sep="\t", index=False)
+    with atomic_write(paths["tomtom.tsv"], force=True) as handle:
+        matches.to_csv(handle, sep="\t", index=False)
     with atomic_write(paths["report.json"], force=True) as handle:
         json.dump(report, handle, indent=2)
     if planted:

@@ -139,3 +139,16 @@ def test_variants_command(dataset, trained, tmp_path, capsys):
                  "--variants", str(vcf), "-o", str(tmp_path / "e2.tsv")]) == 2
     err = capsys.readouterr().err
     assert f"line 2: REF {wrong} does not match the genome at chr3:1000 ({ref})" in err
+
+
+def test_config_file_errors(dataset, tmp_path, capsys):
+    bad_json = tmp_path / "model.json"
+    bad_json.write_text('{\n  "n_filters": 8,\n  "filter_width": 10,,\n}\n')
+    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--model-config", str(bad_json)]) == 2
+    assert "model.json: line 3: not valid JSON" in capsys.readouterr().err
+    mistyped = tmp_path / "train.json"
+    mistyped.write_text('{"max_epoch": 3}')
+    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--train-config", str(mistyped)]) == 2
+    assert "train.json: unknown key(s) 'max_epoch'" in capsys.readouterr().err
+    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--train-set", "batch_size=ten"]) == 2
+    assert "'batch_size' must be an integer, got 'ten'" in capsys.readouterr().err

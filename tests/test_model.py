@@ -48,13 +48,15 @@ def test_reverse_complement_scanning_reads_strand(small_config):
 def test_every_nonlinearity_is_its_own_module_called_once(small_config):
     model = ARGMINN(small_config).eval()
     calls = {}
-    kinds = (torch.nn.ReLU, torch.nn.Softmax, torch.nn.LayerNorm, torch.nn.BatchNorm1d)
+    from tangermeme.deep_lift_shap import BilinearOp
+
+    kinds = (torch.nn.ReLU, torch.nn.Softmax, torch.nn.LayerNorm, torch.nn.BatchNorm1d, BilinearOp)
     for name, module in model.named_modules():
         if isinstance(module, kinds):
             module.register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
     model(random_onehot(2, 60))
-    # scanner relu, batchnorm, final norm, and per layer: softmax, 2 layernorms, mlp relu
-    assert len(calls) == 3 + 2 * 4
+    # scanner relu, batchnorm, final norm, and per layer: softmax, 2 layernorms, mlp relu, 2 products
+    assert len(calls) == 3 + 2 * 6
     assert set(calls.values()) == {1}
 
 

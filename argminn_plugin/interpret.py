@@ -1,0 +1,289 @@
+"""Reading motif instances and syntax off the model itself.
+
+- :func:`call_instances`: motif instances from one forward pass. Every
+  scanner position gets the attention the layers/heads put on it (heads
+  weighted by how much motif activation they attend to); positions are taken
+  in decreasing attention (non-maximum suppression within a filter width),
+  each pointing at its top filter activation, which gives (motif, start, end,
+  strand, attention, activation). Ranked by attention.
+- :func:`fimo_instances`: the usual route for comparison, the discovered motifs
+  scanned with memelite's FIMO.
+- :func:`coverage_curve`: fraction of true instances covered by the top-k calls.
+- :func:`syntax_readout`: pairwise spacing and relative orientation between
+  called instances across many sequences.
+
+Signatures follow tangermeme: X is (N, 4, L), with batch_size, device, verbose.
+"""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import check_X
+from .errors import ArgminnError
+
+
+@torch.no_grad()
+def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0):
+    """Per sequence and scanner position: the attention score, top filter, its activation and strand.
+
+    Heads differ in what they look at: some follow motif hits, others sit on
+    background. Each (layer, head) is weighted by how much motif activation
+    it attends to over X (the mean over sequences of sum_p attention * top
+    activation, scaled so the largest is 1) raised to ``head_power``; a
+    position's score is the weighted sum of the attention it receives. With
+    ``head_power=0`` every head counts the same. Returns (N, P) arrays and the
+    (layers, heads) weights.
+    """
+    from tqdm.auto import tqdm
+
+    X = check_X(X, model.config.input_length)
+    model = model.to(device).eval()
+    out = {k: [] for k in ("attention", "filter", "activation", "strand")}
+    for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
+        parts = model.interims(X[i:i + batch_size].to(device))
+        act, filt = parts["activations"].max(1)  # (n, P)
+        strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
+        for k, v in zip(out, (torch.stack(parts["attention"], 1), filt, act, strand)):
+            out[k].append(v.cpu())
+    scan = {k: torch.cat(v) for k, v in out.items()}
+    att = scan.pop("attention")  # (N, layers, heads, P)
+    focus = (att * scan["activation"][:, None, None, :]).sum(-1).mean(0)
+    weights = (focus / focus.max().clamp_min(1e-12)) ** head_power
+    scan["attention"] = (att * weights[None, :, :, None]).sum((1, 2))
+    return {k: v.numpy() for k, v in scan.items()}, weights.numpy()
+
+
+def annotation_from_table(table, q_threshold=0.05):
+    """Per-filter annotation for :func:`call_instances` from a ``motifs.tsv`` table.
+
+    Every filter gets its trimmed span (start, end); filters whose best TOMTOM
+    match has q < ``q_threshold`` are named after it and aligned to it
+    (match_offset, match_strand, match_width), so their instances are reported
+    in the matched motif's coordinates and orientation.
+    """
+    out = {}
+    for r in table.itertuples():
+        ann = {"name": f"filter{r.filter}", "lo": int(r.start), "hi": int(r.end)}
+        if isinstance(r.best_match, str) and r.best_match and r.best_q < q_threshold:
+            ann.update(name=r.best_match.split(" ", 1)[-1], offset=int(r.match_offset),
+                       flip=r.match_strand == "-", width=int(r.match_width))
+        out[int(r.filter)] = ann
+    return out
+
+
+def _coordinates(p, minus, width, ann):
+    """(start, end, minus) of a call at scanner position p in the annotated motif's frame."""
+    lo, hi = ann.get("lo", 0), ann.get("hi", width)
+    if "offset" not in ann:
+        start = p + (width - hi if minus else lo)
+        return start, start + hi - lo, minus
+    o, w_t = ann["offset"], ann["width"]
+    start = (p + width - lo + o - w_t) if minus else (p + lo - o)
+    return start, start + w_t, minus != ann["flip"]
+
+
+def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verbose=False, min_separation=None,
+                   max_per_sequence=None, min_attention=0.0, head_power=4.0):
+    """Motif instances by tracing attention back to the scanner, in one forward pass.
+
+    annotation: optional {filter: {...}} from :func:`annotation_from_table`
+    (name, trimmed span, alignment to the matched motif); without it, calls
+    span the whole filter window and are named ``filter<k>``. Returns a
+    DataFrame ranked by attention score: sequence, filter, motif, start, end,
+    strand, attention, activation, rank (within its sequence).
+    """
+    w = model.config.filter_width
+    scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power)
+    sep = min_separation or w
+    rows = []
+    for n in range(scan["attention"].shape[0]):
+        att = scan["attention"][n]
+        taken = []
+        for p in np.argsort(-att, kind="stable"):
+            if att[p] <= min_attention or (max_per_sequence and len(taken) >= max_per_sequence):
+                break
+            if scan["activation"][n, p] <= 0 or any(abs(p - q) < sep for q in taken):
+                continue
+            taken.append(p)
+            f = int(scan["filter"][n, p])
+            ann = (annotation or {}).get(f, {})
+            start, end, minus = _coordinates(int(p), bool(scan["strand"][n, p]), w, ann)
+            rows.append((n, f, ann.get("name", f"filter{f}"), start, end, "-" if minus else "+", float(att[p]),
+                         float(scan["activation"][n, p]), len(taken)))
+    calls = pd.DataFrame(rows, columns=["sequence", "filter", "motif", "start", "end", "strand", "attention",
+                                        "activation", "rank"])
+    return calls.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def fimo_instances(motifs, X, threshold=1e-3):
+    """The usual route: motifs (name -> (4, w) PPM) scanned with memelite FIMO; ranked by p-value."""
+    from memelite import fimo
+
+    if not motifs:
+        return pd.DataFrame(columns=["sequence", "motif", "start", "end", "strand", "p_value"])
+    X = check_X(X)
+    hits = fimo({k: np.asarray(v, dtype=np.float64) for k, v in motifs.items()}, X.numpy(), threshold=threshold)
+    table = pd.concat([h for h in hits if len(h)], ignore_index=True) if any(len(h) for h in hits) else None
+    if table is None:
+        return pd.DataFrame(columns=["sequence", "motif", "start", "end", "strand", "p_value"])
+    table = table.rename(columns={"sequence_name": "sequence", "motif_name": "motif", "p-value": "p_value"})
+    table = table[["sequence", "motif", "start", "end", "strand", "p_value"]].astype({"sequence": int})
+    return table.sort_values("p_value", kind="stable").reset_index(drop=True)
+
+
+def coverage_curve(calls, truth, k_max=None, min_overlap=0.5):
+    """Fraction of true instances covered by the top-k calls, k = 1..k_max (default: number of true instances).
+
+    calls: ranked DataFrame with sequence, start, end; truth: DataFrame with
+    sequence, start, end. A true instance is covered by a call in the same
+    sequence that overlaps at least ``min_overlap`` of its length.
+    """
+    if len(truth) == 0:
+        raise ArgminnError("no true instances to evaluate against")
+    k_max = k_max or len(truth)
+    truth = truth.reset_index(drop=True)
+    by_seq = {s: g for s, g in truth.groupby("sequence")}
+    covered = np.zeros(len(truth), dtype=bool)
+    curve = np.zeros(k_max)
+    count = 0
+    for k, call in enumerate(calls.head(k_max).itertuples(), 1):
+        g = by_seq.get(call.sequence)
+        if g is not None:
+            overlap = np.minimum(g["end"].to_numpy(), call.end) - np.maximum(g["start"].to_numpy(), call.start)
+            hit = g.index[overlap >= min_overlap * (g["end"] - g["start"]).to_numpy()]
+            new = hit[~covered[hit]]
+            covered[new] = True
+            count += len(new)
+        curve[k - 1] = count / len(truth)
+    if len(calls) < k_max:
+        curve[len(calls):] = count / len(truth)
+    return curve
+
+
+def syntax_readout(calls, sequences=None, top_per_sequence=2):
+    """Pairwise spacing and relative orientation between each sequence's top calls.
+
+    For every pair of calls of different motifs within a sequence's
+    ``top_per_sequence`` calls, ordered so that b starts downstream of a along
+    a's strand, the spacing is where b starts relative to a's start (bp, >= 0)
+    and the orientation is 'same' or 'opposite'. Returns the counts per (motif_a, motif_b, spacing,
+    orientation), most frequent first.
+    """
+    chosen = calls if sequences is None else calls[calls["sequence"].isin(set(sequences))]
+    chosen = chosen[chosen["rank"] <= top_per_sequence] if "rank" in chosen else chosen
+    rows = []
+    for _, g in chosen.groupby("sequence"):
+        recs = list(g.itertuples())
+        for a in recs:
+            for b in recs:
+                if a.Index == b.Index or a.motif == b.motif:
+                    continue
+                spacing = (b.start - a.start) if a.strand == "+" else (a.end - b.end)
+                if spacing < 0 or (spacing == 0 and a.motif > b.motif):
+                    continue  # each pair once: b downstream of a along a's strand
+                rows.append((a.motif, b.motif, int(spacing), "same" if a.strand == b.strand else "opposite"))
+    table = pd.DataFrame(rows, columns=["motif_a", "motif_b", "spacing", "orientation"])
+    if table.empty:
+        return table.assign(count=[])
+    return (table.groupby(["motif_a", "motif_b", "spacing", "orientation"]).size().rename("count")
+            .reset_index().sort_values("count", ascending=False, kind="stable").reset_index(drop=True))
+
+
+def plot_spacing(syntax, motif_a, motif_b, path, force=False):
+    """Histogram of spacings between two motifs (same / opposite orientation) as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .fileio import atomic_write
+
+    sub = syntax[(syntax.motif_a == motif_a) & (syntax.motif_b == motif_b)]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for orientation, color in (("same", "tab:blue"), ("opposite", "tab:orange")):
+        part = sub[sub.orientation == orientation]
+        ax.bar(part["spacing"], part["count"], color=color, alpha=0.7, label=f"{orientation} strand")
+    ax.set_xlabel(f"start of {motif_b} relative to {motif_a} (bp, along {motif_a}'s strand)")
+    ax.set_ylabel("sequences")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb", force=force) as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_coverage(curves, path, force=False):
+    """Top-k coverage curves (dict label -> array) as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .fileio import atomic_write
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, curve in curves.items():
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=label)
+    ax.set_xlabel("top-k calls")
+    ax.set_ylabel("fraction of true instances covered")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb", force=force) as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)
+
+
+def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, batch_size=256, device="cpu"):
+    """Call instances on X (windows of ``bed``) and write the tables and figures to ``out_dir``.
+
+    Writes instances.tsv (ranked calls with genome coordinates), instances.bed,
+    syntax.tsv and spacing.png (the most frequent motif pair). With ``truth``
+    (planted instances: sequence, start, end in window coordinates) also
+    coverage.tsv and coverage.png: top-k coverage of the attention calls and
+    of the motifs in ``motif_dir`` scanned with FIMO. Returns a summary dict.
+    """
+    import os
+
+    from .fileio import atomic_write, check_writable
+    from .motifs import read_meme
+
+    names = ["instances.tsv", "instances.bed", "syntax.tsv", "spacing.png"]
+    names += ["coverage.tsv", "coverage.png"] if truth is not None else []
+    os.makedirs(out_dir, exist_ok=True)
+    for name in names:
+        check_writable(os.path.join(out_dir, name), force)
+    table_path = os.path.join(motif_dir, "motifs.tsv")
+    if not os.path.isfile(table_path):
+        raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
+    annotation = annotation_from_table(pd.read_csv(table_path, sep="\t"))
+    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device)
+    window_start = bed["start"].to_numpy() + (bed["end"].to_numpy() - bed["start"].to_numpy()) // 2 \
+        - model.config.input_length // 2
+    calls.insert(1, "chrom", bed["chrom"].to_numpy()[calls["sequence"]])
+    calls.insert(2, "genome_start", window_start[calls["sequence"]] + calls["start"])
+    calls.insert(3, "genome_end", window_start[calls["sequence"]] + calls["end"])
+    with atomic_write(os.path.join(out_dir, "instances.tsv"), force=True) as handle:
+        calls.to_csv(handle, sep="\t", index=False, float_format="%.6g")
+    with atomic_write(os.path.join(out_dir, "instances.bed"), force=True) as handle:
+        for r in calls.itertuples():
+            handle.write(f"{r.chrom}\t{r.genome_start}\t{r.genome_end}\t{r.motif}\t{r.attention:.6g}\t{r.strand}\n")
+    syntax = syntax_readout(calls)
+    with atomic_write(os.path.join(out_dir, "syntax.tsv"), force=True) as handle:
+        syntax.to_csv(handle, sep="\t", index=False)
+    summary = {"n_sequences": int(len(X)), "n_calls": int(len(calls))}
+    if len(syntax):
+        top = syntax.iloc[0]
+        summary["top_syntax"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in top.items()}
+        plot_spacing(syntax, top["motif_a"], top["motif_b"], os.path.join(out_dir, "spacing.png"), force=True)
+    if truth is not None:
+        fimo_calls = fimo_instances(read_meme(os.path.join(motif_dir, "motifs.meme")), X)
+        curves = {"ARGMINN attention": coverage_curve(calls, truth), "FIMO (discovered motifs)":
+                  coverage_curve(fimo_calls, truth)}
+        frame = pd.DataFrame({"k": np.arange(1, len(truth) + 1), **curves})
+        with atomic_write(os.path.join(out_dir, "coverage.tsv"), force=True) as handle:
+            frame.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+        plot_coverage(curves, os.path.join(out_dir, "coverage.png"), force=True)
+        summary["coverage_mean"] = {k: float(v.mean()) for k, v in curves.items()}
+        summary["coverage_at_n_true"] = {k: float(v[-1]) for k, v in curves.items()}
+    return summary

@@ -1,0 +1,106 @@
+"""Interpretation on the shipped model and the default data (known answers), plus unit checks."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from argminn_plugin.cli import _planted_truth
+from argminn_plugin.data import load_splits
+from argminn_plugin.interpret import _coordinates, coverage_curve, instance_report, syntax_readout
+from argminn_plugin.kipoi_support import KipoiModel
+from argminn_plugin.report import motif_report
+from argminn_plugin.simulate import simulate
+from argminn_plugin.train import classification_metrics
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(ROOT, "kipoi_model")
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The default dataset (regenerated: it is deterministic) and the shipped model trained on it."""
+    base = tmp_path_factory.mktemp("default")
+    simulate(str(base / "data"))
+    wrapper = KipoiModel(os.path.join(SHIPPED, "config.json"))
+    wrapper.load_state_dict(torch.load(os.path.join(SHIPPED, "weights.pth"), weights_only=True))
+    model = wrapper.model.eval()
+    splits, _ = load_splits(str(base / "data/genome.fa"), str(base / "data/peaks.bed"), 200, ["chr2"], ["chr3"])
+    return base, model, splits
+
+
+def test_default_model_meets_the_core_targets(default_run):
+    """auROC >= 0.95 on held-out sequences; each planted motif found by exactly one filter (q < 0.05)."""
+    base, model, splits = default_run
+    X, y, _ = splits["test"]
+    with torch.no_grad():
+        auroc = classification_metrics(y, torch.sigmoid(model(X)))[0]["auroc"]
+    assert auroc >= 0.95
+    motif_report(model, splits["train"][0], str(base / "motifs"), planted=str(base / "data/simulation.json"))
+    report = json.loads((base / "motifs/report.json").read_text())
+    assert report["each_planted_motif_found_by_exactly_one_filter"], report["planted"]
+
+
+def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run):
+    base, model, splits = default_run
+    if not (base / "motifs/motifs.tsv").exists():
+        motif_report(model, splits["train"][0], str(base / "motifs"), planted=str(base / "data/simulation.json"))
+    X, y, bed = splits["test"]
+    keep = (y[:, 0] == 1).nonzero().flatten()
+    bed = bed.iloc[keep.numpy()].reset_index(drop=True)
+    truth = _planted_truth(str(base / "data"), bed)
+    summary = instance_report(model, X[keep], bed, str(base / "motifs"), str(base / "instances"), truth=truth)
+    att, fimo = (summary["coverage_mean"][k] for k in ("ARGMINN attention", "FIMO (discovered motifs)"))
+    assert att > fimo
+    assert summary["coverage_at_n_true"]["ARGMINN attention"] > summary["coverage_at_n_true"][
+        "FIMO (discovered motifs)"]
+    top = summary["top_syntax"]
+    assert (top["motif_a"], top["motif_b"], top["spacing"], top["orientation"]) == ("HNF4A", "FOXA2", 22, "same")
+    calls = pd.read_csv(base / "instances/instances.tsv", sep="\t")
+    best = calls[calls["rank"] == 1].merge(truth, on=["sequence", "motif"], suffixes=("", "_true"))
+    assert (best["start"] == best["start_true"]).mean() > 0.9
+    assert (best["strand"] == best["strand_true"]).mean() > 0.9
+    for name in ("instances.bed", "coverage.png", "spacing.png", "syntax.tsv"):
+        assert (base / "instances" / name).stat().st_size > 0
+
+
+def test_deep_lift_shap_converges(default_run):
+    """tangermeme's DeepLIFT/SHAP on the trained model: attributions sum to the output difference."""
+    from tangermeme.deep_lift_shap import deep_lift_shap
+
+    _, model, splits = default_run
+    X = splits["test"][0][:4].double()
+    m = model.double()
+    try:
+        attr, refs = deep_lift_shap(m, X, n_shuffles=4, random_state=0, return_references=True,
+                                    warning_threshold=1e9, device="cpu")
+        with torch.no_grad():
+            diff = m(X)[:, 0] - m(refs.reshape(-1, 4, 200))[:, 0].reshape(4, 4).mean(1)
+    finally:
+        model.float()
+    assert torch.allclose(attr.sum((1, 2)), diff, atol=1e-8)
+    assert diff.abs().max() > 0.1
+
+
+def test_coordinates_follow_the_alignment():
+    # filter width 10, motif in columns 2..10, the filter is the reverse complement of a 9-bp target, offset 0
+    ann = {"lo": 2, "hi": 10, "offset": 0, "flip": True, "width": 9}
+    # minus-strand hit: query column 0 is base 57, the 9-bp target read leftwards from there -> [49, 58) on +
+    assert _coordinates(50, True, 10, ann) == (49, 58, False)
+    assert _coordinates(50, False, 10, ann) == (52, 61, True)
+    assert _coordinates(50, False, 10, {"lo": 2, "hi": 10}) == (52, 60, False)
+    assert _coordinates(50, True, 10, {"lo": 2, "hi": 10}) == (50, 58, True)
+
+
+def test_coverage_and_syntax_known_answers():
+    truth = pd.DataFrame({"sequence": [0, 0, 1], "start": [10, 40, 5], "end": [20, 50, 15]})
+    calls = pd.DataFrame({"sequence": [0, 1, 0], "start": [11, 90, 41], "end": [21, 100, 51]})
+    assert coverage_curve(calls, truth).tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3])
+    # B 22 bp downstream of A: on + (starts 10 -> 32) and on - (A ends 69, B ends 47)
+    calls = pd.DataFrame({"sequence": [0, 0, 1, 1], "motif": ["A", "B", "A", "B"], "start": [10, 32, 60, 39],
+                          "end": [19, 40, 69, 47], "strand": ["+", "+", "-", "-"], "rank": [1, 2, 1, 2]})
+    syntax = syntax_readout(calls)
+    assert len(syntax) == 1 and syntax.iloc[0].tolist() == ["A", "B", 22, "same", 2]
