@@ -92,6 +92,8 @@ def cmd_predict(args):
 
 
 def cmd_variants(args):
+    import pandas as pd
+
     from .fileio import atomic_write, check_writable
 
     check_writable(args.output, args.force)
@@ -106,8 +108,15 @@ def cmd_variants(args):
         if not args.model:
             raise ArgminnError("give --model (tangermeme route) or --kipoi-model (kipoi-veff route)")
         model = load_model(args.model)
-        table = score_variants(model, read_variants(args.variants), args.fasta, batch_size=args.batch_size,
-                               path=args.variants, offset=args.offset)
+        variants = read_variants(args.variants)
+        table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, path=args.variants,
+                               offset=args.offset)
+        if args.motifs:
+            from .interpret import variant_instances
+
+            hits = variant_instances(model, variants, args.fasta, args.motifs, offset=args.offset,
+                                     batch_size=args.batch_size)
+            table = pd.concat([table.reset_index(drop=True), hits], axis=1)
     with atomic_write(args.output, force=args.force) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
     print(f"scored {len(table)} variants; wrote {args.output}")
@@ -186,20 +195,27 @@ DEMO_TRAIN_SET = ["overlap_weight=0.02", "patience=8"]
 
 
 def cmd_demo(args):
-    """simulate -> train -> motifs on the embedded default data, then the checks."""
+    """simulate -> train -> motifs -> instances on the embedded default data, with the checks."""
+    from .interpret import instance_report
     from .report import motif_report
 
     data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
-    ns = argparse.Namespace(out=data_dir, config=None, set=args.sim_set, force=args.force)
-    cmd_simulate(ns)
+    motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
+    cmd_simulate(argparse.Namespace(out=data_dir, config=None, set=args.sim_set, force=args.force))
     ns = argparse.Namespace(data=data_dir, fasta=None, bed=None, valid_chroms=None, test_chroms=None,
                             model_config=None, model_set=args.model_set, train_config=None,
-                            train_set=DEMO_TRAIN_SET + (args.train_set or []), out=run_dir, resume=args.resume, force=args.force,
-                            quiet=args.quiet)
+                            train_set=DEMO_TRAIN_SET + (args.train_set or []), out=run_dir, resume=args.resume,
+                            force=args.force, quiet=args.quiet)
     model, splits = cmd_train(ns)
-    table = motif_report(model, splits["train"][0], os.path.join(args.out, "motifs"), force=True,
+    table = motif_report(model, splits["train"][0], motif_dir, force=True,
                          planted=os.path.join(data_dir, "simulation.json"))
     print(table.to_string(index=False))
+    X, y, bed = splits["test"]
+    keep = (y[:, 0] == 1).nonzero().flatten()
+    bed = bed.iloc[keep.numpy()].reset_index(drop=True)
+    summary = instance_report(model, X[keep], bed, motif_dir, instance_dir, truth=_planted_truth(data_dir, bed),
+                              force=True)
+    print("instances on the held-out positives:", json.dumps(summary))
 
 
 def build_parser():
@@ -261,6 +277,8 @@ def build_parser():
     p.add_argument("--kipoi-model", help="Kipoi model directory: kipoi-veff ref/alt/diff on probabilities instead")
     p.add_argument("--offset", type=int, help="the variant's index in the window (default L // 2; kipoi-veff "
                                               "uses L // 2 - 1 for even L)")
+    p.add_argument("--motifs", help="output directory of 'argminn motifs': also report the called motif instance "
+                                    "each variant falls in")
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")
@@ -297,7 +315,7 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_compare_kipoi)
 
-    p = sub.add_parser("demo", help="simulate -> train -> motifs on the default simulated data")
+    p = sub.add_parser("demo", help="simulate -> train -> motifs -> instances on the default simulated data")
     p.add_argument("--out", default="runs/default", help="output directory")
     p.add_argument("--sim-set", action="append", metavar="KEY=VALUE", help="override a SimulationConfig key")
     p.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="override a ModelConfig key")

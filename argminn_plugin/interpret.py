@@ -287,3 +287,32 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
         summary["coverage_mean"] = {k: float(v.mean()) for k, v in curves.items()}
         summary["coverage_at_n_true"] = {k: float(v[-1]) for k, v in curves.items()}
     return summary
+
+
+def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch_size=256, device="cpu"):
+    """For each SNV, the called motif instance it falls in (the mechanistic reason for its effect).
+
+    Instances are called by attention on the reference window of each variant
+    (the same window :func:`argminn_plugin.variants.score_variants` scores);
+    returns one row per variant: hit_motif, hit_strand, hit_attention (the
+    highest-attention call covering the variant; empty when none does).
+    """
+    import os
+
+    from .variants import variant_windows
+
+    annotation = None
+    if motif_dir:
+        table_path = os.path.join(motif_dir, "motifs.tsv")
+        if not os.path.isfile(table_path):
+            raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
+        annotation = annotation_from_table(pd.read_csv(table_path, sep="\t"))
+    X, subs, _ = variant_windows(variants, fasta, model.config.input_length, offset=offset)
+    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device)
+    pos = subs[:, 1].numpy()
+    hits = calls[(calls["start"] <= pos[calls["sequence"]]) & (pos[calls["sequence"]] < calls["end"])]
+    best = hits.sort_values("attention", ascending=False, kind="stable").drop_duplicates("sequence")
+    best = best.set_index("sequence")
+    rows = [(best.at[i, "motif"], best.at[i, "strand"], float(best.at[i, "attention"])) if i in best.index
+            else ("", "", 0.0) for i in range(len(variants))]
+    return pd.DataFrame(rows, columns=["hit_motif", "hit_strand", "hit_attention"])
