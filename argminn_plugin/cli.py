@@ -158,6 +158,26 @@ def cmd_instances(args):
     print(json.dumps(summary, indent=1))
 
 
+def cmd_design(args):
+    import pandas as pd
+
+    from .data import load_splits
+    from .design import design_report
+    from .train import load_model
+
+    model = load_model(args.model)
+    fasta, bed_path, valid, test, _ = _dataset_paths(args)
+    splits, _ = load_splits(fasta, bed_path, model.config.input_length, valid, test)
+    X, y, _ = splits[args.split]
+    negatives = X[(y[:, 0] == 0).nonzero().flatten()]
+    syntax_path = os.path.join(args.instances, "syntax.tsv")
+    if not os.path.isfile(syntax_path):
+        raise ArgminnError(f"{args.instances}: no syntax.tsv; run 'argminn instances' first")
+    table = design_report(model, negatives, args.motifs, pd.read_csv(syntax_path, sep="\t"), args.out,
+                          n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 def cmd_motifs(args):
     from .report import motif_report
     from .train import load_model
@@ -195,7 +215,10 @@ DEMO_TRAIN_SET = ["overlap_weight=0.02", "patience=8"]
 
 
 def cmd_demo(args):
-    """simulate -> train -> motifs -> instances on the embedded default data, with the checks."""
+    """simulate -> train -> motifs -> instances -> design on the embedded default data, with the checks."""
+    import pandas as pd
+
+    from .design import design_report
     from .interpret import instance_report
     from .report import motif_report
 
@@ -216,6 +239,10 @@ def cmd_demo(args):
     summary = instance_report(model, X[keep], bed, motif_dir, instance_dir, truth=_planted_truth(data_dir, bed),
                               force=True)
     print("instances on the held-out positives:", json.dumps(summary))
+    syntax = pd.read_csv(os.path.join(instance_dir, "syntax.tsv"), sep="\t")
+    table = design_report(model, X[(y[:, 0] == 0).nonzero().flatten()], motif_dir, syntax,
+                          os.path.join(args.out, "design"), force=True)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 def build_parser():
@@ -271,6 +298,20 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_instances)
 
+    p = sub.add_parser("design", help="insert the discovered motifs into shuffled backgrounds by the learned "
+                                      "syntax; score against wrong-syntax controls and greedy design")
+    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--motifs", required=True, help="output directory of 'argminn motifs'")
+    p.add_argument("--instances", required=True, help="output directory of 'argminn instances' (syntax.tsv)")
+    data_args(p)
+    p.add_argument("--split", choices=["train", "valid", "test"], default="test",
+                   help="negatives of this split are shuffled into backgrounds")
+    p.add_argument("--n-backgrounds", type=int, default=100)
+    p.add_argument("--n-greedy", type=int, default=4, help="backgrounds designed by tangermeme greedy substitution")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_design)
+
     p = sub.add_parser("variants", help="score SNVs (VCF or chrom/pos/ref/alt table) with tangermeme's "
                                         "substitution effect")
     p.add_argument("--model", help="model file (model.pt): tangermeme substitution effects on logits")
@@ -315,7 +356,8 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_compare_kipoi)
 
-    p = sub.add_parser("demo", help="simulate -> train -> motifs -> instances on the default simulated data")
+    p = sub.add_parser("demo", help="simulate -> train -> motifs -> instances -> design on the default "
+                                    "simulated data")
     p.add_argument("--out", default="runs/default", help="output directory")
     p.add_argument("--sim-set", action="append", metavar="KEY=VALUE", help="override a SimulationConfig key")
     p.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="override a ModelConfig key")

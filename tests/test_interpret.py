@@ -104,3 +104,24 @@ def test_coverage_and_syntax_known_answers():
                           "end": [19, 40, 69, 47], "strand": ["+", "+", "-", "-"], "rank": [1, 2, 1, 2]})
     syntax = syntax_readout(calls)
     assert len(syntax) == 1 and syntax.iloc[0].tolist() == ["A", "B", 22, "same", 2]
+
+
+def test_design_by_learned_syntax(default_run):
+    """Designed sequences score like true positives; the wrong-orientation and single-motif controls do not."""
+    from argminn_plugin.design import design_report
+
+    base, model, splits = default_run
+    if not (base / "instances/syntax.tsv").exists():
+        test_attention_instances_beat_fimo_and_recover_the_spacing(default_run)
+    X, y, _ = splits["test"]
+    with torch.no_grad():
+        positives = torch.sigmoid(model(X[y[:, 0] == 1]))[:, 0].mean().item()
+    table = design_report(model, X[y[:, 0] == 0], str(base / "motifs"),
+                          pd.read_csv(base / "instances/syntax.tsv", sep="\t"), str(base / "design"),
+                          n_backgrounds=60, n_greedy=2).set_index("design")
+    assert table.at["learned syntax", "mean"] >= 0.9 * positives
+    assert table.at["wrong orientation", "mean"] < 0.2
+    assert table.at["only HNF4A", "mean"] < 0.3 and table.at["only FOXA2", "mean"] < 0.3
+    assert table.at["background", "mean"] < 0.2
+    assert table.at["greedy (tangermeme, black box)", "mean"] > 0.5
+    assert (base / "design/design.png").stat().st_size > 0
