@@ -174,7 +174,8 @@ def cmd_design(args):
     if not os.path.isfile(syntax_path):
         raise ArgminnError(f"{args.instances}: no syntax.tsv; run 'argminn instances' first")
     table = design_report(model, negatives, args.motifs, pd.read_csv(syntax_path, sep="\t"), args.out,
-                          n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force)
+                          n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force,
+                          positives=X[(y[:, 0] == 1).nonzero().flatten()])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -241,7 +242,7 @@ def cmd_demo(args):
     print("instances on the held-out positives:", json.dumps(summary))
     syntax = pd.read_csv(os.path.join(instance_dir, "syntax.tsv"), sep="\t")
     table = design_report(model, X[(y[:, 0] == 0).nonzero().flatten()], motif_dir, syntax,
-                          os.path.join(args.out, "design"), force=True)
+                          os.path.join(args.out, "design"), force=True, positives=X[keep])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -299,7 +300,8 @@ def build_parser():
     p.set_defaults(func=cmd_instances)
 
     p = sub.add_parser("design", help="insert the discovered motifs into shuffled backgrounds by the learned "
-                                      "syntax; score against wrong-syntax controls and greedy design")
+                                      "syntax; score against wrong-syntax controls and greedy design; "
+                                      "marginalization, cooperativity and ablation effects")
     p.add_argument("--model", required=True, help="model file (model.pt)")
     p.add_argument("--motifs", required=True, help="output directory of 'argminn motifs'")
     p.add_argument("--instances", required=True, help="output directory of 'argminn instances' (syntax.tsv)")

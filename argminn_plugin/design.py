@@ -112,13 +112,15 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu"):
 
 
 def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_greedy=4, force=False,
-                  random_state=0):
-    """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv and design.png.
+                  random_state=0, positives=None):
+    """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv, design.png, effects.tsv.
 
     syntax: the syntax read-out table (``syntax.tsv``); its top row is the
     rule used. Both motifs must be named (matched to a known motif) in
-    ``motif_dir``/motifs.tsv. Returns the score table (designs, controls, and
-    the greedy black-box designs).
+    ``motif_dir``/motifs.tsv. effects.tsv holds :func:`motif_effects`
+    (marginalization and cooperativity on the backgrounds; with
+    ``positives``, knock-outs of the called instances). Returns the score
+    table (designs, controls, and the greedy black-box designs).
     """
     import os
 
@@ -128,11 +130,11 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     import matplotlib.pyplot as plt
 
     from .fileio import atomic_write, check_writable
-    from .interpret import annotation_from_table
+    from .interpret import annotation_from_table, call_instances
     from .motifs import read_meme
 
     os.makedirs(out_dir, exist_ok=True)
-    for name in ("design.tsv", "design.png"):
+    for name in ("design.tsv", "design.png", "effects.tsv"):
         check_writable(os.path.join(out_dir, name), force)
     if len(syntax) == 0:
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
@@ -157,6 +159,11 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                                  "median": float(np.median(probs)), "min": probs.min(), "max": probs.max()}
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} +{rule['spacing']} bp, "
                              f"{rule['orientation']} strand")
+    calls = call_instances(model, positives, annotation) if positives is not None else None
+    effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
+                            int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state)
+    with atomic_write(os.path.join(out_dir, "effects.tsv"), force=True) as handle:
+        effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
     with atomic_write(os.path.join(out_dir, "design.tsv"), force=True) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -169,3 +176,63 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
     return table
+
+
+@torch.no_grad()
+def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=None, calls=None, n_shuffles=10,
+                  random_state=0):
+    """Each motif's marginal effect, the pair's cooperative effect, and knock-outs (tangermeme).
+
+    motifs: {name: (string, offset)} for motif A then B of the learned rule.
+    Marginalization (tangermeme.marginalize) inserts a motif into the
+    backgrounds: A alone, B alone, and B into backgrounds already holding A
+    at the learned spacing/orientation and at a wrong spacing; cooperativity
+    is effect(B | A) - effect(B alone). Ablation (tangermeme.ablate) shuffles
+    each motif's top called instance in the positives (``calls`` from
+    :func:`argminn_plugin.interpret.call_instances` on ``positives``).
+    Effects are mean logit differences (after - before) for task 0.
+    """
+    from tangermeme.ablate import ablate
+    from tangermeme.marginalize import marginalize
+
+    (name_a, a), (name_b, b) = list(motifs.items())
+    length = backgrounds.shape[-1]
+    sites = layouts(a, b, spacing, orientation, length, (name_a, name_b))
+    rows = []
+
+    def effect(label, X, motif, pos):
+        before, after = marginalize(model, X, motif, start=pos, device="cpu", verbose=False)
+        diff = (after - before)[:, 0]
+        rows.append({"experiment": label, "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()),
+                     "n": int(len(diff))})
+        return float(diff.mean())
+
+    (sa, pa), (sb, pb) = sites["learned syntax"]
+    alone_a = effect(f"marginalize {name_a} alone", backgrounds, sa, pa)
+    alone_b = effect(f"marginalize {name_b} alone", backgrounds, sb, pb)
+    with_a = place(backgrounds, [sa], [pa])
+    given = effect(f"marginalize {name_b} given {name_a} (learned syntax)", with_a, sb, pb)
+    (_, _), (sw, pw) = sites["wrong spacing"]
+    effect(f"marginalize {name_b} given {name_a} (wrong spacing)", with_a, sw, pw)
+    (_, _), (so, po) = sites["wrong orientation"]
+    effect(f"marginalize {name_b} given {name_a} (wrong orientation)", with_a, so, po)
+    rows.append({"experiment": f"cooperativity {name_a}+{name_b} (learned syntax)",
+                 "mean_logit_effect": given - alone_b, "sd": np.nan, "n": int(len(backgrounds))})
+    rows.append({"experiment": f"sum of single effects {name_a}, {name_b}",
+                 "mean_logit_effect": alone_a + alone_b, "sd": np.nan, "n": int(len(backgrounds))})
+    if positives is not None and calls is not None:
+        for name in (name_a, name_b):
+            top = calls[calls["motif"] == name].sort_values("attention", ascending=False).drop_duplicates("sequence")
+            diffs = []
+            for (start, end), group in top.groupby(["start", "end"]):
+                if start < 0 or end > length:
+                    continue
+                X = positives[torch.tensor(group["sequence"].tolist())]
+                before, after = ablate(model, X, int(start), int(end), n=n_shuffles, random_state=random_state,
+                                       device="cpu", verbose=False)
+                diffs.append((after[..., 0].mean(1) - before[:, 0]).reshape(-1))
+            if diffs:
+                diff = torch.cat(diffs)
+                rows.append({"experiment": f"ablate called {name} instance in positives",
+                             "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()), "n": int(len(diff))})
+    return pd.DataFrame(rows)

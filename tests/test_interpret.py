@@ -118,10 +118,16 @@ def test_design_by_learned_syntax(default_run):
         positives = torch.sigmoid(model(X[y[:, 0] == 1]))[:, 0].mean().item()
     table = design_report(model, X[y[:, 0] == 0], str(base / "motifs"),
                           pd.read_csv(base / "instances/syntax.tsv", sep="\t"), str(base / "design"),
-                          n_backgrounds=60, n_greedy=2).set_index("design")
+                          n_backgrounds=60, n_greedy=2, positives=X[y[:, 0] == 1][:100]).set_index("design")
     assert table.at["learned syntax", "mean"] >= 0.9 * positives
     assert table.at["wrong orientation", "mean"] < 0.2
     assert table.at["only HNF4A", "mean"] < 0.3 and table.at["only FOXA2", "mean"] < 0.3
     assert table.at["background", "mean"] < 0.2
     assert table.at["greedy (tangermeme, black box)", "mean"] > 0.5
     assert (base / "design/design.png").stat().st_size > 0
+    effects = pd.read_csv(base / "design/effects.tsv", sep="\t").set_index("experiment")["mean_logit_effect"]
+    assert effects["cooperativity HNF4A+FOXA2 (learned syntax)"] > 1.0  # FOXA2 counts more next to HNF4A
+    assert effects["marginalize FOXA2 given HNF4A (wrong orientation)"] < effects[
+        "marginalize FOXA2 given HNF4A (learned syntax)"] - 3
+    assert effects["ablate called HNF4A instance in positives"] < -2
+    assert effects["ablate called FOXA2 instance in positives"] < -2

@@ -2,7 +2,6 @@
 
 import os
 import runpy
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,3 +16,21 @@ def test_tutorial_motifs_instances_syntax(tmp_path):
     named = effects["id"].str.extract(r"snv_in_(\w+?)_")[0]
     assert (effects["hit_motif"] == named).mean() >= 0.5
     assert (effects["label_diff"].abs() > 0).all()
+
+
+def test_tutorial_train_from_scratch_quick(tmp_path):
+    module = runpy.run_path(os.path.join(ROOT, "tutorials", "02_train_from_scratch.py"))
+    metrics, summary = module["main"](str(tmp_path), quick=True)
+    assert 0.5 < metrics["auroc"] <= 1.0
+    for name in ("run/model.pt", "motifs/logos.png", "motifs/motifs.meme", "instances/coverage.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert summary["n_calls"] > 0
+
+
+def test_tutorial_design(tmp_path):
+    module = runpy.run_path(os.path.join(ROOT, "tutorials", "03_design.py"))
+    table, effects = module["main"](str(tmp_path))
+    scores = table.set_index("design")["mean"]
+    assert scores["learned syntax"] > 0.8 > scores["wrong orientation"]
+    assert (tmp_path / "design" / "design.png").stat().st_size > 0
+    assert len(effects) >= 7
