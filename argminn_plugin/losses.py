@@ -38,30 +38,23 @@ def filter_overlap_loss(acts, mags, n_groups=None):
     n, k, p = acts.shape
     w = mags.shape[1]
     n_groups = n_groups or k
-    d_count = 2 * w - 1
-    ov_a, ov_b = overlap_tables(mags)
+    ov_a, ov_b = overlap_tables(mags)  # (K, D), D = 2W - 1 offsets
     top_val, top = acts.detach().max(dim=1)  # (N, P)
     mask = (top_val > 0).to(acts.dtype)
+    # Only dense contractions and strided views below (no scatter/index_put in
+    # the backward pass), so the result is bitwise reproducible on any number
+    # of threads.
+    onehot_top = torch.nn.functional.one_hot(top, k).to(acts.dtype)  # (N, P, K)
+    group = torch.arange(k, device=acts.device) % n_groups
+    same_group = (group[:, None] == group[None, :]).to(acts.dtype)  # (K, K)
+    onehot_own = onehot_top @ same_group  # (N, P, K): every channel of the top filter
 
-    pos_idx = (torch.arange(p, device=acts.device)[None, :] + torch.arange(d_count, device=acts.device)[:, None])
-
-    # Every channel's contribution at offset d, summed over channels: G[n, d, i].
-    weighted = torch.einsum("nkp,kd->ndp", acts, ov_b)
-    weighted = torch.nn.functional.pad(weighted, (w - 1, w - 1))
-    everything = weighted.gather(2, pos_idx.unsqueeze(0).expand(n, -1, -1))
-
-    # Minus the channels of the top filter itself (both strands).
-    padded = torch.nn.functional.pad(acts, (w - 1, w - 1))
-    n_idx = torch.arange(n, device=acts.device)[:, None, None]
-    d_idx = torch.arange(d_count, device=acts.device)[None, :, None]
-    own = torch.zeros_like(everything)
-    group = top % n_groups
-    for member in range(k // n_groups):
-        b = (group + member * n_groups).unsqueeze(1)  # (N, 1, P)
-        own = own + ov_b[b, d_idx] * padded[n_idx, b, pos_idx.unsqueeze(0)]
-
-    first = ov_a[top.unsqueeze(1), d_idx]  # (N, D, P)
-    per_position = (first * (everything - own)).sum(1) * mask
+    # windows[n, c, i, d] = acts[n, c, i + d - (W - 1)] (zero outside the sequence)
+    windows = torch.nn.functional.pad(acts, (w - 1, w - 1)).unfold(2, 2 * w - 1, 1)  # (N, K, P, D)
+    # Overlap mass of every channel firing at offset d, except the top filter's own channels.
+    other = torch.einsum("nic,ncid,cd->nid", 1 - onehot_own, windows, ov_b)
+    first = onehot_top @ ov_a  # (N, P, D): ov_a of the top channel
+    per_position = (first * other).sum(-1) * mask
     total_weight = mags[:n_groups].sum().clamp_min(1e-12)
     return per_position.sum(1).mean() / total_weight
 

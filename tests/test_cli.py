@@ -152,3 +152,15 @@ def test_config_file_errors(dataset, tmp_path, capsys):
     assert "train.json: unknown key(s) 'max_epoch'" in capsys.readouterr().err
     assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--train-set", "batch_size=ten"]) == 2
     assert "'batch_size' must be an integer, got 'ten'" in capsys.readouterr().err
+
+
+def test_two_thread_runs_in_parallel_give_the_same_model(dataset, tmp_path):
+    """Same seed, two threads each, run side by side (so thread timing differs): identical weights."""
+    cmds = [[*_train_cmd(dataset, tmp_path / name), "--train-set", "num_threads=2", "--train-set", "max_epochs=2"]
+            for name in ("a", "b")]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for cmd in cmds]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    a = safe_load_torch(str(tmp_path / "a" / "last.pt"))["state_dict"]
+    b = safe_load_torch(str(tmp_path / "b" / "last.pt"))["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

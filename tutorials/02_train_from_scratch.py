@@ -29,7 +29,7 @@ def main(out, quick=False):
     splits, names = load_splits(os.path.join(data, "genome.fa"), os.path.join(data, "peaks.bed"), sim.length,
                                 [meta["splits"]["valid"]], [meta["splits"]["test"]])
     model_cfg = ModelConfig(input_length=sim.length, task_names=tuple(names))
-    train_cfg = TrainConfig(overlap_weight=0.02, patience=8, max_epochs=6 if quick else 40)
+    train_cfg = TrainConfig(overlap_weight=0.05, patience=8, max_epochs=6 if quick else 40)
     model, history = train(model_cfg, train_cfg, splits["train"][:2], splits["valid"][:2],
                            os.path.join(out, "run"), force=True, verbose=False)
     X, y, bed = splits["test"]

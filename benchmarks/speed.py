@@ -1,0 +1,200 @@
+"""Speed and scaling: ARGMINN vs the standard CNN and a bpnet-lite BPNet, on the CPU.
+
+Prints tables and writes speed.json and scaling.png to --out:
+
+1. training throughput (sequences/s: forward + regularized loss + backward +
+   Adam step) and inference throughput (no grad) at equal input length;
+2. how time per batch and peak memory grow with input length
+   (200, 500, 1000, 2000, 5000 bp by default), each length measured in a fresh
+   process so peak RSS belongs to that run;
+3. the regularizers' cost per batch (filter overlap, L1, attention entropy)
+   next to the forward pass.
+
+Run:  python benchmarks/speed.py --out runs/bench_speed        (a few minutes)
+      python benchmarks/speed.py --out /tmp/smoke --smoke      (seconds; used by the tests)
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import time
+
+import torch
+from torch.nn import functional as F
+
+
+def build(name, length):
+    if name == "ARGMINN":
+        from argminn_plugin import ARGMINN, ModelConfig
+
+        return ARGMINN(ModelConfig(input_length=length))
+    if name == "standard CNN":
+        from argminn_plugin.baselines import CNNConfig, StandardCNN
+
+        return StandardCNN(CNNConfig(input_length=length))
+    if name == "BPNet (bpnet-lite)":
+        from bpnetlite import BPNet
+
+        return BPNet(n_filters=64, n_layers=8, n_outputs=1, n_control_tracks=0, trimming=0, verbose=False)
+    raise ValueError(name)
+
+
+def loss_of(name, model, X, y):
+    if name == "ARGMINN":
+        from argminn_plugin import TrainConfig
+        from argminn_plugin.train import regularized_loss
+
+        return regularized_loss(model, X, y, TrainConfig(), epoch=0)[0]
+    out = model(X)
+    if isinstance(out, tuple):  # BPNet: (profile, counts)
+        profile, counts = out
+        return F.mse_loss(counts, y) + profile.float().pow(2).mean()
+    return F.binary_cross_entropy_with_logits(out, y)
+
+
+def onehot(n, length, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return F.one_hot(torch.randint(0, 4, (n, length), generator=g), 4).transpose(1, 2).float()
+
+
+def timed(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def throughput(name, length, batch, repeats):
+    torch.manual_seed(0)
+    model = build(name, length)
+    X, y = onehot(batch, length), torch.randint(0, 2, (batch, 1)).float()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def step():
+        model.train()
+        opt.zero_grad()
+        loss_of(name, model, X, y).backward()
+        opt.step()
+
+    def infer():
+        model.eval()
+        with torch.no_grad():
+            model(X)
+
+    t_train, t_infer = timed(step, repeats), timed(infer, repeats)
+    return {"model": name, "length": length, "batch": batch, "train_seconds_per_batch": t_train,
+            "train_seqs_per_s": batch / t_train, "infer_seconds_per_batch": t_infer,
+            "infer_seqs_per_s": batch / t_infer}
+
+
+def _scaling_worker(args, queue):
+    torch.set_num_threads(args[4])
+    result = throughput(*args[:4])
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(result)
+
+
+def in_fresh_process(name, length, batch, repeats, threads):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_scaling_worker, args=((name, length, batch, repeats, threads), queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def regularizer_cost(length, batch, repeats):
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.losses import attention_entropy, filter_overlap_loss, l1_loss
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=length)).train()
+    X = onehot(batch, length)
+    _, acts, attention = model._run(X, keep=True)
+    mags = model.filter_column_magnitudes()
+    rows = {"forward pass": timed(lambda: model._run(X, keep=True), repeats),
+            "filter overlap loss": timed(lambda: filter_overlap_loss(acts, mags, model.config.n_filters), repeats),
+            "L1 on weights": timed(lambda: l1_loss(model), repeats),
+            "attention entropy": timed(lambda: attention_entropy(attention), repeats)}
+    return {k: {"seconds": v, "relative_to_forward": v / rows["forward pass"]} for k, v in rows.items()}
+
+
+def plot(scaling, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for name in sorted({r["model"] for r in scaling}):
+        rows = [r for r in scaling if r["model"] == name]
+        lengths = [r["length"] for r in rows]
+        axes[0].plot(lengths, [r["train_seconds_per_batch"] for r in rows], "o-", label=name)
+        axes[1].plot(lengths, [r["peak_rss_mb"] for r in rows], "o-", label=name)
+    axes[0].set_ylabel("training seconds per batch")
+    axes[1].set_ylabel("peak RSS (MB)")
+    for ax in axes:
+        ax.set_xlabel("input length (bp)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(out, smoke=False, threads=2):
+    torch.set_num_threads(threads)
+    os.makedirs(out, exist_ok=True)
+    length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 5)
+    lengths = [200, 500] if smoke else [200, 500, 1000, 2000, 5000]
+    models = ["ARGMINN", "standard CNN", "BPNet (bpnet-lite)"]
+
+    equal = [throughput(m, length, batch, repeats) for m in models]
+    print(f"\nThroughput at {length} bp, batch {batch}, {threads} threads (sequences/s)")
+    print(f"{'model':<22}{'train':>10}{'inference':>12}")
+    for r in equal:
+        print(f"{r['model']:<22}{r['train_seqs_per_s']:>10.0f}{r['infer_seqs_per_s']:>12.0f}")
+    cnn = next(r for r in equal if r["model"] == "standard CNN")
+    arg = next(r for r in equal if r["model"] == "ARGMINN")
+    ratio = arg["infer_seconds_per_batch"] / cnn["infer_seconds_per_batch"]
+    print(f"ARGMINN inference time / standard CNN: {ratio:.2f}x")
+
+    scaling = [in_fresh_process(m, L, batch, repeats, threads) for m in models[:2] for L in lengths]
+    print("\nScaling with input length (training seconds per batch, peak RSS MB)")
+    for r in scaling:
+        print(f"{r['model']:<22}{r['length']:>6} bp {r['train_seconds_per_batch']:>9.4f} s {r['peak_rss_mb']:>9.0f} MB")
+    per_bp = {}
+    for name in models[:2]:
+        rows = [r for r in scaling if r["model"] == name]
+        first, last = rows[0], rows[-1]
+        per_bp[name] = (last["train_seconds_per_batch"] / first["train_seconds_per_batch"]) / (
+            last["length"] / first["length"])
+        print(f"{name}: time grows {per_bp[name]:.2f}x as fast as length from {first['length']} to "
+              f"{last['length']} bp (1.0 = linear)")
+
+    reg = regularizer_cost(length, batch, repeats)
+    print("\nRegularizer cost per batch")
+    for k, v in reg.items():
+        print(f"{k:<22}{v['seconds'] * 1000:>9.2f} ms {v['relative_to_forward']:>7.2f}x forward")
+
+    result = {"threads": threads, "equal_length": equal, "argminn_over_cnn_inference": ratio,
+              "scaling": scaling, "time_growth_over_length_growth": per_bp, "regularizers": reg}
+    with open(os.path.join(out, "speed.json"), "w") as handle:
+        json.dump(result, handle, indent=1)
+    plot(scaling, os.path.join(out, "scaling.png"))
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench_speed")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    main(args.out, args.smoke, args.threads)
