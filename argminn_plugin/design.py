@@ -124,12 +124,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     """
     import os
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .fileio import atomic_write, check_writable
+    from .fileio import atomic_write, check_writable, pyplot, save_png
     from .interpret import annotation_from_table, call_instances
     from .motifs import read_meme
 
@@ -166,15 +161,13 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
     with atomic_write(os.path.join(out_dir, "design.tsv"), force=True) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = pyplot().subplots(figsize=(6, 3))
     ax.barh(table["design"], table["mean"], color="tab:blue")
     ax.set_xlim(0, 1)
     ax.set_xlabel("mean predicted probability")
     ax.invert_yaxis()
     fig.tight_layout()
-    with atomic_write(os.path.join(out_dir, "design.png"), "wb", force=True) as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, os.path.join(out_dir, "design.png"), force=True)
     return table
 
 

@@ -76,3 +76,22 @@ def safe_load_torch(path):
         raise ArgminnError(
             f"{path}: not a valid ARGMINN model file (truncated, tampered or not made by argminn): {first}"
         ) from None
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path, force=False, dpi=100):
+    """Write a matplotlib figure as PNG through :func:`atomic_write`, then close it."""
+    try:
+        with atomic_write(path, "wb", force=force) as handle:
+            fig.savefig(handle, format="png", dpi=dpi)
+    finally:
+        pyplot().close(fig)

@@ -192,13 +192,9 @@ def syntax_readout(calls, sequences=None, top_per_sequence=2):
 
 def plot_spacing(syntax, motif_a, motif_b, path, force=False):
     """Histogram of spacings between two motifs (same / opposite orientation) as PNG."""
-    import matplotlib
+    from .fileio import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .fileio import atomic_write
-
+    plt = pyplot()
     sub = syntax[(syntax.motif_a == motif_a) & (syntax.motif_b == motif_b)]
     fig, ax = plt.subplots(figsize=(6, 3))
     for orientation, color in (("same", "tab:blue"), ("opposite", "tab:orange")):
@@ -208,30 +204,21 @@ def plot_spacing(syntax, motif_a, motif_b, path, force=False):
     ax.set_ylabel("sequences")
     ax.legend()
     fig.tight_layout()
-    with atomic_write(path, "wb", force=force) as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path, force=force)
 
 
 def plot_coverage(curves, path, force=False):
     """Top-k coverage curves (dict label -> array) as PNG."""
-    import matplotlib
+    from .fileio import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .fileio import atomic_write
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = pyplot().subplots(figsize=(5, 3.5))
     for label, curve in curves.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, label=label)
     ax.set_xlabel("top-k calls")
     ax.set_ylabel("fraction of true instances covered")
     ax.legend()
     fig.tight_layout()
-    with atomic_write(path, "wb", force=force) as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path, force=force)
 
 
 def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, batch_size=256, device="cpu"):

@@ -18,7 +18,6 @@ import tempfile
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from . import kipoi_compat  # noqa: F401
 from .errors import ArgminnError

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable
+from .fileio import check_writable
 
 
 def information_content(ppm):
@@ -229,15 +229,13 @@ def column_for_id(table, motif_id):
 def save_logos(motifs, path, force=False, title=None):
     """One PNG with an information-content logo per motif (logomaker)."""
     import logomaker
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .fileio import pyplot, save_png
 
     check_writable(path, force)
     names = list(motifs)
     n = max(len(names), 1)
-    fig, axes = plt.subplots(n, 1, figsize=(5, 1.6 * n), squeeze=False)
+    fig, axes = pyplot().subplots(n, 1, figsize=(5, 1.6 * n), squeeze=False)
     for ax, name in zip(axes[:, 0], names):
         ppm = np.asarray(motifs[name])
         heights = ppm * information_content(ppm)[None, :]
@@ -250,9 +248,7 @@ def save_logos(motifs, path, force=False, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_write(path, "wb", force=True) as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path, force=True)
 
 
 @torch.no_grad()

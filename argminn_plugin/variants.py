@@ -11,7 +11,6 @@ variant (the variant sits at window index ``L // 2``).
 import gzip
 import os
 
-import numpy as np
 import pandas as pd
 import torch
 

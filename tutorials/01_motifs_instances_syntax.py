@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 
-import numpy as np
 import pandas as pd
 import torch
 
