@@ -7,7 +7,9 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -c <(echo torch==2.13.0) -e '.[test,kipoi]'
+.venv/bin/python -m pip install -q -c <(echo torch==2.13.0) -e '.[test,kipoi,bench]'
+# bpnet-lite's dependency `modisco` overwrites modisco-lite's package folder.
+.venv/bin/python -m pip install -q --force-reinstall --no-deps modisco-lite==3.0.0
 # kipoi-veff 0.3.1 depends on pyvcf, whose sdist no longer builds: install it
 # without dependencies, with the readers it actually imports.
 .venv/bin/python -m pip install -q --no-deps kipoi-veff==0.3.1
