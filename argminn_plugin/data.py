@@ -221,7 +221,7 @@ def load_intervals(fasta_path, bed_path, length, label_columns=False):
     bed, names = read_bed(bed_path, label_columns=label_columns)
     fasta = open_fasta(fasta_path)
     check_intervals(bed, fasta, length, bed_path)
-    _check_letters(fasta, bed, length, fasta_path)
+    check_letters(fasta, bed, length, fasta_path)
     loci = bed[["chrom", "start", "end"]].reset_index(drop=True)
     X = extract_loci(loci=loci, sequences=fasta, in_window=length, verbose=False, ignore=["N"]).float()
     if X.shape[0] != len(bed):
@@ -230,7 +230,7 @@ def load_intervals(fasta_path, bed_path, length, label_columns=False):
     return X, y, bed, names
 
 
-def _check_letters(fasta, bed, length, path):
+def check_letters(fasta, bed, length, path):
     """Reject windows holding letters other than ACGTN (any case)."""
     start, end = centred_windows(bed, length)
     for chrom, s, e, lineno in zip(bed["chrom"], start, end, bed["line"]):

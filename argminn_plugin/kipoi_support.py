@@ -20,7 +20,7 @@ import torch
 
 from . import kipoi_compat  # noqa: F401  (np.string_ for kipoi's HDF5 writer)
 from .errors import ArgminnError
-from .data import _check_letters, centred_windows, check_intervals, open_fasta, read_bed
+from .data import centred_windows, check_intervals, check_letters, open_fasta, read_bed
 
 
 class KipoiModel(torch.nn.Module):
@@ -67,7 +67,7 @@ class IntervalDataLoader(_KipoiDataset):
         self.bed, _ = read_bed(intervals_file)
         fasta = open_fasta(fasta_file)
         check_intervals(self.bed, fasta, auto_resize_len, intervals_file)
-        _check_letters(fasta, self.bed, auto_resize_len, fasta_file)
+        check_letters(fasta, self.bed, auto_resize_len, fasta_file)
         self.fasta_file = fasta_file
         starts, ends = centred_windows(self.bed, auto_resize_len)
         self.intervals = [Interval(c, int(s), int(e)) for c, s, e in zip(self.bed["chrom"], starts, ends)]
