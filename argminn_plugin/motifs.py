@@ -109,7 +109,7 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     else:
         best = np.maximum(weight.max(1).sum(1) + bias, 0)
         fired = np.full(len(best), np.nan)
-    seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size) if method == "seqlets" else ({}, {})
+    seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best) if method == "seqlets" else ({}, {})
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}
     for f in range(weight.shape[0]):
@@ -252,16 +252,18 @@ def save_logos(motifs, path, force=False, title=None):
 
 
 @torch.no_grad()
-def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256):
+def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256, best=None):
     """Per filter, the PPM of the windows where it fires at >= ``min_fraction`` of its peak.
 
     Windows where the minus strand won are reverse-complemented first, so every
-    PPM is in the filter's own orientation. Returns (dict filter index -> (4, W)
-    PPM, dict filter index -> number of seqlets).
+    PPM is in the filter's own orientation. ``best``: each filter's peak
+    activation on X, if already known (:func:`filter_activity`). Returns (dict
+    filter index -> (4, W) PPM, dict filter index -> number of seqlets).
     """
     model.eval()
     f_count, w = model.config.n_filters, model.config.filter_width
-    best, _ = filter_activity(model, X, batch_size)
+    if best is None:
+        best, _ = filter_activity(model, X, batch_size)
     sums = np.zeros((f_count, 4, w))
     counts = np.zeros(f_count, dtype=int)
     for i in range(0, len(X), batch_size):
