@@ -122,22 +122,10 @@ def cmd_variants(args):
     print(f"scored {len(table)} variants; wrote {args.output}")
 
 
-def _planted_truth(data_dir, bed):
-    """Planted instances of a simulated dataset, indexed by row of ``bed``."""
-    import pandas as pd
-
-    inst = pd.read_csv(os.path.join(data_dir, "instances.tsv"), sep="\t")
-    windows = bed["chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
-    index = {w: i for i, w in enumerate(windows)}
-    inst = inst[inst["window"].isin(index)]
-    return pd.DataFrame({"sequence": inst["window"].map(index).to_numpy(), "motif": inst["motif"].to_numpy(),
-                         "start": inst["window_start"].to_numpy(), "end": inst["window_end"].to_numpy(),
-                         "strand": inst["strand"].to_numpy()})
-
-
 def cmd_instances(args):
-    from .data import load_intervals, load_splits
+    from .data import load_intervals, load_splits, rows_with_label
     from .interpret import instance_report
+    from .simulate import planted_instances
     from .train import load_model
 
     model = load_model(args.model)
@@ -145,11 +133,8 @@ def cmd_instances(args):
     if args.data:
         fasta, bed_path, valid, test, _ = _dataset_paths(args)
         splits, _ = load_splits(fasta, bed_path, model.config.input_length, valid, test)
-        X, y, bed = splits[args.split]
-        keep = (y[:, 0] == 1).nonzero().flatten() if args.positives else None
-        if keep is not None:
-            X, bed = X[keep], bed.iloc[keep.numpy()].reset_index(drop=True)
-        truth = _planted_truth(args.data, bed)
+        X, y, bed = rows_with_label(*splits[args.split]) if args.positives else splits[args.split]
+        truth = planted_instances(args.data, bed)
     elif args.fasta and args.bed:
         X, _, bed, _ = load_intervals(args.fasta, args.bed, model.config.input_length)
     else:
@@ -161,21 +146,20 @@ def cmd_instances(args):
 def cmd_design(args):
     import pandas as pd
 
-    from .data import load_splits
+    from .data import load_splits, rows_with_label
     from .design import design_report
     from .train import load_model
 
     model = load_model(args.model)
     fasta, bed_path, valid, test, _ = _dataset_paths(args)
     splits, _ = load_splits(fasta, bed_path, model.config.input_length, valid, test)
-    X, y, _ = splits[args.split]
-    negatives = X[(y[:, 0] == 0).nonzero().flatten()]
+    negatives, positives = (rows_with_label(*splits[args.split], label=k)[0] for k in (0, 1))
     syntax_path = os.path.join(args.instances, "syntax.tsv")
     if not os.path.isfile(syntax_path):
         raise ArgminnError(f"{args.instances}: no syntax.tsv; run 'argminn instances' first")
     table = design_report(model, negatives, args.motifs, pd.read_csv(syntax_path, sep="\t"), args.out,
                           n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force,
-                          positives=X[(y[:, 0] == 1).nonzero().flatten()])
+                          positives=positives)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -220,9 +204,11 @@ def cmd_demo(args):
     """simulate -> train -> motifs -> instances -> design on the embedded default data, with the checks."""
     import pandas as pd
 
+    from .data import rows_with_label
     from .design import design_report
     from .interpret import instance_report
     from .report import motif_report
+    from .simulate import planted_instances
 
     data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
@@ -235,15 +221,13 @@ def cmd_demo(args):
     table = motif_report(model, splits["train"][0], motif_dir, force=True,
                          planted=os.path.join(data_dir, "simulation.json"))
     print(table.to_string(index=False))
-    X, y, bed = splits["test"]
-    keep = (y[:, 0] == 1).nonzero().flatten()
-    bed = bed.iloc[keep.numpy()].reset_index(drop=True)
-    summary = instance_report(model, X[keep], bed, motif_dir, instance_dir, truth=_planted_truth(data_dir, bed),
-                              force=True)
+    positives, _, bed = rows_with_label(*splits["test"])
+    summary = instance_report(model, positives, bed, motif_dir, instance_dir,
+                              truth=planted_instances(data_dir, bed), force=True)
     print("instances on the held-out positives:", json.dumps(summary))
     syntax = pd.read_csv(os.path.join(instance_dir, "syntax.tsv"), sep="\t")
-    table = design_report(model, X[(y[:, 0] == 0).nonzero().flatten()], motif_dir, syntax,
-                          os.path.join(args.out, "design"), force=True, positives=X[keep])
+    table = design_report(model, rows_with_label(*splits["test"], label=0)[0], motif_dir, syntax,
+                          os.path.join(args.out, "design"), force=True, positives=positives)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

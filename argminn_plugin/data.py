@@ -260,3 +260,9 @@ def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms):
         idx = torch.from_numpy(np.flatnonzero(mask))
         out[split] = (X[idx], y[idx], bed.iloc[idx.numpy()].reset_index(drop=True))
     return out, names
+
+
+def rows_with_label(X, y, bed, label=1, task=0):
+    """The (X, y, bed) rows of a split whose ``task`` label equals ``label`` (bed re-indexed from 0)."""
+    rows = torch.nonzero(y[:, task] == label).flatten()
+    return X[rows], y[rows], bed.iloc[rows.numpy()].reset_index(drop=True)

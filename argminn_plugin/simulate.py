@@ -197,3 +197,23 @@ def simulate(out_dir, config=None, force=False):
     with atomic_write(os.path.join(out_dir, "simulation.json"), force=True) as handle:
         json.dump(summary, handle, indent=2)
     return summary
+
+
+def planted_instances(data_dir, bed):
+    """The planted instances of a simulated dataset inside the windows of ``bed``.
+
+    Returns a DataFrame (sequence = row of ``bed``, motif, start, end in
+    window coordinates, strand), the ground truth for instance calling.
+    """
+    import pandas as pd
+
+    path = os.path.join(data_dir, "instances.tsv")
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{data_dir}: no instances.tsv (not a dataset written by 'argminn simulate')")
+    inst = pd.read_csv(path, sep="\t")
+    windows = bed["chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
+    index = {w: i for i, w in enumerate(windows)}
+    inst = inst[inst["window"].isin(index)]
+    return pd.DataFrame({"sequence": inst["window"].map(index).to_numpy(), "motif": inst["motif"].to_numpy(),
+                         "start": inst["window_start"].to_numpy(), "end": inst["window_end"].to_numpy(),
+                         "strand": inst["strand"].to_numpy()})

@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from argminn_plugin.cli import _planted_truth
-from argminn_plugin.data import load_splits
+from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.interpret import _coordinates, coverage_curve, instance_report, syntax_readout
 from argminn_plugin.kipoi_support import KipoiModel
 from argminn_plugin.report import motif_report
-from argminn_plugin.simulate import simulate
+from argminn_plugin.simulate import planted_instances, simulate
 from argminn_plugin.train import classification_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,11 +46,9 @@ def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run):
     base, model, splits = default_run
     if not (base / "motifs/motifs.tsv").exists():
         motif_report(model, splits["train"][0], str(base / "motifs"), planted=str(base / "data/simulation.json"))
-    X, y, bed = splits["test"]
-    keep = (y[:, 0] == 1).nonzero().flatten()
-    bed = bed.iloc[keep.numpy()].reset_index(drop=True)
-    truth = _planted_truth(str(base / "data"), bed)
-    summary = instance_report(model, X[keep], bed, str(base / "motifs"), str(base / "instances"), truth=truth)
+    positives, _, bed = rows_with_label(*splits["test"])
+    truth = planted_instances(str(base / "data"), bed)
+    summary = instance_report(model, positives, bed, str(base / "motifs"), str(base / "instances"), truth=truth)
     att, fimo = (summary["coverage_mean"][k] for k in ("ARGMINN attention", "FIMO (discovered motifs)"))
     assert att > fimo
     assert summary["coverage_at_n_true"]["ARGMINN attention"] > summary["coverage_at_n_true"][

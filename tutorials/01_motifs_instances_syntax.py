@@ -21,12 +21,11 @@ import os
 import pandas as pd
 import torch
 
-from argminn_plugin.cli import _planted_truth
-from argminn_plugin.data import load_splits
+from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.interpret import instance_report, variant_instances
 from argminn_plugin.kipoi_support import KipoiModel
 from argminn_plugin.report import motif_report
-from argminn_plugin.simulate import simulate
+from argminn_plugin.simulate import planted_instances, simulate
 from argminn_plugin.variants import read_variants, score_variants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,11 +48,9 @@ def main(out):
     print(table[["name", "active", "consensus", "best_match", "best_q"]].to_string(index=False))
 
     # 2 + 3. instances and syntax on the held-out positives
-    X, y, bed = splits["test"]
-    keep = (y[:, 0] == 1).nonzero().flatten()
-    bed = bed.iloc[keep.numpy()].reset_index(drop=True)
-    summary = instance_report(model, X[keep], bed, os.path.join(out, "motifs"), os.path.join(out, "instances"),
-                              truth=_planted_truth(data, bed), force=True)
+    positives, _, bed = rows_with_label(*splits["test"])
+    summary = instance_report(model, positives, bed, os.path.join(out, "motifs"), os.path.join(out, "instances"),
+                              truth=planted_instances(data, bed), force=True)
     print(json.dumps(summary, indent=1))
 
     # 4. variant effects: the 4th base of the first planted instances on chr3

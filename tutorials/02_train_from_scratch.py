@@ -14,11 +14,10 @@ import json
 import os
 
 from argminn_plugin import ModelConfig, TrainConfig
-from argminn_plugin.cli import _planted_truth
-from argminn_plugin.data import load_splits
+from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.interpret import instance_report
 from argminn_plugin.report import motif_report
-from argminn_plugin.simulate import SimulationConfig, simulate
+from argminn_plugin.simulate import SimulationConfig, planted_instances, simulate
 from argminn_plugin.train import classification_metrics, evaluate, train
 
 
@@ -39,10 +38,9 @@ def main(out, quick=False):
 
     motif_report(model, splits["train"][0], os.path.join(out, "motifs"), force=True,
                  planted=os.path.join(data, "simulation.json"))
-    keep = (y[:, 0] == 1).nonzero().flatten()
-    bed = bed.iloc[keep.numpy()].reset_index(drop=True)
-    summary = instance_report(model, X[keep], bed, os.path.join(out, "motifs"), os.path.join(out, "instances"),
-                              truth=_planted_truth(data, bed), force=True)
+    positives, _, bed = rows_with_label(X, y, bed)
+    summary = instance_report(model, positives, bed, os.path.join(out, "motifs"), os.path.join(out, "instances"),
+                              truth=planted_instances(data, bed), force=True)
     print(json.dumps(summary, indent=1))
     return metrics, summary
 
