@@ -62,9 +62,11 @@ class MotifScanner(nn.Module):
         return self.conv.weight.flip([1, 2])
 
     def forward(self, X):
-        pre = self.conv(X)
-        if self.reverse_complement:
-            pre = torch.cat([pre, F.conv1d(X, self.rc_weight(), self.conv.bias)], dim=1)
+        if self.reverse_complement:  # one convolution with both orientations of every filter
+            weight = torch.cat([self.conv.weight, self.rc_weight()], dim=0)
+            pre = F.conv1d(X, weight, torch.cat([self.conv.bias, self.conv.bias]))
+        else:
+            pre = self.conv(X)
         return self.relu(pre)
 
 
@@ -79,9 +81,9 @@ class MemoryAttentionLayer(nn.Module):
         self.value = nn.Linear(token_dim, n_heads * head_dim)
         # The two products of attention are BilinearOp modules, which carry
         # tangermeme's DeepLIFT rule for products of two input-dependent terms.
-        self.score_op = BilinearOp("nhd,nhpd->nhp")
+        self.score_op = BilinearOp("nhd,ndp->nhp")
         self.softmax = nn.Softmax(dim=-1)
-        self.mix_op = BilinearOp("nhp,nhpd->nhd")
+        self.mix_op = BilinearOp("nhp,ndp->nhd")
         self.out = nn.Linear(n_heads * head_dim, token_dim)
         self.norm1 = nn.LayerNorm(token_dim)
         self.mlp_in = nn.Linear(token_dim, stream_dim)
@@ -90,14 +92,33 @@ class MemoryAttentionLayer(nn.Module):
         self.norm2 = nn.LayerNorm(stream_dim)
 
     def forward(self, stream, tokens):
-        """stream (N, S), tokens (N, P, D) -> new stream (N, S), attention (N, H, P)."""
-        n, p, _ = tokens.shape
-        q = self.query(stream).view(n, self.n_heads, self.head_dim) / math.sqrt(self.head_dim)
-        k = self.key(tokens).view(n, p, self.n_heads, self.head_dim).transpose(1, 2)
-        v = self.value(tokens).view(n, p, self.n_heads, self.head_dim).transpose(1, 2)
-        attn = self.softmax(self.score_op(q, k))  # (N, H, P)
-        mixed = self.mix_op(attn, v).reshape(n, self.n_heads * self.head_dim)
-        update = self.norm1(self.out(mixed))
+        """stream (N, S), tokens (N, D, P) -> new stream (N, S), attention (N, H, P).
+
+        Computed without materialising keys and values per position (same
+        parameters, same result): with k_p = W_k t_p + b_k, the score
+        q . k_p = (W_k^T q) . t_p + q . b_k, and the last term is the same at
+        every position, so softmax drops it; with v_p = W_v t_p + b_v and
+        attention weights summing to one, sum_p a_p v_p = W_v (sum_p a_p t_p)
+        + b_v. Both products then run on the D-dim tokens, not on H x head_dim
+        keys/values, which makes a layer's cost O(N H P D) instead of
+        O(N P D H head_dim).
+        """
+        n = stream.shape[0]
+        h, e, d = self.n_heads, self.head_dim, tokens.shape[1]
+        # Query in token space, per head: W_k^T (W_q s + b_q) / sqrt(e), as one
+        # (H*D, S) matrix product.
+        w_k = self.key.weight.view(h, e, d)
+        scale = 1.0 / math.sqrt(e)
+        w_qk = torch.einsum("hed,hes->hds", w_k, self.query.weight.view(h, e, -1)).reshape(h * d, -1) * scale
+        b_qk = torch.einsum("hed,he->hd", w_k, self.query.bias.view(h, e)).reshape(h * d) * scale
+        q_tok = F.linear(stream, w_qk, b_qk).view(n, h, d)
+        attn = self.softmax(self.score_op(q_tok, tokens))  # (N, H, P)
+        context = self.mix_op(attn, tokens)  # (N, H, D): attention-weighted tokens per head
+        # out(W_v context + b_v) as one (D, H*D) matrix product.
+        w_o = self.out.weight.view(d, h, e)
+        w_ov = torch.einsum("khe,hed->khd", w_o, self.value.weight.view(h, e, d)).reshape(d, h * d)
+        b_ov = self.out.bias + self.out.weight @ self.value.bias
+        update = self.norm1(F.linear(context.reshape(n, h * d), w_ov, b_ov))
         update = self.norm2(self.mlp_out(self.mlp_act(self.mlp_in(update))))
         return stream + update, attn
 
@@ -132,10 +153,13 @@ class ARGMINN(nn.Module):
     def _run(self, X, keep):
         acts = self.scanner(X)
         normed = self.norm(acts)
-        n = X.shape[0]
-        feats = torch.cat([normed, self.pos_enc.unsqueeze(0).expand(n, -1, -1)], dim=1)
-        tokens = self.token_proj(feats.transpose(1, 2))
-        stream = self.memory.unsqueeze(0).expand(n, -1)
+        # tokens (N, D, P) = W_act . activations + (W_pos . encoding + b): the
+        # positional part does not depend on the input, so it is computed once.
+        k = normed.shape[1]
+        weight = self.token_proj.weight
+        position = (weight[:, k:] @ self.pos_enc + self.token_proj.bias[:, None]).unsqueeze(0)
+        tokens = torch.matmul(weight[:, :k], normed) + position
+        stream = self.memory.unsqueeze(0).expand(X.shape[0], -1)
         attention = []
         for layer in self.layers:
             stream, attn = layer(stream, tokens)
@@ -160,13 +184,29 @@ class ARGMINN(nn.Module):
         - ``attention``: list over layers of (N, heads, P) attention weights.
         """
         logits, acts, attention = self._run(X, keep=True)
-        f = self.config.n_filters
-        if self.config.scan_reverse_complement:
-            best, strand = torch.stack([acts[:, :f], acts[:, f:]], dim=0).max(dim=0)
-        else:
-            best, strand = acts, torch.zeros_like(acts, dtype=torch.long)
+        best, strand = self._best_strand(acts)
         return {"logits": logits, "raw_activations": acts, "activations": best,
                 "strand": strand, "attention": attention}
+
+    def _best_strand(self, acts):
+        f = self.config.n_filters
+        if self.config.scan_reverse_complement:
+            return torch.stack([acts[:, :f], acts[:, f:]], dim=0).max(dim=0)
+        return acts, torch.zeros_like(acts, dtype=torch.long)
+
+    @property
+    def motif_conv(self):
+        """The Conv1d whose filters are the motifs (shared read-out interface with the baselines)."""
+        return self.scanner.conv
+
+    def motif_activations(self, X):
+        """(activations (N, F, P), strand (N, F, P)) from the scanner alone (no attention)."""
+        return self._best_strand(self.scanner(X))
+
+    def motif_knockout(self, f):
+        """(module, channels) whose output channels are zeroed to knock filter ``f`` out (both strands)."""
+        channels = [f, f + self.config.n_filters] if self.config.scan_reverse_complement else [f]
+        return self.scanner, channels
 
     def filter_column_magnitudes(self):
         """(K, W) sum of |weight| per filter column, matching ``raw_activations``."""

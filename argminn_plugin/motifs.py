@@ -66,14 +66,48 @@ def consensus(ppm):
 def filter_activity(model, X, batch_size=256):
     """Per filter: the largest activation on X and the fraction of sequences where it fires."""
     model.eval()
-    best = torch.zeros(model.config.n_filters)
-    fired = torch.zeros(model.config.n_filters)
+    best = torch.zeros(model.motif_conv.out_channels)
+    fired = torch.zeros(model.motif_conv.out_channels)
     for i in range(0, len(X), batch_size):
-        acts = model.interims(X[i:i + batch_size])["activations"]  # (n, F, P)
+        acts = model.motif_activations(X[i:i + batch_size])[0]  # (n, F, P)
         peak = acts.amax(2)
         best = torch.maximum(best, peak.amax(0))
         fired += (peak > 0).float().sum(0)
     return best.numpy(), (fired / len(X)).numpy()
+
+
+@torch.no_grad()
+def filter_importance(model, X, batch_size=256, max_sequences=2000):
+    """Per filter: mean |change of the logits| on X when the filter is knocked out.
+
+    The filter's output track (``model.motif_knockout(f)``: both strands for
+    ARGMINN, the post-ReLU track for the CNN, the unit output for ExplaiNN) is
+    zeroed by a forward hook, i.e. the motif is made absent everywhere.
+    Uses the first ``max_sequences`` rows of X.
+    """
+    model.eval()
+    X = X[:max_sequences]
+    n_filters = model.motif_conv.out_channels
+
+    def logits():
+        return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+
+    base = logits()
+    out = np.zeros(n_filters)
+    for f in range(n_filters):
+        module, channels = model.motif_knockout(f)
+
+        def zero(_, __, output, channels=channels):
+            output = output.clone()
+            output[:, channels] = 0
+            return output
+
+        handle = module.register_forward_hook(zero)
+        try:
+            out[f] = float((logits() - base).abs().mean())
+        finally:
+            handle.remove()
+    return out
 
 
 def resolve_method(method, X):
@@ -85,7 +119,8 @@ def resolve_method(method, X):
     return ("seqlets" if X is not None else "weights") if method == "auto" else method
 
 
-def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activity=0.1, batch_size=256):
+def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activity=0.1, min_importance=0.05,
+                   batch_size=256):
     """Read every filter as a motif.
 
     ``method``: "weights" reads the PPM straight from the filter's weights
@@ -95,29 +130,38 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     seqlets when X is given, else weights.
 
     Returns a DataFrame (one row per filter: filter, name, active,
-    max_activation, fire_fraction, n_seqlets, start, end, width, consensus, ic)
+    max_activation, importance (relative to the most important filter),
+    fire_fraction, n_seqlets, start, end, width, consensus, ic)
     and a dict name -> trimmed PPM of the active filters. With X, a filter is
     active when its largest activation on X is at least ``min_activity`` times
-    that of the most active filter; without X, when it can fire at all
-    (best-case score above zero).
+    that of the most active filter and knocking it out moves the predictions
+    on X by at least ``min_importance`` times as much as knocking out the most
+    important filter (:func:`filter_importance`; 0 disables this check): a
+    filter that fires but that the model does not use is not one of its
+    motifs. Without X, a filter is active when it can fire at all (best-case
+    score above zero).
     """
     method = resolve_method(method, X)
-    weight = model.scanner.conv.weight.detach().cpu().numpy()
-    bias = model.scanner.conv.bias.detach().cpu().numpy()
+    weight = model.motif_conv.weight.detach().cpu().numpy()
+    bias = model.motif_conv.bias.detach().cpu().numpy()
     if X is not None:
         best, fired = filter_activity(model, X, batch_size)
+        importance = filter_importance(model, X, batch_size) if min_importance > 0 else np.ones(len(best))
     else:
         best = np.maximum(weight.max(1).sum(1) + bias, 0)
         fired = np.full(len(best), np.nan)
+        importance = np.ones(len(best))
+    used = importance >= min_importance * importance.max() if importance.max() > 0 else np.zeros(len(best), bool)
     seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best) if method == "seqlets" else ({}, {})
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}
     for f in range(weight.shape[0]):
         raw = seqlets[f] if method == "seqlets" and f in seqlets else weights_to_ppm(weight[f], beta)
         ppm, lo, hi = trim(raw, min_ic)
-        active = bool(top > 0 and best[f] >= min_activity * top)
+        active = bool(top > 0 and best[f] >= min_activity * top and used[f])
         name = f"filter{f}"
         rows.append({"filter": f, "name": name, "active": active, "max_activation": float(best[f]),
+                     "importance": float(importance[f] / importance.max()) if importance.max() > 0 else 0.0,
                      "fire_fraction": float(fired[f]), "n_seqlets": n_seqlets.get(f, 0), "start": lo, "end": hi,
                      "width": hi - lo, "consensus": consensus(ppm), "ic": float(information_content(ppm).sum())})
         if active:
@@ -261,22 +305,22 @@ def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256, be
     filter index -> (4, W) PPM, dict filter index -> number of seqlets).
     """
     model.eval()
-    f_count, w = model.config.n_filters, model.config.filter_width
+    f_count, w = model.motif_conv.out_channels, model.motif_conv.kernel_size[0]
     if best is None:
         best, _ = filter_activity(model, X, batch_size)
     sums = np.zeros((f_count, 4, w))
     counts = np.zeros(f_count, dtype=int)
     for i in range(0, len(X), batch_size):
         xb = X[i:i + batch_size]
-        out = model.interims(xb)
+        acts, strand = model.motif_activations(xb)
         windows = xb.unfold(2, w, 1)  # (n, 4, P, W)
         for f in range(f_count):
             if best[f] <= 0 or counts[f] >= max_seqlets:
                 continue
-            seq_idx, pos = torch.nonzero(out["activations"][:, f] >= min_fraction * best[f], as_tuple=True)
+            seq_idx, pos = torch.nonzero(acts[:, f] >= min_fraction * best[f], as_tuple=True)
             seq_idx, pos = seq_idx[: max_seqlets - counts[f]], pos[: max_seqlets - counts[f]]
             win = windows[seq_idx, :, pos]  # (k, 4, W)
-            minus = out["strand"][seq_idx, f, pos].bool()
+            minus = strand[seq_idx, f, pos].bool()
             win = torch.where(minus[:, None, None], win.flip([1, 2]), win)
             sums[f] += win.sum(0).numpy()
             counts[f] += len(seq_idx)

@@ -146,35 +146,56 @@ def simulate_sequences(cfg, n, rng, ppms):
 
 def simulate(out_dir, config=None, force=False):
     """Write the default dataset to ``out_dir``; returns the summary dict."""
-    from .motifs import write_meme
-
     cfg = config or SimulationConfig()
-    os.makedirs(out_dir, exist_ok=True)
-    outputs = ["genome.fa", "peaks.bed", "test.bed", "instances.tsv", "motifs.meme", "simulation.json"]
-    for name in outputs:
-        check_writable(os.path.join(out_dir, name), force)
     rng = np.random.default_rng(cfg.seed)
     ppms = [jaspar_motif(m, cfg.jaspar_release) for m in cfg.motif_ids]
+    summary = {"config": cfg.to_dict(), "motifs": {cfg.motif_ids[k]: ppms[k][0] for k in range(2)},
+               "splits": SPLITS, "task_names": ["label"],
+               "rule": f"positive iff {ppms[0][0]} then {ppms[1][0]} starting {cfg.spacing} bp later, same strand"}
+    write_dataset(out_dir, lambda split, n: simulate_sequences(cfg, n, rng, ppms),
+                  {"train": cfg.n_train, "valid": cfg.n_valid, "test": cfg.n_test},
+                  [(cfg.motif_ids[k] + " " + ppms[k][0], ppms[k][1]) for k in range(2)],
+                  summary, cfg.length, cfg.spacer, rng, force)
+    return summary
+
+
+OUTPUTS = ("genome.fa", "peaks.bed", "test.bed", "instances.tsv", "motifs.meme", "simulation.json")
+
+
+def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, force=False):
+    """Lay simulated windows end to end on one chromosome per split and write the dataset files.
+
+    ``sample(split, n)`` -> (codes (n, length) ints 0-3, labels (n,), instances
+    [(row, motif name, start, end, strand)]); ``sizes``: split -> n;
+    ``motifs``: [(name, PPM)] for motifs.meme; ``summary``: written as
+    simulation.json. Writes :data:`OUTPUTS` atomically (refusing to overwrite
+    without ``force``); every other simulated dataset (e.g. the benchmark
+    grammars in ``benchmarks/datasets.py``) goes through here too.
+    """
+    from .motifs import write_meme
+
+    os.makedirs(out_dir, exist_ok=True)
+    for name in OUTPUTS:
+        check_writable(os.path.join(out_dir, name), force)
     letters = np.array(list("ACGT"))
     genome, bed_rows, inst_rows = {}, [], []
-    for split, n in (("train", cfg.n_train), ("valid", cfg.n_valid), ("test", cfg.n_test)):
+    for split, n in sizes.items():
         chrom = SPLITS[split]
-        codes, labels, instances = simulate_sequences(cfg, n, rng, ppms)
+        codes, labels, instances = sample(split, n)
         pieces, pos, starts = [], 0, []
         for i in range(n):
-            spacer = letters[rng.integers(0, 4, size=cfg.spacer)]
-            pieces.append("".join(spacer))
-            pos += cfg.spacer
+            pieces.append("".join(letters[rng.integers(0, 4, size=spacer)]))
+            pos += spacer
             starts.append(pos)
             pieces.append("".join(letters[codes[i]]))
-            pos += cfg.length
-        pieces.append("".join(letters[rng.integers(0, 4, size=cfg.spacer)]))
+            pos += length
+        pieces.append("".join(letters[rng.integers(0, 4, size=spacer)]))
         genome[chrom] = "".join(pieces)
         for i in range(n):
-            bed_rows.append(f"{chrom}\t{starts[i]}\t{starts[i] + cfg.length}\t{labels[i]}")
+            bed_rows.append(f"{chrom}\t{starts[i]}\t{starts[i] + length}\t{labels[i]}")
         for i, name, s, e, strand in instances:
             inst_rows.append(f"{chrom}\t{starts[i] + s}\t{starts[i] + e}\t{name}\t{strand}\t{split}\t"
-                             f"{chrom}:{starts[i]}-{starts[i] + cfg.length}\t{s}\t{e}\t{labels[i]}")
+                             f"{chrom}:{starts[i]}-{starts[i] + length}\t{s}\t{e}\t{labels[i]}")
     with atomic_write(os.path.join(out_dir, "genome.fa"), force=True) as handle:
         for chrom, seq in genome.items():
             handle.write(f">{chrom}\n")
@@ -189,14 +210,9 @@ def simulate(out_dir, config=None, force=False):
     with atomic_write(os.path.join(out_dir, "instances.tsv"), force=True) as handle:
         handle.write("chrom\tstart\tend\tmotif\tstrand\tsplit\twindow\twindow_start\twindow_end\tlabel\n")
         handle.write("\n".join(inst_rows) + "\n")
-    write_meme(os.path.join(out_dir, "motifs.meme"), [(cfg.motif_ids[k] + " " + ppms[k][0], ppms[k][1])
-                                                       for k in range(2)], force=True)
-    summary = {"config": cfg.to_dict(), "motifs": {cfg.motif_ids[k]: ppms[k][0] for k in range(2)},
-               "splits": SPLITS, "task_names": ["label"],
-               "rule": f"positive iff {ppms[0][0]} then {ppms[1][0]} starting {cfg.spacing} bp later, same strand"}
+    write_meme(os.path.join(out_dir, "motifs.meme"), motifs, force=True)
     with atomic_write(os.path.join(out_dir, "simulation.json"), force=True) as handle:
         json.dump(summary, handle, indent=2)
-    return summary
 
 
 def planted_instances(data_dir, bed):

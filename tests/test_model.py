@@ -113,3 +113,63 @@ def test_truncated_model_file_is_a_clear_error(tmp_path, small_config):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ArgminnError, match="not a valid ARGMINN model file"):
         load_model(str(path))
+
+
+def test_explainn_units_are_independent_and_roundtrip(tmp_path):
+    """Each ExplaiNN unit's output depends on its own filter only; model files round-trip."""
+    from argminn_plugin.baselines import ExplaiNN, ExplaiNNConfig
+    from argminn_plugin.train import load_model, save_model
+
+    torch.manual_seed(0)
+    model = ExplaiNN(ExplaiNNConfig(input_length=60, n_units=3, filter_width=7, pool=5, hidden=4)).eval()
+    X = random_onehot(5, 60)
+    out = model.unit_outputs(X)
+    assert out.shape == (5, 3) and model(X).shape == (5, 1)
+    u = int(out.sum(0).argmax())  # a unit whose ReLU is open
+    out[:, u].sum().backward()
+    grad = model.conv.weight.grad.abs().sum((1, 2))
+    assert grad[u] > 0 and grad.sum() == grad[u]
+    save_model(model, str(tmp_path / "m.pt"))
+    again = load_model(str(tmp_path / "m.pt"))
+    assert type(again).__name__ == "ExplaiNN"
+    assert torch.allclose(again(X), model(X))
+
+
+def test_standard_cnn_deeplift_converges():
+    """The CNN's global max-pool is a MaxPool1d, so tangermeme's DeepLIFT/SHAP closes (sum = output - reference)."""
+    from tangermeme.deep_lift_shap import deep_lift_shap
+
+    from argminn_plugin.baselines import CNNConfig, StandardCNN
+
+    torch.manual_seed(0)
+    model = StandardCNN(CNNConfig(input_length=60, n_filters=6, filter_width=6, pool=3, conv2_filters=5)).double().eval()
+    X = random_onehot(3, 60).double()
+    attr, refs = deep_lift_shap(model, X, n_shuffles=4, return_references=True, random_state=0)
+    delta = attr.sum((1, 2)) - (model(X)[:, 0] - model(refs.reshape(-1, 4, 60)).reshape(3, 4).mean(1))
+    assert delta.abs().max() < 1e-6
+
+
+def test_attention_matches_the_textbook_formula(small_config):
+    """The fused computation equals softmax(q . (W_k t + b_k)) and sum_p a_p (W_v t_p + b_v) with explicit keys/values."""
+    import math
+
+    torch.manual_seed(1)
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(4, small_config.input_length)
+    out = model.interims(X)
+    c = small_config
+    normed = model.norm(out["raw_activations"])
+    feats = torch.cat([normed, model.pos_enc.unsqueeze(0).expand(len(X), -1, -1)], 1).transpose(1, 2)
+    tokens = model.token_proj(feats)  # (N, P, D)
+    stream = model.memory.unsqueeze(0).expand(len(X), -1)
+    n, p = len(X), tokens.shape[1]
+    for layer, attn in zip(model.layers, out["attention"]):
+        q = layer.query(stream).view(n, c.n_heads, c.head_dim)
+        k = layer.key(tokens).view(n, p, c.n_heads, c.head_dim).transpose(1, 2)
+        v = layer.value(tokens).view(n, p, c.n_heads, c.head_dim).transpose(1, 2)
+        a = torch.softmax(torch.einsum("nhe,nhpe->nhp", q, k) / math.sqrt(c.head_dim), -1)
+        assert torch.allclose(a, attn, atol=1e-5)
+        mixed = torch.einsum("nhp,nhpe->nhe", a, v).reshape(n, -1)
+        update = layer.norm2(layer.mlp_out(layer.mlp_act(layer.mlp_in(layer.norm1(layer.out(mixed))))))
+        stream = stream + update
+    assert torch.allclose(model.head(model.final_norm(stream)), out["logits"], atol=1e-4)
