@@ -58,17 +58,30 @@ def cmd_train(args):
     from .config import TrainConfig
     from .data import load_splits
     from .fileio import atomic_write
-    from .train import ARCHITECTURES, classification_metrics, evaluate, train
+    from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, train
 
     fasta, bed, valid, test, length = _dataset_paths(args)
     defaults = {"input_length": length} if length else {}
     config_cls = ARCHITECTURES[getattr(args, "architecture", "argminn")][0]
     mc = _load_config(config_cls, args.model_config, args.model_set, "--model-set", **defaults)
     tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set")
-    splits, names = load_splits(fasta, bed, mc.input_length, valid, test)
-    mc = mc.replace(n_tasks=len(names), task_names=names)
-    model, history = train(mc, tc, splits["train"][:2], splits["valid"][:2], args.out, resume=args.resume,
-                           force=args.force, verbose=not args.quiet)
+    # Under torchrun (WORLD_SIZE > 1) every process loads the data and trains
+    # its share of each batch; rank 0 alone writes the run directory and prints.
+    import torch.distributed as dist
+
+    with distributed_context() as info:
+        if info.rank > 0:
+            dist.barrier()  # let rank 0 open the FASTA first: pyfaidx may have to build its .fai index
+        try:
+            splits, names = load_splits(fasta, bed, mc.input_length, valid, test)
+        finally:
+            if info.world > 1 and info.rank == 0:
+                dist.barrier()
+        mc = mc.replace(n_tasks=len(names), task_names=names)
+        model, history = train(mc, tc, splits["train"][:2], splits["valid"][:2], args.out, resume=args.resume,
+                               force=args.force, verbose=not args.quiet)
+    if info.rank > 0:
+        return model, splits
     metrics = {"best_epoch": min(history, key=lambda r: r["val_loss"])["epoch"], "epochs": len(history)}
     for split in ("valid", "test"):
         X, y, _ = splits[split]
@@ -210,6 +223,8 @@ def cmd_demo(args):
     from .report import motif_report
     from .simulate import planted_instances
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ArgminnError("demo runs in one process; under torchrun use 'argminn train'")
     data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
     cmd_simulate(argparse.Namespace(out=data_dir, config=None, set=args.sim_set, force=args.force))
@@ -253,8 +268,8 @@ def build_parser():
     p = sub.add_parser("train", help="train an ARGMINN model")
     data_args(p)
     p.add_argument("--out", required=True, help="run directory (checkpoints, model.pt, metrics.json)")
-    p.add_argument("--architecture", choices=["argminn", "cnn"], default="argminn",
-                   help="ARGMINN, or the standard-CNN baseline (CNNConfig keys) for comparison")
+    p.add_argument("--architecture", choices=["argminn", "cnn", "explainn"], default="argminn",
+                   help="ARGMINN, or a baseline for comparison: the standard CNN (CNNConfig keys) or ExplaiNN (ExplaiNNConfig keys)")
     p.add_argument("--model-config", help="JSON file of ModelConfig (or CNNConfig) keys")
     p.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="override one ModelConfig key")
     p.add_argument("--train-config", help="JSON file of TrainConfig keys")

@@ -12,17 +12,26 @@ A run directory holds
 Batch order and augmentation of epoch e come from a generator seeded with
 (seed, e), so a resumed run sees exactly the batches an uninterrupted run
 would and ends with the same weights.
+
+Under ``torchrun`` (WORLD_SIZE > 1) the same function trains data-parallel with
+DistributedDataParallel: every rank draws the same permutation and flips, takes
+a disjoint share of each global batch of ``batch_size`` rows (see
+:func:`shard_batches`), gradients are averaged over ranks, and rank 0 alone
+writes the run directory. See :func:`train` for the details.
 """
 
+import collections
+import contextlib
 import json
 import os
 import time
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from .baselines import CNNConfig, StandardCNN
+from .baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement
 from .errors import ArgminnError
@@ -37,7 +46,8 @@ FORMAT_VERSION = 1
 
 # ------------------------------------------------------------------ model files
 
-ARCHITECTURES = {"argminn": (ModelConfig, ARGMINN), "cnn": (CNNConfig, StandardCNN)}
+ARCHITECTURES = {"argminn": (ModelConfig, ARGMINN), "cnn": (CNNConfig, StandardCNN),
+                 "explainn": (ExplaiNNConfig, ExplaiNN)}
 
 
 def build_model(architecture, config):
@@ -92,18 +102,44 @@ def load_model(path):
 
 # ----------------------------------------------------------------------- losses
 
-def regularized_loss(model, X, y, train_cfg, epoch):
-    """Task BCE + (for ARGMINN) scheduled overlap, L1 and attention-entropy terms."""
-    if not isinstance(model, ARGMINN):
-        task = F.binary_cross_entropy_with_logits(model(X), y)
-        return task, {"task": task}
-    logits, acts, attention = model._run(X, keep=True)
-    task = F.binary_cross_entropy_with_logits(logits, y)
+class LossForward(nn.Module):
+    """Runs one training forward pass and returns everything :func:`regularized_loss` needs.
+
+    ``forward(X)`` gives ``(logits, scanner activations, attention list, filter
+    column magnitudes)`` for ARGMINN and ``(logits,)`` for other architectures.
+    DistributedDataParallel hooks only ``forward()``, so in a multi-process run
+    this wrapper (not the model) is what DDP wraps: the whole loss graph then
+    goes through the DDP forward and every gradient is all-reduced.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, X):
+        if isinstance(self.model, ARGMINN):
+            logits, acts, attention = self.model._run(X, keep=True)
+            return logits, acts, attention, self.model.filter_column_magnitudes()
+        return (self.model(X),)
+
+
+def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
+    """Task BCE + (for ARGMINN) scheduled overlap, L1 and attention-entropy terms.
+
+    ``model`` is the bare model (type and config checks, L1 on its weights);
+    ``forward`` the module that runs the forward pass: ``LossForward(model)``
+    by default, or that wrapped in DistributedDataParallel.
+    """
+    outputs = (forward if forward is not None else LossForward(model))(X)
+    task = F.binary_cross_entropy_with_logits(outputs[0], y)
     terms = {"task": task}
+    if not isinstance(model, ARGMINN):
+        return task, terms
+    _, acts, attention, mags = outputs
     w = {name: train_cfg.weight_at(name, epoch) for name in ("overlap", "l1", "entropy")}
     total = task
     if w["overlap"] > 0:
-        terms["overlap"] = filter_overlap_loss(acts, model.filter_column_magnitudes(), model.config.n_filters)
+        terms["overlap"] = filter_overlap_loss(acts, mags, model.config.n_filters)
         total = total + w["overlap"] * terms["overlap"]
     if w["l1"] > 0:
         terms["l1"] = l1_loss(model, acts, train_cfg.l1_target)
@@ -137,6 +173,151 @@ def classification_metrics(y, probs):
     return out
 
 
+# ------------------------------------------------------------------ distributed
+
+DistInfo = collections.namedtuple("DistInfo", "rank world device")
+
+
+def process_rank():
+    """This process's rank in a torchrun job (0 when not distributed)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+@contextlib.contextmanager
+def distributed_context():
+    """Join the torchrun process group for the duration of the block; yields DistInfo(rank, world, device).
+
+    Under torchrun (env WORLD_SIZE > 1, with RANK, LOCAL_RANK, MASTER_ADDR/PORT)
+    the group is initialised here -- backend nccl with one GPU per process
+    (cuda:LOCAL_RANK) when CUDA is available, else gloo on the CPU -- and
+    destroyed on leaving the block. A group initialised by the caller is used
+    as it is and left alone. Without torchrun: DistInfo(0, 1, cpu).
+    """
+    import torch.distributed as dist
+
+    created = False
+    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+        created = True
+    try:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            device = torch.device("cpu")
+            if dist.get_backend() == "nccl":
+                device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+            yield DistInfo(dist.get_rank(), dist.get_world_size(), device)
+        else:
+            yield DistInfo(0, 1, torch.device("cpu"))
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def shard_batches(order, batch_size, rank=0, world=1):
+    """This rank's rows of each global batch of an epoch: a list of (row indices, global batch size).
+
+    Global batch b is ``order[b * batch_size:(b + 1) * batch_size]``, as in a
+    single process; rank r takes its rows r, r + world, r + 2 world, ..., so
+    the ranks' shares are disjoint, cover the batch and differ by at most one
+    row, and every rank makes the same number of optimizer steps. With more
+    than one rank, a last batch that would give some rank fewer than 2 rows
+    (batch norm needs 2 in training) is dropped on every rank: at most
+    2 world - 1 rows of an epoch. With one rank nothing is dropped.
+    """
+    min_rows = 2 * world if world > 1 else 1
+    out = []
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        if len(idx) < min_rows:
+            break
+        out.append((idx[rank::world], len(idx)))
+    return out
+
+
+def _from_rank0(fn, info):
+    """fn() run on rank 0 only; its result -- or its error -- on every rank."""
+    if info.world == 1:
+        return fn()
+    import torch.distributed as dist
+
+    box, error = [None], None
+    if info.rank == 0:
+        try:
+            box[0] = ("ok", fn())
+        except Exception as exc:  # every rank raises, none is left waiting
+            error = exc
+            box[0] = ("error", f"{exc}" if isinstance(exc, ArgminnError) else f"rank 0: {exc!r}",
+                      isinstance(exc, ArgminnError))
+    dist.broadcast_object_list(box, src=0)
+    if error is not None:
+        raise error
+    if box[0][0] == "error":
+        raise (ArgminnError if box[0][2] else RuntimeError)(box[0][1])
+    return box[0][1]
+
+
+def _unused_parameters(model, X, y, train_cfg, epoch):
+    """Names of parameters the training loss gives no gradient (one small eval-mode pass, no side effects)."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    was_training = model.training
+    model.eval()  # no batch-norm statistics updated, no dropout draws
+    try:
+        loss, _ = regularized_loss(model, X, y, train_cfg, epoch)
+        grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+    finally:
+        model.train(was_training)
+    return [name for (name, _), g in zip(named, grads) if g is None]
+
+
+@torch.no_grad()
+def _evaluate_sharded(model, X, y, info, batch_size=256):
+    """evaluate() with the rows split in contiguous chunks over the ranks and the logits all-gathered.
+
+    Every rank ends with the same logits, hence the same loss and the same
+    early-stopping decision, without computing the whole set on each rank.
+    """
+    if info.world == 1:
+        return evaluate(model, X, y, batch_size)
+    import torch.distributed as dist
+
+    model.eval()
+    bounds = [len(X) * r // info.world for r in range(info.world + 1)]
+    sizes = [bounds[r + 1] - bounds[r] for r in range(info.world)]
+    lo, hi = bounds[info.rank], bounds[info.rank + 1]
+    local = torch.zeros(max(sizes), y.shape[1], device=info.device)
+    for i in range(lo, hi, batch_size):
+        j = min(i + batch_size, hi)
+        local[i - lo:j - lo] = model(X[i:j].to(info.device))
+    gathered = [torch.empty_like(local) for _ in range(info.world)]
+    dist.all_gather(gathered, local)
+    logits = torch.cat([g[:size] for g, size in zip(gathered, sizes)]).cpu()
+    return float(F.binary_cross_entropy_with_logits(logits, y)), torch.sigmoid(logits)
+
+
+def _all_reduce_sums(sums, count, info):
+    """Sum the per-rank loss sums and row counts over the ranks."""
+    import torch.distributed as dist
+
+    keys = sorted(sums)
+    buf = torch.tensor([sums[k] for k in keys] + [count], dtype=torch.float64, device=info.device)
+    dist.all_reduce(buf)
+    return dict(zip(keys, buf[:-1].tolist())), int(round(buf[-1].item()))
+
+
+def _broadcast_buffers(model):
+    """Give every rank rank 0's buffers (batch-norm running statistics)."""
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
 # --------------------------------------------------------------------- training
 
 def _state(model, optimizer, epoch, stop, history, train_cfg):
@@ -152,9 +333,21 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
 
     model_config: a ModelConfig (ARGMINN), a CNNConfig (baseline) or a dict of
     ModelConfig keys. train_data / valid_data: (X (N, 4, L), y (N, T)), 0/1 labels.
-    """
-    from tqdm.auto import tqdm
 
+    Multi-process (launched by ``torchrun``, or inside a process group the
+    caller initialised): every rank passes the same data and settings. The
+    model is wrapped in DistributedDataParallel; each global batch of
+    ``batch_size`` rows is split over the ranks (:func:`shard_batches`), each
+    rank's loss is weighted by its share so the averaged gradient is the
+    gradient of the global batch's mean loss, and the number of optimizer
+    steps per epoch is the single-process one. Batch norm stays per rank
+    (statistics of the rank's share; running statistics are rank 0's, which
+    DDP broadcasts before every forward pass). Validation is split over the
+    ranks and the logits gathered, so all ranks take the same early-stopping
+    decision. Rank 0 alone writes ``last.pt``, ``model.pt`` and
+    ``history.json`` and prints; a resumed run's checkpoint is read by rank 0
+    and sent to the others. Every rank returns the best model.
+    """
     mc = model_config if isinstance(model_config, tuple(c for c, _ in ARCHITECTURES.values())) \
         else ModelConfig.from_dict(model_config)
     tc = train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(train_config)
@@ -167,33 +360,64 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
             raise ArgminnError(f"{name} labels have {y.shape[1]} task column(s) but the model has n_tasks={mc.n_tasks}")
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
+    with distributed_context() as info:
+        if info.world > 1 and tc.batch_size < 2 * info.world:
+            raise ArgminnError(f"batch_size ({tc.batch_size}) is below 2 rows per process ({info.world} "
+                               "processes); the global batch is split over the processes")
+        return _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose and info.rank == 0, info)
 
-    os.makedirs(out_dir, exist_ok=True)
+
+def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
+    from tqdm.auto import tqdm
+
+    main = info.rank == 0
     last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "model.pt")
-    torch.manual_seed(tc.seed)
-    model = build_model(architecture_of(mc), mc)
+
+    def read_checkpoint():  # rank 0
+        os.makedirs(out_dir, exist_ok=True)
+        if not os.path.exists(last_path):
+            if resume and verbose:
+                print(f"no checkpoint in {out_dir}; starting a new run")
+            return None
+        if not resume:
+            if not force:
+                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
+                                   "or --force to start again")
+            return None
+        state = safe_load_torch(last_path)
+        if state.get("format") != STATE_FORMAT:
+            raise ArgminnError(f"{last_path}: not an ARGMINN training state")
+        if state["model_config"] != mc.to_dict() or state["train_config"] != tc.to_dict():
+            raise ArgminnError(f"{last_path}: was written with a different model or training config; "
+                               "resume with the same settings or start a new run directory")
+        return state
+
+    state = _from_rank0(read_checkpoint, info)
+    torch.manual_seed(tc.seed)  # same initial weights on every rank (DDP broadcasts rank 0's as well)
+    model = build_model(architecture_of(mc), mc).to(info.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
     start_epoch, history = 0, []
     stop = {"best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False}
-    if os.path.exists(last_path):
-        if resume:
-            state = safe_load_torch(last_path)
-            if state.get("format") != STATE_FORMAT:
-                raise ArgminnError(f"{last_path}: not an ARGMINN training state")
-            if state["model_config"] != mc.to_dict() or state["train_config"] != tc.to_dict():
-                raise ArgminnError(f"{last_path}: was written with a different model or training config; "
-                                   "resume with the same settings or start a new run directory")
-            model.load_state_dict(state["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
-            start_epoch, stop, history = state["epoch"] + 1, dict(state["stop"]), list(state["history"])
-            if verbose:
-                print(f"resuming {out_dir} after epoch {state['epoch'] + 1}")
-        elif not force:
-            raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
-                               "or --force to start again")
-    elif resume and verbose:
-        print(f"no checkpoint in {out_dir}; starting a new run")
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, stop, history = state["epoch"] + 1, dict(state["stop"]), list(state["history"])
+        if verbose:
+            print(f"resuming {out_dir} after epoch {state['epoch'] + 1}")
+
+    forward = LossForward(model)
+    if info.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Every ARGMINN and CNN parameter gets a gradient, so DDP runs without
+        # the unused-parameter search; a model that leaves some out gets it.
+        # Buffers: DDP's default (broadcast_buffers / forward_sync_buffers
+        # True) sends rank 0's batch-norm running statistics to every rank
+        # before each forward pass; SyncBatchNorm would need GPUs.
+        unused = _unused_parameters(model, Xt[:2].to(info.device), yt[:2].to(info.device), tc, start_epoch)
+        forward = DistributedDataParallel(forward, device_ids=[info.device] if info.device.type == "cuda" else None,
+                                          find_unused_parameters=bool(unused))
 
     n = len(Xt)
     for epoch in range(start_epoch, tc.max_epochs):
@@ -202,17 +426,24 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
         rng = np.random.default_rng([tc.seed, epoch])
         order = torch.from_numpy(rng.permutation(n))
         flips = torch.from_numpy(rng.random(n) < 0.5) if tc.reverse_complement_augment else None
-        model.train()
+        if info.world > 1:
+            # torch draws (dropout) differ between ranks, and are reproduced on resume
+            torch.manual_seed(int(np.random.default_rng([tc.seed, epoch, info.rank]).integers(2 ** 62)))
+        forward.train()
         t0, sums, count = time.time(), {}, 0
-        bar = tqdm(range(0, n, tc.batch_size), desc=f"epoch {epoch + 1}/{tc.max_epochs}", disable=not verbose,
-                   leave=False)
-        for i in bar:
-            idx = order[i:i + tc.batch_size]
+        bar = tqdm(shard_batches(order, tc.batch_size, info.rank, info.world),
+                   desc=f"epoch {epoch + 1}/{tc.max_epochs}", disable=not verbose, leave=False)
+        for idx, global_rows in bar:
             X, y = Xt[idx], yt[idx]
             if flips is not None:
                 f = flips[idx]
                 X = torch.where(f[:, None, None], reverse_complement(X), X)
-            loss, terms = regularized_loss(model, X, y, tc, epoch)
+            X, y = X.to(info.device), y.to(info.device)
+            loss, terms = regularized_loss(model, X, y, tc, epoch, forward=forward)
+            if info.world > 1:
+                # DDP averages gradients over ranks; weighting each rank's mean
+                # loss by its share makes that the global batch's mean-loss gradient.
+                loss = loss * (len(idx) * info.world / global_rows)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -221,23 +452,32 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
             bar.set_postfix(loss=f"{sums['task'] / count:.4f}")
         bar.close()
-        val_loss, val_probs = evaluate(model, Xv, yv)
+        if info.world > 1:
+            sums, count = _all_reduce_sums(sums, count, info)
+            _broadcast_buffers(model)
+        val_loss, val_probs = _evaluate_sharded(model, Xv, yv, info)
         val_metrics = classification_metrics(yv, val_probs)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,
                   "val_auroc": val_metrics[0]["auroc"], **{f"train_{k}": v / count for k, v in sums.items()}}
         history.append(record)
         if val_loss < stop["best_loss"] - tc.min_delta:
             stop.update(best_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
-            save_model(model, best_path)
+            if main:
+                save_model(model, best_path)
         else:
             stop["bad_epochs"] += 1
             if stop["bad_epochs"] >= tc.patience:
                 stop["done"] = True
-        atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
-        with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
-            json.dump(history, handle, indent=1)
+        if main:
+            atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
+            with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
+                json.dump(history, handle, indent=1)
         if verbose:
             print(f"epoch {epoch + 1}: train loss {record['train_task']:.4f}  val loss {val_loss:.4f}  "
                   f"val auROC {record['val_auroc']:.4f}  ({record['seconds']} s)"
                   + ("  [best]" if stop["best_epoch"] == epoch + 1 else ""))
-    return load_model(best_path), history
+    if info.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return model_from_payload(_from_rank0(lambda: safe_load_torch(best_path), info), best_path), history

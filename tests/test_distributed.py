@@ -1,0 +1,204 @@
+"""Multi-process data-parallel training: torchrun + DistributedDataParallel (gloo on the CPU)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from argminn_plugin import ModelConfig, TrainConfig
+from argminn_plugin.cli import main
+from argminn_plugin.train import load_model, safe_load_torch, shard_batches, train
+from conftest import random_onehot
+
+TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
+
+TINY = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8, stream_dim=16,
+                   token_dim=8, pos_enc_dim=4)
+# 61 rows in batches of 16: the last global batch (13 rows) splits 7 / 6 over two ranks.
+TINY_TC = TrainConfig(max_epochs=3, batch_size=16, seed=3, patience=10)
+
+
+def tiny_data(seed):
+    X = random_onehot(61, 40, seed=seed)
+    return X, (X[:, 0, :20].sum(1) > 5).float()[:, None]
+
+
+# ------------------------------------------------------------------ sharding
+
+@pytest.mark.parametrize("n, batch_size, world, steps", [
+    (61, 16, 2, 4),   # last batch 13 rows -> 7 + 6
+    (67, 16, 2, 4),   # last batch 3 rows: a rank would get 1 (< 2): dropped on both
+    (68, 16, 2, 5),   # last batch 4 rows -> 2 + 2
+    (61, 7, 3, 8),    # 8 full batches of 7 (3 + 2 + 2), last 5 rows (< 6) dropped
+    (33, 16, 1, 3),   # one process: the plain batches, nothing dropped
+    (64, 64, 4, 1),
+])
+def test_shards_are_disjoint_and_cover_each_global_batch(n, batch_size, world, steps):
+    order = torch.from_numpy(np.random.default_rng([0, 5]).permutation(n))
+    per_rank = [shard_batches(order, batch_size, rank, world) for rank in range(world)]
+    assert [len(shards) for shards in per_rank] == [steps] * world  # every rank makes the same steps
+    for b in range(steps):
+        batch = order[b * batch_size:(b + 1) * batch_size]
+        parts = [per_rank[rank][b][0] for rank in range(world)]
+        assert all(per_rank[rank][b][1] == len(batch) for rank in range(world))
+        joined = torch.cat(parts).tolist()
+        assert len(joined) == len(set(joined)) == len(batch)  # disjoint
+        assert set(joined) == set(batch.tolist())  # and covering the global batch
+        sizes = [len(p) for p in parts]
+        assert min(sizes) >= (2 if world > 1 else 1) and max(sizes) - min(sizes) <= 1
+    covered = sum(len(idx) for shards in per_rank for idx, _ in shards)
+    assert covered == min(n, steps * batch_size)
+    if world == 1:
+        assert [idx.tolist() for idx, _ in per_rank[0]] == [order[i:i + batch_size].tolist()
+                                                             for i in range(0, n, batch_size)]
+
+
+def test_batch_smaller_than_world_is_refused(tmp_path, monkeypatch):
+    """Checked before any process group is joined, so a plain process sees it."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 4)
+    monkeypatch.setattr(dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    from argminn_plugin import ArgminnError
+
+    with pytest.raises(ArgminnError, match="batch_size \\(7\\) is below 2 rows per process \\(4 processes\\)"):
+        train(TINY, TINY_TC.replace(batch_size=7), tiny_data(0), tiny_data(1), str(tmp_path), verbose=False)
+
+
+# ------------------------------------------- two ranks in one test (torch.multiprocessing + gloo)
+
+class _Killed(Exception):
+    pass
+
+
+def _mp_worker(rank, world, store, out):
+    import torch.distributed as dist
+
+    import argminn_plugin.train as T
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    real_evaluate = T._evaluate_sharded
+    try:
+        results = {}
+        # (a) without batch norm the gradient is exactly the single-process one
+        model, history = T.train(TINY.replace(batch_norm=False), TINY_TC, tiny_data(0), tiny_data(1),
+                                 os.path.join(out, "nobn"), verbose=False)
+        results["nobn"] = {"state_dict": model.state_dict(), "history": history}
+
+        # (b) with batch norm: record the weights each rank holds after every epoch
+        seen = []
+
+        def spy(model, *args, **kwargs):
+            seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            return real_evaluate(model, *args, **kwargs)
+
+        T._evaluate_sharded = spy
+        T.train(TINY, TINY_TC, tiny_data(0), tiny_data(1), os.path.join(out, "bn"), verbose=False)
+        results["epochs"] = seen
+
+        # (c) killed (on every rank) after epoch 1's checkpoint, then resumed
+        calls = []
+
+        def crash(model, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise _Killed()
+            return real_evaluate(model, *args, **kwargs)
+
+        T._evaluate_sharded = crash
+        try:
+            T.train(TINY, TINY_TC, tiny_data(0), tiny_data(1), os.path.join(out, "resumed"), verbose=False)
+        except _Killed:
+            results["killed"] = True
+        T._evaluate_sharded = real_evaluate
+        T.train(TINY, TINY_TC, tiny_data(0), tiny_data(1), os.path.join(out, "resumed"), resume=True,
+                verbose=False)
+        torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        T._evaluate_sharded = real_evaluate
+        dist.destroy_process_group()
+
+
+def test_two_processes_train_like_one(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_mp_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2))
+
+    # (a) no batch norm: same weights and history as one process, to float rounding
+    single, single_history = train(TINY.replace(batch_norm=False), TINY_TC, tiny_data(0), tiny_data(1),
+                                   str(tmp_path / "single"), verbose=False)
+    for key, value in single.state_dict().items():
+        assert torch.allclose(r0["nobn"]["state_dict"][key], value, rtol=0, atol=1e-6), key
+    for ddp_record, record in zip(r0["nobn"]["history"], single_history, strict=True):
+        for key in ("val_loss", "train_task", "train_overlap", "train_l1", "train_entropy"):
+            assert ddp_record[key] == pytest.approx(record[key], abs=1e-5), key
+
+    # (b) batch norm per rank: both ranks hold identical weights and running statistics after every epoch
+    assert len(r0["epochs"]) == len(r1["epochs"]) == TINY_TC.max_epochs
+    for a, b in zip(r0["epochs"], r1["epochs"]):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    last = safe_load_torch(str(tmp_path / "bn" / "last.pt"))
+    assert all(torch.equal(last["state_dict"][k], r0["epochs"][-1][k]) for k in last["state_dict"])
+    # one set of files, written by rank 0 alone (no stray temporary files)
+    for run in ("nobn", "bn", "resumed"):
+        assert sorted(os.listdir(tmp_path / run)) == ["history.json", "last.pt", "model.pt"], run
+
+    # (c) a run killed after epoch 1 and resumed ends with the uninterrupted run's weights
+    assert r0["killed"] and r1["killed"]
+    resumed = safe_load_torch(str(tmp_path / "resumed" / "last.pt"))
+    assert resumed["epoch"] == last["epoch"] == TINY_TC.max_epochs - 1
+    for key, value in last["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+    assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in last["history"]]
+
+
+# ------------------------------------------------------------ torchrun + the CLI
+
+SMALL_MODEL = ["--model-set", "n_filters=4", "--model-set", "n_layers=1", "--model-set", "stream_dim=32",
+               "--model-set", "head_dim=8", "--model-set", "n_heads=2"]
+TRAIN_SET = ["--train-set", "max_epochs=6", "--train-set", "learning_rate=0.003", "--train-set", "batch_size=32"]
+
+
+@pytest.fixture(scope="module")
+def easy_data(tmp_path_factory):
+    """Positives hold HNF4A + FOXA2, negatives neither: a few epochs reach auROC > 0.95."""
+    out = tmp_path_factory.mktemp("ddp") / "data"
+    assert main(["simulate", "--out", str(out), "--set", "n_train=800", "--set", "n_valid=200",
+                 "--set", "n_test=200", "--set", "length=100", "--set", "spacing=15",
+                 "--set", "negative_mix=[1,0,0,0]"]) == 0
+    return out
+
+
+def test_torchrun_two_processes_match_one(easy_data, tmp_path):
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    train_args = ["train", "--data", str(easy_data), "--quiet", *TRAIN_SET, *SMALL_MODEL]
+    assert main([*train_args, "--out", str(single)]) == 0
+    proc = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "argminn_plugin.cli",
+                           *train_args, "--out", str(ddp)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 0 alone printed the summary and wrote the run directory
+    metrics = json.loads((ddp / "metrics.json").read_text())
+    summaries = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert summaries == [json.dumps({k: metrics[k] for k in ("valid", "test")})]
+    assert sorted(os.listdir(ddp)) == sorted(os.listdir(single)) == \
+        ["history.json", "last.pt", "metrics.json", "model.pt"]
+    history = json.loads((ddp / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 7))
+    one, two = (json.loads((run / "metrics.json").read_text()) for run in (single, ddp))
+    for split in ("valid", "test"):
+        a, b = one[split]["label"]["auroc"], two[split]["label"]["auroc"]
+        assert a > 0.95 and b > 0.95, (split, a, b)
+        assert abs(a - b) <= 0.03, (split, a, b)
+    model = load_model(str(ddp / "model.pt"))
+    assert model.config.n_filters == 4 and model.config.task_names == ("label",)
