@@ -3,10 +3,12 @@
 Prints tables and writes speed.json and scaling.png to --out:
 
 1. training throughput (sequences/s: forward + regularized loss + backward +
-   Adam step) and inference throughput (no grad) at equal input length;
-2. how time per batch and peak memory grow with input length
-   (200, 500, 1000, 2000, 5000 bp by default), each length measured in a fresh
-   process so peak RSS belongs to that run;
+   Adam step) and inference throughput (no grad) at equal input length, for
+   ARGMINN, the standard CNN, ExplaiNN and bpnet-lite's BPNet;
+2. how time per batch (training and inference) and peak memory grow with
+   input length (200, 500, 1000, 2000, 5000 bp by default), each length
+   measured in a fresh process so peak RSS belongs to that run; the growth is
+   summarised by the slope of log(time) on log(length) (1.0 = linear);
 3. the regularizers' cost per batch (filter overlap, L1, attention entropy)
    next to the forward pass.
 
@@ -22,8 +24,11 @@ import resource
 import statistics
 import time
 
+import numpy as np
 import torch
 from torch.nn import functional as F
+
+from argminn_plugin.fileio import atomic_write
 
 
 def build(name, length):
@@ -35,6 +40,10 @@ def build(name, length):
         from argminn_plugin.baselines import CNNConfig, StandardCNN
 
         return StandardCNN(CNNConfig(input_length=length))
+    if name == "ExplaiNN":
+        from argminn_plugin.baselines import ExplaiNN, ExplaiNNConfig
+
+        return ExplaiNN(ExplaiNNConfig(input_length=length))
     if name == "BPNet (bpnet-lite)":
         from bpnetlite import BPNet
 
@@ -126,26 +135,31 @@ def regularizer_cost(length, batch, repeats):
     return {k: {"seconds": v, "relative_to_forward": v / rows["forward pass"]} for k, v in rows.items()}
 
 
+def loglog_slope(lengths, seconds):
+    """Slope of log(seconds) on log(length): 1.0 is linear growth, 2.0 quadratic."""
+    return float(np.polyfit(np.log(lengths), np.log(seconds), 1)[0])
+
+
 def plot(scaling, path):
-    import matplotlib
+    from argminn_plugin.fileio import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = pyplot().subplots(1, 3, figsize=(13, 3.5))
     for name in sorted({r["model"] for r in scaling}):
         rows = [r for r in scaling if r["model"] == name]
         lengths = [r["length"] for r in rows]
         axes[0].plot(lengths, [r["train_seconds_per_batch"] for r in rows], "o-", label=name)
-        axes[1].plot(lengths, [r["peak_rss_mb"] for r in rows], "o-", label=name)
+        axes[1].plot(lengths, [r["infer_seconds_per_batch"] for r in rows], "o-", label=name)
+        axes[2].plot(lengths, [r["peak_rss_mb"] for r in rows], "o-", label=name)
     axes[0].set_ylabel("training seconds per batch")
-    axes[1].set_ylabel("peak RSS (MB)")
+    axes[1].set_ylabel("inference seconds per batch")
+    axes[2].set_ylabel("peak RSS (MB)")
     for ax in axes:
         ax.set_xlabel("input length (bp)")
-        ax.legend()
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path, force=True)
 
 
 def main(out, smoke=False, threads=2):
@@ -153,7 +167,7 @@ def main(out, smoke=False, threads=2):
     os.makedirs(out, exist_ok=True)
     length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 5)
     lengths = [200, 500] if smoke else [200, 500, 1000, 2000, 5000]
-    models = ["ARGMINN", "standard CNN", "BPNet (bpnet-lite)"]
+    models = ["ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"]
 
     equal = [throughput(m, length, batch, repeats) for m in models]
     print(f"\nThroughput at {length} bp, batch {batch}, {threads} threads (sequences/s)")
@@ -166,17 +180,19 @@ def main(out, smoke=False, threads=2):
     print(f"ARGMINN inference time / standard CNN: {ratio:.2f}x")
 
     scaling = [in_fresh_process(m, L, batch, repeats, threads) for m in models[:2] for L in lengths]
-    print("\nScaling with input length (training seconds per batch, peak RSS MB)")
+    print("\nScaling with input length (seconds per batch: training, inference; peak RSS MB)")
     for r in scaling:
-        print(f"{r['model']:<22}{r['length']:>6} bp {r['train_seconds_per_batch']:>9.4f} s {r['peak_rss_mb']:>9.0f} MB")
-    per_bp = {}
+        print(f"{r['model']:<22}{r['length']:>6} bp {r['train_seconds_per_batch']:>9.4f} s "
+              f"{r['infer_seconds_per_batch']:>9.4f} s {r['peak_rss_mb']:>9.0f} MB")
+    slopes = {}
     for name in models[:2]:
         rows = [r for r in scaling if r["model"] == name]
-        first, last = rows[0], rows[-1]
-        per_bp[name] = (last["train_seconds_per_batch"] / first["train_seconds_per_batch"]) / (
-            last["length"] / first["length"])
-        print(f"{name}: time grows {per_bp[name]:.2f}x as fast as length from {first['length']} to "
-              f"{last['length']} bp (1.0 = linear)")
+        ls = [r["length"] for r in rows]
+        slopes[name] = {"train": loglog_slope(ls, [r["train_seconds_per_batch"] for r in rows]),
+                        "inference": loglog_slope(ls, [r["infer_seconds_per_batch"] for r in rows]),
+                        "peak_rss": loglog_slope(ls, [r["peak_rss_mb"] for r in rows])}
+        print(f"{name}: log-log slope of time on length {ls[0]}-{ls[-1]} bp: training {slopes[name]['train']:.2f}, "
+              f"inference {slopes[name]['inference']:.2f} (1.0 = linear)")
 
     reg = regularizer_cost(length, batch, repeats)
     print("\nRegularizer cost per batch")
@@ -184,8 +200,8 @@ def main(out, smoke=False, threads=2):
         print(f"{k:<22}{v['seconds'] * 1000:>9.2f} ms {v['relative_to_forward']:>7.2f}x forward")
 
     result = {"threads": threads, "equal_length": equal, "argminn_over_cnn_inference": ratio,
-              "scaling": scaling, "time_growth_over_length_growth": per_bp, "regularizers": reg}
-    with open(os.path.join(out, "speed.json"), "w") as handle:
+              "scaling": scaling, "loglog_slopes": slopes, "regularizers": reg}
+    with atomic_write(os.path.join(out, "speed.json"), force=True) as handle:
         json.dump(result, handle, indent=1)
     plot(scaling, os.path.join(out, "scaling.png"))
     return result

@@ -13,9 +13,100 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     speed = importlib.import_module("benchmarks.speed")
     result = speed.main(str(tmp_path), smoke=True, threads=1)
     saved = json.loads((tmp_path / "speed.json").read_text())
-    assert {r["model"] for r in saved["equal_length"]} == {"ARGMINN", "standard CNN", "BPNet (bpnet-lite)"}
+    assert {r["model"] for r in saved["equal_length"]} == {"ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"}
     assert all(r["train_seqs_per_s"] > 0 and r["infer_seqs_per_s"] > 0 for r in result["equal_length"])
     assert [r["length"] for r in saved["scaling"]] == [200, 500, 200, 500]
     assert all(r["peak_rss_mb"] > 0 for r in saved["scaling"])
     assert saved["regularizers"]["forward pass"]["relative_to_forward"] == 1.0
     assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def _bench(monkeypatch, name):
+    monkeypatch.syspath_prepend(ROOT)
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+def test_benchmark_grammars_follow_their_rules(tmp_path, monkeypatch):
+    """Every dataset's labels follow its stated rule on the saved ground truth."""
+    import pandas as pd
+
+    datasets = _bench(monkeypatch, "datasets")
+    dirs = datasets.write_all(str(tmp_path), n_train=200, n_valid=20, n_test=20)
+    for name, d in dirs.items():
+        grammar = datasets.GRAMMARS[name]
+        bed = pd.read_csv(os.path.join(d, "peaks.bed"), sep="\t")
+        inst = pd.read_csv(os.path.join(d, "instances.tsv"), sep="\t")
+        assert 0.35 < bed["label"].mean() < 0.65, name
+        assert set(inst["motif"]) <= set(grammar.relevant + grammar.distractors), name
+        for window, g in inst.groupby("window"):
+            spans = sorted(zip(g["window_start"], g["window_end"]))
+            assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"{name}: overlapping instances"
+            label = int(g["label"].iloc[0])
+            present = set(g["motif"])
+            if name == "single_motif":
+                assert label == ("SPI1" in present)
+            elif name == "and_pair":
+                assert label == ({"GATA1", "CEBPB"} <= present)
+            elif name == "fixed_spacing":
+                pair = {"HNF4A", "FOXA2"} <= present
+                if pair:
+                    a, b = (g[g["motif"] == m].iloc[0] for m in ("HNF4A", "FOXA2"))
+                    same = a["strand"] == b["strand"]
+                    gap = b["window_start"] - a["window_start"] if a["strand"] == "+" else a["window_end"] - b["window_end"]
+                    assert label == (same and gap == datasets.SPACING), (window, gap)
+                else:
+                    assert label == 0
+            elif name == "fixed_orientation":
+                strands = {m: set(g.loc[g["motif"] == m, "strand"]) for m in ("SPI1", "GATA1")}
+                assert label == (bool(strands["SPI1"] and strands["GATA1"]) and strands["SPI1"] == strands["GATA1"])
+            elif name == "or_pairs":
+                assert label == ({"GATA1", "CEBPB"} <= present or {"HNF4A", "FOXA2"} <= present)
+            elif name == "distractors":
+                assert label == ({"SPI1", "FOXA2"} <= present)
+                assert len(present & set(grammar.distractors)) == 2
+        # every labelled window with no instance is a negative (positives always carry motifs)
+        windows = bed["#chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
+        empty = ~windows.isin(set(inst["window"]))
+        assert (bed.loc[empty, "label"] == 0).all(), name
+
+
+def test_motif_metrics_count_recovery_redundancy_and_extraneous(monkeypatch):
+    import numpy as np
+
+    from argminn_plugin.motifs import jaspar_database
+    from argminn_plugin.simulate import jaspar_motif
+
+    discovery = _bench(monkeypatch, "discovery")
+    db = jaspar_database()
+    spi1, gata1 = jaspar_motif("MA0080.7")[1], jaspar_motif("MA0035.5")[1]
+    junk = np.full((4, 8), 0.25)
+    junk[[0, 1, 0, 1, 0, 1, 0, 1], range(8)] = 0.7
+    junk /= junk.sum(0, keepdims=True)
+    m = discovery.motif_metrics({"a": spi1, "b": spi1[:, ::-1][::-1], "c": junk},
+                                {"SPI1": "MA0080.7", "GATA1": "MA0035.5"}, {}, db)
+    assert m["recovered"] == {"SPI1": True, "GATA1": False}
+    assert m["redundancy"] == {"SPI1": 2, "GATA1": 0}  # a motif and its reverse complement both match
+    assert m["extraneous"] == 1 and m["extraneous_motifs"] == ["c"]
+    assert not m["all_recovered"]
+    m = discovery.motif_metrics({"a": spi1, "g": gata1}, {"SPI1": "MA0080.7", "GATA1": "MA0035.5"}, {}, db)
+    assert m["all_recovered"] and m["all_redundancy_one"] and m["extraneous"] == 0
+
+
+def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
+    """Two datasets, all four methods, 2 epochs: tables, JSON, PNG, and resuming reuses finished results."""
+    discovery = _bench(monkeypatch, "discovery")
+    report = discovery.main(str(tmp_path), smoke=True, datasets=["single_motif", "fixed_spacing"], threads=1)
+    saved = json.loads((tmp_path / "discovery.json").read_text())
+    assert set(saved["results"]) == {"single_motif", "fixed_spacing"}
+    for res in saved["results"].values():
+        assert set(res) == set(discovery.METHODS)
+        for r in res.values():
+            assert 0 <= r["auroc"] <= 1 and 0 <= r["coverage_at_n"] <= 1
+            assert r["extraneous"] <= r["n_motifs"]
+    assert set(saved["targets"]) == set(report["targets"])
+    assert (tmp_path / "discovery.png").stat().st_size > 0
+    assert (tmp_path / "single_motif" / "CNN_DeepLIFT_MoDISco" / "result.json").exists()
+    # a second run reuses every finished (dataset, method) result
+    stamp = (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns
+    discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    assert (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp

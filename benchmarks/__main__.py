@@ -1,0 +1,28 @@
+"""The whole benchmark suite in one command: motif discovery/prediction, then speed and scaling.
+
+    python -m benchmarks --out runs/bench            (about 1-1.5 hours on 2 cores)
+    python -m benchmarks --out /tmp/bench --smoke    (a couple of minutes: tiny data, 2 epochs)
+
+Writes <out>/discovery/{discovery.json,discovery.png}, <out>/speed/{speed.json,scaling.png}
+and prints every table. Finished (dataset, method) results are reused on a re-run.
+"""
+
+import argparse
+import os
+
+from . import discovery, speed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    discovery.main(os.path.join(args.out, "discovery"), smoke=args.smoke, seed=args.seed, threads=args.threads)
+    speed.main(os.path.join(args.out, "speed"), smoke=args.smoke, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()
