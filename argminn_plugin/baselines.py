@@ -21,6 +21,7 @@ whose filters are read as motifs), ``motif_activations(X)`` ->
 import dataclasses
 import typing
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -182,7 +183,18 @@ class ExplaiNN(nn.Module):
         return self.conv
 
     def motif_activations(self, X):
-        return _plain_activations(self.conv, X)
+        """A unit responds to its batch-normalised filter score (its exp input), so positions are
+        ranked by bn1(conv(X)), not by the raw score: with a negative BatchNorm scale the raw
+        score's lowest positions are the unit's motif."""
+        acts = torch.relu(self.bn1(self.conv(X)))
+        return acts, torch.zeros_like(acts, dtype=torch.long)
+
+    def motif_signs(self):
+        """(n_units,) +1 or -1: the sign of each unit's BatchNorm scale (-1: the unit responds to
+        the filter read negated), for reading motifs from the weights."""
+        return np.where(self.bn1.weight.detach().cpu().numpy() < 0, -1.0, 1.0)
 
     def motif_knockout(self, f):
-        return self.flatten, [f]  # the unit's output (its contribution to the linear layer)
+        # The unit's exp track: zero is its response with the motif absent everywhere
+        # (a unit whose output does not depend on the sequence then gets importance 0).
+        return self.exp, [f]

@@ -8,7 +8,8 @@ reads: the pre-norm motif activations and every layer's attention weights.
 
 Every nonlinearity, softmax and norm is a separate ``nn.Module`` instance that
 is called exactly once per forward pass (DeepLIFT hooks rely on that), and the
-two products of attention (query x keys, weights x values) are tangermeme
+two products of attention (query x tokens for the scores, weights x tokens
+for the mix; see ``MemoryAttentionLayer.forward``) are tangermeme
 ``BilinearOp`` modules, so ``tangermeme.deep_lift_shap`` converges.
 """
 
@@ -71,7 +72,12 @@ class MotifScanner(nn.Module):
 
 
 class MemoryAttentionLayer(nn.Module):
-    """One query per head from the memory stream; keys/values from the tokens."""
+    """One query per head from the memory stream; keys/values from the tokens.
+
+    The key bias is kept for the parameter layout of the design but has no
+    effect (it adds the same constant to every score of a head, which softmax
+    ignores), so it receives no gradient.
+    """
 
     def __init__(self, token_dim, stream_dim, n_heads, head_dim):
         super().__init__()

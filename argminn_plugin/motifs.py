@@ -81,8 +81,8 @@ def filter_importance(model, X, batch_size=256, max_sequences=2000):
     """Per filter: mean |change of the logits| on X when the filter is knocked out.
 
     The filter's output track (``model.motif_knockout(f)``: both strands for
-    ARGMINN, the post-ReLU track for the CNN, the unit output for ExplaiNN) is
-    zeroed by a forward hook, i.e. the motif is made absent everywhere.
+    ARGMINN, the post-ReLU track for the CNN, the exp-activated track for
+    ExplaiNN) is zeroed by a forward hook, i.e. the motif is made absent everywhere.
     Uses the first ``max_sequences`` rows of X.
     """
     model.eval()
@@ -144,6 +144,9 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     method = resolve_method(method, X)
     weight = model.motif_conv.weight.detach().cpu().numpy()
     bias = model.motif_conv.bias.detach().cpu().numpy()
+    if hasattr(model, "motif_signs"):  # a filter the model reads negated (ExplaiNN: negative BatchNorm scale)
+        signs = model.motif_signs()
+        weight, bias = weight * signs[:, None, None], bias * signs
     if X is not None:
         best, fired = filter_activity(model, X, batch_size)
         importance = filter_importance(model, X, batch_size) if min_importance > 0 else np.ones(len(best))

@@ -225,12 +225,12 @@ def shard_batches(order, batch_size, rank=0, world=1):
     Global batch b is ``order[b * batch_size:(b + 1) * batch_size]``, as in a
     single process; rank r takes its rows r, r + world, r + 2 world, ..., so
     the ranks' shares are disjoint, cover the batch and differ by at most one
-    row, and every rank makes the same number of optimizer steps. With more
-    than one rank, a last batch that would give some rank fewer than 2 rows
-    (batch norm needs 2 in training) is dropped on every rank: at most
-    2 world - 1 rows of an epoch. With one rank nothing is dropped.
+    row, and every rank makes the same number of optimizer steps. A last batch
+    that would give some rank fewer than 2 rows (batch norm needs 2 in
+    training) is dropped on every rank: at most 2 world - 1 rows of an epoch
+    (with one process, only a last batch of a single row).
     """
-    min_rows = 2 * world if world > 1 else 1
+    min_rows = 2 * world
     out = []
     for i in range(0, len(order), batch_size):
         idx = order[i:i + batch_size]
@@ -339,8 +339,9 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
     model is wrapped in DistributedDataParallel; each global batch of
     ``batch_size`` rows is split over the ranks (:func:`shard_batches`), each
     rank's loss is weighted by its share so the averaged gradient is the
-    gradient of the global batch's mean loss, and the number of optimizer
-    steps per epoch is the single-process one. Batch norm stays per rank
+    gradient of the global batch's mean loss, and every rank makes the same
+    number of optimizer steps (the single-process one, unless the last batch
+    is too small to give every rank 2 rows and is dropped). Batch norm stays per rank
     (statistics of the rank's share; running statistics are rank 0's, which
     DDP broadcasts before every forward pass). Validation is split over the
     ranks and the logits gathered, so all ranks take the same early-stopping
@@ -364,13 +365,15 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
         if info.world > 1 and tc.batch_size < 2 * info.world:
             raise ArgminnError(f"batch_size ({tc.batch_size}) is below 2 rows per process ({info.world} "
                                "processes); the global batch is split over the processes")
+        if len(Xt) < 2 * info.world:
+            raise ArgminnError(f"training data has {len(Xt)} row(s); batch norm needs at least 2 per process "
+                               f"({info.world} process(es))")
         return _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose and info.rank == 0, info)
 
 
 def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
     from tqdm.auto import tqdm
 
-    main = info.rank == 0
     last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "model.pt")
 
     def read_checkpoint():  # rank 0
@@ -410,8 +413,9 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
     if info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        # Every ARGMINN and CNN parameter gets a gradient, so DDP runs without
-        # the unused-parameter search; a model that leaves some out gets it.
+        # DDP searches for parameters without a gradient only if there are
+        # some: ARGMINN's key biases have none (a constant added to every
+        # score, which softmax ignores), the baselines' parameters all do.
         # Buffers: DDP's default (broadcast_buffers / forward_sync_buffers
         # True) sends rank 0's batch-norm running statistics to every rank
         # before each forward pass; SyncBatchNorm would need GPUs.
@@ -462,16 +466,19 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         history.append(record)
         if val_loss < stop["best_loss"] - tc.min_delta:
             stop.update(best_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
-            if main:
-                save_model(model, best_path)
         else:
             stop["bad_epochs"] += 1
             if stop["bad_epochs"] >= tc.patience:
                 stop["done"] = True
-        if main:
+
+        def write_epoch():  # rank 0; a failure is raised on every rank, none is left waiting
+            if stop["best_epoch"] == epoch + 1:
+                save_model(model, best_path)
             atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
             with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
                 json.dump(history, handle, indent=1)
+
+        _from_rank0(write_epoch, info)
         if verbose:
             print(f"epoch {epoch + 1}: train loss {record['train_task']:.4f}  val loss {val_loss:.4f}  "
                   f"val auROC {record['val_auroc']:.4f}  ({record['seconds']} s)"

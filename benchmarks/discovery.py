@@ -63,6 +63,10 @@ Q_THRESHOLD = 0.05
 # Full run vs smoke run (the smoke run checks the plumbing, not the numbers).
 SIZES = {"full": dict(n_train=6000, n_valid=1000, n_test=1000), "smoke": dict(n_train=400, n_valid=150, n_test=150)}
 EPOCHS = {"full": 50, "smoke": 2}
+# Every method: early stopping after 15 epochs without a better validation
+# loss (at 8, ARGMINN and the CNN stopped on the and_pair plateau where only
+# one of the two motifs is learned; epochs are cheap here).
+PATIENCE = 15
 # ARGMINN's regularization here: the regularizers are off for the first 5
 # epochs (the overlap term ramps in over the next 5), because on the
 # interaction grammars (fixed orientation, OR of pairs), where no single motif
@@ -82,7 +86,7 @@ def model_configs(length):
 
 def train_config(method, mode, seed, threads):
     extra = ARGMINN_TRAIN if method == "ARGMINN" else {}
-    return TrainConfig(seed=seed, max_epochs=EPOCHS[mode], patience=8, num_threads=threads, **extra)
+    return TrainConfig(seed=seed, max_epochs=EPOCHS[mode], patience=PATIENCE, num_threads=threads, **extra)
 
 
 # ----------------------------------------------------------------- motif sets
@@ -237,7 +241,7 @@ def targets(results):
     close = [d for d in names
              if results[d]["ARGMINN"]["auroc"] >= max(results[d][m]["auroc"] for m in baselines) - 0.01]
     need = max(len(names) - 1, 1)
-    return {"every relevant motif once (>= 5 of 6 datasets)": (len(exact) >= need, exact),
+    return {"every relevant motif once (all datasets but one: 5 of 6)": (len(exact) >= need, exact),
             "fewer extraneous motifs than every baseline": (
                 len(fewer) == len(names) and all(total["ARGMINN"] < total[m] for m in baselines), fewer),
             "auROC within 0.01 of the best baseline": (len(close) == len(names), close)}

@@ -92,6 +92,32 @@ def test_motif_metrics_count_recovery_redundancy_and_extraneous(monkeypatch):
     assert m["all_recovered"] and m["all_redundancy_one"] and m["extraneous"] == 0
 
 
+def test_targets_are_checked_as_stated(monkeypatch):
+    discovery = _bench(monkeypatch, "discovery")
+
+    def res(auroc, extraneous, exact=True):
+        return {"auroc": auroc, "extraneous": extraneous, "all_recovered": exact, "all_redundancy_one": exact}
+
+    results = {f"d{k}": {"ARGMINN": res(0.95, 0), "CNN": res(0.955, 3), "ExplaiNN": res(0.94, 1),
+                         "CNN+DeepLIFT+MoDISco": res(0.955, 1)} for k in range(6)}
+    results["d5"]["ARGMINN"]["all_redundancy_one"] = False  # 5 of 6 exact: still met
+    t = {name: met for name, (met, _) in discovery.targets(results).items()}
+    assert t == {"every relevant motif once (all datasets but one: 5 of 6)": True,
+                 "fewer extraneous motifs than every baseline": True,
+                 "auROC within 0.01 of the best baseline": True}
+    results["d4"]["ARGMINN"]["all_recovered"] = False  # 4 of 6
+    results["d0"]["ARGMINN"]["auroc"] = 0.944  # 0.011 below the best baseline
+    results["d1"]["ARGMINN"]["extraneous"] = 2  # more than ExplaiNN and MoDISco on d1
+    t = discovery.targets(results)
+    assert not any(met for met, _ in t.values())
+    assert t["auROC within 0.01 of the best baseline"][1] == ["d1", "d2", "d3", "d4", "d5"]
+    assert t["fewer extraneous motifs than every baseline"][1] == ["d0", "d2", "d3", "d4", "d5"]
+    # a tie at zero on every dataset is not "fewer"
+    for d in results.values():
+        d["ARGMINN"]["extraneous"] = d["CNN+DeepLIFT+MoDISco"]["extraneous"] = 0
+    assert not discovery.targets(results)["fewer extraneous motifs than every baseline"][0]
+
+
 def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     """Two datasets, all four methods, 2 epochs: tables, JSON, PNG, and resuming reuses finished results."""
     discovery = _bench(monkeypatch, "discovery")

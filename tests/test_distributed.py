@@ -34,7 +34,8 @@ def tiny_data(seed):
     (67, 16, 2, 4),   # last batch 3 rows: a rank would get 1 (< 2): dropped on both
     (68, 16, 2, 5),   # last batch 4 rows -> 2 + 2
     (61, 7, 3, 8),    # 8 full batches of 7 (3 + 2 + 2), last 5 rows (< 6) dropped
-    (33, 16, 1, 3),   # one process: the plain batches, nothing dropped
+    (34, 16, 1, 3),   # one process: the plain batches, nothing dropped
+    (33, 16, 1, 2),   # one process, last batch of 1 row (batch norm cannot train on it): dropped
     (64, 64, 4, 1),
 ])
 def test_shards_are_disjoint_and_cover_each_global_batch(n, batch_size, world, steps):
@@ -54,7 +55,7 @@ def test_shards_are_disjoint_and_cover_each_global_batch(n, batch_size, world, s
     assert covered == min(n, steps * batch_size)
     if world == 1:
         assert [idx.tolist() for idx, _ in per_rank[0]] == [order[i:i + batch_size].tolist()
-                                                             for i in range(0, n, batch_size)]
+                                                             for i in range(0, steps * batch_size, batch_size)]
 
 
 def test_batch_smaller_than_world_is_refused(tmp_path, monkeypatch):

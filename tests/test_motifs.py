@@ -86,3 +86,27 @@ def test_seqlet_ppm_reads_planted_word_on_both_strands():
     assert consensus(ppms[0]) == word
     table, _ = extract_motifs(model, X)
     assert table.loc[0, "consensus"] == word and table.loc[0, "n_seqlets"] == counts[0]
+
+
+def test_explainn_unit_with_negative_batchnorm_scale_reads_its_motif():
+    """A unit whose filter is -GATTACA and whose BatchNorm scale is negative responds to GATTACA:
+    both read-outs (seqlets and weights) give GATTACA, not its complement pattern."""
+    from argminn_plugin.baselines import ExplaiNN, ExplaiNNConfig
+    from argminn_plugin.data import one_hot
+    from argminn_plugin.motifs import consensus
+
+    word = "GATTACA"
+    model = ExplaiNN(ExplaiNNConfig(input_length=40, n_units=2, filter_width=7, pool=4, hidden=4)).eval()
+    with torch.no_grad():
+        model.conv.weight[0] = -(2 * one_hot(word) - 1)
+        model.conv.bias[0] = 0.0
+        model.bn1.weight[0] = -1.0
+        model.bn1.bias[0] = -6.0  # bn1 output = -score - 6 > 0 only on a perfect match (score -7)
+    X = random_onehot(30, 40, seed=3)
+    X[:, :, 10:17] = one_hot(word)
+    acts, _ = model.motif_activations(X)
+    assert (acts[:, 0].argmax(1) == 10).all()
+    table, _ = extract_motifs(model, X, method="seqlets", min_importance=0)
+    assert table.loc[0, "consensus"] == word
+    table, _ = extract_motifs(model, X, method="weights", min_importance=0)
+    assert table.loc[0, "consensus"].upper() == word

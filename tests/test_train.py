@@ -81,3 +81,18 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             handle.write("x")
     with pytest.raises(ArgminnError, match="model file not found"):
         safe_load_torch(str(tmp_path / "none.pt"))
+
+
+def test_last_batch_of_one_row_is_skipped_and_one_row_is_refused(tmp_path):
+    """Batch norm cannot train on one row: a last batch of one row is dropped (ExplaiNN's
+    per-unit batch norm would fail on it), and a one-row training set is a clear error."""
+    from argminn_plugin.baselines import ExplaiNNConfig
+
+    cfg = ExplaiNNConfig(input_length=40, n_units=2, filter_width=5, pool=4, hidden=4)
+    X = random_onehot(33, 40, seed=1)  # batches of 16: 16 + 16 + 1
+    y = (X[:, 0].sum(1) > 10).float()[:, None]
+    tc = TrainConfig(max_epochs=1, batch_size=16, seed=0)
+    model, history = train(cfg, tc, (X, y), (X[:8], y[:8]), str(tmp_path / "a"), verbose=False)
+    assert len(history) == 1 and type(model).__name__ == "ExplaiNN"
+    with pytest.raises(ArgminnError, match="training data has 1 row"):
+        train(cfg, tc, (X[:1], y[:1]), (X[:8], y[:8]), str(tmp_path / "b"), verbose=False)
