@@ -15,7 +15,8 @@ layer over the units, so every prediction is a sum of per-motif contributions.
 Every model here exposes what motif read-out needs: ``motif_conv`` (the Conv1d
 whose filters are read as motifs), ``motif_activations(X)`` ->
 (activations (N, F, P) >= 0, strand (N, F, P)) and ``motif_knockout(f)`` ->
-(module, channels) whose output channels are zeroed to remove filter f.
+(module, channels[, "zero" | "mean"]): the output channels that are set to zero
+(the default) or to their mean over the data to remove filter f.
 """
 
 import dataclasses
@@ -183,10 +184,10 @@ class ExplaiNN(nn.Module):
         return self.conv
 
     def motif_activations(self, X):
-        """A unit responds to its batch-normalised filter score (its exp input), so positions are
-        ranked by bn1(conv(X)), not by the raw score: with a negative BatchNorm scale the raw
-        score's lowest positions are the unit's motif."""
-        acts = torch.relu(self.bn1(self.conv(X)))
+        """The units' own activations, exp(bn1(conv(X))) (> 0 everywhere; a unit's sites are its
+        highest values). Ranked this way, not by the raw filter score: with a negative BatchNorm
+        scale the raw score's lowest positions are the unit's motif."""
+        acts = self.exp(self.bn1(self.conv(X)))
         return acts, torch.zeros_like(acts, dtype=torch.long)
 
     def motif_signs(self):
@@ -195,6 +196,8 @@ class ExplaiNN(nn.Module):
         return np.where(self.bn1.weight.detach().cpu().numpy() < 0, -1.0, 1.0)
 
     def motif_knockout(self, f):
-        # The unit's exp track: zero is its response with the motif absent everywhere
-        # (a unit whose output does not depend on the sequence then gets importance 0).
-        return self.exp, [f]
+        # The unit's output, replaced by its mean over the data: a unit is an additive term of
+        # the logits, so this removes exactly what it says about each sequence (and a unit whose
+        # output does not depend on the sequence gets importance 0). Zeroing its exp track
+        # instead is no "motif absent": the unit's batch norms rescale whatever comes through.
+        return self.flatten, [f], "mean"

@@ -80,29 +80,47 @@ def filter_activity(model, X, batch_size=256):
 def filter_importance(model, X, batch_size=256, max_sequences=2000):
     """Per filter: mean |change of the logits| on X when the filter is knocked out.
 
-    The filter's output track (``model.motif_knockout(f)``: both strands for
-    ARGMINN, the post-ReLU track for the CNN, the exp-activated track for
-    ExplaiNN) is zeroed by a forward hook, i.e. the motif is made absent everywhere.
-    Uses the first ``max_sequences`` rows of X.
+    ``model.motif_knockout(f)`` names a module and the output channels that
+    carry filter f (both strands for ARGMINN, the post-ReLU track for the CNN,
+    the unit's output for ExplaiNN); a forward hook sets them to zero -- the
+    motif absent everywhere -- or, where the model asks for "mean", to their
+    mean over X. Uses the first ``max_sequences`` rows of X.
     """
     model.eval()
     X = X[:max_sequences]
     n_filters = model.motif_conv.out_channels
+    specs = [tuple(model.motif_knockout(f)) for f in range(n_filters)]
+    specs = [spec if len(spec) == 3 else (*spec, "zero") for spec in specs]
+    for *_, how in specs:
+        if how not in ("zero", "mean"):
+            raise ArgminnError(f"motif_knockout: unknown replacement {how!r} (use 'zero' or 'mean')")
 
     def logits():
         return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
-    base = logits()
-    out = np.zeros(n_filters)
-    for f in range(n_filters):
-        module, channels = model.motif_knockout(f)
+    # Means over X of the outputs of the modules that are mean-ablated.
+    means, sums = {}, {}
+    hooks = []
+    for module in {id(m): m for m, _, how in specs if how == "mean"}.values():
+        def accumulate(mod, __, output):
+            sums[id(mod)] = sums.get(id(mod), 0) + output.detach().sum(0)
 
-        def zero(_, __, output, channels=channels):
+        hooks.append(module.register_forward_hook(accumulate))
+    try:
+        base = logits()
+    finally:
+        for handle in hooks:
+            handle.remove()
+    means = {key: total / len(X) for key, total in sums.items()}
+
+    out = np.zeros(n_filters)
+    for f, (module, channels, how) in enumerate(specs):
+        def knock(mod, __, output, channels=channels, how=how):
             output = output.clone()
-            output[:, channels] = 0
+            output[:, channels] = 0 if how == "zero" else means[id(mod)][channels]
             return output
 
-        handle = module.register_forward_hook(zero)
+        handle = module.register_forward_hook(knock)
         try:
             out[f] = float((logits() - base).abs().mean())
         finally:

@@ -110,3 +110,26 @@ def test_explainn_unit_with_negative_batchnorm_scale_reads_its_motif():
     assert table.loc[0, "consensus"] == word
     table, _ = extract_motifs(model, X, method="weights", min_importance=0)
     assert table.loc[0, "consensus"].upper() == word
+
+
+def test_explainn_importance_is_mean_ablation_of_unit_outputs():
+    """A unit whose output does not depend on the sequence has importance 0; knocking a unit
+    out moves the logits by |head weight| x |its output - its mean| on average."""
+    from argminn_plugin.baselines import ExplaiNN, ExplaiNNConfig
+    from argminn_plugin.motifs import filter_importance
+
+    torch.manual_seed(0)
+    model = ExplaiNN(ExplaiNNConfig(input_length=40, n_units=3, filter_width=7, pool=4, hidden=4)).eval()
+    with torch.no_grad():
+        model.conv.weight[1] = 0.0  # unit 1: the same output for every sequence
+        for bn in (model.bn1, model.bn2, model.bn3):  # non-trivial running statistics
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    X = random_onehot(50, 40, seed=4)
+    importance = filter_importance(model, X)
+    with torch.no_grad():
+        units = model.unit_outputs(X)
+    expected = model.head.weight[0].detach().abs() * (units - units.mean(0)).abs().mean(0)
+    assert importance[1] == 0
+    assert np.allclose(importance, expected.numpy(), rtol=1e-4, atol=1e-7)
+    assert importance[0] > 0 or importance[2] > 0
