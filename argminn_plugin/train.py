@@ -320,6 +320,12 @@ def _broadcast_buffers(model):
 
 # --------------------------------------------------------------------- training
 
+def _same_training(saved, current):
+    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it, aside)."""
+    return {k: v for k, v in saved.items() if k != "num_threads"} == \
+        {k: v for k, v in current.items() if k != "num_threads"}
+
+
 def _state(model, optimizer, epoch, stop, history, train_cfg):
     return {"format": STATE_FORMAT, "version": FORMAT_VERSION, "architecture": model.architecture,
             "model_config": model.config.to_dict(),
@@ -390,7 +396,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         state = safe_load_torch(last_path)
         if state.get("format") != STATE_FORMAT:
             raise ArgminnError(f"{last_path}: not an ARGMINN training state")
-        if state["model_config"] != mc.to_dict() or state["train_config"] != tc.to_dict():
+        if state["model_config"] != mc.to_dict() or not _same_training(state["train_config"], tc.to_dict()):
             raise ArgminnError(f"{last_path}: was written with a different model or training config; "
                                "resume with the same settings or start a new run directory")
         return state

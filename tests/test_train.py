@@ -45,6 +45,14 @@ def test_resume_with_other_config_is_refused(tmp_path):
     with pytest.raises(ArgminnError, match="different model or training config"):
         train(CFG, TrainConfig(max_epochs=2, batch_size=16), data(0), data(1), str(tmp_path), resume=True,
               verbose=False)
+    # the number of CPU threads is how the run executes, not what it trains: a resume may change it
+    threads = torch.get_num_threads()
+    try:
+        _, history = train(CFG, TrainConfig(max_epochs=1, batch_size=32, num_threads=1), data(0), data(1),
+                           str(tmp_path), resume=True, verbose=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(history) == 1
 
 
 class Exploit:
