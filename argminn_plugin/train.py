@@ -419,15 +419,18 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
     if info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        # DDP searches for parameters without a gradient only if there are
-        # some: ARGMINN's key biases have none (a constant added to every
-        # score, which softmax ignores), the baselines' parameters all do.
+        # ARGMINN's key biases get no gradient (a constant added to every
+        # score, which softmax ignores); the baselines' parameters all do.
         # Buffers: DDP's default (broadcast_buffers / forward_sync_buffers
         # True) sends rank 0's batch-norm running statistics to every rank
         # before each forward pass; SyncBatchNorm would need GPUs.
-        unused = _unused_parameters(model, Xt[:2].to(info.device), yt[:2].to(info.device), tc, start_epoch)
-        forward = DistributedDataParallel(forward, device_ids=[info.device] if info.device.type == "cuda" else None,
-                                          find_unused_parameters=bool(unused))
+        unused = set(_unused_parameters(model, Xt[:2].to(info.device), yt[:2].to(info.device), tc, start_epoch))
+        # A parameter the loss never reaches is never updated anyway; taken out
+        # of DDP's reach, DDP can skip its per-step search for unused ones.
+        for name, param in model.named_parameters():
+            if name in unused:
+                param.requires_grad_(False)
+        forward = DistributedDataParallel(forward, device_ids=[info.device] if info.device.type == "cuda" else None)
 
     n = len(Xt)
     for epoch in range(start_epoch, tc.max_epochs):
