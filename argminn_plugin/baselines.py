@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import _Config
+from .config import _ModelConfigBase
 from .errors import ArgminnError
 
 
 @dataclasses.dataclass(frozen=True)
-class CNNConfig(_Config):
+class CNNConfig(_ModelConfigBase):
     input_length: int = 200
     n_tasks: int = 1
     task_names: typing.Tuple[str, ...] = ()
@@ -42,18 +42,11 @@ class CNNConfig(_Config):
     conv2_width: int = 5
 
     def __post_init__(self):
-        for name in ("input_length", "n_tasks", "n_filters", "filter_width", "pool", "conv2_filters",
-                     "conv2_width"):
-            if getattr(self, name) < 1:
-                raise ArgminnError(f"CNNConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        self._check_positive(["input_length", "n_tasks", "n_filters", "filter_width", "pool", "conv2_filters",
+                              "conv2_width"])
         if self.final_length < 1:
             raise ArgminnError("CNNConfig: the input is too short for filter_width, pool and conv2_width")
-        if self.task_names and len(self.task_names) != self.n_tasks:
-            raise ArgminnError("CNNConfig: 'task_names' must have n_tasks names")
-
-    @property
-    def names(self):
-        return list(self.task_names) or [f"task{i}" for i in range(self.n_tasks)]
+        self._check_task_names()
 
     @property
     def final_length(self):
@@ -101,7 +94,7 @@ class StandardCNN(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class ExplaiNNConfig(_Config):
+class ExplaiNNConfig(_ModelConfigBase):
     input_length: int = 200
     n_tasks: int = 1
     task_names: typing.Tuple[str, ...] = ()
@@ -112,19 +105,12 @@ class ExplaiNNConfig(_Config):
     dropout: float = 0.3
 
     def __post_init__(self):
-        for name in ("input_length", "n_tasks", "n_units", "filter_width", "pool", "hidden"):
-            if getattr(self, name) < 1:
-                raise ArgminnError(f"ExplaiNNConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        self._check_positive(["input_length", "n_tasks", "n_units", "filter_width", "pool", "hidden"])
         if not 0 <= self.dropout < 1:
             raise ArgminnError(f"ExplaiNNConfig: 'dropout' must be in [0, 1), got {self.dropout}")
         if self.pooled_length < 1:
             raise ArgminnError("ExplaiNNConfig: the input is too short for filter_width and pool")
-        if self.task_names and len(self.task_names) != self.n_tasks:
-            raise ArgminnError("ExplaiNNConfig: 'task_names' must have n_tasks names")
-
-    @property
-    def names(self):
-        return list(self.task_names) or [f"task{i}" for i in range(self.n_tasks)]
+        self._check_task_names()
 
     @property
     def pooled_length(self):

@@ -83,8 +83,26 @@ class _Config:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
+class _ModelConfigBase(_Config):
+    """Mixin for model architectures (ARGMINN and the baselines): task names and the shared checks."""
+
+    @property
+    def names(self):
+        return list(self.task_names) or [f"task{i}" for i in range(self.n_tasks)]
+
+    def _check_positive(self, names):
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ArgminnError(f"{type(self).__name__}: '{name}' must be >= 1, got {getattr(self, name)}")
+
+    def _check_task_names(self):
+        if self.task_names and len(self.task_names) != self.n_tasks:
+            raise ArgminnError(f"{type(self).__name__}: 'task_names' has {len(self.task_names)} names "
+                               f"but 'n_tasks' is {self.n_tasks}")
+
+
 @dataclasses.dataclass(frozen=True)
-class ModelConfig(_Config):
+class ModelConfig(_ModelConfigBase):
     """Architecture of an ARGMINN model."""
 
     input_length: int = 200
@@ -109,11 +127,8 @@ class ModelConfig(_Config):
     memory_seed: int = 0
 
     def __post_init__(self):
-        positive = ["input_length", "n_tasks", "n_filters", "filter_width", "token_dim",
-                    "stream_dim", "n_layers", "n_heads", "head_dim"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ArgminnError(f"ModelConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        self._check_positive(["input_length", "n_tasks", "n_filters", "filter_width", "token_dim",
+                              "stream_dim", "n_layers", "n_heads", "head_dim"])
         if self.pos_enc_dim < 0 or self.pos_enc_dim % 2:
             raise ArgminnError(f"ModelConfig: 'pos_enc_dim' must be an even number >= 0, got {self.pos_enc_dim}")
         if self.pos_enc_min_period <= 0 or self.pos_enc_max_period < 0:
@@ -121,17 +136,11 @@ class ModelConfig(_Config):
         if self.filter_width > self.input_length:
             raise ArgminnError(
                 f"ModelConfig: 'filter_width' ({self.filter_width}) exceeds 'input_length' ({self.input_length})")
-        if self.task_names and len(self.task_names) != self.n_tasks:
-            raise ArgminnError(
-                f"ModelConfig: 'task_names' has {len(self.task_names)} names but 'n_tasks' is {self.n_tasks}")
+        self._check_task_names()
 
     @property
     def n_positions(self):
         return self.input_length - self.filter_width + 1
-
-    @property
-    def names(self):
-        return list(self.task_names) or [f"task{i}" for i in range(self.n_tasks)]
 
 
 @dataclasses.dataclass(frozen=True)
