@@ -99,8 +99,7 @@ def filter_importance(model, X, batch_size=256, max_sequences=2000):
         return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
     # Means over X of the outputs of the modules that are mean-ablated.
-    means, sums = {}, {}
-    hooks = []
+    sums, hooks = {}, []
     for module in {id(m): m for m, _, how in specs if how == "mean"}.values():
         def accumulate(mod, __, output):
             sums[id(mod)] = sums.get(id(mod), 0) + output.detach().sum(0)
@@ -172,7 +171,8 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
         best = np.maximum(weight.max(1).sum(1) + bias, 0)
         fired = np.full(len(best), np.nan)
         importance = np.ones(len(best))
-    used = importance >= min_importance * importance.max() if importance.max() > 0 else np.zeros(len(best), bool)
+    relative = importance / importance.max() if importance.max() > 0 else np.zeros(len(best))
+    used = relative >= min_importance  # min_importance 0: importance is all ones
     seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best) if method == "seqlets" else ({}, {})
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}
@@ -182,7 +182,7 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
         active = bool(top > 0 and best[f] >= min_activity * top and used[f])
         name = f"filter{f}"
         rows.append({"filter": f, "name": name, "active": active, "max_activation": float(best[f]),
-                     "importance": float(importance[f] / importance.max()) if importance.max() > 0 else 0.0,
+                     "importance": float(relative[f]),
                      "fire_fraction": float(fired[f]), "n_seqlets": n_seqlets.get(f, 0), "start": lo, "end": hi,
                      "width": hi - lo, "consensus": consensus(ppm), "ic": float(information_content(ppm).sum())})
         if active:

@@ -178,15 +178,6 @@ def classification_metrics(y, probs):
 DistInfo = collections.namedtuple("DistInfo", "rank world device")
 
 
-def process_rank():
-    """This process's rank in a torchrun job (0 when not distributed)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return int(os.environ.get("RANK", "0"))
-
-
 @contextlib.contextmanager
 def distributed_context():
     """Join the torchrun process group for the duration of the block; yields DistInfo(rank, world, device).
@@ -492,8 +483,5 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             print(f"epoch {epoch + 1}: train loss {record['train_task']:.4f}  val loss {val_loss:.4f}  "
                   f"val auROC {record['val_auroc']:.4f}  ({record['seconds']} s)"
                   + ("  [best]" if stop["best_epoch"] == epoch + 1 else ""))
-    if info.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+    # rank 0 reads the best model and sends it to the others
     return model_from_payload(_from_rank0(lambda: safe_load_torch(best_path), info), best_path), history
