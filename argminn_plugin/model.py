@@ -87,15 +87,47 @@ class MemoryAttentionLayer(nn.Module):
         self.value = nn.Linear(token_dim, n_heads * head_dim)
         # The two products of attention are BilinearOp modules, which carry
         # tangermeme's DeepLIFT rule for products of two input-dependent terms.
-        self.score_op = BilinearOp("nhd,ndp->nhp")
+        self.score_op = BilinearOp()  # matmul
         self.softmax = nn.Softmax(dim=-1)
-        self.mix_op = BilinearOp("nhp,ndp->nhd")
+        self.mix_op = BilinearOp()  # matmul
         self.out = nn.Linear(n_heads * head_dim, token_dim)
         self.norm1 = nn.LayerNorm(token_dim)
         self.mlp_in = nn.Linear(token_dim, stream_dim)
         self.mlp_act = nn.ReLU()
         self.mlp_out = nn.Linear(stream_dim, stream_dim)
         self.norm2 = nn.LayerNorm(stream_dim)
+        self._folded = None
+
+    def folded_weights(self):
+        """(w_qk, b_qk, w_ov, b_ov): the query folded into token space and value + output folded into one map.
+
+        Cached while neither autograd nor the parameters ask for a fresh
+        graph (inference: ``torch.no_grad``, tangermeme's ``predict``), keyed
+        on each parameter's identity, storage and in-place version counter,
+        so an optimizer step or ``load_state_dict`` invalidates it.
+        """
+        params = (self.query.weight, self.query.bias, self.key.weight, self.value.weight, self.value.bias,
+                  self.out.weight, self.out.bias)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            self._folded = None
+            return self._fold()
+        key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, self._fold())
+        return self._folded[1]
+
+    def _fold(self):
+        h, e, d = self.n_heads, self.head_dim, self.key.in_features
+        scale = 1.0 / math.sqrt(e)
+        # Query in token space, per head: W_k^T (W_q s + b_q) / sqrt(e) -> one (H*D, S) matrix and (H*D) bias.
+        w_kt = self.key.weight.view(h, e, d).transpose(1, 2)  # (H, D, e)
+        w_qk = torch.bmm(w_kt, self.query.weight.view(h, e, -1)).reshape(h * d, -1) * scale
+        b_qk = torch.bmm(w_kt, self.query.bias.view(h, e, 1)).reshape(h * d) * scale
+        # out(W_v context + b_v) -> one (D, H*D) matrix: [k, h, d] = sum_e W_o[k, h, e] W_v[h, e, d].
+        w_ov = torch.bmm(self.out.weight.view(d, h, e).transpose(0, 1), self.value.weight.view(h, e, d))
+        w_ov = w_ov.transpose(0, 1).reshape(d, h * d)
+        b_ov = torch.addmv(self.out.bias, self.out.weight, self.value.bias)
+        return w_qk, b_qk, w_ov, b_ov
 
     def forward(self, stream, tokens):
         """stream (N, S), tokens (N, D, P) -> new stream (N, S), attention (N, H, P).
@@ -109,21 +141,12 @@ class MemoryAttentionLayer(nn.Module):
         keys/values, which makes a layer's cost O(N H P D) instead of
         O(N P D H head_dim).
         """
-        n = stream.shape[0]
-        h, e, d = self.n_heads, self.head_dim, tokens.shape[1]
-        # Query in token space, per head: W_k^T (W_q s + b_q) / sqrt(e), as one
-        # (H*D, S) matrix product.
-        w_k = self.key.weight.view(h, e, d)
-        scale = 1.0 / math.sqrt(e)
-        w_qk = torch.einsum("hed,hes->hds", w_k, self.query.weight.view(h, e, -1)).reshape(h * d, -1) * scale
-        b_qk = torch.einsum("hed,he->hd", w_k, self.query.bias.view(h, e)).reshape(h * d) * scale
+        n, h, d = stream.shape[0], self.n_heads, tokens.shape[1]
+        w_qk, b_qk, w_ov, b_ov = self.folded_weights()
         q_tok = F.linear(stream, w_qk, b_qk).view(n, h, d)
-        attn = self.softmax(self.score_op(q_tok, tokens))  # (N, H, P)
-        context = self.mix_op(attn, tokens)  # (N, H, D): attention-weighted tokens per head
-        # out(W_v context + b_v) as one (D, H*D) matrix product.
-        w_o = self.out.weight.view(d, h, e)
-        w_ov = torch.einsum("khe,hed->khd", w_o, self.value.weight.view(h, e, d)).reshape(d, h * d)
-        b_ov = self.out.bias + self.out.weight @ self.value.bias
+        attn = self.softmax(self.score_op(q_tok, tokens))  # (N, H, D) x (N, D, P) -> (N, H, P)
+        # (N, H, P) x (N, P, D) -> (N, H, D): attention-weighted tokens per head (a transposed view, no copy)
+        context = self.mix_op(attn, tokens.transpose(1, 2))
         update = self.norm1(F.linear(context.reshape(n, h * d), w_ov, b_ov))
         update = self.norm2(self.mlp_out(self.mlp_act(self.mlp_in(update))))
         return stream + update, attn
@@ -161,10 +184,12 @@ class ARGMINN(nn.Module):
         normed = self.norm(acts)
         # tokens (N, D, P) = W_act . activations + (W_pos . encoding + b): the
         # positional part does not depend on the input, so it is computed once.
-        k = normed.shape[1]
+        n, k = normed.shape[:2]
         weight = self.token_proj.weight
-        position = (weight[:, k:] @ self.pos_enc + self.token_proj.bias[:, None]).unsqueeze(0)
-        tokens = torch.matmul(weight[:, :k], normed) + position
+        # A batched product keeps the (N, K, P) layout (a broadcast matmul would
+        # copy the activations); the position term is added in place.
+        tokens = torch.bmm(weight[:, :k].expand(n, -1, -1), normed)
+        tokens += torch.addmm(self.token_proj.bias[:, None], weight[:, k:], self.pos_enc)
         stream = self.memory.unsqueeze(0).expand(X.shape[0], -1)
         attention = []
         for layer in self.layers:

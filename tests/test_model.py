@@ -173,3 +173,34 @@ def test_attention_matches_the_textbook_formula(small_config):
         update = layer.norm2(layer.mlp_out(layer.mlp_act(layer.mlp_in(layer.norm1(layer.out(mixed))))))
         stream = stream + update
     assert torch.allclose(model.head(model.final_norm(stream)), out["logits"], atol=1e-4)
+
+
+def test_inference_cache_follows_every_weight_change(small_config):
+    """No-grad forwards reuse the folded attention weights; an optimizer step, load_state_dict or an in-place
+    edit between two no-grad forwards must invalidate them (checked against a freshly built copy)."""
+    torch.manual_seed(2)
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(6, small_config.input_length)
+
+    def check():
+        reference = ARGMINN(small_config).eval()
+        reference.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            out, expected = model(X), reference(X)
+        assert torch.equal(out, expected)
+        return out
+
+    first = check()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for p in model.parameters():  # a step without a forward pass under autograd, which would drop the cache
+        p.grad = torch.randn_like(p)
+    optimizer.step()
+    second = check()
+    assert not torch.allclose(first, second)
+    model.load_state_dict(ARGMINN(small_config).state_dict())
+    third = check()
+    assert not torch.allclose(second, third)
+    with torch.no_grad():
+        model.layers[0].value.bias.add_(1.0)
+        model.layers[-1].query.weight.mul_(-1.0)
+    assert not torch.allclose(third, check())
