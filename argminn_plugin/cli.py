@@ -9,6 +9,7 @@ import os
 import sys
 
 from .errors import ArgminnError
+from .runtime import steady_allocator
 
 
 def _dataset_paths(args):
@@ -373,6 +374,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    steady_allocator()  # no page-fault churn on every batch's tensors (ARGMINN_MALLOC_TUNING=0: off)
     try:
         args.func(args)
     except ArgminnError as exc:

@@ -4,11 +4,16 @@ Prints tables and writes speed.json and scaling.png to --out:
 
 1. training throughput (sequences/s: forward + regularized loss + backward +
    Adam step) and inference throughput (no grad) at equal input length, for
-   ARGMINN, the standard CNN, ExplaiNN and bpnet-lite's BPNet;
+   ARGMINN, the standard CNN, ExplaiNN and bpnet-lite's BPNet, timed in turns
+   (see ``interleaved``), once with glibc's default malloc and once with the
+   steady allocator the command line sets (``argminn_plugin.runtime``): page
+   faults on fresh tensors cost as much as the arithmetic at these sizes, and
+   how many there are depends on the allocator's history, not on the model;
 2. how time per batch (training and inference) and peak memory grow with
    input length (200, 500, 1000, 2000, 5000 bp by default), each length
-   measured in a fresh process so peak RSS belongs to that run; the growth is
-   summarised by the slope of log(time) on log(length) (1.0 = linear);
+   measured in a fresh process (steady allocator) so peak RSS belongs to that
+   run; the growth is summarised by the slope of log(time) on log(length)
+   (1.0 = linear);
 3. the regularizers' cost per batch (filter overlap, L1, attention entropy)
    next to the forward pass.
 
@@ -79,10 +84,7 @@ def timed(fn, repeats):
     return statistics.median(times)
 
 
-def throughput(name, length, batch, repeats):
-    torch.manual_seed(0)
-    model = build(name, length)
-    X, y = onehot(batch, length), torch.randint(0, 2, (batch, 1)).float()
+def _steps(name, model, X, y):
     opt = torch.optim.Adam(model.parameters(), 1e-3)
 
     def step():
@@ -96,23 +98,77 @@ def throughput(name, length, batch, repeats):
         with torch.no_grad():
             model(X)
 
+    return step, infer
+
+
+def throughput(name, length, batch, repeats):
+    """One model's training and inference time per batch (medians)."""
+    torch.manual_seed(0)
+    model = build(name, length)
+    X, y = onehot(batch, length).contiguous(), torch.randint(0, 2, (batch, 1)).float()
+    step, infer = _steps(name, model, X, y)
     t_train, t_infer = timed(step, repeats), timed(infer, repeats)
     return {"model": name, "length": length, "batch": batch, "train_seconds_per_batch": t_train,
             "train_seqs_per_s": batch / t_train, "infer_seconds_per_batch": t_infer,
             "infer_seqs_per_s": batch / t_infer}
 
 
-def _scaling_worker(args, queue):
-    torch.set_num_threads(args[4])
-    result = throughput(*args[:4])
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def interleaved(names, length, batch, repeats):
+    """Every model's training and inference time per batch, measured in turns.
+
+    One round times one batch of each model in a row; the medians over rounds
+    (after a warm-up round) are reported, so the drifts in this shared
+    machine's speed, which are larger than the differences between runs of
+    one model, hit every model alike. Also counts the minor page faults per
+    inference batch (see ``argminn_plugin.runtime``).
+    """
+    from argminn_plugin.runtime import minor_page_faults
+
+    torch.manual_seed(0)
+    X, y = onehot(batch, length).contiguous(), torch.randint(0, 2, (batch, 1)).float()
+    fns = {name: _steps(name, build(name, length), X, y) for name in names}
+    train = {name: [] for name in names}
+    infer = {name: [] for name in names}
+    faults = {name: 0 for name in names}
+    for round_ in range(repeats + 1):
+        for name in names:
+            t0 = time.perf_counter()
+            fns[name][0]()
+            if round_:
+                train[name].append(time.perf_counter() - t0)
+    for round_ in range(3 * repeats + 1):
+        for name in names:
+            f0, t0 = minor_page_faults(), time.perf_counter()
+            fns[name][1]()
+            if round_:
+                infer[name].append(time.perf_counter() - t0)
+                faults[name] += minor_page_faults() - f0
+    rows = []
+    for name in names:
+        t_train, t_infer = statistics.median(train[name]), statistics.median(infer[name])
+        rows.append({"model": name, "length": length, "batch": batch, "train_seconds_per_batch": t_train,
+                     "train_seqs_per_s": batch / t_train, "infer_seconds_per_batch": t_infer,
+                     "infer_seqs_per_s": batch / t_infer, "infer_page_faults_per_batch": faults[name] / len(infer[name])})
+    return rows
+
+
+def _worker(task, args, threads, steady, queue):
+    from argminn_plugin.runtime import steady_allocator
+
+    torch.set_num_threads(threads)
+    applied = steady_allocator() if steady else False
+    result = globals()[task](*args)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for row in result if isinstance(result, list) else [result]:
+        row["peak_rss_mb"], row["steady_allocator"] = peak, applied
     queue.put(result)
 
 
-def in_fresh_process(name, length, batch, repeats, threads):
+def in_fresh_process(task, args, threads, steady):
+    """``task(*args)`` (a function of this module, by name) in a new process; peak RSS is that process's."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_scaling_worker, args=((name, length, batch, repeats, threads), queue))
+    proc = ctx.Process(target=_worker, args=(task, args, threads, steady, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -165,22 +221,33 @@ def plot(scaling, path):
 def main(out, smoke=False, threads=2):
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
-    length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 5)
+    length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 10)
     lengths = [200, 500] if smoke else [200, 500, 1000, 2000, 5000]
     models = ["ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"]
 
-    equal = [throughput(m, length, batch, repeats) for m in models]
-    print(f"\nThroughput at {length} bp, batch {batch}, {threads} threads (sequences/s)")
-    print(f"{'model':<22}{'train':>10}{'inference':>12}")
-    for r in equal:
-        print(f"{r['model']:<22}{r['train_seqs_per_s']:>10.0f}{r['infer_seqs_per_s']:>12.0f}")
-    cnn = next(r for r in equal if r["model"] == "standard CNN")
-    arg = next(r for r in equal if r["model"] == "ARGMINN")
-    ratio = arg["infer_seconds_per_batch"] / cnn["infer_seconds_per_batch"]
-    print(f"ARGMINN inference time / standard CNN: {ratio:.2f}x")
+    # Each allocator setting in its own process: glibc's default (freed
+    # blocks go back to the kernel, so new tensors page-fault) and the steady
+    # allocator the command line uses (argminn_plugin.runtime).
+    equal = {}
+    for mode, steady in (("default", False), ("steady", True)):
+        rows = in_fresh_process("interleaved", (models, length, batch, repeats), threads, steady)
+        equal[mode] = rows
+        print(f"\nThroughput at {length} bp, batch {batch}, {threads} threads, {mode} malloc "
+              f"(sequences/s; models timed in turns, medians)")
+        print(f"{'model':<22}{'train':>10}{'inference':>12}{'page faults/batch':>19}")
+        for r in rows:
+            print(f"{r['model']:<22}{r['train_seqs_per_s']:>10.0f}{r['infer_seqs_per_s']:>12.0f}"
+                  f"{r['infer_page_faults_per_batch']:>19.0f}")
+    ratio = {}
+    for mode, rows in equal.items():
+        cnn = next(r for r in rows if r["model"] == "standard CNN")
+        arg = next(r for r in rows if r["model"] == "ARGMINN")
+        ratio[mode] = arg["infer_seconds_per_batch"] / cnn["infer_seconds_per_batch"]
+        print(f"ARGMINN inference time / standard CNN ({mode} malloc): {ratio[mode]:.2f}x")
 
-    scaling = [in_fresh_process(m, L, batch, repeats, threads) for m in models[:2] for L in lengths]
-    print("\nScaling with input length (seconds per batch: training, inference; peak RSS MB)")
+    scaling = [in_fresh_process("throughput", (m, L, batch, repeats), threads, True)
+               for m in models[:2] for L in lengths]
+    print("\nScaling with input length, steady malloc (seconds per batch: training, inference; peak RSS MB)")
     for r in scaling:
         print(f"{r['model']:<22}{r['length']:>6} bp {r['train_seconds_per_batch']:>9.4f} s "
               f"{r['infer_seconds_per_batch']:>9.4f} s {r['peak_rss_mb']:>9.0f} MB")
@@ -199,7 +266,8 @@ def main(out, smoke=False, threads=2):
     for k, v in reg.items():
         print(f"{k:<22}{v['seconds'] * 1000:>9.2f} ms {v['relative_to_forward']:>7.2f}x forward")
 
-    result = {"threads": threads, "equal_length": equal, "argminn_over_cnn_inference": ratio,
+    result = {"threads": threads, "equal_length": equal["default"], "equal_length_steady_malloc": equal["steady"],
+              "argminn_over_cnn_inference": ratio,
               "scaling": scaling, "loglog_slopes": slopes, "regularizers": reg}
     with atomic_write(os.path.join(out, "speed.json"), force=True) as handle:
         json.dump(result, handle, indent=1)

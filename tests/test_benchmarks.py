@@ -13,8 +13,12 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     speed = importlib.import_module("benchmarks.speed")
     result = speed.main(str(tmp_path), smoke=True, threads=1)
     saved = json.loads((tmp_path / "speed.json").read_text())
-    assert {r["model"] for r in saved["equal_length"]} == {"ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"}
-    assert all(r["train_seqs_per_s"] > 0 and r["infer_seqs_per_s"] > 0 for r in result["equal_length"])
+    for key in ("equal_length", "equal_length_steady_malloc"):
+        assert {r["model"] for r in saved[key]} == {"ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"}
+        assert all(r["train_seqs_per_s"] > 0 and r["infer_seqs_per_s"] > 0 for r in result[key])
+        assert all(r["infer_page_faults_per_batch"] >= 0 for r in result[key])
+    assert not any(r["steady_allocator"] for r in saved["equal_length"])
+    assert set(saved["argminn_over_cnn_inference"]) == {"default", "steady"}
     assert [r["length"] for r in saved["scaling"]] == [200, 500, 200, 500]
     assert all(r["peak_rss_mb"] > 0 for r in saved["scaling"])
     assert saved["regularizers"]["forward pass"]["relative_to_forward"] == 1.0

@@ -93,7 +93,6 @@ def test_explainn_unit_with_negative_batchnorm_scale_reads_its_motif():
     both read-outs (seqlets and weights) give GATTACA, not its complement pattern."""
     from argminn_plugin.baselines import ExplaiNN, ExplaiNNConfig
     from argminn_plugin.data import one_hot
-    from argminn_plugin.motifs import consensus
 
     word = "GATTACA"
     model = ExplaiNN(ExplaiNNConfig(input_length=40, n_units=2, filter_width=7, pool=4, hidden=4)).eval()
