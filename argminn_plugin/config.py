@@ -160,6 +160,12 @@ class TrainConfig(_Config):
     overlap_weight: float = 1e-3
     overlap_warmup: int = 0
     overlap_ramp: int = 0
+    # Units of the activations in the overlap term: "raw" (design note: the
+    # scanner's post-ReLU activations) or "normalized" (each channel divided
+    # by its standard deviation over the batch, what batch norm divides by).
+    # With batch norm after the scanner, "raw" can be driven towards zero by
+    # shrinking every activation, which the norm undoes downstream.
+    overlap_units: str = "raw"
     l1_weight: float = 1e-3
     l1_warmup: int = 0
     l1_ramp: int = 0
@@ -172,6 +178,8 @@ class TrainConfig(_Config):
     num_threads: int = 0  # 0: leave torch's default
 
     def __post_init__(self):
+        if self.overlap_units not in ("raw", "normalized"):
+            raise ArgminnError(f"TrainConfig: 'overlap_units' must be 'raw' or 'normalized', got {self.overlap_units!r}")
         if self.l1_target not in ("weights", "activations"):
             raise ArgminnError(f"TrainConfig: 'l1_target' must be 'weights' or 'activations', got {self.l1_target!r}")
         for name in ("batch_size", "max_epochs"):
@@ -185,6 +193,12 @@ class TrainConfig(_Config):
             for suffix in ("_warmup", "_ramp"):
                 if getattr(self, name + suffix) < 0:
                     raise ArgminnError(f"TrainConfig: '{name}{suffix}' must be >= 0")
+
+    @property
+    def settled_epoch(self):
+        """First (1-based) epoch with every regularizer at full weight; early stopping starts there."""
+        return 1 + max(getattr(self, name + "_warmup") + getattr(self, name + "_ramp")
+                       for name in ("overlap", "l1", "entropy"))
 
     def weight_at(self, name, epoch):
         """The weight of regularizer ``name`` at (0-based) ``epoch``."""

@@ -59,6 +59,16 @@ def filter_overlap_loss(acts, mags, n_groups=None):
     return per_position.sum(1).mean() / total_weight
 
 
+def normalizing_scale(acts, eps=1e-5):
+    """(1, K, 1) per-channel standard deviation over batch and positions, as batch norm computes it.
+
+    Not detached: the overlap term in these units does not change when every
+    activation of a channel is scaled by the same factor, so its gradient has
+    no component along that direction.
+    """
+    return (acts.var(dim=(0, 2), unbiased=False, keepdim=True) + eps).sqrt()
+
+
 def filter_overlap_loss_loop(acts, mags, n_groups=None):
     """Slow, literal version of :func:`filter_overlap_loss` (test oracle)."""
     n, k, p = acts.shape

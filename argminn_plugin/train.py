@@ -36,7 +36,7 @@ from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement
 from .errors import ArgminnError
 from .fileio import atomic_save_torch, atomic_write, safe_load_torch
-from .losses import attention_entropy, filter_overlap_loss, l1_loss
+from .losses import attention_entropy, filter_overlap_loss, l1_loss, normalizing_scale
 from .model import ARGMINN
 
 MODEL_FORMAT = "argminn-model"
@@ -139,7 +139,10 @@ def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
     w = {name: train_cfg.weight_at(name, epoch) for name in ("overlap", "l1", "entropy")}
     total = task
     if w["overlap"] > 0:
-        terms["overlap"] = filter_overlap_loss(acts, mags, model.config.n_filters)
+        scanned = acts
+        if train_cfg.overlap_units == "normalized":
+            scanned = acts / normalizing_scale(acts)
+        terms["overlap"] = filter_overlap_loss(scanned, mags, model.config.n_filters)
         total = total + w["overlap"] * terms["overlap"]
     if w["l1"] > 0:
         terms["l1"] = l1_loss(model, acts, train_cfg.l1_target)
@@ -464,7 +467,12 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,
                   "val_auroc": val_metrics[0]["auroc"], **{f"train_{k}": v / count for k, v in sums.items()}}
         history.append(record)
-        if val_loss < stop["best_loss"] - tc.min_delta:
+        if epoch + 1 < tc.settled_epoch:
+            # A regularizer is still warming up: keep this epoch (there must be
+            # a model.pt) but do not let it win against the epochs where every
+            # regularizer is at full weight, nor count towards patience.
+            stop.update(best_loss=float("inf"), best_epoch=epoch + 1, bad_epochs=0)
+        elif val_loss < stop["best_loss"] - tc.min_delta:
             stop.update(best_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
         else:
             stop["bad_epochs"] += 1

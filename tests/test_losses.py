@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from argminn_plugin.losses import (attention_entropy, filter_overlap_loss, filter_overlap_loss_loop, l1_loss,
-                                   overlap_tables)
+                                   normalizing_scale, overlap_tables)
 
 
 @pytest.mark.parametrize("groups", [None, 3])
@@ -79,3 +79,45 @@ def test_entropy_and_l1_known_answers(small_config):
     assert l1_loss(model).item() == pytest.approx(0.5 * 4 * 4 * 6)
     acts = torch.ones(2, 3, 5)
     assert l1_loss(model, acts, "activations").item() == pytest.approx(3.0)
+
+
+def test_normalized_overlap_units_ignore_the_scale_batch_norm_undoes(small_config):
+    """overlap_units='normalized': shrinking every activation of a channel (what a scanner followed by
+    batch norm can do for free) leaves the term unchanged and gives it no gradient along that
+    direction; in raw units the same shrinking lowers the penalty."""
+    from argminn_plugin import ARGMINN, TrainConfig
+    from argminn_plugin.train import regularized_loss
+
+    torch.manual_seed(0)
+    k, w = 6, 5
+    acts = torch.relu(torch.randn(4, k, 40))
+    mags = torch.rand(k, w) + 0.1
+    scale = torch.ones(1, k, 1, requires_grad=True)
+
+    def units(a, mode):
+        return a / normalizing_scale(a) if mode == "normalized" else a
+
+    for mode in ("raw", "normalized"):
+        full = filter_overlap_loss(units(acts * scale, mode), mags, 3)
+        (grad,) = torch.autograd.grad(full, scale)
+        shrunk = filter_overlap_loss(units(acts * 0.1, mode), mags, 3)
+        if mode == "raw":
+            assert grad.abs().max() > 1e-2 and shrunk < 0.2 * full
+        else:
+            assert grad.abs().max() < 1e-4 * full and torch.isclose(shrunk, full, rtol=5e-3)  # up to batch norm's eps
+
+    # regularized_loss takes the option: the overlap term it reports is the normalized one
+    model = ARGMINN(small_config).train()
+    X = torch.nn.functional.one_hot(torch.randint(0, 4, (8, small_config.input_length)), 4).transpose(1, 2).float()
+    y = torch.randint(0, 2, (8, 1)).float()
+    torch.manual_seed(1)
+    _, raw_terms = regularized_loss(model, X, y, TrainConfig(), epoch=0)
+    torch.manual_seed(1)
+    _, norm_terms = regularized_loss(model, X, y, TrainConfig(overlap_units="normalized"), epoch=0)
+    _, acts_, _ = model._run(X, keep=True)
+    expected = filter_overlap_loss(acts_ / normalizing_scale(acts_), model.filter_column_magnitudes(),
+                                   small_config.n_filters)
+    assert torch.isclose(norm_terms["overlap"], expected) and not torch.isclose(norm_terms["overlap"],
+                                                                                raw_terms["overlap"])
+    with pytest.raises(Exception, match="overlap_units"):
+        TrainConfig(overlap_units="bn")

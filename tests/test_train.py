@@ -104,3 +104,24 @@ def test_last_batch_of_one_row_is_skipped_and_one_row_is_refused(tmp_path):
     assert len(history) == 1 and type(model).__name__ == "ExplaiNN"
     with pytest.raises(ArgminnError, match="training data has 1 row"):
         train(cfg, tc, (X[:1], y[:1]), (X[:8], y[:8]), str(tmp_path / "b"), verbose=False)
+
+
+def test_early_stopping_waits_for_the_regularizers(tmp_path, monkeypatch):
+    """While a regularizer warms up, no epoch can become the best model for good nor use up patience:
+    the best model is chosen among epochs where every regularizer is at full weight."""
+    import argminn_plugin.train as train_module
+
+    real = train_module._evaluate_sharded
+    losses = iter([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # validation only gets worse
+
+    def worsening(*args, **kwargs):
+        return next(losses), real(*args, **kwargs)[1]
+
+    monkeypatch.setattr(train_module, "_evaluate_sharded", worsening)
+    tc = TrainConfig(max_epochs=6, batch_size=16, patience=1, overlap_warmup=2, overlap_ramp=1)
+    assert tc.settled_epoch == 4
+    _, history = train(CFG, tc, data(0), data(1), str(tmp_path / "run"), verbose=False)
+    state = safe_load_torch(str(tmp_path / "run" / "last.pt"))
+    assert state["stop"]["best_epoch"] == 4  # the first epoch at full weight, not epoch 1
+    assert len(history) == 5  # patience counted from epoch 4 on
+    assert TrainConfig().settled_epoch == 1  # no warm-up: early stopping as before
