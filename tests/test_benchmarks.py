@@ -3,6 +3,11 @@
 import importlib
 import json
 import os
+import re
+
+import pytest
+
+from argminn_plugin.errors import ArgminnError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,3 +145,8 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     stamp = (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns
     discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     assert (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp
+    # ... but not one trained with other settings
+    trained_with = discovery.train_config("ARGMINN", "smoke", 0, 1).overlap_weight
+    monkeypatch.setattr(discovery, "ARGMINN_TRAIN", {**discovery.ARGMINN_TRAIN, "overlap_weight": 0.5})
+    with pytest.raises(ArgminnError, match=re.escape(f"overlap_weight={trained_with!r} instead of overlap_weight=0.5")):
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
