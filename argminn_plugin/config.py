@@ -164,7 +164,8 @@ class TrainConfig(_Config):
     # scanner's post-ReLU activations) or "normalized" (each channel divided
     # by its standard deviation over the batch, what batch norm divides by).
     # With batch norm after the scanner, "raw" can be driven towards zero by
-    # shrinking every activation, which the norm undoes downstream.
+    # shrinking every activation, which the norm undoes downstream; in
+    # "normalized" units only the weight magnitudes (design) still scale it.
     overlap_units: str = "raw"
     l1_weight: float = 1e-3
     l1_warmup: int = 0

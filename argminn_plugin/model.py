@@ -101,20 +101,29 @@ class MemoryAttentionLayer(nn.Module):
     def folded_weights(self):
         """(w_qk, b_qk, w_ov, b_ov): the query folded into token space and value + output folded into one map.
 
-        Cached while neither autograd nor the parameters ask for a fresh
-        graph (inference: ``torch.no_grad``, tangermeme's ``predict``), keyed
-        on each parameter's identity, storage and in-place version counter,
-        so an optimizer step or ``load_state_dict`` invalidates it.
+        Cached only in eval mode with autograd off (inference: ``torch.no_grad``,
+        tangermeme's ``predict``; not under ``torch.inference_mode``), keyed on
+        the parameter tensors themselves and their in-place version counters,
+        so an optimizer step, ``load_state_dict`` or an in-place edit
+        invalidates it. Every ``train()``/``eval()`` call clears it too: edits
+        that bypass version counters (through ``.data``, fused optimizers) are
+        seen after the next ``model.eval()``.
         """
         params = (self.query.weight, self.query.bias, self.key.weight, self.value.weight, self.value.bias,
                   self.out.weight, self.out.bias)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        if (self.training or torch.is_inference_mode_enabled() or any(p.is_inference() for p in params)
+                or (torch.is_grad_enabled() and any(p.requires_grad for p in params))):
             self._folded = None
             return self._fold()
-        key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
-        if self._folded is None or self._folded[0] != key:
-            self._folded = (key, self._fold())
-        return self._folded[1]
+        key = [(p, p._version, p.data_ptr()) for p in params]
+        cached = self._folded
+        if cached is None or any(a is not p or v != pv or d != pd for (a, v, d), (p, pv, pd) in zip(cached[0], key)):
+            self._folded = cached = (key, self._fold())
+        return cached[1]
+
+    def train(self, mode=True):
+        self._folded = None
+        return super().train(mode)
 
     def _fold(self):
         h, e, d = self.n_heads, self.head_dim, self.key.in_features

@@ -315,7 +315,15 @@ def _broadcast_buffers(model):
 # --------------------------------------------------------------------- training
 
 def _same_training(saved, current):
-    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it, aside)."""
+    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it, aside).
+
+    The saved one is read through TrainConfig first, so a checkpoint written
+    before a key existed compares as that key's default.
+    """
+    try:
+        saved = TrainConfig.from_dict(saved).to_dict()
+    except ArgminnError:
+        return False
     return {k: v for k, v in saved.items() if k != "num_threads"} == \
         {k: v for k, v in current.items() if k != "num_threads"}
 

@@ -196,18 +196,23 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     return result
 
 
-def check_reusable(run_dir, method, mode, seed, threads):
-    """A finished result is reused only if it was trained with the settings this run would use."""
-    last = os.path.join(run_dir, "last.pt")
-    if not os.path.exists(last):  # MoDISco explains the CNN next to it; nothing of its own to compare
-        return
-    stored = TrainConfig.from_dict(safe_load_torch(last)["train_config"]).to_dict()
+def check_reusable(run_dir, method, mode, seed, threads, length):
+    """A finished result is reused only if it was trained with the model and settings this run would use.
+
+    MoDISco's result explains the CNN next to it, so it is checked through that CNN.
+    """
+    if method == "CNN+DeepLIFT+MoDISco":
+        run_dir, method = os.path.join(os.path.dirname(run_dir), "CNN"), "CNN"
+    state = safe_load_torch(os.path.join(run_dir, "last.pt"))
+    stored = TrainConfig.from_dict(state["train_config"]).to_dict()
     current = train_config(method, mode, seed, threads).to_dict()
     differ = sorted(k for k in current if k != "num_threads" and stored[k] != current[k])
     if differ:
         raise ArgminnError(f"{run_dir}: trained with other settings ({', '.join(f'{k}={stored[k]!r}' for k in differ)}"
                            f" instead of {', '.join(f'{k}={current[k]!r}' for k in differ)}); use another --out "
                            f"or delete that folder")
+    if state["model_config"] != model_configs(length)[method].to_dict():
+        raise ArgminnError(f"{run_dir}: trained with another model config; use another --out or delete that folder")
 
 
 def grammar_ids(names):
@@ -233,7 +238,7 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True)
         run_dir = os.path.join(out, name, method.replace("+", "_"))
         done = os.path.join(run_dir, "result.json")
         if os.path.exists(done):
-            check_reusable(run_dir, method, mode, seed, threads)
+            check_reusable(run_dir, method, mode, seed, threads, length)
             results[method] = json.load(open(done))
         else:
             os.makedirs(run_dir, exist_ok=True)

@@ -234,7 +234,9 @@ def main(out, smoke=False, threads=2):
     equal = {}
     for mode, steady in (("default", False), ("steady", True)):
         rows = in_fresh_process("interleaved", (models, length, batch, repeats), threads, steady)
-        equal[mode] = rows
+        if steady and not rows[0]["steady_allocator"]:
+            mode = "default (steady allocator not available or ARGMINN_MALLOC_TUNING=0)"
+        equal["steady" if steady else "default"] = rows
         print(f"\nThroughput at {length} bp, batch {batch}, {threads} threads, {mode} malloc "
               f"(sequences/s; models timed in turns, medians)")
         print(f"{'model':<22}{'train':>10}{'inference':>12}{'page faults/batch':>19}")

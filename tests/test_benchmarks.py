@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import platform
 import re
 
 import pytest
@@ -23,6 +24,8 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
         assert all(r["train_seqs_per_s"] > 0 and r["infer_seqs_per_s"] > 0 for r in result[key])
         assert all(r["infer_page_faults_per_batch"] >= 0 for r in result[key])
     assert not any(r["steady_allocator"] for r in saved["equal_length"])
+    if platform.libc_ver()[0] == "glibc" and os.environ.get("ARGMINN_MALLOC_TUNING", "1") != "0":
+        assert all(r["steady_allocator"] for r in saved["equal_length_steady_malloc"] + saved["scaling"])
     assert set(saved["argminn_over_cnn_inference"]) == {"default", "steady"}
     assert [r["length"] for r in saved["scaling"]] == [200, 500, 200, 500]
     assert all(r["peak_rss_mb"] > 0 for r in saved["scaling"])

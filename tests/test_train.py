@@ -53,6 +53,14 @@ def test_resume_with_other_config_is_refused(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert len(history) == 1
+    # a checkpoint written before a TrainConfig key existed resumes as that key's default
+    last = tmp_path / "last.pt"
+    state = safe_load_torch(str(last))
+    del state["train_config"]["overlap_units"]
+    torch.save(state, last)
+    _, history = train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), data(1), str(tmp_path), resume=True,
+                       verbose=False)  # not refused
+    assert len(history) == 1
 
 
 class Exploit:
