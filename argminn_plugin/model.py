@@ -19,6 +19,7 @@ import torch
 from tangermeme.deep_lift_shap import BilinearOp
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as _module
 
 from .config import ModelConfig
 
@@ -42,6 +43,11 @@ def sinusoidal_encoding(n_positions, dim, min_period=4.0, max_period=0.0):
     enc[0::2] = torch.sin(angle)
     enc[1::2] = torch.cos(angle)
     return enc.float()
+
+
+def _global_hooks():
+    """Whether any module-wide forward hook is registered (``torch.nn.modules.module.register_module_forward_hook``)."""
+    return bool(_module._global_forward_hooks or _module._global_forward_pre_hooks)
 
 
 class MotifScanner(nn.Module):
@@ -96,36 +102,9 @@ class MemoryAttentionLayer(nn.Module):
         self.mlp_act = nn.ReLU()
         self.mlp_out = nn.Linear(stream_dim, stream_dim)
         self.norm2 = nn.LayerNorm(stream_dim)
-        self._folded = None
 
-    def folded_weights(self):
-        """(w_qk, b_qk, w_ov, b_ov): the query folded into token space and value + output folded into one map.
-
-        Cached only in eval mode with autograd off (inference: ``torch.no_grad``,
-        tangermeme's ``predict``; not under ``torch.inference_mode``), keyed on
-        the parameter tensors themselves and their in-place version counters,
-        so an optimizer step, ``load_state_dict`` or an in-place edit
-        invalidates it. Every ``train()``/``eval()`` call clears it too: edits
-        that bypass version counters (through ``.data``, fused optimizers) are
-        seen after the next ``model.eval()``.
-        """
-        params = (self.query.weight, self.query.bias, self.key.weight, self.value.weight, self.value.bias,
-                  self.out.weight, self.out.bias)
-        if (self.training or torch.is_inference_mode_enabled() or any(p.is_inference() for p in params)
-                or (torch.is_grad_enabled() and any(p.requires_grad for p in params))):
-            self._folded = None
-            return self._fold()
-        key = [(p, p._version, p.data_ptr()) for p in params]
-        cached = self._folded
-        if cached is None or any(a is not p or v != pv or d != pd for (a, v, d), (p, pv, pd) in zip(cached[0], key)):
-            self._folded = cached = (key, self._fold())
-        return cached[1]
-
-    def train(self, mode=True):
-        self._folded = None
-        return super().train(mode)
-
-    def _fold(self):
+    def fold(self):
+        """(w_qk, b_qk, w_ov, b_ov): the query folded into token space and value + output folded into one map."""
         h, e, d = self.n_heads, self.head_dim, self.key.in_features
         scale = 1.0 / math.sqrt(e)
         # Query in token space, per head: W_k^T (W_q s + b_q) / sqrt(e) -> one (H*D, S) matrix and (H*D) bias.
@@ -151,14 +130,16 @@ class MemoryAttentionLayer(nn.Module):
         O(N P D H head_dim).
         """
         n, h, d = stream.shape[0], self.n_heads, tokens.shape[1]
-        w_qk, b_qk, w_ov, b_ov = self.folded_weights()
+        w_qk, b_qk, w_ov, b_ov = self.fold()
         q_tok = F.linear(stream, w_qk, b_qk).view(n, h, d)
         attn = self.softmax(self.score_op(q_tok, tokens))  # (N, H, D) x (N, D, P) -> (N, H, P)
         # (N, H, P) x (N, P, D) -> (N, H, D): attention-weighted tokens per head (a transposed view, no copy)
         context = self.mix_op(attn, tokens.transpose(1, 2))
-        update = self.norm1(F.linear(context.reshape(n, h * d), w_ov, b_ov))
-        update = self.norm2(self.mlp_out(self.mlp_act(self.mlp_in(update))))
-        return stream + update, attn
+        return stream + self.update(F.linear(context.reshape(n, h * d), w_ov, b_ov)), attn
+
+    def update(self, mixed):
+        """The stream update from the output-projected attention mix: LayerNorm, MLP, LayerNorm."""
+        return self.norm2(self.mlp_out(self.mlp_act(self.mlp_in(self.norm1(mixed)))))
 
 
 class ARGMINN(nn.Module):
@@ -187,8 +168,12 @@ class ARGMINN(nn.Module):
         )
         self.final_norm = nn.LayerNorm(c.stream_dim)
         self.head = nn.Linear(c.stream_dim, c.n_tasks)
+        self._fold_cache = None
 
     def _run(self, X, keep):
+        folded = self._folded()
+        if folded is not None:
+            return self._run_folded(X, keep, folded)
         acts = self.scanner(X)
         normed = self.norm(acts)
         # tokens (N, D, P) = W_act . activations + (W_pos . encoding + b): the
@@ -207,6 +192,109 @@ class ARGMINN(nn.Module):
                 attention.append(attn)
         logits = self.head(self.final_norm(stream))
         return logits, acts, attention
+
+    # ------------------------------------------------------- inference path
+    #
+    # In eval mode with autograd off (tangermeme's predict, Kipoi, the CLI)
+    # the same outputs are computed from the same parameters with the batch
+    # norm, the token projection and each layer's query/key/value/output maps
+    # merged into a few small matrices, so no (N, D, P) token tensor is built.
+    # Since eval-mode batch norm is affine per channel, a token is
+    # t_p = A a_p + B e_p + c (a_p: the scanner's activations at p, e_p: the
+    # positional encoding, c the same at every position). A head's score
+    # q . t_p = (A^T q) . a_p + (B^T q) . e_p + q . c, and softmax drops the
+    # last term; its mix sum_p w_p t_p = A (sum_p w_p a_p) + B (sum_p w_p e_p)
+    # + c, as the weights w_p sum to one. Each layer then works on the K
+    # activation channels and the positional encoding's dims, with the
+    # encoding's products as single matrix products shared by the batch.
+    # The modules those matrices replace are skipped, so the path is taken
+    # only when none of them carries a forward hook (DeepLIFT, ablations).
+
+    _BYPASSED = ("query", "key", "value", "score_op", "mix_op", "out")
+
+    def _bypassed_modules(self):
+        # read from _modules directly: nn.Module attribute look-ups are slow next to a forward pass of ~1 ms
+        top = self._modules
+        return [top["norm"], top["token_proj"]] + [
+            layer._modules[name] for layer in top["layers"]._modules.values() for name in self._BYPASSED]
+
+    def train(self, mode=True):
+        # Edits that bypass version counters (through ``.data``, fused
+        # optimizers) are seen after the next switch of mode or forward pass
+        # with autograd on; eval() on a model already in eval mode (tangermeme
+        # calls it on every predict) keeps the cache.
+        if mode != self.training:
+            self._fold_cache = None
+        return super().train(mode)
+
+    def _folded(self):
+        """The merged inference matrices, or None where the folded path must not run.
+
+        None in training mode, with autograd on (which also drops the cache:
+        an optimizer step may follow), or when a module the merged matrices
+        replace carries a forward hook. Cached while none of those
+        modules and none of their parameters and buffers change: the cache is
+        keyed on the modules, the tensors themselves, their storage and their
+        in-place version counters, so an optimizer step, ``load_state_dict``,
+        ``.to()`` or an in-place edit invalidates it. Not cached for inference
+        tensors (``torch.inference_mode``), which have no version counter.
+        """
+        if self.training or torch.is_grad_enabled() or _global_hooks():
+            self._fold_cache = None  # a pass that may be followed by an optimizer step
+            return None
+        modules = self._bypassed_modules()
+        if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
+            return None
+        tensors = [t for m in modules for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
+        if torch.is_inference_mode_enabled() or any(t.is_inference() for t in tensors):
+            return self._fold()
+        key = [(t, t._version, t.data_ptr()) for t in tensors]
+        cached = self._fold_cache
+        if cached is None or cached[0] != modules or len(cached[1]) != len(key) or any(
+                a is not t or v != tv or d != td for (a, v, d), (t, tv, td) in zip(cached[1], key)):
+            self._fold_cache = cached = (modules, key, self._fold())
+        return cached[2]
+
+    def _fold(self):
+        k = self.token_proj.in_features - self.config.pos_enc_dim  # scanner channels
+        weight = self.token_proj.weight
+        if isinstance(self.norm, nn.BatchNorm1d):  # eval mode: y = scale * x + shift per channel
+            scale = self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)
+            shift = self.norm.bias - self.norm.running_mean * scale
+        else:
+            scale, shift = torch.ones_like(weight[0, :k]), torch.zeros_like(weight[0, :k])
+        basis = torch.cat([weight[:, :k] * scale, weight[:, k:]], 1)  # (D, K + E): [A | B]
+        offset = self.token_proj.bias + weight[:, :k] @ shift  # c
+        layers = []
+        for layer in self.layers:
+            w_qk, b_qk, w_ov, b_ov = layer.fold()
+            h, d = layer.n_heads, basis.shape[0]
+            w_qk, w_ov = w_qk.view(h, d, -1), w_ov.view(-1, h, d)
+            # query per head in [activations | encoding] space: [A | B]^T q
+            w_q = torch.matmul(basis.t(), w_qk).reshape(-1, w_qk.shape[-1])  # (H, K + E, S) -> (H (K + E), S)
+            b_q = (b_qk.view(h, d) @ basis).reshape(-1)
+            # the output map applied to [A | B] mixes, with the offset c folded into its bias
+            w_o = torch.matmul(w_ov, basis).reshape(w_ov.shape[0], -1)  # (D, H, K + E) -> (D, H (K + E))
+            b_o = b_ov + (w_ov @ offset).sum(1)
+            layers.append((w_q, b_q, w_o, b_o))
+        return layers
+
+    def _run_folded(self, X, keep, folded):
+        acts = self.scanner(X)  # (N, K, P); hooks on the scanner (motif knock-outs) apply
+        n, k, p = acts.shape
+        enc = self.pos_enc  # (E, P)
+        stream = self.memory.unsqueeze(0).expand(n, -1)
+        attention = []
+        for layer, (w_q, b_q, w_o, b_o) in zip(self.layers, folded):
+            h = layer.n_heads
+            q = F.linear(stream, w_q, b_q).view(n, h, -1)  # (N, H, K + E)
+            scores = torch.baddbmm(torch.matmul(q[:, :, k:], enc), q[:, :, :k], acts)  # (N, H, P)
+            attn = layer.softmax(scores)
+            mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t())], 2)
+            stream = stream + layer.update(F.linear(mixed.view(n, -1), w_o, b_o))
+            if keep:
+                attention.append(attn)
+        return self.head(self.final_norm(stream)), acts, attention
 
     def forward(self, X):
         """(N, 4, L) one-hot -> (N, T) logits."""

@@ -175,9 +175,71 @@ def test_attention_matches_the_textbook_formula(small_config):
     assert torch.allclose(model.head(model.final_norm(stream)), out["logits"], atol=1e-4)
 
 
+@pytest.mark.parametrize("changes", [{}, {"batch_norm": False}, {"scan_reverse_complement": False},
+                                     {"pos_enc_dim": 0}, {"n_tasks": 3}])
+def test_folded_inference_equals_the_module_path(small_config, changes):
+    """Eval mode without autograd runs the merged-matrix path; it gives the module path's logits, attention
+    and activations (float64: to rounding), with batch-norm statistics and weights away from their init."""
+    torch.manual_seed(3)
+    model = ARGMINN(small_config.replace(**changes)).double()
+    model.train()
+    X = random_onehot(9, small_config.input_length).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        model(X)  # training-mode pass: batch-norm running statistics move off (0, 1)
+    model.eval()
+    modules = model.interims(X)  # autograd on: the module path
+    assert modules["logits"].requires_grad
+    with torch.no_grad():
+        assert model._folded() is not None
+        folded = model.interims(X)
+    assert not folded["logits"].requires_grad
+    assert torch.allclose(folded["logits"], modules["logits"], rtol=0, atol=1e-10)
+    for a, b in zip(folded["attention"], modules["attention"]):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert torch.equal(folded["raw_activations"], modules["raw_activations"])
+
+
+def test_folded_inference_steps_aside_for_hooks(small_config):
+    """A forward hook on a module the merged matrices replace (a DeepLIFT rule, an ablation) must see its call:
+    then the module path runs, with the same result; knock-out hooks on the scanner work on both paths."""
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(3, small_config.input_length)
+    with torch.no_grad():
+        plain = model(X)
+        seen = []
+        handle = model.norm.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+        assert model._folded() is None
+        hooked = model(X)
+        handle.remove()
+        assert len(seen) == 1 and torch.allclose(hooked, plain, atol=1e-5)
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, i: None)
+        assert model._folded() is None
+        handle.remove()
+        assert model._folded() is not None
+        module, channels = model.motif_knockout(0)
+
+        def knock(m, i, o):
+            o = o.clone()
+            o[:, channels] = 0
+            return o
+
+        handle = module.register_forward_hook(knock)
+        assert model._folded() is not None  # the scanner is still called as a module
+        knocked = model(X)
+        handle.remove()
+    with torch.enable_grad():
+        handle = module.register_forward_hook(knock)
+        expected = model(X)
+        handle.remove()
+    assert torch.allclose(knocked, expected, atol=1e-5) and not torch.allclose(knocked, plain, atol=1e-4)
+
+
 def test_inference_cache_follows_every_weight_change(small_config):
-    """No-grad forwards reuse the folded attention weights; an optimizer step, load_state_dict or an in-place
-    edit between two no-grad forwards must invalidate them (checked against a freshly built copy)."""
+    """No-grad forwards reuse the merged inference matrices; an optimizer step, load_state_dict, an in-place
+    edit, new batch-norm statistics or a dtype change between two no-grad forwards must invalidate them
+    (checked against a freshly built copy)."""
     torch.manual_seed(2)
     model = ARGMINN(small_config).eval()
     X = random_onehot(6, small_config.input_length)
@@ -203,4 +265,29 @@ def test_inference_cache_follows_every_weight_change(small_config):
     with torch.no_grad():
         model.layers[0].value.bias.add_(1.0)
         model.layers[-1].query.weight.mul_(-1.0)
-    assert not torch.allclose(third, check())
+    fourth = check()
+    assert not torch.allclose(third, fourth)
+    model.train()
+    with torch.no_grad():
+        model(random_onehot(16, small_config.input_length, seed=5) * 3)  # running statistics move
+    model.eval()
+    fifth = check()
+    assert not torch.allclose(fourth, fifth)
+    with torch.no_grad():
+        model.norm.running_var.mul_(4.0)
+    assert not torch.allclose(fifth, check())
+    # fine-tuning in eval mode with a fused optimizer (its steps leave the version counters alone): the
+    # forward pass with autograd on drops the cache
+    sixth = check()
+    fused = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    model(X).sum().backward()
+    fused.step()
+    model.eval()  # already in eval mode: keeps nothing stale either way
+    assert not torch.allclose(sixth, check())
+    model.norm = torch.nn.Identity()  # a replaced module, no train()/eval() call
+    with torch.no_grad():
+        replaced = model(X)
+    assert torch.allclose(replaced, model(X), atol=1e-5)  # autograd on: the module path
+    model.double()
+    with torch.no_grad():
+        assert model(X.double()).dtype == torch.float64
