@@ -93,7 +93,7 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     DataFrame ranked by attention score: sequence, filter, motif, start, end,
     strand, attention, activation, rank (within its sequence).
     """
-    w = model.config.filter_width
+    w, length = model.config.filter_width, X.shape[-1]
     scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power)
     sep = min_separation or w
     rows = []
@@ -109,6 +109,7 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
             f = int(scan["filter"][n, p])
             ann = (annotation or {}).get(f, {})
             start, end, minus = _coordinates(int(p), bool(scan["strand"][n, p]), w, ann)
+            start, end = max(start, 0), min(end, length)  # a motif span reaching past the sequence's ends
             rows.append((n, f, ann.get("name", f"filter{f}"), start, end, "-" if minus else "+", float(att[p]),
                          float(scan["activation"][n, p]), len(taken)))
     calls = pd.DataFrame(rows, columns=["sequence", "filter", "motif", "start", "end", "strand", "attention",

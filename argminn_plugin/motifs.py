@@ -137,14 +137,18 @@ def resolve_method(method, X):
 
 
 def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activity=0.1, min_importance=0.05,
-                   batch_size=256):
+                   batch_size=256, flank=None):
     """Read every filter as a motif.
 
     ``method``: "weights" reads the PPM straight from the filter's weights
     (:func:`weights_to_ppm`); "seqlets" averages the windows where the filter
     fires at >= half its peak on X (:func:`seqlet_ppms`), the filter read
     through the data, which calibrates how sharp the matrix is; "auto" uses
-    seqlets when X is given, else weights.
+    seqlets when X is given, else weights. Seqlet windows reach ``flank``
+    bases past the filter on each side (default: half the filter width), so a
+    filter that sits on part of a motif reads the whole motif; the PPM is then
+    trimmed to its informative columns, and ``start``/``end`` give that span in
+    the filter's frame (start < 0 or end > W where it reaches past the filter).
 
     Returns a DataFrame (one row per filter: filter, name, active,
     max_activation, importance (relative to the most important filter),
@@ -173,12 +177,20 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
         importance = np.ones(len(best))
     relative = importance / importance.max() if importance.max() > 0 else np.zeros(len(best))
     used = relative >= min_importance  # min_importance 0: importance is all ones
-    seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best) if method == "seqlets" else ({}, {})
+    if flank is None:
+        flank = model.motif_conv.kernel_size[0] // 2
+    if method == "seqlets":
+        seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best, flank=flank)
+    else:
+        seqlets, n_seqlets = {}, {}
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}
     for f in range(weight.shape[0]):
-        raw = seqlets[f] if method == "seqlets" and f in seqlets else weights_to_ppm(weight[f], beta)
-        ppm, lo, hi = trim(raw, min_ic)
+        if f in seqlets:
+            ppm, lo, hi = trim(seqlets[f], min_ic)
+            lo, hi = lo - flank, hi - flank
+        else:
+            ppm, lo, hi = trim(weights_to_ppm(weight[f], beta), min_ic)
         active = bool(top > 0 and best[f] >= min_activity * top and used[f])
         name = f"filter{f}"
         rows.append({"filter": f, "name": name, "active": active, "max_activation": float(best[f]),
@@ -317,24 +329,27 @@ def save_logos(motifs, path, force=False, title=None):
 
 
 @torch.no_grad()
-def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256, best=None):
+def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256, best=None, flank=0):
     """Per filter, the PPM of the windows where it fires at >= ``min_fraction`` of its peak.
 
+    Each window is the filter's W bases plus ``flank`` bases on either side
+    (outside the sequence: N, an all-zero column), so a motif the filter
+    covers only in part is read whole from the sequences it fires on.
     Windows where the minus strand won are reverse-complemented first, so every
     PPM is in the filter's own orientation. ``best``: each filter's peak
     activation on X, if already known (:func:`filter_activity`). Returns (dict
-    filter index -> (4, W) PPM, dict filter index -> number of seqlets).
+    filter index -> (4, W + 2 flank) PPM, dict filter index -> number of seqlets).
     """
     model.eval()
     f_count, w = model.motif_conv.out_channels, model.motif_conv.kernel_size[0]
     if best is None:
         best, _ = filter_activity(model, X, batch_size)
-    sums = np.zeros((f_count, 4, w))
+    sums = np.zeros((f_count, 4, w + 2 * flank))
     counts = np.zeros(f_count, dtype=int)
     for i in range(0, len(X), batch_size):
         xb = X[i:i + batch_size]
         acts, strand = model.motif_activations(xb)
-        windows = xb.unfold(2, w, 1)  # (n, 4, P, W)
+        windows = torch.nn.functional.pad(xb, (flank, flank)).unfold(2, w + 2 * flank, 1)  # (n, 4, P, W + 2 flank)
         for f in range(f_count):
             if best[f] <= 0 or counts[f] >= max_seqlets:
                 continue

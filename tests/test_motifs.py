@@ -88,6 +88,26 @@ def test_seqlet_ppm_reads_planted_word_on_both_strands():
     assert table.loc[0, "consensus"] == word and table.loc[0, "n_seqlets"] == counts[0]
 
 
+def test_seqlet_flanks_read_the_whole_motif_a_filter_covers_in_part():
+    """A 5-wide filter on the middle of a planted 9-mer: the flanked seqlets read all nine bases (either
+    strand), with the span given in the filter's frame; without flanks only the filter's five."""
+    from argminn_plugin.data import one_hot, reverse_complement
+
+    word, core = "GCATTACGT", "TTACG"  # the filter sees bases 3..7 of the word
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=1, filter_width=5))
+    with torch.no_grad():
+        model.scanner.conv.weight[0] = 2 * one_hot(core) - 1
+        model.scanner.conv.bias.fill_(-4.0)  # fires only on a perfect match (score 5)
+    X = random_onehot(60, 40, seed=5)
+    X[:30, :, 8:17] = one_hot(word)
+    X[30:, :, 22:31] = reverse_complement(one_hot(word)[None])[0]
+    table, ppms = extract_motifs(model, X, min_importance=0, flank=4)
+    row = table.loc[0]
+    assert row["consensus"] == word and (row["start"], row["end"]) == (-3, 6)
+    table, _ = extract_motifs(model, X, min_importance=0, flank=0)
+    assert table.loc[0, "consensus"] == core and (table.loc[0, "start"], table.loc[0, "end"]) == (0, 5)
+
+
 def test_explainn_unit_with_negative_batchnorm_scale_reads_its_motif():
     """A unit whose filter is -GATTACA and whose BatchNorm scale is negative responds to GATTACA:
     both read-outs (seqlets and weights) give GATTACA, not its complement pattern."""
