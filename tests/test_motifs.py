@@ -68,19 +68,34 @@ def test_inactive_filters_dropped_with_data():
     assert list(ppms) == ["filter0"]
 
 
+def word_detector(word):
+    """A one-filter ARGMINN (40 bp input) whose filter fires only on a perfect match of ``word``."""
+    from argminn_plugin.data import one_hot
+
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=1, filter_width=len(word)))
+    with torch.no_grad():
+        model.scanner.conv.weight[0] = 2 * one_hot(word) - 1
+        model.scanner.conv.bias.fill_(1.0 - len(word))  # score len(word) only on a perfect match
+    return model
+
+
+def planted_both_strands(word, n, seed, forward_at, minus_at):
+    """n random 40-bp sequences, the first half with ``word`` at forward_at, the rest its reverse complement."""
+    from argminn_plugin.data import one_hot, reverse_complement
+
+    X = random_onehot(n, 40, seed=seed)
+    X[:n // 2, :, forward_at:forward_at + len(word)] = one_hot(word)
+    X[n // 2:, :, minus_at:minus_at + len(word)] = reverse_complement(one_hot(word)[None])[0]
+    return X
+
+
 def test_seqlet_ppm_reads_planted_word_on_both_strands():
     """A filter matching GATTACA reads back GATTACA from hits on either strand."""
-    from argminn_plugin.data import one_hot, reverse_complement
     from argminn_plugin.motifs import consensus, seqlet_ppms
 
     word = "GATTACA"
-    model = ARGMINN(ModelConfig(input_length=40, n_filters=1, filter_width=7))
-    with torch.no_grad():
-        model.scanner.conv.weight[0] = 2 * one_hot(word) - 1
-        model.scanner.conv.bias.fill_(-6.0)  # fires only on a perfect match (score 7)
-    X = random_onehot(30, 40, seed=2)
-    X[:15, :, 5:12] = one_hot(word)
-    X[15:, :, 20:27] = reverse_complement(one_hot(word)[None])[0]
+    model = word_detector(word)
+    X = planted_both_strands(word, 30, 2, 5, 20)
     ppms, counts = seqlet_ppms(model, X)
     assert counts[0] >= 30
     assert consensus(ppms[0]) == word
@@ -91,16 +106,9 @@ def test_seqlet_ppm_reads_planted_word_on_both_strands():
 def test_seqlet_flanks_read_the_whole_motif_a_filter_covers_in_part():
     """A 5-wide filter on the middle of a planted 9-mer: the flanked seqlets read all nine bases (either
     strand), with the span given in the filter's frame; without flanks only the filter's five."""
-    from argminn_plugin.data import one_hot, reverse_complement
-
     word, core = "GCATTACGT", "TTACG"  # the filter sees bases 3..7 of the word
-    model = ARGMINN(ModelConfig(input_length=40, n_filters=1, filter_width=5))
-    with torch.no_grad():
-        model.scanner.conv.weight[0] = 2 * one_hot(core) - 1
-        model.scanner.conv.bias.fill_(-4.0)  # fires only on a perfect match (score 5)
-    X = random_onehot(60, 40, seed=5)
-    X[:30, :, 8:17] = one_hot(word)
-    X[30:, :, 22:31] = reverse_complement(one_hot(word)[None])[0]
+    model = word_detector(core)
+    X = planted_both_strands(word, 60, 5, 8, 22)
     table, ppms = extract_motifs(model, X, min_importance=0, flank=4)
     row = table.loc[0]
     assert row["consensus"] == word and (row["start"], row["end"]) == (-3, 6)
