@@ -91,9 +91,12 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     (name, trimmed span, alignment to the matched motif); without it, calls
     span the whole filter window and are named ``filter<k>``. Returns a
     DataFrame ranked by attention score: sequence, filter, motif, start, end,
-    strand, attention, activation, rank (within its sequence).
+    strand, attention, activation, rank (within its sequence). start/end are
+    the motif's span, which may reach past the sequence's ends where the
+    filter fires at an edge (spacings and effects stay exact; the BED that
+    :func:`instance_report` writes is clipped to the window).
     """
-    w, length = model.config.filter_width, X.shape[-1]
+    w = model.config.filter_width
     scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power)
     sep = min_separation or w
     rows = []
@@ -109,7 +112,6 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
             f = int(scan["filter"][n, p])
             ann = (annotation or {}).get(f, {})
             start, end, minus = _coordinates(int(p), bool(scan["strand"][n, p]), w, ann)
-            start, end = max(start, 0), min(end, length)  # a motif span reaching past the sequence's ends
             rows.append((n, f, ann.get("name", f"filter{f}"), start, end, "-" if minus else "+", float(att[p]),
                          float(scan["activation"][n, p]), len(taken)))
     calls = pd.DataFrame(rows, columns=["sequence", "filter", "motif", "start", "end", "strand", "attention",
@@ -249,12 +251,16 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     window_start = bed["start"].to_numpy() + (bed["end"].to_numpy() - bed["start"].to_numpy()) // 2 \
         - model.config.input_length // 2
     calls.insert(1, "chrom", bed["chrom"].to_numpy()[calls["sequence"]])
-    calls.insert(2, "genome_start", window_start[calls["sequence"]] + calls["start"])
-    calls.insert(3, "genome_end", window_start[calls["sequence"]] + calls["end"])
+    # genome coordinates within the window (a span reaching past the window's ends is cut there)
+    length = model.config.input_length
+    calls.insert(2, "genome_start", window_start[calls["sequence"]] + calls["start"].clip(0, length))
+    calls.insert(3, "genome_end", window_start[calls["sequence"]] + calls["end"].clip(0, length))
     with atomic_write(os.path.join(out_dir, "instances.tsv"), force=True) as handle:
         calls.to_csv(handle, sep="\t", index=False, float_format="%.6g")
     with atomic_write(os.path.join(out_dir, "instances.bed"), force=True) as handle:
         for r in calls.itertuples():
+            if r.genome_end <= r.genome_start:  # wholly outside the window
+                continue
             handle.write(f"{r.chrom}\t{r.genome_start}\t{r.genome_end}\t{r.motif}\t{r.attention:.6g}\t{r.strand}\n")
     syntax = syntax_readout(calls)
     with atomic_write(os.path.join(out_dir, "syntax.tsv"), force=True) as handle:

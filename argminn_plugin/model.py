@@ -50,6 +50,16 @@ def _global_hooks():
     return bool(_module._global_forward_hooks or _module._global_forward_pre_hooks)
 
 
+def _autocast_or_tracing():
+    """Whether autocast (CPU or CUDA) or ``torch.jit`` tracing is on: the inference path then steps aside."""
+    if torch.jit.is_tracing():
+        return True
+    try:
+        return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
+    except TypeError:  # torch < 2.4: no device argument
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
 class MotifScanner(nn.Module):
     """One Conv1d (no padding) + ReLU; optionally scans reverse complements too.
 
@@ -208,15 +218,25 @@ class ARGMINN(nn.Module):
     # activation channels and the positional encoding's dims, with the
     # encoding's products as single matrix products shared by the batch.
     # The modules those matrices replace are skipped, so the path is taken
-    # only when none of them carries a forward hook (DeepLIFT, ablations).
-
-    _BYPASSED = ("query", "key", "value", "score_op", "mix_op", "out")
+    # only when each of them is the plain module it was built as, in eval
+    # mode, and none of them (nor a layer as a whole) carries a forward hook
+    # (DeepLIFT, ablations); otherwise, and under autocast or jit tracing, the
+    # module path runs.
 
     def _bypassed_modules(self):
+        """The layers and the modules the merged matrices replace, or None where one is not the plain module."""
         # read from _modules directly: nn.Module attribute look-ups are slow next to a forward pass of ~1 ms
         top = self._modules
-        return [top["norm"], top["token_proj"]] + [
-            layer._modules[name] for layer in top["layers"]._modules.values() for name in self._BYPASSED]
+        norm, proj, layers = top["norm"], top["token_proj"], list(top["layers"]._modules.values())
+        plain_norm = type(norm) is nn.Identity or (
+            type(norm) is nn.BatchNorm1d and norm.affine and norm.running_mean is not None)
+        if not plain_norm or type(proj) is not nn.Linear or any(type(m) is not MemoryAttentionLayer for m in layers):
+            return None
+        linears = [layer._modules[name] for layer in layers for name in ("query", "key", "value", "out")]
+        products = [layer._modules[name] for layer in layers for name in ("score_op", "mix_op")]
+        if any(type(m) is not nn.Linear for m in linears) or any(type(m) is not BilinearOp for m in products):
+            return None
+        return [norm, proj, *layers, *linears, *products]
 
     def train(self, mode=True):
         # Edits that bypass version counters (through ``.data``, fused
@@ -227,29 +247,33 @@ class ARGMINN(nn.Module):
             self._fold_cache = None
         return super().train(mode)
 
+    def __getstate__(self):  # pickles (torch.save(model), deepcopy) carry no cache
+        return {**super().__getstate__(), "_fold_cache": None}
+
     def _folded(self):
         """The merged inference matrices, or None where the folded path must not run.
 
         None in training mode, with autograd on (which also drops the cache:
-        an optimizer step may follow), or when a module the merged matrices
-        replace carries a forward hook. Cached while none of those
+        an optimizer step may follow), under autocast or jit tracing, or when a
+        module the merged matrices replace is not the plain module, is in
+        training mode or carries a forward hook. Cached while none of those
         modules and none of their parameters and buffers change: the cache is
         keyed on the modules, the tensors themselves, their storage and their
         in-place version counters, so an optimizer step, ``load_state_dict``,
         ``.to()`` or an in-place edit invalidates it. Not cached for inference
         tensors (``torch.inference_mode``), which have no version counter.
         """
-        if self.training or torch.is_grad_enabled() or _global_hooks():
+        if self.training or torch.is_grad_enabled() or _global_hooks() or _autocast_or_tracing():
             self._fold_cache = None  # a pass that may be followed by an optimizer step
             return None
         modules = self._bypassed_modules()
-        if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
+        if modules is None or any(m.training or m._forward_hooks or m._forward_pre_hooks for m in modules):
             return None
         tensors = [t for m in modules for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
         if torch.is_inference_mode_enabled() or any(t.is_inference() for t in tensors):
             return self._fold()
         key = [(t, t._version, t.data_ptr()) for t in tensors]
-        cached = self._fold_cache
+        cached = getattr(self, "_fold_cache", None)  # None too in a model pickled before the cache existed
         if cached is None or cached[0] != modules or len(cached[1]) != len(key) or any(
                 a is not t or v != tv or d != td for (a, v, d), (t, tv, td) in zip(cached[1], key)):
             self._fold_cache = cached = (modules, key, self._fold())

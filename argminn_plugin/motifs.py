@@ -43,10 +43,17 @@ def weights_to_ppm(weight, beta=4.0):
     return e / e.sum(0, keepdims=True)
 
 
-def trim(ppm, min_ic=0.3, min_width=4):
-    """Cut flanking columns under ``min_ic`` bits; returns (ppm, first, last+1)."""
+def trim(ppm, min_ic=0.3, min_width=4, edge=0, edge_min_ic=0.0):
+    """Cut flanking columns under ``min_ic`` bits; returns (ppm, first, last+1).
+
+    The ``edge`` outermost columns on either side (a seqlet read-out's flanks)
+    need ``max(min_ic, edge_min_ic)`` bits to count as informative.
+    """
     ic = information_content(ppm)
-    keep = np.flatnonzero(ic >= min_ic)
+    need = np.full(ic.shape, float(min_ic))
+    if edge:
+        need[:edge] = need[-edge:] = max(min_ic, edge_min_ic)
+    keep = np.flatnonzero(ic >= need)
     if keep.size == 0:
         return ppm, 0, ppm.shape[1]
     lo, hi = int(keep[0]), int(keep[-1]) + 1
@@ -127,6 +134,10 @@ def filter_importance(model, X, batch_size=256, max_sequences=2000):
     return out
 
 
+# chi2(3 df) 99th percentile / (2 ln 2): bits a uniform column of n bases exceeds with probability 1%, times n
+FLANK_CHANCE_IC = 11.345 / (2 * np.log(2))
+
+
 def resolve_method(method, X):
     """'auto' -> 'seqlets' with sequences, else 'weights'; checks the name."""
     if method not in ("auto", "weights", "seqlets"):
@@ -179,6 +190,8 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     used = relative >= min_importance  # min_importance 0: importance is all ones
     if flank is None:
         flank = model.motif_conv.kernel_size[0] // 2
+    if flank < 0:
+        raise ArgminnError(f"motif read-out: 'flank' must be >= 0 bases, got {flank}")
     if method == "seqlets":
         seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best, flank=flank)
     else:
@@ -187,7 +200,9 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     rows, ppms = [], {}
     for f in range(weight.shape[0]):
         if f in seqlets:
-            ppm, lo, hi = trim(seqlets[f], min_ic)
+            # A flank column of n background bases reaches FLANK_CHANCE_IC / n bits by chance 1% of the time
+            # (G-test, 3 degrees of freedom): with few seqlets, flanks must beat that to be kept.
+            ppm, lo, hi = trim(seqlets[f], min_ic, edge=flank, edge_min_ic=FLANK_CHANCE_IC / n_seqlets[f])
             lo, hi = lo - flank, hi - flank
         else:
             ppm, lo, hi = trim(weights_to_ppm(weight[f], beta), min_ic)

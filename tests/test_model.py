@@ -236,6 +236,47 @@ def test_folded_inference_steps_aside_for_hooks(small_config):
     assert torch.allclose(knocked, expected, atol=1e-5) and not torch.allclose(knocked, plain, atol=1e-4)
 
 
+def test_folded_inference_steps_aside_where_it_would_differ(small_config):
+    """Cases where merged matrices would not be what the modules compute: a hook on a whole layer (here one
+    that skips the layer), a batch norm put back in training mode, a replaced norm, autocast; each gives the
+    module path's result under no_grad too, and afterwards the folded path is back."""
+    import copy
+    import pickle
+
+    torch.manual_seed(4)
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(5, small_config.input_length)
+
+    def both():
+        with torch.no_grad():
+            fast = model(X)
+        return fast, model(X)  # autograd on: the module path
+
+    handle = model.layers[1].register_forward_hook(lambda m, i, o: (i[0], o[1]))  # skip layer 1
+    fast, slow = both()
+    assert torch.allclose(fast, slow, atol=1e-6)
+    handle.remove()
+    with torch.no_grad():
+        assert not torch.allclose(fast, model(X), atol=1e-4)  # the hook did change the output
+    model.norm.train()  # batch statistics instead of running ones
+    fast, slow = both()
+    assert torch.allclose(fast, slow, atol=1e-6)
+    model.norm.eval()
+    saved = model.norm
+    model.norm = torch.nn.Sequential(saved)
+    fast, slow = both()
+    assert torch.allclose(fast, slow, atol=1e-6) and model._folded() is None
+    model.norm = saved
+    with torch.no_grad():
+        assert model._folded() is not None
+        plain = model(X)
+        model.train().eval()  # a cold cache: the autocast pass would be the one to fill it
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert model(X).dtype == torch.bfloat16
+        assert torch.equal(model(X), plain)  # nothing of the bf16 pass is left behind
+    assert copy.deepcopy(model)._fold_cache is None and pickle.loads(pickle.dumps(model))._fold_cache is None
+
+
 def test_inference_cache_follows_every_weight_change(small_config):
     """No-grad forwards reuse the merged inference matrices; an optimizer step, load_state_dict, an in-place
     edit, new batch-norm statistics or a dtype change between two no-grad forwards must invalidate them
