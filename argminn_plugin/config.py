@@ -176,11 +176,22 @@ class TrainConfig(_Config):
     entropy_weight: float = 1e-3
     entropy_warmup: int = 0
     entropy_ramp: int = 0
+    # How every ramp climbs: "linear" (weight * k / (ramp + 1) in its k-th
+    # epoch) or "geometric" (from weight * ramp_start in its first epoch up by
+    # the same factor each epoch, reaching the full weight after `*_ramp`
+    # epochs): for a term that is orders of magnitude above the task loss when
+    # it is switched on (the overlap term in normalized units after a warm-up).
+    ramp_shape: str = "linear"
+    ramp_start: float = 1e-3
     num_threads: int = 0  # 0: leave torch's default
 
     def __post_init__(self):
         if self.overlap_units not in ("raw", "normalized"):
             raise ArgminnError(f"TrainConfig: 'overlap_units' must be 'raw' or 'normalized', got {self.overlap_units!r}")
+        if self.ramp_shape not in ("linear", "geometric"):
+            raise ArgminnError(f"TrainConfig: 'ramp_shape' must be 'linear' or 'geometric', got {self.ramp_shape!r}")
+        if not 0 < self.ramp_start < 1:
+            raise ArgminnError(f"TrainConfig: 'ramp_start' must be in (0, 1), got {self.ramp_start}")
         if self.l1_target not in ("weights", "activations"):
             raise ArgminnError(f"TrainConfig: 'l1_target' must be 'weights' or 'activations', got {self.l1_target!r}")
         for name in ("batch_size", "max_epochs"):
@@ -208,5 +219,7 @@ class TrainConfig(_Config):
         if epoch < warmup:
             return 0.0
         if ramp > 0 and epoch < warmup + ramp:
+            if self.ramp_shape == "geometric":
+                return weight * self.ramp_start ** (1 - (epoch - warmup) / ramp)
             return weight * (epoch - warmup + 1) / (ramp + 1)
         return weight

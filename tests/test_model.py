@@ -91,6 +91,15 @@ def test_design_defaults():
 def test_weight_schedule():
     t = TrainConfig(overlap_weight=1.0, overlap_warmup=2, overlap_ramp=3)
     assert [t.weight_at("overlap", e) for e in range(7)] == [0, 0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    g = t.replace(ramp_shape="geometric", ramp_start=1e-3, l1_ramp=2, l1_weight=0.5)
+    assert g.weight_at("overlap", 1) == 0 and g.weight_at("overlap", 5) == g.weight_at("overlap", 9) == 1.0
+    assert [g.weight_at("overlap", e) for e in (2, 3, 4)] == pytest.approx([1e-3, 1e-2, 1e-1])
+    assert [g.weight_at("l1", e) for e in range(3)] == pytest.approx([0.5e-3, 0.5 * 10 ** -1.5, 0.5])
+    assert g.settled_epoch == 6
+    with pytest.raises(ArgminnError, match="ramp_shape"):
+        t.replace(ramp_shape="cosine")
+    with pytest.raises(ArgminnError, match="ramp_start"):
+        t.replace(ramp_start=0.0)
 
 
 def test_model_file_roundtrip(tmp_path, small_config):
