@@ -155,8 +155,8 @@ class TrainConfig(_Config):
     min_delta: float = 1e-4
     reverse_complement_augment: bool = True
     # Regularizer weights (published default 1e-3 each) and warm-up: each weight
-    # is 0 for the first `*_warmup` epochs, then ramps linearly to its value over
-    # `*_ramp` epochs.
+    # is 0 for the first `*_warmup` epochs, then ramps up to its value over
+    # `*_ramp` epochs (linearly or geometrically: `ramp_shape` below).
     overlap_weight: float = 1e-3
     overlap_warmup: int = 0
     overlap_ramp: int = 0

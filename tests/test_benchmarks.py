@@ -113,7 +113,7 @@ def test_targets_are_checked_as_stated(monkeypatch):
     results = {f"d{k}": {"ARGMINN": res(0.95, 0), "CNN": res(0.955, 3), "ExplaiNN": res(0.94, 1),
                          "CNN+DeepLIFT+MoDISco": res(0.955, 1)} for k in range(6)}
     results["d5"]["ARGMINN"]["all_redundancy_one"] = False  # 5 of 6 exact: still met
-    t = {name: met for name, (met, _) in discovery.targets(results).items()}
+    t = {name: met for name, (met, *_) in discovery.targets(results).items()}
     assert t == {"every relevant motif once (all datasets but one: 5 of 6)": True,
                  "fewer extraneous motifs than every baseline": True,
                  "auROC within 0.01 of the best baseline": True}
@@ -121,9 +121,13 @@ def test_targets_are_checked_as_stated(monkeypatch):
     results["d0"]["ARGMINN"]["auroc"] = 0.944  # 0.011 below the best baseline
     results["d1"]["ARGMINN"]["extraneous"] = 2  # more than ExplaiNN and MoDISco on d1
     t = discovery.targets(results)
-    assert not any(met for met, _ in t.values())
+    assert not any(met for met, *_ in t.values())
     assert t["auROC within 0.01 of the best baseline"][1] == ["d1", "d2", "d3", "d4", "d5"]
     assert t["fewer extraneous motifs than every baseline"][1] == ["d0", "d2", "d3", "d4", "d5"]
+    assert t["fewer extraneous motifs than every baseline"][2] == (
+        "never more than a baseline on 5 of 6: d0, d2, d3, d4, d5; "
+        "totals ARGMINN 2, CNN 18, ExplaiNN 6, CNN+DeepLIFT+MoDISco 6")
+    assert t["every relevant motif once (all datasets but one: 5 of 6)"][2] == "exactly once on 4 of 6: d0, d1, d2, d3"
     # a tie at zero on every dataset is not "fewer"
     for d in results.values():
         d["ARGMINN"]["extraneous"] = d["CNN+DeepLIFT+MoDISco"]["extraneous"] = 0
@@ -153,3 +157,6 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(discovery, "ARGMINN_TRAIN", {**discovery.ARGMINN_TRAIN, "overlap_weight": 0.5})
     with pytest.raises(ArgminnError, match=re.escape(f"overlap_weight={trained_with!r} instead of overlap_weight=0.5")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    # ... nor data written with another seed (or at other sizes)
+    with pytest.raises(ArgminnError, match="holds dataset 'single_motif', seed 0.*wants 'single_motif', seed 1"):
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], seed=1, threads=1)

@@ -96,6 +96,8 @@ def test_weight_schedule():
     assert [g.weight_at("overlap", e) for e in (2, 3, 4)] == pytest.approx([1e-3, 1e-2, 1e-1])
     assert [g.weight_at("l1", e) for e in range(3)] == pytest.approx([0.5e-3, 0.5 * 10 ** -1.5, 0.5])
     assert g.settled_epoch == 6
+    assert [g.replace(ramp_start=0.01).weight_at("overlap", e) for e in (2, 3, 4, 5)] == \
+        pytest.approx([1e-2, 10 ** (-4 / 3), 10 ** (-2 / 3), 1.0])
     with pytest.raises(ArgminnError, match="ramp_shape"):
         t.replace(ramp_shape="cosine")
     with pytest.raises(ArgminnError, match="ramp_start"):
