@@ -36,6 +36,8 @@ discovery.png to ``--out``.
 
 Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 1.5 hours on 2 cores)
       python -m benchmarks.discovery --out /tmp/smoke --smoke           (a minute or two; used by the tests)
+      python -m benchmarks.discovery --out runs/bench_seed1_t1001 --seed 1 --train-seed 1001
+                                    (seed 1's data, every model trained again from other initial weights)
 """
 
 import argparse
@@ -161,7 +163,11 @@ def coverage_metrics(calls, truth):
 # ------------------------------------------------------------------ one method
 
 def run_method(method, data, truth, grammar, length, run_dir, mode, seed, threads, database, cnn_dir=None):
-    """Train (or reuse) a model, read its motifs and instances, score them; returns the result dict."""
+    """Train (or reuse) a model, read its motifs and instances, score them; returns the result dict.
+
+    ``seed`` is the training seed (initial weights, batch order, augmentation,
+    MoDISco's shuffles), not the data's.
+    """
     (Xt, yt, _), (Xv, yv, _), (Xs, ys, bed_s) = data["train"], data["valid"], data["test"]
     t0 = time.time()
     if method == "CNN+DeepLIFT+MoDISco":
@@ -236,7 +242,9 @@ def grammar_ids(names):
     return {name: MOTIFS[name] for name in names}
 
 
-def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True):
+def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True, train_seed=None):
+    """One dataset: data drawn with ``seed``, models trained with ``train_seed`` (default: ``seed``)."""
+    train_seed = seed if train_seed is None else train_seed
     grammar = GRAMMARS[name]
     data_dir = os.path.join(out, name, "data")
     if not os.path.exists(os.path.join(data_dir, "simulation.json")):
@@ -254,12 +262,12 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True)
         run_dir = os.path.join(out, name, method.replace("+", "_"))
         done = os.path.join(run_dir, "result.json")
         if os.path.exists(done):
-            check_reusable(run_dir, method, mode, seed, threads, length)
+            check_reusable(run_dir, method, mode, train_seed, threads, length)
             results[method] = json.load(open(done))
         else:
             os.makedirs(run_dir, exist_ok=True)
-            results[method] = run_method(method, data, truth, grammar, length, run_dir, mode, seed, threads, database,
-                                         cnn_dir=os.path.join(out, name, "CNN"))
+            results[method] = run_method(method, data, truth, grammar, length, run_dir, mode, train_seed, threads,
+                                         database, cnn_dir=os.path.join(out, name, "CNN"))
         if verbose:
             r = results[method]
             print(f"  {name:18s} {method:22s} auROC {r['auroc']:.3f}  recovered "
@@ -334,7 +342,7 @@ def plot(results, path):
     save_png(fig, path, force=True)
 
 
-def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2):
+def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None):
     mode = "smoke" if smoke else "full"
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
@@ -343,8 +351,9 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2):
     t0 = time.time()
     for name in datasets or GRAMMARS:
         print(f"{name}: {GRAMMARS[name].rule}", flush=True)
-        results[name] = run_dataset(name, out, mode, seed, threads, methods, database)
-    report = {"mode": mode, "seed": seed, "threads": threads, "seconds": round(time.time() - t0, 1),
+        results[name] = run_dataset(name, out, mode, seed, threads, methods, database, train_seed=train_seed)
+    report = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
+              "threads": threads, "seconds": round(time.time() - t0, 1),
               "results": results}
     if set(METHODS) <= set(methods):
         report["targets"] = {k: {"met": met, "datasets": where, "detail": detail}
@@ -365,12 +374,15 @@ def cli(argv=None):
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs: checks the plumbing")
     parser.add_argument("--datasets", nargs="+", choices=list(GRAMMARS))
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="draws the data (and, by default, the training)")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="training seed (initial weights, batch order, augmentation), default: --seed; "
+                             "another training run on the same data")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
-    main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads)
+    main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed)
 
 
 if __name__ == "__main__":
