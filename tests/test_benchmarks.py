@@ -148,15 +148,50 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     assert set(saved["targets"]) == set(report["targets"])
     assert (tmp_path / "discovery.png").stat().st_size > 0
     assert (tmp_path / "single_motif" / "CNN_DeepLIFT_MoDISco" / "result.json").exists()
+    # where each trained model errs, by kind of negative
+    errors = _bench(monkeypatch, "errors")
+    err = errors.main(str(tmp_path), "fixed_spacing")
+    assert set(err) == {"ARGMINN", "CNN", "ExplaiNN"}
+    for r in err.values():
+        counts = list(r["by_kind"].values())
+        assert all(0 <= above <= n for n, above in counts)
+        assert r["positives_above"] >= 0.95 * r["positives"]
+        assert any(kind.endswith(" alone") for kind in r["by_kind"])
+        assert any(" spacing " in kind for kind in r["by_kind"])
+    assert json.loads((tmp_path / "fixed_spacing" / "errors.json").read_text())["methods"] == err
+    with pytest.raises(ArgminnError, match="no benchmark data"):
+        errors.dataset_errors(str(tmp_path), "or_pairs")
     # a second run reuses every finished (dataset, method) result
     stamp = (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns
     discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     assert (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp
     # ... but not one trained with other settings
     trained_with = discovery.train_config("ARGMINN", "smoke", 0, 1).overlap_weight
+    trained_settings = dict(discovery.ARGMINN_TRAIN)
     monkeypatch.setattr(discovery, "ARGMINN_TRAIN", {**discovery.ARGMINN_TRAIN, "overlap_weight": 0.5})
     with pytest.raises(ArgminnError, match=re.escape(f"overlap_weight={trained_with!r} instead of overlap_weight=0.5")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    monkeypatch.setattr(discovery, "ARGMINN_TRAIN", trained_settings)
+    # ... nor one trained with another training seed (same data: --train-seed)
+    with pytest.raises(ArgminnError, match=re.escape("seed=0 instead of seed=5")):
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1, train_seed=5)
     # ... nor data written with another seed (or at other sizes)
     with pytest.raises(ArgminnError, match="holds dataset 'single_motif', seed 0.*wants 'single_motif', seed 1"):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], seed=1, threads=1)
+
+
+def test_negative_kinds_label_pairs_in_the_first_motifs_frame(monkeypatch):
+    """A pair's spacing is start to start on the first motif's strand; distractors are ignored."""
+    import pandas as pd
+
+    errors = _bench(monkeypatch, "errors")
+    truth = pd.DataFrame([(0, "HNF4A", 10, 19, "+"), (0, "FOXA2", 32, 40, "+"),    # forward block, 22 bp
+                          (1, "FOXA2", 51, 59, "-"), (1, "HNF4A", 72, 81, "-"),    # the same block reversed
+                          (2, "FOXA2", 5, 13, "+"), (2, "CTCF", 40, 59, "+"),      # one relevant motif
+                          (3, "HNF4A", 5, 14, "+"), (3, "FOXA2", 60, 68, "-")],    # opposite strands
+                         columns=["sequence", "motif", "start", "end", "strand"])
+    kinds = errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"))
+    assert list(kinds) == ["HNF4A+FOXA2 spacing 22, same strand", "HNF4A+FOXA2 spacing 22, same strand",
+                           "FOXA2 alone", "HNF4A+FOXA2 spacing 55, opposite strands", "none"]
+    assert errors.spacing_bin("HNF4A+FOXA2 spacing 23, same strand") == "HNF4A+FOXA2 spacing 20-24, same strand"
+    assert errors.spacing_bin("FOXA2 alone") == "FOXA2 alone"

@@ -1,0 +1,149 @@
+"""Where a trained benchmark model errs: its held-out negatives grouped by what was planted in them.
+
+After ``python -m benchmarks.discovery --out DIR``: for each trained method of
+one dataset, the score threshold that keeps ``--sensitivity`` of the held-out
+positives (default 95%), and per kind of negative (nothing relevant planted,
+one motif alone, a pair of motifs at a given spacing and relative strand,
+...) how many score above it. Distractor motifs are ignored; a pair's spacing
+is counted in the first motif's frame (start to start on its strand, so a
+reverse-complemented block has the same spacing as its forward copy).
+
+Run:  python -m benchmarks.errors --out runs/bench --dataset fixed_spacing
+Prints the table and writes ``<out>/<dataset>/errors.json``.
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+
+from argminn_plugin.data import load_splits
+from argminn_plugin.errors import ArgminnError
+from argminn_plugin.fileio import atomic_write
+from argminn_plugin.simulate import planted_instances
+from argminn_plugin.train import evaluate, load_model
+
+from .datasets import GRAMMARS
+
+TRAINED = ("ARGMINN", "CNN", "ExplaiNN")
+
+
+def negative_kinds(truth, n_rows, relevant):
+    """Per sequence row, a label for what of ``relevant`` was planted in it."""
+    kinds = []
+    order = {m: k for k, m in enumerate(relevant)}
+    for row in range(n_rows):
+        inst = truth[(truth["sequence"] == row) & truth["motif"].isin(relevant)]
+        inst = inst.assign(rank=inst["motif"].map(order)).sort_values(["rank", "start"])
+        if len(inst) == 0:
+            kinds.append("none")
+        elif len(inst) == 1:
+            kinds.append(f"{inst.iloc[0].motif} alone")
+        elif len(inst) == 2 and inst.iloc[0].motif != inst.iloc[1].motif:
+            a, b = inst.iloc[0], inst.iloc[1]
+            spacing = b.start - a.start if a.strand == "+" else a.end - b.end
+            strand = "same strand" if a.strand == b.strand else "opposite strands"
+            kinds.append(f"{a.motif}+{b.motif} spacing {int(spacing)}, {strand}")
+        else:
+            kinds.append(" + ".join(inst["motif"]))
+    return np.array(kinds, dtype=object)
+
+
+def spacing_bin(kind, width=5):
+    """Pairs grouped into spacing bins of ``width`` bases (``A+B spacing 9-13, same strand``)."""
+    if " spacing " not in kind:
+        return kind
+    head, rest = kind.split(" spacing ")
+    spacing, strand = rest.split(", ")
+    lo = (int(spacing) // width) * width
+    return f"{head} spacing {lo}-{lo + width - 1}, {strand}"
+
+
+def dataset_errors(out, name, sensitivity=0.95, bin_width=5):
+    """{method: {"threshold", "positives", "by_kind": {kind: [n negatives, n above threshold]}}}."""
+    if not 0 < sensitivity < 1:
+        raise ArgminnError(f"errors: 'sensitivity' must be in (0, 1), got {sensitivity}")
+    if name not in GRAMMARS:
+        raise ArgminnError(f"errors: unknown dataset {name!r} (one of {', '.join(GRAMMARS)})")
+    data_dir = os.path.join(out, name, "data")
+    if not os.path.exists(os.path.join(data_dir, "simulation.json")):
+        raise ArgminnError(f"{data_dir}: no benchmark data; run python -m benchmarks.discovery --out {out} first")
+    length = json.load(open(os.path.join(data_dir, "simulation.json")))["length"]
+    data, _ = load_splits(os.path.join(data_dir, "genome.fa"), os.path.join(data_dir, "peaks.bed"), length,
+                          ["chr2"], ["chr3"])
+    X, y, bed = data["test"]
+    labels = y[:, 0].numpy()
+    truth = planted_instances(data_dir, bed)
+    kinds = np.array([spacing_bin(k, bin_width) for k in negative_kinds(truth, len(X), GRAMMARS[name].relevant)],
+                     dtype=object)
+    report = {}
+    for method in TRAINED:
+        path = os.path.join(out, name, method, "model.pt")
+        if not os.path.exists(path):
+            continue
+        _, probs = evaluate(load_model(path), X, y)
+        score = probs[:, 0].numpy()
+        positive = np.sort(score[labels == 1])
+        threshold = float(positive[int(np.floor((1 - sensitivity) * len(positive)))])
+        by_kind = {}
+        for kind in sorted(set(kinds[labels == 0])):
+            rows = (labels == 0) & (kinds == kind)
+            by_kind[kind] = [int(rows.sum()), int((score[rows] >= threshold).sum())]
+        report[method] = {"threshold": threshold, "positives": int(len(positive)),
+                          "positives_above": int((positive >= threshold).sum()), "by_kind": by_kind}
+    if not report:
+        raise ArgminnError(f"{os.path.join(out, name)}: no trained model (model.pt) of {', '.join(TRAINED)}")
+    return report
+
+
+def _kind_order(kind):
+    """Sort key: pairs by motifs, strand, then spacing as a number."""
+    if " spacing " not in kind:
+        return (kind, "", 0)
+    head, rest = kind.split(" spacing ")
+    spacing, strand = rest.split(", ")
+    return (head, strand, int(spacing.split("-")[0]))
+
+
+def table_text(report, sensitivity):
+    methods = list(report)
+    kinds = sorted({k for r in report.values() for k in r["by_kind"]}, key=_kind_order)
+    lines = [f"negatives scoring above the threshold that keeps {sensitivity:.0%} of the positives",
+             f"{'negatives':48s}{'n':>6s}" + "".join(f"{m:>10s}" for m in methods)]
+    for kind in kinds:
+        n = next(r["by_kind"][kind][0] for r in report.values() if kind in r["by_kind"])
+        lines.append(f"{kind:48s}{n:>6d}" + "".join(f"{report[m]['by_kind'].get(kind, [0, 0])[1]:>10d}"
+                                                     for m in methods))
+    total = sum(next(r["by_kind"][k][0] for r in report.values() if k in r["by_kind"]) for k in kinds)
+    lines.append(f"{'all negatives':48s}{total:>6d}" + "".join(
+        f"{sum(v[1] for v in report[m]['by_kind'].values()):>10d}" for m in methods))
+    return "\n".join(lines)
+
+
+def main(out, name, sensitivity=0.95, bin_width=5):
+    report = dataset_errors(out, name, sensitivity, bin_width)
+    print(f"{name}: {GRAMMARS[name].rule}")
+    print(table_text(report, sensitivity))
+    with atomic_write(os.path.join(out, name, "errors.json"), force=True) as handle:
+        json.dump({"dataset": name, "sensitivity": sensitivity, "bin_width": bin_width, "methods": report},
+                  handle, indent=1)
+    return report
+
+
+def cli(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="a benchmarks.discovery output folder")
+    parser.add_argument("--dataset", required=True, choices=list(GRAMMARS))
+    parser.add_argument("--sensitivity", type=float, default=0.95)
+    parser.add_argument("--bin-width", type=int, default=5, help="spacing bins of this many bases")
+    args = parser.parse_args(argv)
+    if args.bin_width < 1:
+        parser.error("--bin-width must be >= 1")
+    torch.set_num_threads(2)
+    main(args.out, args.dataset, args.sensitivity, args.bin_width)
+
+
+if __name__ == "__main__":
+    cli()
