@@ -183,6 +183,15 @@ class TrainConfig(_Config):
     # it is switched on (the overlap term in normalized units after a warm-up).
     ramp_shape: str = "linear"
     ramp_start: float = 1e-3
+    # Filter resampling (`resample_share` 0: off). At the end of each epoch
+    # with the overlap term on, up to epoch `resample_until`: two selective
+    # filters that each fire strongly (>= half their peak) less than a filter
+    # width from the other on at least `resample_share` of their strong sites
+    # hold one motif twice, and the one the model uses less is drawn again at
+    # random; while the term still ramps up, so is a filter that no longer
+    # fires. Early stopping counts from the epoch after `resample_until`.
+    resample_share: float = 0.0
+    resample_until: int = 0
     num_threads: int = 0  # 0: leave torch's default
 
     def __post_init__(self):
@@ -197,6 +206,14 @@ class TrainConfig(_Config):
         for name in ("batch_size", "max_epochs"):
             if getattr(self, name) < 1:
                 raise ArgminnError(f"TrainConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.resample_share <= 1:
+            raise ArgminnError(f"TrainConfig: 'resample_share' must be in [0, 1], got {self.resample_share}")
+        if self.resample_until < 0:
+            raise ArgminnError(f"TrainConfig: 'resample_until' must be >= 0, got {self.resample_until}")
+        if self.resample_share > 0 and (self.overlap_weight == 0 or self.resample_until <= self.overlap_warmup):
+            raise ArgminnError("TrainConfig: filter resampling runs while the overlap term is on: with "
+                               "'resample_share' > 0, 'overlap_weight' must be > 0 and 'resample_until' "
+                               f"({self.resample_until}) above 'overlap_warmup' ({self.overlap_warmup})")
         if self.learning_rate <= 0:
             raise ArgminnError(f"TrainConfig: 'learning_rate' must be > 0, got {self.learning_rate}")
         for name in ("overlap", "l1", "entropy"):
@@ -208,9 +225,10 @@ class TrainConfig(_Config):
 
     @property
     def settled_epoch(self):
-        """First (1-based) epoch with every regularizer at full weight; early stopping starts there."""
-        return 1 + max(getattr(self, name + "_warmup") + getattr(self, name + "_ramp")
-                       for name in ("overlap", "l1", "entropy"))
+        """First (1-based) epoch with every regularizer at full weight and no more resampling; early stopping
+        starts there."""
+        return 1 + max([getattr(self, name + "_warmup") + getattr(self, name + "_ramp")
+                        for name in ("overlap", "l1", "entropy")] + [self.resample_until if self.resample_share else 0])
 
     def weight_at(self, name, epoch):
         """The weight of regularizer ``name`` at (0-based) ``epoch``."""

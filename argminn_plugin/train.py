@@ -154,6 +154,70 @@ def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
 
 
 @torch.no_grad()
+def filters_to_resample(model, X, min_share, max_density=0.05, batch_size=256):
+    """(duplicates, dead) among the scanner's filters on X.
+
+    A filter's strong sites are the positions where it fires at >= half its
+    peak on X (either strand). Two filters are a duplicate pair when both are
+    selective (strong sites on at most ``max_density`` of the positions: dense
+    filters are the overlap term's to sparsify) and each has at least
+    ``min_share`` of its strong sites less than a filter width from one of
+    the other's (either strand; without reverse-complement scanning a motif
+    learned once per orientation fires on different sites and is not seen):
+    one motif learned twice. Returns ([(a, b, share_ab, share_ba)], [dead
+    filters]) where a dead filter never fires on X.
+    """
+    was_training = model.training
+    model.eval()
+    acts = torch.cat([model.motif_activations(X[i:i + batch_size])[0] for i in range(0, len(X), batch_size)])
+    model.train(was_training)
+    peak = acts.amax(dim=(0, 2), keepdim=True)
+    strong = ((acts >= 0.5 * peak) & (peak > 0)).to(acts.dtype)  # (N, F, P)
+    w = model.config.filter_width
+    near = F.max_pool1d(strong, 2 * w - 1, stride=1, padding=w - 1)
+    counts = strong.sum(dim=(0, 2))
+    share = torch.einsum("nap,nbp->ab", strong, near) / counts.clamp_min(1)[:, None]
+    selective = (counts > 0) & (strong.mean(dim=(0, 2)) <= max_density)
+    n = share.shape[0]
+    pairs = [(a, b, float(share[a, b]), float(share[b, a])) for a in range(n) for b in range(a + 1, n)
+             if selective[a] and selective[b] and share[a, b] >= min_share and share[b, a] >= min_share]
+    dead = [f for f in range(n) if float(peak.flatten()[f]) <= 0]
+    return pairs, dead
+
+
+@torch.no_grad()
+def resample_filter(model, optimizer, f, generator):
+    """Draw filter ``f`` of an ARGMINN model again, with no say in the output until training gives it one.
+
+    Weights: uniform like a fresh Conv1d, rescaled to the median norm of the
+    other filters (if any; dead ones and others drawn in the same epoch
+    included); bias 0; the token projection's columns that read its
+    channels set to zero; its Adam state cleared. Adam's step count is kept
+    (it is per tensor), so with cleared moments the new filter's first
+    updates are a few times the learning rate rather than about it.
+    """
+    conv = model.scanner.conv
+    bound = 1.0 / np.sqrt(conv.weight[0].numel())
+    fresh = (torch.rand(conv.weight[f].shape, generator=generator) * 2 - 1) * bound  # drawn on the CPU, seeded
+    fresh = fresh.to(conv.weight.device, conv.weight.dtype)
+    others = [g for g in range(conv.out_channels) if g != f]
+    if others:  # at the scale the other filters have reached
+        fresh *= conv.weight[others].norm(dim=(1, 2)).median().clamp_min(1e-6) / fresh.norm()
+    conv.weight[f] = fresh
+    conv.bias[f] = 0.0
+    channels = list(model.motif_knockout(f)[1])
+    model.token_proj.weight[:, channels] = 0.0
+    for param in (conv.weight, conv.bias, model.token_proj.weight):
+        state = optimizer.state.get(param, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                if param is model.token_proj.weight:
+                    state[key][:, channels] = 0.0
+                else:
+                    state[key][f] = 0.0
+
+
+@torch.no_grad()
 def evaluate(model, X, y, batch_size=256):
     """(mean BCE, probabilities) of ``model`` on (X, y)."""
     model.eval()
@@ -302,6 +366,52 @@ def _all_reduce_sums(sums, count, info):
     buf = torch.tensor([sums[k] for k in keys] + [count], dtype=torch.float64, device=info.device)
     dist.all_reduce(buf)
     return dict(zip(keys, buf[:-1].tolist())), int(round(buf[-1].item()))
+
+
+def _resample(model, optimizer, tc, epoch, Xt, info):
+    """At the end of (0-based) ``epoch``, draw filters again while the overlap term is on; returns them.
+
+    Up to epoch ``resample_until``, of two selective filters that fire on the
+    same sites (:func:`filters_to_resample`, on a probe of 1024 training rows
+    drawn per epoch from the seed) the one whose knock-out moves the logits
+    less is drawn again: the overlap term keeps a second filter from growing
+    into a motif another filter holds, but once two filters share one it only
+    shrinks both. While the term is still ramping up (the next epoch's weight
+    below full), every filter that never fires on the probe is drawn again
+    too: it gets no gradient any more, and a fresh filter needs the epochs
+    before the term is at full weight to learn a motif (at full weight a
+    dense newcomer is silenced within an epoch, and late newcomers disturbed
+    a trained model). Rank 0 decides and sends the decision to
+    every rank; each rank then draws the same fresh weights from the same
+    seeded generator.
+    """
+    if not (isinstance(model, ARGMINN) and tc.resample_share > 0 and tc.weight_at("overlap", epoch) > 0
+            and epoch + 1 <= tc.resample_until):
+        return []
+
+    def decide():
+        from .motifs import filter_importance
+
+        rows = np.random.default_rng([tc.seed, epoch, 7]).permutation(len(Xt))[:1024]
+        probe = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
+        pairs, dead = filters_to_resample(model, probe, tc.resample_share)
+        # a fresh filter must learn a motif before the term is at full weight, which silences a dense newcomer
+        # within an epoch: dead filters are drawn again only while the term ramps up
+        chosen = dead if tc.weight_at("overlap", epoch + 1) < tc.overlap_weight else []
+        if pairs:
+            importance = filter_importance(model, probe)
+            for a, b, _, _ in pairs:
+                loser = a if importance[a] < importance[b] else b
+                if loser not in chosen:
+                    chosen.append(loser)
+        return chosen
+
+    chosen = _from_rank0(decide, info)
+    model.train()
+    generator = torch.Generator().manual_seed(int(np.random.default_rng([tc.seed, epoch, 8]).integers(2 ** 62)))
+    for f in chosen:
+        resample_filter(model, optimizer, f, generator)
+    return chosen
 
 
 def _broadcast_buffers(model):
@@ -470,9 +580,11 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if info.world > 1:
             sums, count = _all_reduce_sums(sums, count, info)
             _broadcast_buffers(model)
+        resampled = _resample(model, optimizer, tc, epoch, Xt, info)
         val_loss, val_probs = _evaluate_sharded(model, Xv, yv, info)
         val_metrics = classification_metrics(yv, val_probs)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,
+                  **({"resampled": resampled} if resampled else {}),
                   "val_auroc": val_metrics[0]["auroc"], **{f"train_{k}": v / count for k, v in sums.items()}}
         history.append(record)
         if epoch + 1 < tc.settled_epoch:

@@ -121,6 +121,18 @@ def _mp_worker(rank, world, store, out):
         T._evaluate_sharded = real_evaluate
         T.train(TINY, TINY_TC, tiny_data(0), tiny_data(1), os.path.join(out, "resumed"), resume=True,
                 verbose=False)
+
+        # (d) filter resampling: rank 0 decides for every rank (were rank 1 to decide for itself, it would
+        # see no filter to draw again)
+        real_find = T.filters_to_resample
+        T.filters_to_resample = lambda model, X, share: ([(0, 1, 0.9, 0.9)], [2]) if rank == 0 else ([], [])
+        seen = []
+        T._evaluate_sharded = spy
+        resampling = TINY_TC.replace(overlap_warmup=1, overlap_ramp=2, resample_share=0.5, resample_until=2)
+        _, history = T.train(TINY, resampling, tiny_data(0), tiny_data(1), os.path.join(out, "resampled"),
+                             verbose=False)
+        T._evaluate_sharded, T.filters_to_resample = real_evaluate, real_find
+        results["resampled"] = {"epochs": seen, "history": history}
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
         T._evaluate_sharded = real_evaluate
@@ -151,7 +163,7 @@ def test_two_processes_train_like_one(tmp_path):
     last = safe_load_torch(str(tmp_path / "bn" / "last.pt"))
     assert all(torch.equal(last["state_dict"][k], r0["epochs"][-1][k]) for k in last["state_dict"])
     # one set of files, written by rank 0 alone (no stray temporary files)
-    for run in ("nobn", "bn", "resumed"):
+    for run in ("nobn", "bn", "resumed", "resampled"):
         assert sorted(os.listdir(tmp_path / run)) == ["history.json", "last.pt", "model.pt"], run
 
     # (c) a run killed after epoch 1 and resumed ends with the uninterrupted run's weights
@@ -161,6 +173,14 @@ def test_two_processes_train_like_one(tmp_path):
     for key, value in last["state_dict"].items():
         assert torch.equal(resumed["state_dict"][key], value), key
     assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in last["history"]]
+
+    # (d) resampling as rank 0 decided, on both ranks alike
+    drawn = [[h.get("resampled") for h in r["resampled"]["history"]] for r in (r0, r1)]
+    assert drawn[0] == drawn[1]
+    assert drawn[0][0] is None and drawn[0][2] is None and sorted(drawn[0][1]) in ([0, 2], [1, 2])
+    for a, b in zip(r0["resampled"]["epochs"], r1["resampled"]["epochs"], strict=True):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
 
 
 # ------------------------------------------------------------ torchrun + the CLI

@@ -1,0 +1,180 @@
+"""Filter resampling during training: a motif learned twice, unused and dead filters drawn again."""
+
+import pytest
+import torch
+
+from argminn_plugin import ARGMINN, ModelConfig, TrainConfig
+from argminn_plugin.data import one_hot, reverse_complement
+from argminn_plugin.train import filters_to_resample, resample_filter, train
+from conftest import random_onehot
+
+WORD, OTHER = "GACTTA", "CCGTAA"
+CFG = ModelConfig(input_length=40, n_filters=5, filter_width=6, n_layers=1, n_heads=2, head_dim=8, stream_dim=16,
+                  token_dim=8, pos_enc_dim=4)
+
+
+def planted(n=64, seed=0):
+    """Random 40-bp sequences with WORD at 5 (its reverse complement in every other row) and OTHER at 25."""
+    X = random_onehot(n, 40, seed=seed)
+    X[0::2, :, 5:11] = one_hot(WORD)
+    X[1::2, :, 5:11] = reverse_complement(one_hot(WORD)[None])[0]
+    X[:, :, 25:31] = one_hot(OTHER)
+    return X
+
+
+def detectors():
+    """Filter 0 reads WORD, filter 1 its reverse complement (the same motif, learned once per orientation),
+    filter 2 OTHER, filter 3 fires everywhere (dense), filter 4 never fires (dead)."""
+    model = ARGMINN(CFG)
+    with torch.no_grad():
+        conv = model.scanner.conv
+        conv.weight[0] = 2 * one_hot(WORD) - 1
+        conv.weight[1] = 2 * reverse_complement(one_hot(WORD)[None])[0] - 1
+        conv.weight[2] = 2 * one_hot(OTHER) - 1
+        conv.weight[3] = 0.0
+        conv.weight[4] = 2 * one_hot(OTHER) - 1
+        conv.bias[:3] = 1.0 - len(WORD)  # 1 on a perfect match only
+        conv.bias[3] = 1.0
+        conv.bias[4] = -100.0
+    return model
+
+
+def test_a_motif_learned_twice_is_one_duplicate_pair_and_dense_filters_are_not():
+    pairs, dead = filters_to_resample(detectors(), planted(), min_share=0.5)
+    assert [(a, b) for a, b, _, _ in pairs] == [(0, 1)]
+    assert pairs[0][2] == pytest.approx(1.0) and pairs[0][3] == pytest.approx(1.0)
+    assert dead == [4]
+    # at a low share the dense filter would pair with every motif filter, but it is the overlap term's to
+    # sparsify, not a duplicate: only selective filters pair up
+    loose = filters_to_resample(detectors(), planted(), min_share=0.2, max_density=1.0)[0]
+    assert {(a, b) for a, b, _, _ in loose} == {(0, 1), (0, 3), (1, 3), (2, 3)}
+    assert [(a, b) for a, b, _, _ in filters_to_resample(detectors(), planted(), min_share=0.2)[0]] == [(0, 1)]
+
+
+@pytest.mark.parametrize("rc, bn", [(True, True), (False, True), (True, False)])
+def test_a_resampled_filter_has_no_say_until_trained_and_its_adam_state_is_cleared(rc, bn):
+    torch.manual_seed(0)
+    model = ARGMINN(CFG.replace(scan_reverse_complement=rc, batch_norm=bn))
+    X = planted()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(X).square().mean().backward()
+        optimizer.step()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    conv, proj = model.scanner.conv, model.token_proj
+    adam_before = {(id(p), key): optimizer.state[p][key].clone() for p in (conv.weight, conv.bias, proj.weight)
+                   for key in ("exp_avg", "exp_avg_sq")}
+    assert all(v.abs().sum() > 0 for v in adam_before.values())
+    resample_filter(model, optimizer, 1, torch.Generator().manual_seed(0))
+    others = [0, 2, 3, 4]
+    assert not torch.equal(conv.weight[1], before["scanner.conv.weight"][1])
+    with torch.no_grad():
+        assert float(conv.weight[1].norm()) == pytest.approx(float(conv.weight[others].norm(dim=(1, 2)).median()))
+    assert float(conv.bias.detach()[1]) == 0.0
+    assert torch.equal(conv.weight[others], before["scanner.conv.weight"][others])
+    channels = [1, 1 + CFG.n_filters] if rc else [1]  # every strand of filter 1
+    assert torch.all(proj.weight[:, channels] == 0)
+    kept = [c for c in range(proj.weight.shape[1]) if c not in channels]
+    assert torch.equal(proj.weight[:, kept], before["token_proj.weight"][:, kept])
+    for param in (conv.weight, conv.bias, proj.weight):
+        for key in ("exp_avg", "exp_avg_sq"):
+            state, old = optimizer.state[param][key], adam_before[(id(param), key)]
+            if param is proj.weight:
+                assert torch.all(state[:, channels] == 0) and torch.equal(state[:, kept], old[:, kept])
+            else:
+                assert torch.all(state[1] == 0) and torch.equal(state[others], old[others])
+    # the fresh filter does not reach the output: any weights of it give the same predictions
+    model.eval()
+    with torch.no_grad():
+        first = model(X)
+        conv.weight[1] = torch.randn_like(conv.weight[1])
+        conv.bias[1] = 5.0
+        assert torch.allclose(model(X), first, atol=1e-6)
+
+
+@pytest.mark.parametrize("importance, loser", [([0.1, 0.9, 0.5], 0), ([0.9, 0.1, 0.5], 1)])
+def test_the_less_used_filter_of_a_pair_is_drawn_again(tmp_path, monkeypatch, importance, loser):
+    import numpy as np
+
+    import argminn_plugin.motifs as motifs_module
+    import argminn_plugin.train as train_module
+
+    monkeypatch.setattr(train_module, "filters_to_resample", lambda model, X, share: ([(0, 1, 0.9, 0.8)], []))
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array(importance))
+    tc = TrainConfig(max_epochs=2, batch_size=16, overlap_warmup=1, resample_share=0.5, resample_until=2)
+    _, history = train(CFG.replace(n_filters=3, filter_width=5), tc, data(0), data(1), str(tmp_path), verbose=False)
+    assert [h.get("resampled") for h in history] == [None, [loser]]
+
+
+def test_the_only_filter_can_be_resampled():
+    model = ARGMINN(CFG.replace(n_filters=1))
+    optimizer = torch.optim.Adam(model.parameters())
+    old = model.scanner.conv.weight.detach().clone()
+    resample_filter(model, optimizer, 0, torch.Generator().manual_seed(1))
+    assert not torch.equal(model.scanner.conv.weight.detach(), old)
+    assert torch.isfinite(model.scanner.conv.weight).all()
+
+
+def data(seed):
+    X = random_onehot(64, 40, seed=seed)
+    return X, (X[:, 0, :20].sum(1) > 5).float()[:, None]
+
+
+def test_training_resamples_in_its_window_and_resumes_identically(tmp_path, monkeypatch):
+    import argminn_plugin.train as train_module
+
+    # every epoch, filters 0 and 1 look like a duplicate pair and filter 2 like a dead one
+    seen = []
+
+    def fake(model, X, min_share):
+        seen.append((len(X), min_share))
+        return [(0, 1, 0.9, 0.8)], [2]
+
+    monkeypatch.setattr(train_module, "filters_to_resample", fake)
+    tc = TrainConfig(max_epochs=4, batch_size=16, seed=2, overlap_warmup=1, overlap_ramp=2, resample_share=0.5,
+                     resample_until=3)
+    assert tc.settled_epoch == 4  # early stopping waits for the resampling window
+    cfg = CFG.replace(n_filters=3, filter_width=5)
+    whole, history = train(cfg, tc, data(0), data(1), str(tmp_path / "whole"), verbose=False)
+    # epochs 2 and 3: the overlap term is on (not in epoch 1) and resample_until is 3; the dead filter is drawn
+    # again only where the next epoch's weight is still ramping up (after epoch 2, not after epoch 3)
+    drawn = [(h["epoch"], h["resampled"]) for h in history if "resampled" in h]
+    assert [epoch for epoch, _ in drawn] == [2, 3]
+    (_, second), (_, third) = drawn
+    assert second[0] == 2 and second[1] in (0, 1) and len(second) == 2
+    assert third in ([0], [1])
+    assert seen == [(64, 0.5)] * 2
+    # killed during epoch 3 (after epoch 2's checkpoint, just after resampling), then resumed: the same run
+    real, calls = train_module._evaluate_sharded, []
+
+    def crash(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    train_module._evaluate_sharded = crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), verbose=False)
+    finally:
+        train_module._evaluate_sharded = real
+    resumed, _ = train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), resume=True, verbose=False)
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resampling_settings_are_checked():
+    from argminn_plugin import ArgminnError
+
+    with pytest.raises(ArgminnError, match="resample_share"):
+        TrainConfig(resample_share=1.5)
+    with pytest.raises(ArgminnError, match="resample_until"):
+        TrainConfig(resample_until=-1)
+    # settings under which resampling could never run
+    with pytest.raises(ArgminnError, match="'resample_until' \\(10\\) above 'overlap_warmup' \\(10\\)"):
+        TrainConfig(resample_share=0.5, resample_until=10, overlap_warmup=10)
+    with pytest.raises(ArgminnError, match="'overlap_weight' must be > 0"):
+        TrainConfig(resample_share=0.5, resample_until=10, overlap_weight=0.0)
+    TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10)  # fine
