@@ -125,7 +125,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     import os
 
     from .fileio import atomic_write, check_writable, pyplot, save_png
-    from .interpret import annotation_from_table, call_instances
+    from .interpret import call_instances, read_annotation
     from .motifs import read_meme
 
     os.makedirs(out_dir, exist_ok=True)
@@ -134,7 +134,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     if len(syntax) == 0:
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
     rule = syntax.iloc[0]
-    annotation = annotation_from_table(pd.read_csv(os.path.join(motif_dir, "motifs.tsv"), sep="\t"))
+    annotation, active = read_annotation(motif_dir)
     ppms = read_meme(os.path.join(motif_dir, "motifs.meme"))
     by_name = {ann["name"]: f for f, ann in annotation.items()}
     motifs = []
@@ -154,7 +154,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                                  "median": float(np.median(probs)), "min": probs.min(), "max": probs.max()}
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} +{rule['spacing']} bp, "
                              f"{rule['orientation']} strand")
-    calls = call_instances(model, positives, annotation) if positives is not None else None
+    calls = call_instances(model, positives, annotation, filters=active) if positives is not None else None
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
                             int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state)
     with atomic_write(os.path.join(out_dir, "effects.tsv"), force=True) as handle:

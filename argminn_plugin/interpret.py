@@ -24,8 +24,13 @@ from .errors import ArgminnError
 
 
 @torch.no_grad()
-def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0):
+def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0, filters=None):
     """Per sequence and scanner position: the attention score, top filter, its activation and strand.
+
+    ``filters``: the filters a position may point at (default: every filter),
+    e.g. the active ones of :func:`argminn_plugin.motifs.extract_motifs`, so
+    that a filter the model does not use cannot take a position from a motif;
+    the heads are then weighted by the activation of those filters alone.
 
     Heads differ in what they look at: some follow motif hits, others sit on
     background. Each (layer, head) is weighted by how much motif activation
@@ -39,10 +44,19 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
 
     X = check_X(X, model.config.input_length)
     model = model.to(device).eval()
+    chosen = torch.arange(model.config.n_filters)
+    if filters is not None:
+        given = list(filters)
+        if not given or not all(isinstance(f, (int, np.integer)) and 0 <= f < model.config.n_filters
+                                for f in given):
+            raise ArgminnError(f"instances: 'filters' must name at least one of filters 0..{model.config.n_filters - 1}, "
+                               f"got {given}")
+        chosen = torch.as_tensor(sorted(int(f) for f in given), dtype=torch.long)
     out = {k: [] for k in ("attention", "filter", "activation", "strand")}
     for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
         parts = model.interims(X[i:i + batch_size].to(device))
-        act, filt = parts["activations"].max(1)  # (n, P)
+        act, pick = parts["activations"][:, chosen.to(device)].max(1)  # (n, P)
+        filt = chosen.to(device)[pick]
         strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
         for k, v in zip(out, (torch.stack(parts["attention"], 1), filt, act, strand)):
             out[k].append(v.cpu())
@@ -72,6 +86,25 @@ def annotation_from_table(table, q_threshold=0.05):
     return out
 
 
+def read_annotation(motif_dir, q_threshold=0.05):
+    """(annotation, active filters) from ``motif_dir/motifs.tsv``, as ``argminn motifs`` writes it.
+
+    The active filters are the ones instances may point at (``filters`` of
+    :func:`call_instances`; none active: no calls); None for a table without
+    an ``active`` column.
+    """
+    import os
+
+    path = os.path.join(motif_dir, "motifs.tsv")
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
+    table = pd.read_csv(path, sep="\t")
+    active = None
+    if "active" in table:
+        active = [int(f) for f in table.loc[table["active"].astype(bool), "filter"]]
+    return annotation_from_table(table, q_threshold), active
+
+
 def _coordinates(p, minus, width, ann):
     """(start, end, minus) of a call at scanner position p in the annotated motif's frame."""
     lo, hi = ann.get("lo", 0), ann.get("hi", width)
@@ -84,7 +117,7 @@ def _coordinates(p, minus, width, ann):
 
 
 def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verbose=False, min_separation=None,
-                   max_per_sequence=None, min_attention=0.0, head_power=4.0):
+                   max_per_sequence=None, min_attention=0.0, head_power=4.0, filters=None):
     """Motif instances by tracing attention back to the scanner, in one forward pass.
 
     annotation: optional {filter: {...}} from :func:`annotation_from_table`
@@ -94,12 +127,18 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     strand, attention, activation, rank (within its sequence). start/end are
     the motif's span, which may reach past the sequence's ends where the
     filter fires at an edge (spacings and effects stay exact; the BED that
-    :func:`instance_report` writes is clipped to the window).
+    :func:`instance_report` writes is clipped to the window). ``filters``:
+    the filters calls may point at (default: all; see :func:`attention_scan`;
+    none: no calls).
     """
     w = model.config.filter_width
-    scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power)
-    sep = min_separation or w
     rows = []
+    filters = None if filters is None else list(filters)
+    if filters == []:  # no motif to point at: no calls
+        scan = {"attention": np.zeros((0, 0))}
+    else:
+        scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power, filters)
+    sep = min_separation or w
     for n in range(scan["attention"].shape[0]):
         att = scan["attention"][n]
         taken = []
@@ -243,11 +282,11 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     os.makedirs(out_dir, exist_ok=True)
     for name in names:
         check_writable(os.path.join(out_dir, name), force)
-    table_path = os.path.join(motif_dir, "motifs.tsv")
-    if not os.path.isfile(table_path):
-        raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
-    annotation = annotation_from_table(pd.read_csv(table_path, sep="\t"))
-    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device)
+    annotation, active = read_annotation(motif_dir)
+    if active == []:
+        raise ArgminnError(f"{motif_dir}/motifs.tsv: no active filter (the model uses none of its filters as a "
+                           "motif), so there are no instances to call")
+    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active)
     window_start = bed["start"].to_numpy() + (bed["end"].to_numpy() - bed["start"].to_numpy()) // 2 \
         - model.config.input_length // 2
     calls.insert(1, "chrom", bed["chrom"].to_numpy()[calls["sequence"]])
@@ -295,14 +334,9 @@ def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch
 
     from .variants import variant_windows
 
-    annotation = None
-    if motif_dir:
-        table_path = os.path.join(motif_dir, "motifs.tsv")
-        if not os.path.isfile(table_path):
-            raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
-        annotation = annotation_from_table(pd.read_csv(table_path, sep="\t"))
+    annotation, active = read_annotation(motif_dir) if motif_dir else (None, None)
     X, subs, _ = variant_windows(variants, fasta, model.config.input_length, offset=offset)
-    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device)
+    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active)
     pos = subs[:, 1].numpy()
     hits = calls[(calls["start"] <= pos[calls["sequence"]]) & (pos[calls["sequence"]] < calls["end"])]
     best = hits.sort_values("attention", ascending=False, kind="stable").drop_duplicates("sequence")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from argminn_plugin import ArgminnError
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.interpret import _coordinates, coverage_curve, instance_report, syntax_readout
 from argminn_plugin.kipoi_support import KipoiModel
@@ -127,3 +128,24 @@ def test_design_by_learned_syntax(default_run):
         "marginalize FOXA2 given HNF4A (learned syntax)"] - 3
     assert effects["ablate called HNF4A instance in positives"] < -2
     assert effects["ablate called FOXA2 instance in positives"] < -2
+
+
+def test_instances_point_only_at_the_filters_given():
+    """A filter left out (one the model does not use) cannot take a position from a motif."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.interpret import call_instances
+    from conftest import random_onehot
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4)).eval()
+    X = random_onehot(8, 40, seed=3)
+    every = call_instances(model, X)
+    assert set(every["filter"]) == {0, 1, 2}
+    some = call_instances(model, X, filters=[2, 0])
+    assert set(some["filter"]) <= {0, 2} and len(some) > 0
+    assert call_instances(model, X, filters=[]).empty
+    assert call_instances(model, X, filters=(f for f in [0, 2])).equals(call_instances(model, X, filters=[0, 2]))
+    for bad in ([3], [-1], [0.5]):
+        with pytest.raises(ArgminnError, match="'filters' must name at least one of filters 0..2"):
+            call_instances(model, X, filters=bad)
