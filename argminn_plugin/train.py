@@ -165,23 +165,38 @@ def filters_to_resample(model, X, min_share, max_density=0.05, batch_size=256):
     the other's (either strand; without reverse-complement scanning a motif
     learned once per orientation fires on different sites and is not seen):
     one motif learned twice. Returns ([(a, b, share_ab, share_ba)], [dead
-    filters]) where a dead filter never fires on X.
+    filters]) where a dead filter never fires on X. Runs in batches of
+    ``batch_size`` rows (two passes: peaks, then co-firing counts), so memory
+    does not grow with len(X); the counts are exact, so the batch size does
+    not change the result.
     """
     was_training = model.training
     model.eval()
-    acts = torch.cat([model.motif_activations(X[i:i + batch_size])[0] for i in range(0, len(X), batch_size)])
-    model.train(was_training)
-    peak = acts.amax(dim=(0, 2), keepdim=True)
-    strong = ((acts >= 0.5 * peak) & (peak > 0)).to(acts.dtype)  # (N, F, P)
-    w = model.config.filter_width
-    near = F.max_pool1d(strong, 2 * w - 1, stride=1, padding=w - 1)
-    counts = strong.sum(dim=(0, 2))
-    share = torch.einsum("nap,nbp->ab", strong, near) / counts.clamp_min(1)[:, None]
-    selective = (counts > 0) & (strong.mean(dim=(0, 2)) <= max_density)
-    n = share.shape[0]
+    try:
+        batches = range(0, len(X), batch_size)
+        peak = None
+        for i in batches:
+            top = model.motif_activations(X[i:i + batch_size])[0].amax(dim=(0, 2))
+            peak = top if peak is None else torch.maximum(peak, top)
+        w = model.config.filter_width
+        n = peak.shape[0]
+        together = torch.zeros(n, n, dtype=torch.float64, device=peak.device)
+        counts = torch.zeros(n, dtype=torch.float64, device=peak.device)
+        positions = 0
+        for i in batches:
+            acts = model.motif_activations(X[i:i + batch_size])[0]
+            strong = ((acts >= 0.5 * peak[:, None]) & (peak[:, None] > 0)).to(acts.dtype)  # (n, F, P)
+            near = F.max_pool1d(strong, 2 * w - 1, stride=1, padding=w - 1)
+            together += torch.einsum("nap,nbp->ab", strong, near).double()
+            counts += strong.sum(dim=(0, 2)).double()
+            positions += strong.shape[0] * strong.shape[2]
+    finally:
+        model.train(was_training)
+    share = together / counts.clamp_min(1)[:, None]
+    selective = (counts > 0) & (counts / max(positions, 1) <= max_density)
     pairs = [(a, b, float(share[a, b]), float(share[b, a])) for a in range(n) for b in range(a + 1, n)
              if selective[a] and selective[b] and share[a, b] >= min_share and share[b, a] >= min_share]
-    dead = [f for f in range(n) if float(peak.flatten()[f]) <= 0]
+    dead = [f for f in range(n) if float(peak[f]) <= 0]
     return pairs, dead
 
 

@@ -49,6 +49,16 @@ def test_a_motif_learned_twice_is_one_duplicate_pair_and_dense_filters_are_not()
     loose = filters_to_resample(detectors(), planted(), min_share=0.2, max_density=1.0)[0]
     assert {(a, b) for a, b, _, _ in loose} == {(0, 1), (0, 3), (1, 3), (2, 3)}
     assert [(a, b) for a, b, _, _ in filters_to_resample(detectors(), planted(), min_share=0.2)[0]] == [(0, 1)]
+    # in batches (peaks first, then exact co-firing counts), the same answer whatever the batch size
+    for batch_size in (1, 7, 1000):
+        assert filters_to_resample(detectors(), planted(), min_share=0.2, max_density=1.0,
+                                   batch_size=batch_size) == filters_to_resample(detectors(), planted(),
+                                                                                 min_share=0.2, max_density=1.0)
+    torch.manual_seed(1)  # random filters: every row has its own peaks, so the peak must be over all rows
+    model, X = ARGMINN(CFG), random_onehot(50, 40, seed=4)
+    whole = filters_to_resample(model, X, min_share=0.0, max_density=1.0)
+    assert len(whole[0]) == 10 and whole == filters_to_resample(model, X, min_share=0.0, max_density=1.0,
+                                                                  batch_size=3)
 
 
 @pytest.mark.parametrize("rc, bn", [(True, True), (False, True), (True, False)])
