@@ -170,6 +170,8 @@ def filters_to_resample(model, X, min_share, max_density=0.05, batch_size=256):
     does not grow with len(X); the counts are exact, so the batch size does
     not change the result.
     """
+    if len(X) == 0:
+        raise ArgminnError("filters_to_resample: X holds no sequences to look at the filters on")
     was_training = model.training
     model.eval()
     try:

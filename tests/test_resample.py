@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from argminn_plugin import ARGMINN, ModelConfig, TrainConfig
+from argminn_plugin import ARGMINN, ArgminnError, ModelConfig, TrainConfig
 from argminn_plugin.data import one_hot, reverse_complement
 from argminn_plugin.train import filters_to_resample, resample_filter, train
 from conftest import random_onehot
@@ -54,6 +54,8 @@ def test_a_motif_learned_twice_is_one_duplicate_pair_and_dense_filters_are_not()
         assert filters_to_resample(detectors(), planted(), min_share=0.2, max_density=1.0,
                                    batch_size=batch_size) == filters_to_resample(detectors(), planted(),
                                                                                  min_share=0.2, max_density=1.0)
+    with pytest.raises(ArgminnError, match="X holds no sequences"):
+        filters_to_resample(detectors(), planted()[:0], min_share=0.5)
     torch.manual_seed(1)  # random filters: every row has its own peaks, so the peak must be over all rows
     model, X = ARGMINN(CFG), random_onehot(50, 40, seed=4)
     whole = filters_to_resample(model, X, min_share=0.0, max_density=1.0)
