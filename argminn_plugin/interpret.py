@@ -44,19 +44,22 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
 
     X = check_X(X, model.config.input_length)
     model = model.to(device).eval()
-    chosen = torch.arange(model.config.n_filters)
+    chosen = None  # every filter
     if filters is not None:
         given = list(filters)
         if not given or not all(isinstance(f, (int, np.integer)) and 0 <= f < model.config.n_filters
                                 for f in given):
             raise ArgminnError(f"instances: 'filters' must name at least one of filters 0..{model.config.n_filters - 1}, "
                                f"got {given}")
-        chosen = torch.as_tensor(sorted(int(f) for f in given), dtype=torch.long)
+        chosen = torch.as_tensor(sorted(int(f) for f in given), dtype=torch.long, device=device)
     out = {k: [] for k in ("attention", "filter", "activation", "strand")}
     for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
         parts = model.interims(X[i:i + batch_size].to(device))
-        act, pick = parts["activations"][:, chosen.to(device)].max(1)  # (n, P)
-        filt = chosen.to(device)[pick]
+        if chosen is None:
+            act, filt = parts["activations"].max(1)  # (n, P)
+        else:
+            act, pick = parts["activations"][:, chosen].max(1)
+            filt = chosen[pick]
         strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
         for k, v in zip(out, (torch.stack(parts["attention"], 1), filt, act, strand)):
             out[k].append(v.cpu())
@@ -99,10 +102,12 @@ def read_annotation(motif_dir, q_threshold=0.05):
     if not os.path.isfile(path):
         raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
     table = pd.read_csv(path, sep="\t")
-    active = None
-    if "active" in table:
-        active = [int(f) for f in table.loc[table["active"].astype(bool), "filter"]]
-    return annotation_from_table(table, q_threshold), active
+    return annotation_from_table(table, q_threshold), active_filters(table) if "active" in table else None
+
+
+def active_filters(table):
+    """The filters marked active in a motif table (``motifs.tsv``, or :func:`argminn_plugin.motifs.extract_motifs`'s)."""
+    return [int(f) for f in table.loc[table["active"].astype(bool), "filter"]]
 
 
 def _coordinates(p, minus, width, ann):

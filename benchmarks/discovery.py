@@ -53,7 +53,7 @@ from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.fileio import atomic_write, pyplot, safe_load_torch, save_png
-from argminn_plugin.interpret import call_instances, coverage_curve, fimo_instances
+from argminn_plugin.interpret import active_filters, call_instances, coverage_curve, fimo_instances
 from argminn_plugin.motifs import column_for_id, extract_motifs, jaspar_database, tomtom_qvalues, write_meme
 from argminn_plugin.simulate import planted_instances
 from argminn_plugin.train import classification_metrics, evaluate, load_model, train
@@ -195,8 +195,7 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
         table, motifs = extract_motifs(model, Xpos_train)
     if method == "ARGMINN":
         annotation = {int(r.filter): {"name": r.name, "lo": int(r.start), "hi": int(r.end)} for r in table.itertuples()}
-        active = [int(r.filter) for r in table.itertuples() if r.active]
-        calls = call_instances(model, Xpos_test, annotation, filters=active)
+        calls = call_instances(model, Xpos_test, annotation, filters=active_filters(table))
     else:
         calls = fimo_instances(motifs, Xpos_test)
     interpret_seconds = time.time() - t1
