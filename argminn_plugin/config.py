@@ -192,6 +192,11 @@ class TrainConfig(_Config):
     # fires. Early stopping counts from the epoch after `resample_until`.
     resample_share: float = 0.0
     resample_until: int = 0
+    # Learning-rate decay on a plateau (`lr_decay` 1: off): once early stopping
+    # counts (`settled_epoch`), every `lr_patience` epochs in a row without a
+    # better validation loss multiply the learning rate by `lr_decay`.
+    lr_decay: float = 1.0
+    lr_patience: int = 3
     num_threads: int = 0  # 0: leave torch's default
 
     def __post_init__(self):
@@ -216,6 +221,10 @@ class TrainConfig(_Config):
                                f"({self.resample_until}) above 'overlap_warmup' ({self.overlap_warmup})")
         if self.learning_rate <= 0:
             raise ArgminnError(f"TrainConfig: 'learning_rate' must be > 0, got {self.learning_rate}")
+        if not 0 < self.lr_decay <= 1:
+            raise ArgminnError(f"TrainConfig: 'lr_decay' must be in (0, 1] (1: no decay), got {self.lr_decay}")
+        if self.lr_patience < 1:
+            raise ArgminnError(f"TrainConfig: 'lr_patience' must be >= 1, got {self.lr_patience}")
         for name in ("overlap", "l1", "entropy"):
             if getattr(self, name + "_weight") < 0:
                 raise ArgminnError(f"TrainConfig: '{name}_weight' must be >= 0")

@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 
@@ -133,3 +134,59 @@ def test_early_stopping_waits_for_the_regularizers(tmp_path, monkeypatch):
     assert state["stop"]["best_epoch"] == 4  # the first epoch at full weight, not epoch 1
     assert len(history) == 5  # patience counted from epoch 4 on
     assert TrainConfig().settled_epoch == 1  # no warm-up: early stopping as before
+
+
+def test_learning_rate_decays_on_a_plateau_and_resumes_identically(tmp_path, monkeypatch):
+    """With lr_decay < 1, every lr_patience epochs in a row without a better validation loss (counted once the
+    regularizers are at full weight) halve the learning rate; it is saved with the optimizer, so a resumed
+    run decays at the same epochs and ends with the same weights."""
+    import argminn_plugin.train as train_module
+
+    real = train_module._evaluate_sharded
+    # epochs 1-2 warm up (worse losses there count for nothing), 3 best, 4-5 worse -> decay after 5,
+    # 6 best (the count starts again), 7 worse, 8 worse -> decay after 8
+    script = [5.0, 6.0, 1.0, 1.1, 1.2, 0.9, 0.95, 0.97]
+
+    def run(out, crash_at=None):
+        calls = []
+
+        def evaluate(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == crash_at:
+                raise KeyboardInterrupt
+            epoch = len(saved_history(out))  # the epoch being evaluated (0-based): those saved so far
+            return script[epoch], real(*args, **kwargs)[1]
+
+        monkeypatch.setattr(train_module, "_evaluate_sharded", evaluate)
+        return train(CFG, tc, data(0), data(1), out, resume=crash_at is None and os.path.exists(out),
+                     verbose=False)
+
+    def saved_history(out):
+        path = os.path.join(out, "history.json")
+        if not os.path.exists(path):
+            return []
+        with open(path) as handle:
+            return json.load(handle)
+
+    tc = TrainConfig(max_epochs=8, batch_size=16, patience=10, l1_warmup=2, lr_decay=0.5, lr_patience=2)
+    assert tc.settled_epoch == 3
+    whole_dir = str(tmp_path / "whole")
+    whole, history = run(whole_dir)
+    decays = {h["epoch"]: h["learning_rate"] for h in history if "learning_rate" in h}
+    assert decays == {5: 5e-4, 8: 2.5e-4}
+    state = safe_load_torch(os.path.join(whole_dir, "last.pt"))
+    assert all(group["lr"] == 2.5e-4 for group in state["optimizer"]["param_groups"])
+    assert state["stop"]["best_epoch"] == 6
+    # killed while evaluating epoch 8 (after epoch 7, one epoch into a plateau), then resumed
+    cut_dir = str(tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        run(cut_dir, crash_at=8)
+    resumed, resumed_history = run(cut_dir)
+    assert [h.get("learning_rate") for h in resumed_history] == [h.get("learning_rate") for h in history]
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # off by default, and the settings are checked
+    assert TrainConfig().lr_decay == 1.0
+    for bad in ({"lr_decay": 0.0}, {"lr_decay": 1.5}, {"lr_patience": 0}):
+        with pytest.raises(ArgminnError, match=list(bad)[0]):
+            TrainConfig(**bad)
