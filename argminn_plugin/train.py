@@ -634,6 +634,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if verbose:
             print(f"epoch {epoch + 1}: train loss {record['train_task']:.4f}  val loss {val_loss:.4f}  "
                   f"val auROC {record['val_auroc']:.4f}  ({record['seconds']} s)"
-                  + ("  [best]" if stop["best_epoch"] == epoch + 1 else ""))
+                  + ("  [best]" if stop["best_epoch"] == epoch + 1 else "")
+                  + (f"  learning rate now {record['learning_rate']:.3g}" if "learning_rate" in record else ""))
     # rank 0 reads the best model and sends it to the others
     return model_from_payload(_from_rank0(lambda: safe_load_torch(best_path), info), best_path), history

@@ -143,9 +143,9 @@ def test_learning_rate_decays_on_a_plateau_and_resumes_identically(tmp_path, mon
     import argminn_plugin.train as train_module
 
     real = train_module._evaluate_sharded
-    # epochs 1-2 warm up (worse losses there count for nothing), 3 best, 4-5 worse -> decay after 5,
-    # 6 best (the count starts again), 7 worse, 8 worse -> decay after 8
-    script = [5.0, 6.0, 1.0, 1.1, 1.2, 0.9, 0.95, 0.97]
+    # epochs 1-2 warm up (worse losses there count for nothing), 3 best, 4 worse, 5 best (the count starts
+    # again), 6-7 worse -> decay after 7 (the count starts again), 8-9 worse -> decay after 9, 10 best
+    script = [5.0, 6.0, 1.0, 1.1, 0.9, 0.95, 0.97, 0.98, 0.99, 0.85]
 
     def run(out, crash_at=None):
         calls = []
@@ -168,19 +168,19 @@ def test_learning_rate_decays_on_a_plateau_and_resumes_identically(tmp_path, mon
         with open(path) as handle:
             return json.load(handle)
 
-    tc = TrainConfig(max_epochs=8, batch_size=16, patience=10, l1_warmup=2, lr_decay=0.5, lr_patience=2)
+    tc = TrainConfig(max_epochs=10, batch_size=16, patience=10, l1_warmup=2, lr_decay=0.5, lr_patience=2)
     assert tc.settled_epoch == 3
     whole_dir = str(tmp_path / "whole")
     whole, history = run(whole_dir)
     decays = {h["epoch"]: h["learning_rate"] for h in history if "learning_rate" in h}
-    assert decays == {5: 5e-4, 8: 2.5e-4}
+    assert decays == {7: 5e-4, 9: 2.5e-4}
     state = safe_load_torch(os.path.join(whole_dir, "last.pt"))
     assert all(group["lr"] == 2.5e-4 for group in state["optimizer"]["param_groups"])
-    assert state["stop"]["best_epoch"] == 6
-    # killed while evaluating epoch 8 (after epoch 7, one epoch into a plateau), then resumed
+    assert state["stop"]["best_epoch"] == 10
+    # killed while evaluating epoch 9 (after epoch 8, one epoch into a plateau), then resumed
     cut_dir = str(tmp_path / "cut")
     with pytest.raises(KeyboardInterrupt):
-        run(cut_dir, crash_at=8)
+        run(cut_dir, crash_at=9)
     resumed, resumed_history = run(cut_dir)
     assert [h.get("learning_rate") for h in resumed_history] == [h.get("learning_rate") for h in history]
     a, b = whole.state_dict(), resumed.state_dict()
