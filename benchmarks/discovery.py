@@ -95,7 +95,7 @@ PATIENCE = 15
 # term ramps up (epochs 11-19). Early stopping counts from epoch 31.
 # The L1 and entropy terms are warmed up and ramped like the overlap term: L1
 # under Adam from the first step shrank the filters' summed |weight| from ~19
-# to 1-3 within a few epochs (a plateau on or_pairs, nothing learned on
+# to 0.5-3.4 within 3-4 epochs (a plateau on or_pairs, nothing learned on
 # fixed_spacing once entropy was off too), and the entropy term on from the
 # start sharpened the heads onto one motif of a pair within a few epochs
 # (GATA1 of and_pair then got no attention and no gradient). Either warm-up
