@@ -442,7 +442,8 @@ def _broadcast_buffers(model):
 # --------------------------------------------------------------------- training
 
 def _same_training(saved, current):
-    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it, aside).
+    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it, and
+    lr_patience without a learning-rate decay aside).
 
     The saved one is read through TrainConfig first, so a checkpoint written
     before a key existed compares as that key's default.
@@ -451,8 +452,12 @@ def _same_training(saved, current):
         saved = TrainConfig.from_dict(saved).to_dict()
     except ArgminnError:
         return False
-    return {k: v for k, v in saved.items() if k != "num_threads"} == \
-        {k: v for k, v in current.items() if k != "num_threads"}
+
+    def what_trains(config):  # lr_patience does nothing without a decay
+        skip = {"num_threads"} | ({"lr_patience"} if config.get("lr_decay") == 1 else set())
+        return {k: v for k, v in config.items() if k not in skip}
+
+    return what_trains(saved) == what_trains(current)
 
 
 def _state(model, optimizer, epoch, stop, history, train_cfg):

@@ -54,6 +54,13 @@ def test_resume_with_other_config_is_refused(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert len(history) == 1
+    # nor lr_patience while there is no decay; with a decay it changes the training
+    _, history = train(CFG, TrainConfig(max_epochs=1, batch_size=32, lr_patience=7), data(0), data(1),
+                       str(tmp_path), resume=True, verbose=False)
+    assert len(history) == 1
+    with pytest.raises(ArgminnError, match="different model or training config"):
+        train(CFG, TrainConfig(max_epochs=1, batch_size=32, lr_decay=0.5), data(0), data(1), str(tmp_path),
+              resume=True, verbose=False)
     # a checkpoint written before a TrainConfig key existed resumes as that key's default
     last = tmp_path / "last.pt"
     state = safe_load_torch(str(last))
