@@ -540,7 +540,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
     model = build_model(architecture_of(mc), mc).to(info.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
     start_epoch, history = 0, []
-    stop = {"best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0, "lr_bad_epochs": 0, "done": False}
+    stop = {"best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False}
     if state is not None:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
@@ -615,17 +615,16 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             # regularizer is at full weight, nor count towards patience.
             stop.update(best_loss=float("inf"), best_epoch=epoch + 1, bad_epochs=0)
         elif val_loss < stop["best_loss"] - tc.min_delta:
-            stop.update(best_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0, lr_bad_epochs=0)
+            stop.update(best_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
         else:
             stop["bad_epochs"] += 1
             if stop["bad_epochs"] >= tc.patience:
                 stop["done"] = True
-            # the learning rate lives in the optimizer's state, saved with it in last.pt
-            stop["lr_bad_epochs"] = stop.get("lr_bad_epochs", 0) + 1
-            if tc.lr_decay < 1 and stop["lr_bad_epochs"] >= tc.lr_patience:
+            # every lr_patience epochs of the plateau; the learning rate lives in the optimizer's state,
+            # saved with it (and the plateau's length, bad_epochs) in last.pt
+            if tc.lr_decay < 1 and stop["bad_epochs"] % tc.lr_patience == 0:
                 for group in optimizer.param_groups:
                     group["lr"] *= tc.lr_decay
-                stop["lr_bad_epochs"] = 0
                 record["learning_rate"] = optimizer.param_groups[0]["lr"]
 
         def write_epoch():  # rank 0; a failure is raised on every rank, none is left waiting
