@@ -121,6 +121,26 @@ def _coordinates(p, minus, width, ann):
     return start, start + w_t, minus != ann["flip"]
 
 
+def _calls_from_scan(scan, annotation, w, sep, min_attention, max_per_sequence):
+    """Rows of :func:`call_instances`: per sequence, positions by falling attention, at least ``sep`` apart."""
+    rows = []
+    for n in range(scan["attention"].shape[0]):
+        att = scan["attention"][n]
+        taken = []
+        for p in np.argsort(-att, kind="stable"):
+            if att[p] <= min_attention or (max_per_sequence and len(taken) >= max_per_sequence):
+                break
+            if scan["activation"][n, p] <= 0 or any(abs(p - q) < sep for q in taken):
+                continue
+            taken.append(p)
+            f = int(scan["filter"][n, p])
+            ann = (annotation or {}).get(f, {})
+            start, end, minus = _coordinates(int(p), bool(scan["strand"][n, p]), w, ann)
+            rows.append((n, f, ann.get("name", f"filter{f}"), start, end, "-" if minus else "+", float(att[p]),
+                         float(scan["activation"][n, p]), len(taken)))
+    return rows
+
+
 def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verbose=False, min_separation=None,
                    max_per_sequence=None, min_attention=0.0, head_power=4.0, filters=None):
     """Motif instances by tracing attention back to the scanner, in one forward pass.
@@ -137,27 +157,11 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     none: no calls).
     """
     w = model.config.filter_width
-    rows = []
     filters = None if filters is None else list(filters)
-    if filters == []:  # no motif to point at: no calls
-        scan = {"attention": np.zeros((0, 0))}
-    else:
+    rows = []
+    if filters != []:  # none: no motif to point at, no calls
         scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power, filters)
-    sep = min_separation or w
-    for n in range(scan["attention"].shape[0]):
-        att = scan["attention"][n]
-        taken = []
-        for p in np.argsort(-att, kind="stable"):
-            if att[p] <= min_attention or (max_per_sequence and len(taken) >= max_per_sequence):
-                break
-            if scan["activation"][n, p] <= 0 or any(abs(p - q) < sep for q in taken):
-                continue
-            taken.append(p)
-            f = int(scan["filter"][n, p])
-            ann = (annotation or {}).get(f, {})
-            start, end, minus = _coordinates(int(p), bool(scan["strand"][n, p]), w, ann)
-            rows.append((n, f, ann.get("name", f"filter{f}"), start, end, "-" if minus else "+", float(att[p]),
-                         float(scan["activation"][n, p]), len(taken)))
+        rows = _calls_from_scan(scan, annotation, w, min_separation or w, min_attention, max_per_sequence)
     calls = pd.DataFrame(rows, columns=["sequence", "filter", "motif", "start", "end", "strand", "attention",
                                         "activation", "rank"])
     return calls.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
