@@ -39,22 +39,20 @@ def filter_overlap_loss(acts, mags, n_groups=None):
     w = mags.shape[1]
     n_groups = n_groups or k
     ov_a, ov_b = overlap_tables(mags)  # (K, D), D = 2W - 1 offsets
-    top_val, top = acts.detach().max(dim=1)  # (N, P)
-    mask = (top_val > 0).to(acts.dtype)
-    # Only dense contractions and strided views below (no scatter/index_put in
-    # the backward pass), so the result is bitwise reproducible on any number
-    # of threads.
-    onehot_top = torch.nn.functional.one_hot(top, k).to(acts.dtype)  # (N, P, K)
+    # What channel a would pay as the top channel at position i, for every a:
+    # y[n, a, i] = sum over other filters' channels c and offsets d of
+    # ov_a[a, d] ov_b[c, d] acts[n, c, i + d], one convolution of the
+    # activations with a (K, K, D) kernel (zero between a filter's own
+    # channels). Its cost and memory are those of a small Conv1d, linear in P;
+    # no (N, K, P, D) window tensor is built. The top channel's entry is then
+    # picked with a one-hot product (dense, no gather/scatter in the backward pass).
     group = torch.arange(k, device=acts.device) % n_groups
-    same_group = (group[:, None] == group[None, :]).to(acts.dtype)  # (K, K)
-    onehot_own = onehot_top @ same_group  # (N, P, K): every channel of the top filter
-
-    # windows[n, c, i, d] = acts[n, c, i + d - (W - 1)] (zero outside the sequence)
-    windows = torch.nn.functional.pad(acts, (w - 1, w - 1)).unfold(2, 2 * w - 1, 1)  # (N, K, P, D)
-    # Overlap mass of every channel firing at offset d, except the top filter's own channels.
-    other = torch.einsum("nic,ncid,cd->nid", 1 - onehot_own, windows, ov_b)
-    first = onehot_top @ ov_a  # (N, P, D): ov_a of the top channel
-    per_position = (first * other).sum(-1) * mask
+    other_filter = (group[:, None] != group[None, :]).to(acts.dtype)  # (K, K)
+    kernel = ov_a[:, None, :] * ov_b[None, :, :] * other_filter[:, :, None]  # (K, K, D)
+    paid = torch.nn.functional.conv1d(acts, kernel, padding=w - 1)  # (N, K, P)
+    top_val, top = acts.detach().max(dim=1)  # (N, P)
+    picked = torch.nn.functional.one_hot(top, k).to(acts.dtype).transpose(1, 2)  # (N, K, P)
+    per_position = (paid * picked).sum(1) * (top_val > 0).to(acts.dtype)
     total_weight = mags[:n_groups].sum().clamp_min(1e-12)
     return per_position.sum(1).mean() / total_weight
 
