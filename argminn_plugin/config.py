@@ -192,6 +192,14 @@ class TrainConfig(_Config):
     # fires. Early stopping counts from the epoch after `resample_until`.
     resample_share: float = 0.0
     resample_until: int = 0
+    # Also while the term ramps up (`resample_unused` 0: off): a filter the
+    # model does not use -- knocking it out moves the logits by less than
+    # `resample_unused` times what knocking out the most used filter does --
+    # is drawn again, unless it was drawn in the last `resample_grace` epochs
+    # (a fresh filter has no say in the output at first: it gets that many
+    # epochs to become used). Needs `resample_share` > 0.
+    resample_unused: float = 0.0
+    resample_grace: int = 4
     # Learning-rate decay on a plateau (`lr_decay` 1: off): once early stopping
     # counts (`settled_epoch`), every `lr_patience` epochs in a row without a
     # better validation loss multiply the learning rate by `lr_decay`.
@@ -215,6 +223,13 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'resample_share' must be in [0, 1], got {self.resample_share}")
         if self.resample_until < 0:
             raise ArgminnError(f"TrainConfig: 'resample_until' must be >= 0, got {self.resample_until}")
+        if not 0 <= self.resample_unused < 1:
+            raise ArgminnError(f"TrainConfig: 'resample_unused' must be in [0, 1), got {self.resample_unused}")
+        if self.resample_grace < 1:
+            raise ArgminnError(f"TrainConfig: 'resample_grace' must be >= 1, got {self.resample_grace}")
+        if self.resample_unused > 0 and self.resample_share == 0:
+            raise ArgminnError("TrainConfig: 'resample_unused' > 0 draws filters again during filter "
+                               "resampling: it needs 'resample_share' > 0")
         if self.resample_share > 0 and (self.overlap_weight == 0 or self.resample_until <= self.overlap_warmup):
             raise ArgminnError("TrainConfig: filter resampling runs while the overlap term is on: with "
                                "'resample_share' > 0, 'overlap_weight' must be > 0 and 'resample_until' "

@@ -385,7 +385,7 @@ def _all_reduce_sums(sums, count, info):
     return dict(zip(keys, buf[:-1].tolist())), int(round(buf[-1].item()))
 
 
-def _resample(model, optimizer, tc, epoch, Xt, info):
+def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
     """At the end of (0-based) ``epoch``, draw filters again while the overlap term is on; returns them.
 
     Up to epoch ``resample_until``, of two selective filters that fire on the
@@ -398,7 +398,13 @@ def _resample(model, optimizer, tc, epoch, Xt, info):
     too: it gets no gradient any more, and a fresh filter needs the epochs
     before the term is at full weight to learn a motif (at full weight a
     dense newcomer is silenced within an epoch, and late newcomers disturbed
-    a trained model). Rank 0 decides and sends the decision to
+    a trained model). With ``resample_unused``, a filter the model does not
+    use (knock-out importance below that fraction of the top filter's) is
+    drawn again too while the term ramps up, unless ``history`` shows it was
+    drawn in the last ``resample_grace`` epochs: one motif learned before the
+    term came on can leave the other filters with no say in the output and
+    no gradient towards a second motif (a pair task then plateaus at one
+    motif). Rank 0 decides and sends the decision to
     every rank; each rank then draws the same fresh weights from the same
     seeded generator.
     """
@@ -414,9 +420,16 @@ def _resample(model, optimizer, tc, epoch, Xt, info):
         pairs, dead = filters_to_resample(model, probe, tc.resample_share)
         # a fresh filter must learn a motif before the term is at full weight, which silences a dense newcomer
         # within an epoch: dead filters are drawn again only while the term ramps up
-        chosen = dead if tc.weight_at("overlap", epoch + 1) < tc.overlap_weight else []
+        ramping = tc.weight_at("overlap", epoch + 1) < tc.overlap_weight
+        chosen = list(dead) if ramping else []
+        importance = filter_importance(model, probe) if pairs or (ramping and tc.resample_unused > 0) else None
+        if ramping and tc.resample_unused > 0:
+            # drawn at the end of (0-based) epoch e: left alone until the end of epoch e + resample_grace
+            recent = {f for record in history if epoch - (record["epoch"] - 1) < tc.resample_grace
+                      for f in record.get("resampled", ())}
+            chosen += [f for f in range(len(importance)) if importance[f] < tc.resample_unused * importance.max()
+                       and f not in chosen and f not in recent]
         if pairs:
-            importance = filter_importance(model, probe)
             for a, b, _, _ in pairs:
                 loser = a if importance[a] < importance[b] else b
                 if loser not in chosen:
@@ -442,8 +455,8 @@ def _broadcast_buffers(model):
 # --------------------------------------------------------------------- training
 
 def _same_training(saved, current):
-    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it, and
-    lr_patience without a learning-rate decay aside).
+    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it,
+    lr_patience without a learning-rate decay and resample_grace without resample_unused aside).
 
     The saved one is read through TrainConfig first, so a checkpoint written
     before a key existed compares as that key's default.
@@ -453,8 +466,9 @@ def _same_training(saved, current):
     except ArgminnError:
         return False
 
-    def what_trains(config):  # lr_patience does nothing without a decay
-        skip = {"num_threads"} | ({"lr_patience"} if config.get("lr_decay") == 1 else set())
+    def what_trains(config):  # lr_patience does nothing without a decay, resample_grace without resample_unused
+        skip = ({"num_threads"} | ({"lr_patience"} if config.get("lr_decay") == 1 else set())
+                | ({"resample_grace"} if config.get("resample_unused") == 0 else set()))
         return {k: v for k, v in config.items() if k not in skip}
 
     return what_trains(saved) == what_trains(current)
@@ -602,7 +616,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if info.world > 1:
             sums, count = _all_reduce_sums(sums, count, info)
             _broadcast_buffers(model)
-        resampled = _resample(model, optimizer, tc, epoch, Xt, info)
+        resampled = _resample(model, optimizer, tc, epoch, Xt, info, history)
         val_loss, val_probs = _evaluate_sharded(model, Xv, yv, info)
         val_metrics = classification_metrics(yv, val_probs)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,

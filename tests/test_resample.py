@@ -177,6 +177,49 @@ def test_training_resamples_in_its_window_and_resumes_identically(tmp_path, monk
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("unused", [0.05, 0.0])
+def test_unused_filters_are_drawn_again_while_the_term_ramps_after_a_grace_period(tmp_path, monkeypatch, unused):
+    import numpy as np
+
+    import argminn_plugin.motifs as motifs_module
+    import argminn_plugin.train as train_module
+
+    # no duplicate pair and no dead filter; filter 1 moves the logits by 1% of filter 0's knock-out, filter 2 by 50%
+    monkeypatch.setattr(train_module, "filters_to_resample", lambda model, X, share: ([], []))
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array([1.0, 0.01, 0.5]))
+    tc = TrainConfig(max_epochs=6, batch_size=16, seed=3, overlap_warmup=1, overlap_ramp=4, resample_share=0.5,
+                     resample_until=6, resample_unused=unused, resample_grace=2)
+    cfg = CFG.replace(n_filters=3, filter_width=5)
+    whole, history = train(cfg, tc, data(0), data(1), str(tmp_path / "whole"), verbose=False)
+    drawn = [(h["epoch"], h["resampled"]) for h in history if "resampled" in h]
+    if not unused:  # off by default
+        assert drawn == []
+        return
+    # the term is on from epoch 2 and at full weight from epoch 6: epochs 2-4 end while it ramps up (the next
+    # epoch's weight below full). Drawn after epoch 2, left alone after epoch 3 (grace: 2 epochs), drawn
+    # again after epoch 4; filter 2 (50%) never
+    assert drawn == [(2, [1]), (4, [1])]
+    # killed during epoch 4 and resumed: the grace period is read from the saved history, so the same run
+    real, calls = train_module._evaluate_sharded, []
+
+    def crash(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    train_module._evaluate_sharded = crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), verbose=False)
+    finally:
+        train_module._evaluate_sharded = real
+    resumed, resumed_history = train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), resume=True, verbose=False)
+    assert [h.get("resampled") for h in resumed_history] == [h.get("resampled") for h in history]
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resampling_settings_are_checked():
     from argminn_plugin import ArgminnError
 
@@ -190,3 +233,11 @@ def test_resampling_settings_are_checked():
     with pytest.raises(ArgminnError, match="'overlap_weight' must be > 0"):
         TrainConfig(resample_share=0.5, resample_until=10, overlap_weight=0.0)
     TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10)  # fine
+    with pytest.raises(ArgminnError, match="'resample_unused' must be in \\[0, 1\\)"):
+        TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, resample_unused=1.0)
+    with pytest.raises(ArgminnError, match="'resample_grace' must be >= 1"):
+        TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, resample_unused=0.05,
+                    resample_grace=0)
+    with pytest.raises(ArgminnError, match="it needs 'resample_share' > 0"):
+        TrainConfig(resample_unused=0.05)
+    TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, resample_unused=0.05)  # fine

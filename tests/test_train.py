@@ -61,6 +61,10 @@ def test_resume_with_other_config_is_refused(tmp_path):
     with pytest.raises(ArgminnError, match="different model or training config"):
         train(CFG, TrainConfig(max_epochs=1, batch_size=32, lr_decay=0.5), data(0), data(1), str(tmp_path),
               resume=True, verbose=False)
+    # likewise resample_grace without resample_unused
+    _, history = train(CFG, TrainConfig(max_epochs=1, batch_size=32, resample_grace=9), data(0), data(1),
+                       str(tmp_path), resume=True, verbose=False)
+    assert len(history) == 1
     # a checkpoint written before a TrainConfig key existed resumes as that key's default
     last = tmp_path / "last.pt"
     state = safe_load_torch(str(last))
