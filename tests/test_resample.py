@@ -158,23 +158,30 @@ def test_training_resamples_in_its_window_and_resumes_identically(tmp_path, monk
     assert third in ([0], [1])
     assert seen == [(64, 0.5)] * 2
     # killed during epoch 3 (after epoch 2's checkpoint, just after resampling), then resumed: the same run
+    resumed, _ = killed_and_resumed(cfg, tc, tmp_path / "cut", in_epoch=3)
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def killed_and_resumed(cfg, tc, out, in_epoch):
+    """Train, kill the run during epoch ``in_epoch`` (after its resampling, before its checkpoint), resume."""
+    import argminn_plugin.train as train_module
+
     real, calls = train_module._evaluate_sharded, []
 
     def crash(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == in_epoch:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     train_module._evaluate_sharded = crash
     try:
         with pytest.raises(KeyboardInterrupt):
-            train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), verbose=False)
+            train(cfg, tc, data(0), data(1), str(out), verbose=False)
     finally:
         train_module._evaluate_sharded = real
-    resumed, _ = train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), resume=True, verbose=False)
-    a, b = whole.state_dict(), resumed.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    return train(cfg, tc, data(0), data(1), str(out), resume=True, verbose=False)
 
 
 @pytest.mark.parametrize("unused", [0.05, 0.0])
@@ -200,21 +207,7 @@ def test_unused_filters_are_drawn_again_while_the_term_ramps_after_a_grace_perio
     # again after epoch 4; filter 2 (50%) never
     assert drawn == [(2, [1]), (4, [1])]
     # killed during epoch 4 and resumed: the grace period is read from the saved history, so the same run
-    real, calls = train_module._evaluate_sharded, []
-
-    def crash(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    train_module._evaluate_sharded = crash
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), verbose=False)
-    finally:
-        train_module._evaluate_sharded = real
-    resumed, resumed_history = train(cfg, tc, data(0), data(1), str(tmp_path / "cut"), resume=True, verbose=False)
+    resumed, resumed_history = killed_and_resumed(cfg, tc, tmp_path / "cut", in_epoch=4)
     assert [h.get("resampled") for h in resumed_history] == [h.get("resampled") for h in history]
     a, b = whole.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
