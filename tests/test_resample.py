@@ -191,9 +191,10 @@ def test_unused_filters_are_drawn_again_while_the_term_ramps_after_a_grace_perio
     import argminn_plugin.motifs as motifs_module
     import argminn_plugin.train as train_module
 
-    # no duplicate pair and no dead filter; filter 1 moves the logits by 1% of filter 0's knock-out, filter 2 by 50%
+    # no duplicate pair and no dead filter; filter 1 moves the logits by 1% of filter 0's knock-out (0.1, above
+    # resample_unused itself), filter 2 by 50%
     monkeypatch.setattr(train_module, "filters_to_resample", lambda model, X, share: ([], []))
-    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array([1.0, 0.01, 0.5]))
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array([10.0, 0.1, 5.0]))
     tc = TrainConfig(max_epochs=6, batch_size=16, seed=3, overlap_warmup=1, overlap_ramp=4, resample_share=0.5,
                      resample_until=6, resample_unused=unused, resample_grace=2)
     cfg = CFG.replace(n_filters=3, filter_width=5)
@@ -206,8 +207,9 @@ def test_unused_filters_are_drawn_again_while_the_term_ramps_after_a_grace_perio
     # epoch's weight below full). Drawn after epoch 2, left alone after epoch 3 (grace: 2 epochs), drawn
     # again after epoch 4; filter 2 (50%) never
     assert drawn == [(2, [1]), (4, [1])]
-    # killed during epoch 4 and resumed: the grace period is read from the saved history, so the same run
-    resumed, resumed_history = killed_and_resumed(cfg, tc, tmp_path / "cut", in_epoch=4)
+    # killed during epoch 3 and resumed from epoch 2's checkpoint: the grace period is read from the saved
+    # history (epoch 2's draw), so epoch 3 draws nothing again and the run is the same
+    resumed, resumed_history = killed_and_resumed(cfg, tc, tmp_path / "cut", in_epoch=3)
     assert [h.get("resampled") for h in resumed_history] == [h.get("resampled") for h in history]
     a, b = whole.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
