@@ -422,8 +422,9 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
         # within an epoch: dead filters are drawn again only while the term ramps up
         ramping = tc.weight_at("overlap", epoch + 1) < tc.overlap_weight
         chosen = list(dead) if ramping else []
-        importance = filter_importance(model, probe) if pairs or (ramping and tc.resample_unused > 0) else None
-        if ramping and tc.resample_unused > 0:
+        redraw_unused = ramping and tc.resample_unused > 0
+        importance = filter_importance(model, probe) if pairs or redraw_unused else None
+        if redraw_unused:
             # drawn at the end of (0-based) epoch e: left alone until the end of epoch e + resample_grace
             recent = {f for record in history if epoch - (record["epoch"] - 1) < tc.resample_grace
                       for f in record.get("resampled", ())}
