@@ -235,4 +235,6 @@ def test_resampling_settings_are_checked():
                     resample_grace=0)
     with pytest.raises(ArgminnError, match="it needs 'resample_share' > 0"):
         TrainConfig(resample_unused=0.05)
-    TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, resample_unused=0.05)  # fine
+    with pytest.raises(ArgminnError, match="it needs 'overlap_ramp' > 0"):  # it would never draw a filter
+        TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, resample_unused=0.05)
+    TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, overlap_ramp=1, resample_unused=0.05)

@@ -75,6 +75,17 @@ def test_resume_with_other_config_is_refused(tmp_path):
     assert len(history) == 1
 
 
+def test_resume_with_another_grace_is_refused_while_unused_filters_are_drawn(tmp_path):
+    # with resample_unused on, resample_grace decides which filters are drawn again: a resume must keep it
+    tc = TrainConfig(max_epochs=1, batch_size=32, overlap_ramp=2, resample_share=0.5, resample_until=2,
+                     resample_unused=0.05, resample_grace=4)
+    train(CFG, tc, data(0), data(1), str(tmp_path), verbose=False)
+    with pytest.raises(ArgminnError, match="different model or training config"):
+        train(CFG, tc.replace(resample_grace=3), data(0), data(1), str(tmp_path), resume=True, verbose=False)
+    _, history = train(CFG, tc, data(0), data(1), str(tmp_path), resume=True, verbose=False)  # same: resumes
+    assert len(history) == 1
+
+
 class Exploit:
     def __reduce__(self):
         return (os.system, ("touch pwned",))
