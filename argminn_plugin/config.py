@@ -197,7 +197,7 @@ class TrainConfig(_Config):
     # `resample_unused` times what knocking out the most used filter does --
     # is drawn again, unless it was drawn in the last `resample_grace` epochs
     # (a fresh filter has no say in the output at first: it gets that many
-    # epochs to become used). Needs `resample_share` > 0 and `overlap_ramp` > 0.
+    # epochs to become used). Needs `resample_share` > 0 and `overlap_ramp` >= 2.
     resample_unused: float = 0.0
     resample_grace: int = 4
     # Learning-rate decay on a plateau (`lr_decay` 1: off): once early stopping
@@ -230,9 +230,10 @@ class TrainConfig(_Config):
         if self.resample_unused > 0 and self.resample_share == 0:
             raise ArgminnError("TrainConfig: 'resample_unused' > 0 draws filters again during filter "
                                "resampling: it needs 'resample_share' > 0")
-        if self.resample_unused > 0 and self.overlap_ramp == 0:
+        if self.resample_unused > 0 and self.overlap_ramp < 2:
+            # drawn at the end of an epoch with the term on and the next epoch still below full weight
             raise ArgminnError("TrainConfig: 'resample_unused' > 0 draws unused filters again while the overlap "
-                               "term ramps up: it needs 'overlap_ramp' > 0")
+                               f"term ramps up: it needs 'overlap_ramp' >= 2, got {self.overlap_ramp}")
         if self.resample_share > 0 and (self.overlap_weight == 0 or self.resample_until <= self.overlap_warmup):
             raise ArgminnError("TrainConfig: filter resampling runs while the overlap term is on: with "
                                "'resample_share' > 0, 'overlap_weight' must be > 0 and 'resample_until' "

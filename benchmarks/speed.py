@@ -119,11 +119,12 @@ def interleaved(names, length, batch, repeats):
     One round times one batch of each model in a row; the medians over rounds
     (after a warm-up round) are reported, so the drifts in this shared
     machine's speed, which are larger than the differences between runs of
-    one model, hit every model alike. The order rotates from round to round
-    (round r starts at model r mod M): the model timed right after BPNet's
-    large batch pays for the caches it leaves cold (the CNN: 1.9 ms there
-    against 0.9-1.4 ms elsewhere in the order, at 200 bp), and with a fixed
-    order that would always be the same model. Also counts the minor page
+    one model, hit every model alike. Each round runs the models in a new
+    seeded random order: the model timed right after BPNet's large batch
+    pays for the caches it leaves cold (the CNN, at 200 bp: 1.9 ms a batch
+    in that slot against 0.9-1.4 ms elsewhere), and a fixed order -- or one
+    rotated from round to round, which keeps the same neighbours -- would
+    put the same model there nearly every time. Also counts the minor page
     faults per inference batch (see ``argminn_plugin.runtime``).
     """
     from argminn_plugin.runtime import minor_page_faults
@@ -134,22 +135,23 @@ def interleaved(names, length, batch, repeats):
     train = {name: [] for name in names}
     infer = {name: [] for name in names}
     faults = {name: 0 for name in names}
+    rng = np.random.default_rng(0)
+
+    def order():  # a fresh seeded shuffle each round: every model follows every other, BPNet too, by chance alike
+        return [names[i] for i in rng.permutation(len(names))]
+
     # Inference first, before training's large temporaries raise glibc's
     # dynamic mmap threshold (BPNet's inference blocks can raise it as well;
     # after that the default allocator stops page-faulting).
-    def order(round_):
-        start = round_ % len(names)
-        return names[start:] + names[:start]
-
     for round_ in range(3 * repeats + 1):
-        for name in order(round_):
+        for name in order():
             f0, t0 = minor_page_faults(), time.perf_counter()
             fns[name][1]()
             if round_:
                 infer[name].append(time.perf_counter() - t0)
                 faults[name] += minor_page_faults() - f0
     for round_ in range(repeats + 1):
-        for name in order(round_):
+        for name in order():
             t0 = time.perf_counter()
             fns[name][0]()
             if round_:

@@ -235,6 +235,9 @@ def test_resampling_settings_are_checked():
                     resample_grace=0)
     with pytest.raises(ArgminnError, match="it needs 'resample_share' > 0"):
         TrainConfig(resample_unused=0.05)
-    with pytest.raises(ArgminnError, match="it needs 'overlap_ramp' > 0"):  # it would never draw a filter
-        TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, resample_unused=0.05)
-    TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, overlap_ramp=1, resample_unused=0.05)
+    # drawn only after an epoch with the term on and the next one below full weight: never with a ramp under 2
+    for ramp in (0, 1):
+        with pytest.raises(ArgminnError, match=f"it needs 'overlap_ramp' >= 2, got {ramp}"):
+            TrainConfig(resample_share=0.5, resample_until=13, overlap_warmup=10, overlap_ramp=ramp,
+                        resample_unused=0.05)
+    TrainConfig(resample_share=0.5, resample_until=13, overlap_warmup=10, overlap_ramp=2, resample_unused=0.05)
