@@ -200,6 +200,13 @@ class TrainConfig(_Config):
     # epochs to become used). Needs `resample_share` > 0 and `overlap_ramp` >= 2.
     resample_unused: float = 0.0
     resample_grace: int = 4
+    # Also while the term ramps up (`resample_similar` 0: off): two filters the
+    # model uses whose motifs (weights read as PPMs) match each other by
+    # TOMTOM at p below `resample_similar` hold one motif twice even if they
+    # never fire near each other (they can split the motif's sites between
+    # them); the one the model uses less is drawn again. Needs
+    # `resample_share` > 0 and `overlap_ramp` >= 2.
+    resample_similar: float = 0.0
     # Learning-rate decay on a plateau (`lr_decay` 1: off): once early stopping
     # counts (`settled_epoch`), every `lr_patience` epochs in a row without a
     # better validation loss multiply the learning rate by `lr_decay`.
@@ -227,13 +234,19 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'resample_unused' must be in [0, 1), got {self.resample_unused}")
         if self.resample_grace < 1:
             raise ArgminnError(f"TrainConfig: 'resample_grace' must be >= 1, got {self.resample_grace}")
+        if not 0 <= self.resample_similar < 1:
+            raise ArgminnError(f"TrainConfig: 'resample_similar' must be in [0, 1), got {self.resample_similar}")
+        if self.resample_similar > 0 and self.resample_share == 0:
+            raise ArgminnError("TrainConfig: 'resample_similar' > 0 draws filters again during filter "
+                               "resampling: it needs 'resample_share' > 0")
         if self.resample_unused > 0 and self.resample_share == 0:
             raise ArgminnError("TrainConfig: 'resample_unused' > 0 draws filters again during filter "
                                "resampling: it needs 'resample_share' > 0")
-        if self.resample_unused > 0 and self.overlap_ramp < 2:
-            # drawn at the end of an epoch with the term on and the next epoch still below full weight
-            raise ArgminnError("TrainConfig: 'resample_unused' > 0 draws unused filters again while the overlap "
-                               f"term ramps up: it needs 'overlap_ramp' >= 2, got {self.overlap_ramp}")
+        for name in ("resample_unused", "resample_similar"):
+            if getattr(self, name) > 0 and self.overlap_ramp < 2:
+                # drawn at the end of an epoch with the term on and the next epoch still below full weight
+                raise ArgminnError(f"TrainConfig: '{name}' > 0 draws filters again while the overlap term "
+                                   f"ramps up: it needs 'overlap_ramp' >= 2, got {self.overlap_ramp}")
         if self.resample_share > 0 and (self.overlap_weight == 0 or self.resample_until <= self.overlap_warmup):
             raise ArgminnError("TrainConfig: filter resampling runs while the overlap term is on: with "
                                "'resample_share' > 0, 'overlap_weight' must be > 0 and 'resample_until' "

@@ -298,6 +298,34 @@ def tomtom_qvalues(queries, targets=None, alignments=False):
     return tuple(frames)
 
 
+def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None):
+    """Pairs (a, b), a < b, of ``filters`` whose motifs match each other by TOMTOM at p < ``max_p``.
+
+    Each scanner filter's weights are read as a PPM (:func:`weights_to_ppm`,
+    :func:`trim`); the queries are ``filters``, the targets every filter of the
+    scanner plus ``background`` (default: the JASPAR2024 CORE vertebrate
+    motifs). TOMTOM's null is drawn from the targets' columns: with only a
+    scanner's few filters the p-values would rest on a handful of columns, and
+    the same scanner gives the same p-values whichever filters are asked
+    about. A pair counts when either direction is below ``max_p``; TOMTOM
+    aligns both strands.
+    """
+    from memelite import tomtom
+
+    filters = sorted({int(f) for f in filters})
+    weight = model.scanner.conv.weight.detach().cpu().numpy()
+    if any(not 0 <= f < len(weight) for f in filters):
+        raise ArgminnError(f"similar_filters: filters {filters} are not all among the scanner's {len(weight)}")
+    if len(filters) < 2:
+        return []
+    ppms = [trim(weights_to_ppm(w, beta), min_ic=min_ic)[0].astype(np.float64) for w in weight]
+    background = jaspar_database() if background is None else background
+    p = tomtom([ppms[f] for f in filters], ppms + [np.asarray(m, dtype=np.float64) for m in background.values()])[0]
+    row = {f: i for i, f in enumerate(filters)}
+    return [(a, b) for i, a in enumerate(filters) for b in filters[i + 1:]
+            if min(p[row[a], b], p[row[b], a]) < max_p]
+
+
 def best_matches(p, q, n_best=5):
     """Long table of each query's ``n_best`` targets by p-value."""
     rows = []

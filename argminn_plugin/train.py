@@ -385,6 +385,9 @@ def _all_reduce_sums(sums, count, info):
     return dict(zip(keys, buf[:-1].tolist())), int(round(buf[-1].item()))
 
 
+SIMILAR_USED = 0.05  # resample_similar compares the motifs of filters at least this used (of the top filter)
+
+
 def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
     """At the end of (0-based) ``epoch``, draw filters again while the overlap term is on; returns them.
 
@@ -404,16 +407,22 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
     drawn in the last ``resample_grace`` epochs: one motif learned before the
     term came on can leave the other filters with no say in the output and
     no gradient towards a second motif (a pair task then plateaus at one
-    motif). Rank 0 decides and sends the decision to
-    every rank; each rank then draws the same fresh weights from the same
-    seeded generator.
+    motif). With ``resample_similar``, while the term ramps up, two filters
+    the model uses (knock-out importance at least ``SIMILAR_USED`` of the top
+    filter's) whose motifs match each other by TOMTOM at p below it are a
+    pair too, and the less used one is drawn again: two filters can divide
+    one motif's sites between them (each tuned to a flank variant) and never
+    fire near each other, which neither the overlap term nor the co-firing
+    rule sees. Rank 0
+    decides and sends the decision to every rank; each rank then draws the
+    same fresh weights from the same seeded generator.
     """
     if not (isinstance(model, ARGMINN) and tc.resample_share > 0 and tc.weight_at("overlap", epoch) > 0
             and epoch + 1 <= tc.resample_until):
         return []
 
     def decide():
-        from .motifs import filter_importance
+        from .motifs import filter_importance, similar_filters
 
         rows = np.random.default_rng([tc.seed, epoch, 7]).permutation(len(Xt))[:1024]
         probe = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
@@ -423,7 +432,15 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
         ramping = tc.weight_at("overlap", epoch + 1) < tc.overlap_weight
         chosen = list(dead) if ramping else []
         redraw_unused = ramping and tc.resample_unused > 0
-        importance = filter_importance(model, probe) if pairs or redraw_unused else None
+        importance = (filter_importance(model, probe) if pairs or redraw_unused or tc.resample_similar > 0
+                      else None)
+        if tc.resample_similar > 0 and ramping:
+            # filters that split one motif's sites between them never fire near each other: compare their motifs
+            # (while the term ramps up, like unused filters: at full weight a newcomer disturbs a trained model)
+            used = [f for f in range(len(importance))
+                    if f not in dead and importance[f] >= SIMILAR_USED * importance.max() > 0]
+            pairs = pairs + [(a, b, None, None) for a, b in similar_filters(model, used, tc.resample_similar)
+                             if not any({a, b} == {c, d} for c, d, _, _ in pairs)]
         if redraw_unused:
             # drawn at the end of (0-based) epoch e: left alone until the end of epoch e + resample_grace
             recent = {f for record in history if epoch - (record["epoch"] - 1) < tc.resample_grace

@@ -241,3 +241,67 @@ def test_resampling_settings_are_checked():
             TrainConfig(resample_share=0.5, resample_until=13, overlap_warmup=10, overlap_ramp=ramp,
                         resample_unused=0.05)
     TrainConfig(resample_share=0.5, resample_until=13, overlap_warmup=10, overlap_ramp=2, resample_unused=0.05)
+    with pytest.raises(ArgminnError, match="'resample_similar' must be in \\[0, 1\\)"):
+        TrainConfig(resample_share=0.5, resample_until=13, overlap_warmup=10, overlap_ramp=2, resample_similar=1.0)
+    with pytest.raises(ArgminnError, match="'resample_similar' > 0 .* it needs 'resample_share' > 0"):
+        TrainConfig(resample_similar=1e-4)
+    with pytest.raises(ArgminnError, match="'resample_similar' > 0 draws .* it needs 'overlap_ramp' >= 2, got 1"):
+        TrainConfig(resample_share=0.5, resample_until=11, overlap_warmup=10, overlap_ramp=1, resample_similar=1e-4)
+    TrainConfig(resample_share=0.5, resample_until=13, overlap_warmup=10, overlap_ramp=2, resample_similar=1e-4)
+
+
+VARIANT = "CACTTA"  # WORD with another first base
+
+
+def test_two_filters_that_split_a_motifs_sites_never_fire_together_but_match_by_tomtom():
+    from argminn_plugin.motifs import similar_filters
+
+    # filter 0 reads WORD, filter 1 the reverse complement of VARIANT (the same motif, other flank base, other
+    # strand); half the rows carry WORD and half VARIANT, so each fires on its own half only
+    model = detectors()
+    with torch.no_grad():
+        model.scanner.conv.weight[1] = 2 * reverse_complement(one_hot(VARIANT)[None])[0] - 1
+    X = random_onehot(64, 40, seed=0)
+    X[0::2, :, 5:11] = one_hot(WORD)
+    X[1::2, :, 5:11] = one_hot(VARIANT)
+    X[:, :, 25:31] = one_hot(OTHER)
+    cofiring = {(a, b): (ab, ba) for a, b, ab, ba in filters_to_resample(model, X, 0.0, max_density=1.0)[0]}
+    assert cofiring[(0, 1)] == (0.0, 0.0)  # the co-firing rule cannot see them
+    assert similar_filters(model, [0, 1, 2, 3], 1e-3) == [(0, 1)]  # one column of six differs
+    assert similar_filters(model, [0, 1, 2, 3], 1e-6) == []  # ... which a stricter bound does not pass
+    # filter 4 has OTHER's weights (never fires, but similar_filters reads weights only)
+    assert similar_filters(model, [4, 2, 0], 1e-3) == [(2, 4)]
+    assert similar_filters(model, [0], 1.0) == []
+    with pytest.raises(ArgminnError, match="not all among the scanner's 5"):
+        similar_filters(model, [0, 5], 1e-3)
+
+
+def test_of_two_used_filters_with_one_motif_the_less_used_is_drawn_again(tmp_path, monkeypatch):
+    import numpy as np
+
+    import argminn_plugin.motifs as motifs_module
+    import argminn_plugin.train as train_module
+
+    asked = []
+
+    def similar(model, filters, max_p):
+        asked.append((list(filters), max_p))
+        return [(0, 2)] if {0, 2} <= set(filters) else []
+
+    # no co-firing pair and no dead filter; filter 1 is below SIMILAR_USED of the top filter, so its motif is
+    # not compared
+    monkeypatch.setattr(train_module, "filters_to_resample", lambda model, X, share: ([], []))
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array([10.0, 0.4, 3.0]))
+    monkeypatch.setattr(motifs_module, "similar_filters", similar)
+    cfg = CFG.replace(n_filters=3, filter_width=5)
+    # the term is on from epoch 2 and at full weight from epoch 5: drawn after epochs 2 and 3 (the next epoch's
+    # weight below full), not after epoch 4 (a newcomer would meet the full term)
+    tc = TrainConfig(max_epochs=4, batch_size=16, overlap_warmup=1, overlap_ramp=3, resample_share=0.5,
+                     resample_until=4, resample_similar=1e-4)
+    _, history = train(cfg, tc, data(0), data(1), str(tmp_path / "on"), verbose=False)
+    assert [h.get("resampled") for h in history] == [None, [2], [2], None]
+    assert asked == [([0, 2], 1e-4)] * 2
+    asked.clear()
+    _, history = train(cfg, tc.replace(resample_similar=0.0), data(0), data(1), str(tmp_path / "off"),
+                       verbose=False)
+    assert [h.get("resampled") for h in history] == [None, None, None, None] and asked == []
