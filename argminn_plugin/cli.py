@@ -15,14 +15,11 @@ from .runtime import steady_allocator
 def _dataset_paths(args):
     """(fasta, bed, valid_chroms, test_chroms, length) from --data or explicit flags."""
     if args.data:
-        meta_path = os.path.join(args.data, "simulation.json")
-        if not os.path.isfile(meta_path):
-            raise ArgminnError(f"{args.data}: not a dataset directory (no simulation.json); "
-                               "make one with 'argminn simulate' or pass --fasta and --bed")
-        with open(meta_path) as handle:
-            meta = json.load(handle)
+        from .simulate import dataset_meta
+
+        meta = dataset_meta(args.data)
         return (os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"),
-                [meta["splits"]["valid"]], [meta["splits"]["test"]], meta["config"]["length"])
+                [meta["splits"]["valid"]], [meta["splits"]["test"]], meta["length"])
     if not (args.fasta and args.bed):
         raise ArgminnError("give --data DIR, or both --fasta and --bed")
     return args.fasta, args.bed, args.valid_chroms, args.test_chroms, None

@@ -158,12 +158,9 @@ def _write_text(path, text):
 def _examples(data_dir, out_dir, n_examples):
     """A FASTA slice of the test chromosome and a BED of its first intervals."""
     from .data import open_fasta, read_bed
+    from .simulate import dataset_meta
 
-    meta_path = os.path.join(data_dir, "simulation.json")
-    if not os.path.isfile(meta_path):
-        raise ArgminnError(f"{data_dir}: not a dataset directory (no simulation.json)")
-    with open(meta_path) as handle:
-        meta = json.load(handle)
+    meta = dataset_meta(data_dir)
     chrom = meta["splits"]["test"]
     bed, _ = read_bed(os.path.join(data_dir, "peaks.bed"), label_columns=True)
     bed = bed[bed["chrom"] == chrom].head(n_examples)
@@ -233,7 +230,7 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
         task_list=", ".join(names), column_labels="\n".join(f"      - {n}" for n in names),
-        trained_on=json.dumps(f"argminn simulate dataset ({meta['rule']}); splits by chromosome "
+        trained_on=json.dumps(f"argminn simulate dataset ({meta.get('rule', 'no rule recorded')}); splits by chromosome "
                               f"{meta['splits']}"),
         expect_md5=md5sum(expect))
     _write_text(os.path.join(out_dir, "model.yaml"), text)

@@ -162,6 +162,36 @@ def simulate(out_dir, config=None, force=False):
 OUTPUTS = ("genome.fa", "peaks.bed", "test.bed", "instances.tsv", "motifs.meme", "simulation.json")
 
 
+def dataset_meta(data_dir):
+    """simulation.json of a simulated dataset directory, checked; ``length`` set at its top level.
+
+    Datasets of ``argminn simulate`` keep the window length in ``config``, the
+    benchmark's (``benchmarks/datasets.py``) at the top level; both load. A
+    missing file, bad JSON, or a missing split or length is an
+    :class:`ArgminnError` naming the file and what is missing.
+    """
+    path = os.path.join(data_dir, "simulation.json")
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{data_dir}: not a dataset directory (no simulation.json); "
+                           "make one with 'argminn simulate' or pass --fasta and --bed")
+    try:
+        with open(path) as handle:
+            meta = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ArgminnError(f"{path}: not readable as JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ArgminnError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    splits, config = meta.get("splits"), meta.get("config")
+    length = meta.get("length", config.get("length") if isinstance(config, dict) else None)
+    missing = [name for name, ok in (
+        ("splits.valid", isinstance(splits, dict) and isinstance(splits.get("valid"), str)),
+        ("splits.test", isinstance(splits, dict) and isinstance(splits.get("test"), str)),
+        ("length (top level or in config)", type(length) is int and length > 0)) if not ok]
+    if missing:
+        raise ArgminnError(f"{path}: missing or invalid {', '.join(missing)}")
+    return {**meta, "length": length}
+
+
 def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, force=False):
     """Lay simulated windows end to end on one chromosome per split and write the dataset files.
 

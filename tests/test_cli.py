@@ -164,3 +164,29 @@ def test_two_thread_runs_in_parallel_give_the_same_model(dataset, tmp_path):
     a = safe_load_torch(str(tmp_path / "a" / "last.pt"))["state_dict"]
     b = safe_load_torch(str(tmp_path / "b" / "last.pt"))["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_reads_a_benchmark_dataset_and_names_what_a_bad_simulation_json_lacks(dataset, tmp_path, capsys):
+    import shutil
+
+    # the benchmark's datasets (benchmarks/datasets.py) keep the window length at the top level of
+    # simulation.json, 'argminn simulate' in its config: both train
+    bench = tmp_path / "bench"
+    shutil.copytree(dataset, bench)
+    meta = json.loads((bench / "simulation.json").read_text())
+    meta["length"] = meta["config"].pop("length")
+    (bench / "simulation.json").write_text(json.dumps(meta))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(bench), "--out", str(run), "--quiet", "--train-set", "max_epochs=1",
+                 *SMALL_MODEL]) == 0
+    assert load_model(str(run / "model.pt")).config.input_length == 100
+    capsys.readouterr()
+    for text, message in ((json.dumps({**meta, "length": None}), "missing or invalid length (top level or in config)"),
+                          (json.dumps({k: v for k, v in meta.items() if k != "splits"}),
+                           "missing or invalid splits.valid, splits.test"),
+                          ("{not json", "not readable as JSON"), ("[1, 2]", "expected a JSON object, got list")):
+        (bench / "simulation.json").write_text(text)
+        assert main(["train", "--data", str(bench), "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("argminn: error:") and message in err and "simulation.json" in err, err
+    assert not (tmp_path / "bad").exists()
