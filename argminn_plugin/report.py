@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from .errors import ArgminnError
 from .fileio import atomic_write, check_writable
 from .motifs import (best_matches, column_for_id, extract_motifs, jaspar_database, resolve_method, save_logos,
                      tomtom_qvalues, write_meme)
@@ -21,12 +22,27 @@ def planted_recovery(q, motif_ids, threshold=Q_THRESHOLD):
     return out
 
 
+def _planted_ids(path):
+    """The planted JASPAR IDs of a simulation.json (``config.motif_ids``), or an ArgminnError naming the problem."""
+    try:
+        with open(path) as handle:
+            meta = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ArgminnError(f"{path}: not a readable simulation.json ({exc})") from None
+    ids = meta.get("config", {}).get("motif_ids") if isinstance(meta, dict) and isinstance(
+        meta.get("config"), dict) else None
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise ArgminnError(f"{path}: no planted motif IDs (config.motif_ids) to check the filters against")
+    return ids
+
+
 def motif_report(model, X, out_dir, force=False, planted=None, targets=None, method="auto"):
     """Write motifs.meme, motifs.tsv, tomtom.tsv, logos.png and report.json to ``out_dir``.
 
     ``planted``: a simulation.json; each planted motif must then be matched by
     exactly one active filter (q < 0.05). Returns the per-filter table.
     """
+    motif_ids = _planted_ids(planted) if planted else None  # a bad file fails before any work
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, k) for k in ("motifs.meme", "motifs.tsv", "tomtom.tsv", "logos.png",
                                                     "report.json")}
@@ -55,8 +71,6 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
     report = {"method": resolve_method(method, X), "n_filters": int(len(table)),
               "n_active": int(table["active"].sum()), "active": table.loc[table["active"], "name"].tolist()}
     if planted:
-        with open(planted) as handle:
-            motif_ids = json.load(handle)["config"]["motif_ids"]
         recovery = planted_recovery(q, motif_ids)
         report["planted"] = recovery
         report["each_planted_motif_found_by_exactly_one_filter"] = all(len(v) == 1 for v in recovery.values())

@@ -61,7 +61,7 @@ def test_predict_matches_library(dataset, trained, tmp_path):
                  "--bed", str(dataset / "peaks.bed"), "-o", str(out)]) == 2
 
 
-def test_motifs_command(dataset, trained, tmp_path):
+def test_motifs_command(dataset, trained, tmp_path, capsys):
     out = tmp_path / "motifs"
     assert main(["motifs", "--model", str(trained / "model.pt"), "--data", str(dataset), "--out", str(out),
                  "--planted", str(dataset / "simulation.json")]) == 0
@@ -69,6 +69,13 @@ def test_motifs_command(dataset, trained, tmp_path):
         assert (out / name).stat().st_size > 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["planted"]) == {"MA0114.5", "MA0047.4"}
+    # a file that is not a simulation.json with planted IDs: a one-line error before any output is written
+    for text, message in (("{}", "no planted motif IDs (config.motif_ids)"), ("{oops", "not a readable simulation.json")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        assert main(["motifs", "--model", str(trained / "model.pt"), "--data", str(dataset),
+                     "--out", str(tmp_path / "bad_out"), "--planted", str(bad)]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "bad_out").exists()
     table = pd.read_csv(out / "motifs.tsv", sep="\t")
     assert len(table) == 4 and report["n_active"] == int(table["active"].sum())
 
