@@ -202,9 +202,11 @@ class TrainConfig(_Config):
     resample_grace: int = 4
     # Also while the term ramps up (`resample_similar` 0: off): two filters the
     # model uses whose motifs (weights read as PPMs) match each other by
-    # TOMTOM at p below `resample_similar` hold one motif twice even if they
-    # never fire near each other (they can split the motif's sites between
-    # them); the one the model uses less is drawn again. Needs
+    # TOMTOM at p below `resample_similar` are taken as one motif learned
+    # twice even if they never fire near each other (they can split the
+    # motif's sites between them); the one the model uses less is drawn
+    # again. Experimental: on half-trained filters 1e-4 also paired unrelated
+    # motifs, and it is not in the benchmark setting (README). Needs
     # `resample_share` > 0 and `overlap_ramp` >= 2.
     resample_similar: float = 0.0
     # Learning-rate decay on a plateau (`lr_decay` 1: off): once early stopping

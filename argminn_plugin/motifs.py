@@ -307,8 +307,11 @@ def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None
     motifs). TOMTOM's null is drawn from the targets' columns: with only a
     scanner's few filters the p-values would rest on a handful of columns, and
     the same scanner gives the same p-values whichever filters are asked
-    about. A pair counts when either direction is below ``max_p``; TOMTOM
-    aligns both strands.
+    about. A pair counts when either direction is below ``max_p``. TOMTOM
+    aligns both strands when the scanner scans both
+    (``scan_reverse_complement``); without that, a filter and its reverse
+    complement read the motif on opposite strands, both needed, so only the
+    forward alignment counts.
     """
     from memelite import tomtom
 
@@ -320,7 +323,9 @@ def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None
         return []
     ppms = [trim(weights_to_ppm(w, beta), min_ic=min_ic)[0].astype(np.float64) for w in weight]
     background = jaspar_database() if background is None else background
-    p = tomtom([ppms[f] for f in filters], ppms + [np.asarray(m, dtype=np.float64) for m in background.values()])[0]
+    both = bool(getattr(model.config, "scan_reverse_complement", True))
+    p = tomtom([ppms[f] for f in filters], ppms + [np.asarray(m, dtype=np.float64) for m in background.values()],
+               reverse_complement=both)[0]
     row = {f: i for i, f in enumerate(filters)}
     return [(a, b) for i, a in enumerate(filters) for b in filters[i + 1:]
             if min(p[row[a], b], p[row[b], a]) < max_p]

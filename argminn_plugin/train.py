@@ -409,11 +409,12 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
     no gradient towards a second motif (a pair task then plateaus at one
     motif). With ``resample_similar``, while the term ramps up, two filters
     the model uses (knock-out importance at least ``SIMILAR_USED`` of the top
-    filter's) whose motifs match each other by TOMTOM at p below it are a
-    pair too, and the less used one is drawn again: two filters can divide
-    one motif's sites between them (each tuned to a flank variant) and never
-    fire near each other, which neither the overlap term nor the co-firing
-    rule sees. Rank 0
+    filter's) whose motifs match each other by TOMTOM at p below it are taken
+    as a pair too, and the less used one is drawn again: two filters can
+    divide one motif's sites between them (each tuned to a flank variant)
+    and never fire near each other, which neither the overlap term nor the
+    co-firing rule sees. (On half-trained filters a bound of 1e-4 also
+    paired unrelated motifs; see the README.) Rank 0
     decides and sends the decision to every rank; each rank then draws the
     same fresh weights from the same seeded generator.
     """
@@ -432,9 +433,9 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
         ramping = tc.weight_at("overlap", epoch + 1) < tc.overlap_weight
         chosen = list(dead) if ramping else []
         redraw_unused = ramping and tc.resample_unused > 0
-        importance = (filter_importance(model, probe) if pairs or redraw_unused or tc.resample_similar > 0
-                      else None)
-        if tc.resample_similar > 0 and ramping:
+        compare_motifs = ramping and tc.resample_similar > 0
+        importance = filter_importance(model, probe) if pairs or redraw_unused or compare_motifs else None
+        if compare_motifs:
             # filters that split one motif's sites between them never fire near each other: compare their motifs
             # (while the term ramps up, like unused filters: at full weight a newcomer disturbs a trained model)
             used = [f for f in range(len(importance))

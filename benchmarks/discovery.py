@@ -119,20 +119,11 @@ PATIENCE = 15
 # plateau (0.853); at 5e-4 auROC was within 0.01 of the best baseline on all
 # 24 seed-datasets (22 at 1e-3) and every motif exactly once on 20 (19):
 # README, Benchmarks.
-# Of two filters the model uses whose motifs match each other by TOMTOM at
-# p < 1e-4 (JASPAR as TOMTOM's background), the less used is drawn again
-# while the term ramps up (TrainConfig.resample_similar): seed 1's
-# fixed_orientation had learned GATA1 twice, as two filters that split its
-# sites and never fired near each other; with the rule, once. Over the four
-# seeds: every motif exactly once on 20 of 24 as before, now 5 of 6 on every
-# seed (seed 3's distractors lost FOXA2 to the same split after the ramp);
-# drawn up to epoch 30 instead, a late draw cost seed 1's fixed_spacing its
-# auROC margin: README, Benchmarks.
 ARGMINN_TRAIN = {"overlap_units": "normalized", "overlap_weight": 1e-2, "overlap_warmup": 10, "overlap_ramp": 10,
                  "l1_warmup": 10, "l1_ramp": 10, "entropy_warmup": 10, "entropy_ramp": 10,
                  "ramp_shape": "geometric", "ramp_start": 1e-3, "resample_share": 0.5, "resample_until": 30,
                  "lr_decay": 0.5, "lr_patience": 2, "resample_unused": 0.05, "resample_grace": 4,
-                 "learning_rate": 5e-4, "resample_similar": 1e-4}
+                 "learning_rate": 5e-4}
 
 
 def model_configs(length):

@@ -288,20 +288,46 @@ def test_of_two_used_filters_with_one_motif_the_less_used_is_drawn_again(tmp_pat
         asked.append((list(filters), max_p))
         return [(0, 2)] if {0, 2} <= set(filters) else []
 
-    # no co-firing pair and no dead filter; filter 1 is below SIMILAR_USED of the top filter, so its motif is
-    # not compared
-    monkeypatch.setattr(train_module, "filters_to_resample", lambda model, X, share: ([], []))
-    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array([10.0, 0.4, 3.0]))
+    # a co-firing pair (1, 3) and a dead filter 4 (its importance on the probe aside); filter 1 is below
+    # SIMILAR_USED of the top filter and filter 4 is dead, so neither motif is compared; (0, 2) match
+    monkeypatch.setattr(train_module, "filters_to_resample", lambda model, X, share: ([(1, 3, 0.9, 0.9)], [4]))
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array([10.0, 0.4, 3.0, 5.0, 2.0]))
     monkeypatch.setattr(motifs_module, "similar_filters", similar)
-    cfg = CFG.replace(n_filters=3, filter_width=5)
-    # the term is on from epoch 2 and at full weight from epoch 5: drawn after epochs 2 and 3 (the next epoch's
-    # weight below full), not after epoch 4 (a newcomer would meet the full term)
+    cfg = CFG.replace(filter_width=5)
+    # the term is on from epoch 2 and at full weight from epoch 5: motifs are compared after epochs 2 and 3
+    # (the next epoch's weight below full), not after epoch 4 (a newcomer would meet the full term), where
+    # the co-firing pair is still drawn
     tc = TrainConfig(max_epochs=4, batch_size=16, overlap_warmup=1, overlap_ramp=3, resample_share=0.5,
                      resample_until=4, resample_similar=1e-4)
     _, history = train(cfg, tc, data(0), data(1), str(tmp_path / "on"), verbose=False)
-    assert [h.get("resampled") for h in history] == [None, [2], [2], None]
-    assert asked == [([0, 2], 1e-4)] * 2
+    assert [h.get("resampled") for h in history] == [None, [4, 1, 2], [4, 1, 2], [1]]
+    assert asked == [([0, 2, 3], 1e-4)] * 2
     asked.clear()
     _, history = train(cfg, tc.replace(resample_similar=0.0), data(0), data(1), str(tmp_path / "off"),
                        verbose=False)
-    assert [h.get("resampled") for h in history] == [None, None, None, None] and asked == []
+    assert [h.get("resampled") for h in history] == [None, [4, 1], [4, 1], [1]] and asked == []
+
+
+def test_similar_filters_counts_either_direction_and_both_strands_only_with_reverse_complement_scanning(
+        monkeypatch):
+    import numpy as np
+
+    from argminn_plugin.motifs import similar_filters
+
+    # WORD and its reverse complement: one motif for a scanner that reads both strands, two for one that does not
+    model = detectors()
+    assert similar_filters(model, [0, 1, 2], 1e-3) == [(0, 1)]
+    single = ARGMINN(CFG.replace(scan_reverse_complement=False))
+    single.scanner.conv.load_state_dict(model.scanner.conv.state_dict())
+    assert similar_filters(single, [0, 1, 2], 1e-3) == []
+    # either direction of TOMTOM's (query, target) p-values counts
+    import memelite
+
+    def one_way(queries, targets, reverse_complement=True):
+        p = np.ones((len(queries), len(targets)))
+        p[1, 0] = 1e-9  # query 1 (filter 1) against target 0 (filter 0) only
+        return (p,)
+
+    monkeypatch.setattr(memelite, "tomtom", one_way)
+    assert similar_filters(model, [0, 1, 2], 1e-3) == [(0, 1)]
+    assert similar_filters(model, [0, 1, 2], 1e-9) == []  # below, not at, the bound
