@@ -119,6 +119,10 @@ PATIENCE = 15
 # plateau (0.853); at 5e-4 auROC was within 0.01 of the best baseline on all
 # 24 seed-datasets (22 at 1e-3) and every motif exactly once on 20 (19):
 # README, Benchmarks.
+# Drawing again one of two used filters whose motifs match by TOMTOM
+# (TrainConfig.resample_similar=1e-4) was tried and dropped: on half-trained
+# filters it paired unrelated motifs and did not catch the split GATA1 pair
+# it was meant for: README, Benchmarks.
 ARGMINN_TRAIN = {"overlap_units": "normalized", "overlap_weight": 1e-2, "overlap_warmup": 10, "overlap_ramp": 10,
                  "l1_warmup": 10, "l1_ramp": 10, "entropy_warmup": 10, "entropy_ramp": 10,
                  "ramp_shape": "geometric", "ramp_start": 1e-3, "resample_share": 0.5, "resample_until": 30,
