@@ -230,8 +230,8 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
         task_list=", ".join(names), column_labels="\n".join(f"      - {n}" for n in names),
-        trained_on=json.dumps(f"argminn simulate dataset ({meta.get('rule', 'no rule recorded')}); splits by chromosome "
-                              f"{meta['splits']}"),
+        trained_on=json.dumps(f"argminn simulate dataset ({meta.get('rule', 'no rule recorded')}); "
+                              f"splits by chromosome {meta['splits']}"),
         expect_md5=md5sum(expect))
     _write_text(os.path.join(out_dir, "model.yaml"), text)
     for stale in (fasta + ".fai",):  # built while writing test.expect; Kipoi rebuilds it

@@ -29,8 +29,8 @@ def _planted_ids(path):
             meta = json.load(handle)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ArgminnError(f"{path}: not a readable simulation.json ({exc})") from None
-    ids = meta.get("config", {}).get("motif_ids") if isinstance(meta, dict) and isinstance(
-        meta.get("config"), dict) else None
+    config = meta.get("config") if isinstance(meta, dict) else None
+    ids = config.get("motif_ids") if isinstance(config, dict) else None
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise ArgminnError(f"{path}: no planted motif IDs (config.motif_ids) to check the filters against")
     return ids
