@@ -232,20 +232,16 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'resample_share' must be in [0, 1], got {self.resample_share}")
         if self.resample_until < 0:
             raise ArgminnError(f"TrainConfig: 'resample_until' must be >= 0, got {self.resample_until}")
-        if not 0 <= self.resample_unused < 1:
-            raise ArgminnError(f"TrainConfig: 'resample_unused' must be in [0, 1), got {self.resample_unused}")
         if self.resample_grace < 1:
             raise ArgminnError(f"TrainConfig: 'resample_grace' must be >= 1, got {self.resample_grace}")
-        if not 0 <= self.resample_similar < 1:
-            raise ArgminnError(f"TrainConfig: 'resample_similar' must be in [0, 1), got {self.resample_similar}")
-        if self.resample_similar > 0 and self.resample_share == 0:
-            raise ArgminnError("TrainConfig: 'resample_similar' > 0 draws filters again during filter "
-                               "resampling: it needs 'resample_share' > 0")
-        if self.resample_unused > 0 and self.resample_share == 0:
-            raise ArgminnError("TrainConfig: 'resample_unused' > 0 draws filters again during filter "
-                               "resampling: it needs 'resample_share' > 0")
-        for name in ("resample_unused", "resample_similar"):
-            if getattr(self, name) > 0 and self.overlap_ramp < 2:
+        for name in ("resample_unused", "resample_similar"):  # draws added to filter resampling, while it ramps
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ArgminnError(f"TrainConfig: '{name}' must be in [0, 1), got {value}")
+            if value > 0 and self.resample_share == 0:
+                raise ArgminnError(f"TrainConfig: '{name}' > 0 draws filters again during filter "
+                                   "resampling: it needs 'resample_share' > 0")
+            if value > 0 and self.overlap_ramp < 2:
                 # drawn at the end of an epoch with the term on and the next epoch still below full weight
                 raise ArgminnError(f"TrainConfig: '{name}' > 0 draws filters again while the overlap term "
                                    f"ramps up: it needs 'overlap_ramp' >= 2, got {self.overlap_ramp}")

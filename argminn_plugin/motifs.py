@@ -316,7 +316,7 @@ def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None
     from memelite import tomtom
 
     filters = sorted({int(f) for f in filters})
-    weight = model.scanner.conv.weight.detach().cpu().numpy()
+    weight = model.motif_conv.weight.detach().cpu().numpy()
     if any(not 0 <= f < len(weight) for f in filters):
         raise ArgminnError(f"similar_filters: filters {filters} are not all among the scanner's {len(weight)}")
     if len(filters) < 2:

@@ -440,8 +440,8 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
             # (while the term ramps up, like unused filters: at full weight a newcomer disturbs a trained model)
             used = [f for f in range(len(importance))
                     if f not in dead and importance[f] >= SIMILAR_USED * importance.max() > 0]
-            pairs = pairs + [(a, b, None, None) for a, b in similar_filters(model, used, tc.resample_similar)
-                             if not any({a, b} == {c, d} for c, d, _, _ in pairs)]
+            # a pair found by both rules is drawn once: its loser is already chosen the second time
+            pairs = pairs + [(a, b, None, None) for a, b in similar_filters(model, used, tc.resample_similar)]
         if redraw_unused:
             # drawn at the end of (0-based) epoch e: left alone until the end of epoch e + resample_grace
             recent = {f for record in history if epoch - (record["epoch"] - 1) < tc.resample_grace
