@@ -3,10 +3,13 @@
 After ``python -m benchmarks.discovery --out DIR``: for each trained method of
 one dataset, the score threshold that keeps ``--sensitivity`` of the held-out
 positives (default 95%), and per kind of negative (nothing relevant planted,
-one motif alone, a pair of motifs at a given spacing and relative strand,
-...) how many score above it. Distractor motifs are ignored; a pair's spacing
-is counted in the first motif's frame (start to start on its strand, so a
-reverse-complemented block has the same spacing as its forward copy).
+one motif alone, a pair of motifs, ...) how many score above it. A pair is
+told apart by what its dataset's label depends on (``PAIR_DETAIL``): its
+spacing and relative strand on fixed_spacing, its relative strand on
+fixed_orientation, only which two motifs elsewhere. Distractor motifs are
+ignored; a pair's spacing is counted in the first motif's frame (start to
+start on its strand, so a reverse-complemented block has the same spacing as
+its forward copy; negative when the second motif starts first).
 
 Run:  python -m benchmarks.errors --out runs/bench --dataset fixed_spacing
 Prints the table and writes ``<out>/<dataset>/errors.json``.
@@ -15,6 +18,7 @@ Prints the table and writes ``<out>/<dataset>/errors.json``.
 import argparse
 import json
 import os
+import re
 
 import numpy as np
 import torch
@@ -28,10 +32,20 @@ from argminn_plugin.train import evaluate, load_model
 from .datasets import GRAMMARS
 
 TRAINED = ("ARGMINN", "CNN", "ExplaiNN")
+# What a pair's label says beyond its two motifs, per dataset (default "motifs": nothing)
+PAIR_DETAIL = {"fixed_spacing": "spacing", "fixed_orientation": "strand"}
+DETAILS = ("spacing", "strand", "motifs")
 
 
-def negative_kinds(truth, n_rows, relevant):
-    """Per sequence row, a label for what of ``relevant`` was planted in it."""
+def negative_kinds(truth, n_rows, relevant, detail="spacing"):
+    """Per sequence row, a label for what of ``relevant`` was planted in it.
+
+    ``detail``: how a pair of two different motifs is labelled: "spacing"
+    (spacing and relative strand), "strand" (relative strand) or "motifs"
+    (the two motifs only).
+    """
+    if detail not in DETAILS:
+        raise ArgminnError(f"errors: 'detail' must be one of {', '.join(DETAILS)}, got {detail!r}")
     kinds = []
     order = {m: k for k, m in enumerate(relevant)}
     for row in range(n_rows):
@@ -45,7 +59,10 @@ def negative_kinds(truth, n_rows, relevant):
             a, b = inst.iloc[0], inst.iloc[1]
             spacing = b.start - a.start if a.strand == "+" else a.end - b.end
             strand = "same strand" if a.strand == b.strand else "opposite strands"
-            kinds.append(f"{a.motif}+{b.motif} spacing {int(spacing)}, {strand}")
+            if detail == "spacing":
+                kinds.append(f"{a.motif}+{b.motif} spacing {int(spacing)}, {strand}")
+            else:
+                kinds.append(f"{a.motif}+{b.motif}" + (f", {strand}" if detail == "strand" else ""))
         else:
             kinds.append(" + ".join(inst["motif"]))
     return np.array(kinds, dtype=object)
@@ -76,8 +93,9 @@ def dataset_errors(out, name, sensitivity=0.95, bin_width=5):
     X, y, bed = data["test"]
     labels = y[:, 0].numpy()
     truth = planted_instances(data_dir, bed)
-    kinds = np.array([spacing_bin(k, bin_width) for k in negative_kinds(truth, len(X), GRAMMARS[name].relevant)],
-                     dtype=object)
+    detail = PAIR_DETAIL.get(name, "motifs")
+    kinds = np.array([spacing_bin(k, bin_width) for k in negative_kinds(truth, len(X), GRAMMARS[name].relevant,
+                                                                        detail)], dtype=object)
     report = {}
     for method in TRAINED:
         path = os.path.join(out, name, method, "model.pt")
@@ -104,7 +122,7 @@ def _kind_order(kind):
         return (kind, "", 0)
     head, rest = kind.split(" spacing ")
     spacing, strand = rest.split(", ")
-    return (head, strand, int(spacing.split("-")[0]))
+    return (head, strand, int(re.match(r"-?\d+", spacing).group()))  # a bin's low end, negative too: "-40--36"
 
 
 def table_text(report, sensitivity):

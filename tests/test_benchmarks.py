@@ -195,3 +195,21 @@ def test_negative_kinds_label_pairs_in_the_first_motifs_frame(monkeypatch):
                            "FOXA2 alone", "HNF4A+FOXA2 spacing 55, opposite strands", "none"]
     assert errors.spacing_bin("HNF4A+FOXA2 spacing 23, same strand") == "HNF4A+FOXA2 spacing 20-24, same strand"
     assert errors.spacing_bin("FOXA2 alone") == "FOXA2 alone"
+    # the second motif first: a negative spacing, binned and sorted as a number
+    truth.loc[len(truth)] = (4, "FOXA2", 3, 11, "+")
+    truth.loc[len(truth)] = (4, "HNF4A", 40, 49, "+")
+    kinds = errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"))
+    assert kinds[4] == "HNF4A+FOXA2 spacing -37, same strand"
+    binned = [errors.spacing_bin(k) for k in kinds]
+    assert binned[4] == "HNF4A+FOXA2 spacing -40--36, same strand"
+    report = {"M": {"by_kind": {k: [1, 0] for k in binned}}}
+    rows = errors.table_text(report, 0.95).splitlines()[2:-1]
+    assert [r.split("  ")[0] for r in rows] == [
+        "FOXA2 alone", "HNF4A+FOXA2 spacing 55-59, opposite strands", "HNF4A+FOXA2 spacing -40--36, same strand",
+        "HNF4A+FOXA2 spacing 20-24, same strand"]
+    # where the label depends only on which motifs are present (or_pairs), a pair is named by its motifs
+    assert list(errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"), "motifs")) == [
+        "HNF4A+FOXA2", "HNF4A+FOXA2", "FOXA2 alone", "HNF4A+FOXA2", "HNF4A+FOXA2"]
+    assert list(errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"), "strand"))[3] == "HNF4A+FOXA2, opposite strands"
+    with pytest.raises(ArgminnError, match="'detail' must be one of"):
+        errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"), "spacings")
