@@ -15,7 +15,11 @@ Prints tables and writes speed.json and scaling.png to --out:
    run; the growth is summarised by the slope of log(time) on log(length)
    (1.0 = linear);
 3. the regularizers' cost per batch (filter overlap, L1, attention entropy)
-   next to the forward pass.
+   next to the forward pass;
+4. ARGMINN's inference time over the standard CNN's at several batch sizes
+   (16 to 1024 sequences, 200 bp, steady allocator, timed in turns): at small
+   batches a pass is dominated by the fixed cost of each small operation,
+   which ARGMINN's four attention layers have more of.
 
 Run:  python benchmarks/speed.py --out runs/bench_speed        (a few minutes)
       python benchmarks/speed.py --out /tmp/smoke --smoke      (seconds; used by the tests)
@@ -165,6 +169,29 @@ def interleaved(names, length, batch, repeats):
     return rows
 
 
+def inference_by_batch(names, length, batches, repeats):
+    """Each model's inference time per batch at each batch size, timed in turns (medians, as in ``interleaved``)."""
+    torch.manual_seed(0)
+    models = {name: build(name, length) for name in names}
+    rng = np.random.default_rng(0)
+    rows = []
+    for batch in batches:
+        X, y = onehot(batch, length).contiguous(), torch.randint(0, 2, (batch, 1)).float()
+        infer = {name: _steps(name, models[name], X, y)[1] for name in names}
+        times = {name: [] for name in names}
+        for round_ in range(3 * repeats + 1):
+            for i in rng.permutation(len(names)):
+                t0 = time.perf_counter()
+                infer[names[i]]()
+                if round_:
+                    times[names[i]].append(time.perf_counter() - t0)
+        for name in names:
+            t = statistics.median(times[name])
+            rows.append({"model": name, "length": length, "batch": batch, "infer_seconds_per_batch": t,
+                         "infer_seqs_per_s": batch / t})
+    return rows
+
+
 def _worker(task, args, threads, steady, queue):
     from argminn_plugin.runtime import steady_allocator
 
@@ -231,9 +258,32 @@ def plot(scaling, path):
     save_png(fig, path, force=True)
 
 
+def load_average():
+    """The 1-minute load average (None where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def load_warning(load, limit=0.5):
+    """A warning line when the load average says other processes are using the CPU, else None.
+
+    Other processes on the cores distort every figure, and with OpenMP
+    threads waiting on each other by far more than their share of the CPU.
+    """
+    if load is None or load <= limit:
+        return None
+    return (f"warning: load average {load:.2f} before the start: other processes are using the CPU, "
+            f"and the timings below will be slower and noisier than on an idle machine")
+
+
 def main(out, smoke=False, threads=2):
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
+    load_before = load_average()
+    if load_warning(load_before):
+        print(load_warning(load_before))
     length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 10)
     lengths = [200, 500] if smoke else [200, 500, 1000, 2000, 5000]
     models = ["ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"]
@@ -281,9 +331,22 @@ def main(out, smoke=False, threads=2):
     for k, v in reg.items():
         print(f"{k:<22}{v['seconds'] * 1000:>9.2f} ms {v['relative_to_forward']:>7.2f}x forward")
 
+    batches = [8, 16] if smoke else [16, 32, 64, 256, 1024]
+    by_batch = in_fresh_process("inference_by_batch", (models[:2], length, batches, repeats), threads, True)
+    print(f"\nInference by batch size at {length} bp, steady malloc (seconds per batch; models timed in turns)")
+    print(f"{'batch':>6}{'ARGMINN':>12}{'standard CNN':>14}{'ratio':>8}")
+    ratio_by_batch = {}
+    for b in batches:
+        arg, cnn = (next(r for r in by_batch if r["model"] == m and r["batch"] == b) for m in models[:2])
+        ratio_by_batch[b] = arg["infer_seconds_per_batch"] / cnn["infer_seconds_per_batch"]
+        print(f"{b:>6}{arg['infer_seconds_per_batch']:>12.5f}{cnn['infer_seconds_per_batch']:>14.5f}"
+              f"{ratio_by_batch[b]:>7.2f}x")
+
     result = {"threads": threads, "equal_length": equal["default"], "equal_length_steady_malloc": equal["steady"],
               "argminn_over_cnn_inference": ratio,
-              "scaling": scaling, "loglog_slopes": slopes, "regularizers": reg}
+              "scaling": scaling, "loglog_slopes": slopes, "regularizers": reg,
+              "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
+              "load_average_before": load_before, "load_average_after": load_average()}
     with atomic_write(os.path.join(out, "speed.json"), force=True) as handle:
         json.dump(result, handle, indent=1)
     plot(scaling, os.path.join(out, "scaling.png"))

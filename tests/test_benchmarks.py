@@ -30,6 +30,15 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     assert [r["length"] for r in saved["scaling"]] == [200, 500, 200, 500]
     assert all(r["peak_rss_mb"] > 0 for r in saved["scaling"])
     assert saved["regularizers"]["forward pass"]["relative_to_forward"] == 1.0
+    assert [(r["model"], r["batch"]) for r in saved["inference_by_batch"]] == [
+        ("ARGMINN", 8), ("standard CNN", 8), ("ARGMINN", 16), ("standard CNN", 16)]
+    assert all(r["infer_seconds_per_batch"] > 0 for r in saved["inference_by_batch"])
+    ratios = {int(b): v for b, v in saved["argminn_over_cnn_inference_by_batch"].items()}
+    rows = {(r["model"], r["batch"]): r["infer_seconds_per_batch"] for r in saved["inference_by_batch"]}
+    assert ratios == {b: rows[("ARGMINN", b)] / rows[("standard CNN", b)] for b in (8, 16)}
+    assert all(saved[k] is None or saved[k] >= 0 for k in ("load_average_before", "load_average_after"))
+    assert speed.load_warning(None) is None and speed.load_warning(0.5) is None
+    assert "load average 1.75" in speed.load_warning(1.75)
     assert (tmp_path / "scaling.png").stat().st_size > 0
 
 
