@@ -14,7 +14,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 
-from .data import read_bed
+from .data import check_intervals, check_letters, open_fasta, read_bed
 from .errors import ArgminnError
 from .fileio import atomic_write
 
@@ -34,12 +34,29 @@ def kipoi_predict(model_dir, intervals, fasta, output, batch_size=64):
     return table.filter(like="preds").to_numpy()
 
 
+def _check_windows(model_dir, bed, fasta, bed_path):
+    """The BED's windows checked against the FASTA for a model exported by argminn (its config.json names
+    the input length), so a bad interval is an error naming the user's BED and line, not kipoi's temporary
+    copy. Other Kipoi models are left to their own dataloaders."""
+    path = os.path.join(model_dir, "config.json")
+    try:
+        with open(path) as handle:
+            length = json.load(handle)["config"]["input_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    fasta_file = open_fasta(fasta)
+    check_intervals(bed, fasta_file, length, bed_path)
+    check_letters(fasta_file, bed, length, fasta, source=bed_path)
+
+
 def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
     """auROC / auPRC per model and task, from ``kipoi predict`` on a labelled BED."""
     from .train import classification_metrics
 
     bed, names = read_bed(bed_path, label_columns=True)
     y = bed[names].to_numpy()
+    for model_dir in model_dirs:
+        _check_windows(model_dir, bed, fasta, bed_path)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         plain = os.path.join(tmp, "intervals.bed")

@@ -140,32 +140,40 @@ def read_bed(path, label_columns=False):
     if not os.path.isfile(path):
         raise ArgminnError(f"{path}: BED file not found")
     rows, lines, header = [], [], None
-    with open(path) as handle:
-        for lineno, line in enumerate(handle, 1):
-            text = line.rstrip("\n\r")
-            if not text.strip() or text.startswith(("track", "browser")):
-                continue
-            if text.startswith("#"):
-                if header is None and not rows:
-                    header = text.lstrip("#").split("\t")
-                continue
-            fields = text.split("\t")
-            if len(fields) < 3:
-                raise ArgminnError(f"{path}: line {lineno}: {len(fields)} column(s); BED needs chrom, start, end "
-                                   "separated by tabs")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise ArgminnError(f"{path}: line {lineno}: start/end must be integers, got "
-                                   f"{fields[1]!r}, {fields[2]!r}") from None
-            if start < 0:
-                raise ArgminnError(f"{path}: line {lineno}: start {start} is negative")
-            if start >= end:
-                raise ArgminnError(f"{path}: line {lineno}: start {start} is not before end {end}")
-            rows.append(fields)
-            lines.append(lineno)
+    try:
+        with open(path) as handle:
+            for lineno, line in enumerate(handle, 1):
+                text = line.rstrip("\n\r")
+                if not text.strip() or text.startswith(("track", "browser")):
+                    continue
+                if text.startswith("#"):
+                    if header is None and not rows:
+                        header = text.lstrip("#").split("\t")
+                    continue
+                fields = text.split("\t")
+                if len(fields) < 3:
+                    raise ArgminnError(f"{path}: line {lineno}: {len(fields)} column(s); BED needs chrom, start, end "
+                                       "separated by tabs")
+                try:
+                    start, end = int(fields[1]), int(fields[2])
+                except ValueError:
+                    raise ArgminnError(f"{path}: line {lineno}: start/end must be integers, got "
+                                       f"{fields[1]!r}, {fields[2]!r}") from None
+                if start < 0:
+                    raise ArgminnError(f"{path}: line {lineno}: start {start} is negative")
+                if start >= end:
+                    raise ArgminnError(f"{path}: line {lineno}: start {start} is not before end {end}")
+                rows.append(fields)
+                lines.append(lineno)
+    except UnicodeDecodeError:
+        raise ArgminnError(f"{path}: not a plain-text BED file (gzipped? decompress it first)") from None
     if not rows:
         raise ArgminnError(f"{path}: no intervals (empty BED)")
+    if label_columns:  # every row must carry every task's label
+        ragged = next(((r, n) for r, n in zip(rows, lines) if len(r) != len(rows[0])), None)
+        if ragged:
+            raise ArgminnError(f"{path}: line {ragged[1]}: {len(ragged[0])} columns, but line {lines[0]} has "
+                               f"{len(rows[0])}; a labelled BED needs the same label columns on every line")
     width = min(len(r) for r in rows)
     df = pd.DataFrame([r[:width] for r in rows])
     df.columns = ["chrom", "start", "end"] + [f"col{i}" for i in range(4, width + 1)]
@@ -221,7 +229,7 @@ def load_intervals(fasta_path, bed_path, length, label_columns=False):
     bed, names = read_bed(bed_path, label_columns=label_columns)
     fasta = open_fasta(fasta_path)
     check_intervals(bed, fasta, length, bed_path)
-    check_letters(fasta, bed, length, fasta_path)
+    check_letters(fasta, bed, length, fasta_path, source=bed_path)
     loci = bed[["chrom", "start", "end"]].reset_index(drop=True)
     X = extract_loci(loci=loci, sequences=fasta, in_window=length, verbose=False, ignore=["N"]).float()
     if X.shape[0] != len(bed):
@@ -230,8 +238,8 @@ def load_intervals(fasta_path, bed_path, length, label_columns=False):
     return X, y, bed, names
 
 
-def check_letters(fasta, bed, length, path):
-    """Reject windows holding letters other than ACGTN (any case)."""
+def check_letters(fasta, bed, length, path, source="BED"):
+    """Reject windows holding letters other than ACGTN (any case); ``source`` names what the lines are of."""
     start, end = centred_windows(bed, length)
     for chrom, s, e, lineno in zip(bed["chrom"], start, end, bed["line"]):
         window = str(fasta[chrom][int(s):int(e)])
@@ -240,7 +248,7 @@ def check_letters(fasta, bed, length, path):
         if bad.size:
             pos = int(bad[0])
             raise ArgminnError(f"{path}: {chrom}:{s + pos + 1}: character {window[pos]!r} is not A, C, G, T or N "
-                               f"(window of BED line {lineno}; IUPAC ambiguity codes are not accepted)")
+                               f"(window of {source} line {lineno}; IUPAC ambiguity codes are not accepted)")
 
 
 def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms):

@@ -1,6 +1,6 @@
 """``argminn export-kipoi``: publish a trained model as a Kipoi model directory.
 
-Writes, atomically and in one step, everything ``kipoi test DIR --source dir``
+Writes, atomically (staged, then moved in), everything ``kipoi test DIR --source dir``
 and ``kipoi predict`` need offline: config.json + weights.pth (a plain CPU
 state_dict), model.py, dataloader.py, dataloader.yaml, model.yaml (with the
 weights' md5 and the training metrics), small example files (a FASTA slice and
@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import torch
@@ -137,6 +139,10 @@ def _description(model):
         return (f"ARGMINN, a mechanistically interpretable neural network for regulatory genomics: a motif "
                 f"scanner ({c.n_filters} filters of width {c.filter_width}, both strands) feeding a memory-stream "
                 f"attention syntax builder ({c.n_layers} layers x {c.n_heads} heads).")
+    if model.architecture == "explainn":
+        return (f"Baseline ExplaiNN ({c.n_units} independent units, each one convolutional filter of width "
+                f"{c.filter_width} with its own small fully connected layers, summed by a linear layer), trained "
+                f"on the same data as the ARGMINN model for comparison.")
     return (f"Baseline standard CNN ({c.n_filters} filters of width {c.filter_width}, max-pool {c.pool}, a second "
             f"convolution, global max-pool, linear head), trained on the same data as the ARGMINN model for "
             f"comparison.")
@@ -196,13 +202,41 @@ def write_expect(path, model, intervals, fasta, batch_size=64):
 
 
 def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
-    """Write the Kipoi model directory for the model in ``model_path``."""
+    """Write the Kipoi model directory for the model in ``model_path``.
+
+    Everything is written into a staging directory beside ``out_dir`` first
+    and moved in only once all of it is written, model.yaml (which holds the
+    other files' md5 sums) last: bad data or a failure on the way leaves an
+    existing export as it was.
+    """
     from .train import load_model
 
     model = load_model(model_path)
-    c = model.config
-    os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ArgminnError(f"{out_dir}: exists and is not a directory")
     check_writable(os.path.join(out_dir, "model.yaml"), force)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    stage = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(os.path.abspath(out_dir)) + ".", suffix=".tmp")
+    try:
+        _write_export(model, model_path, stage, data_dir, n_examples)
+        written = sorted(os.path.relpath(os.path.join(root, name), stage)
+                         for root, _, names in os.walk(stage) for name in names)
+        written.sort(key=lambda rel: rel == "model.yaml")  # model.yaml last
+        for rel in written:
+            target = os.path.join(out_dir, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(os.path.join(stage, rel), target)
+        stale = os.path.join(out_dir, "example_files", "sequences.fa.fai")  # an earlier export's index
+        if os.path.exists(stale):
+            os.remove(stale)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out_dir
+
+
+def _write_export(model, model_path, out_dir, data_dir, n_examples):
+    c = model.config
     weights = os.path.join(out_dir, "weights.pth")
     buffer = io.BytesIO()
     torch.save({"model." + k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buffer)
@@ -237,4 +271,3 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     for stale in (fasta + ".fai",):  # built while writing test.expect; Kipoi rebuilds it
         if os.path.exists(stale):
             os.remove(stale)
-    return out_dir

@@ -67,7 +67,7 @@ class IntervalDataLoader(_KipoiDataset):
         self.bed, _ = read_bed(intervals_file)
         fasta = open_fasta(fasta_file)
         check_intervals(self.bed, fasta, auto_resize_len, intervals_file)
-        check_letters(fasta, self.bed, auto_resize_len, fasta_file)
+        check_letters(fasta, self.bed, auto_resize_len, fasta_file, source=intervals_file)
         self.fasta_file = fasta_file
         starts, ends = centred_windows(self.bed, auto_resize_len)
         self.intervals = [Interval(c, int(s), int(e)) for c, s, e in zip(self.bed["chrom"], starts, ends)]

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import kipoi_compat  # noqa: F401
 from .errors import ArgminnError
-from .variants import read_variants
+from .variants import check_variants, read_variants
 
 
 class _NullWriter:
@@ -59,6 +59,10 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32):
     model_block = _variant_effects_block(os.path.join(model_dir, "model.yaml"), "seq_input")
     dl_block = _variant_effects_block(os.path.join(model_dir, "dataloader.yaml"), "bed_input")
     model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
+    # The user's file checked as the tangermeme route checks it, on kipoi-veff's windows (variant at
+    # index L // 2 - 1), so errors name that file and its lines, not the temporary VCF below.
+    length = model.model.config.input_length
+    check_variants(variants, fasta, length, variants_path, offset=length // 2 - 1)
     model.postprocessing = {"variant_effects": VarEffectModelArgs.from_config(model_block)}
     model.default_dataloader.postprocessing = {"variant_effects": VarEffectDataLoaderArgs.from_config(dl_block)}
     ordered = variants.sort_values(["chrom", "pos"], kind="stable").reset_index(drop=True)

@@ -14,7 +14,7 @@ import os
 import pandas as pd
 import torch
 
-from .data import ALPHABET, check_intervals, open_fasta
+from .data import ALPHABET, check_intervals, check_letters, open_fasta
 from .errors import ArgminnError
 
 
@@ -27,20 +27,23 @@ def read_variants(path):
     if not os.path.isfile(path):
         raise ArgminnError(f"{path}: variant file not found")
     rows, header = [], None
-    with _open_text(path) as handle:
-        for lineno, line in enumerate(handle, 1):
-            text = line.rstrip("\n\r")
-            if not text.strip() or text.startswith("##"):
-                continue
-            fields = text.split("\t")
-            if header is None:
-                names = [f.lstrip("#").lower() for f in fields]
-                if text.startswith("#") or {"chrom", "pos"} <= set(names):
-                    header = names
+    try:
+        with _open_text(path) as handle:
+            for lineno, line in enumerate(handle, 1):
+                text = line.rstrip("\n\r")
+                if not text.strip() or text.startswith("##"):
                     continue
-                raise ArgminnError(f"{path}: line {lineno}: no header line; expected a VCF '#CHROM POS ID REF ALT' "
-                                   "line or a table header with chrom, pos, ref, alt")
-            rows.append((lineno, fields))
+                fields = text.split("\t")
+                if header is None:
+                    names = [f.lstrip("#").lower() for f in fields]
+                    if text.startswith("#") or {"chrom", "pos"} <= set(names):
+                        header = names
+                        continue
+                    raise ArgminnError(f"{path}: line {lineno}: no header line; expected a VCF '#CHROM POS ID REF ALT' "
+                                       "line or a table header with chrom, pos, ref, alt")
+                rows.append((lineno, fields))
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
+        raise ArgminnError(f"{path}: not a plain-text VCF or table, nor a gzipped one named .gz") from None
     if header is None or not {"chrom", "pos", "ref", "alt"} <= set(header):
         raise ArgminnError(f"{path}: the header must name chrom, pos, ref and alt columns")
     col = {name: header.index(name) for name in ("chrom", "pos", "ref", "alt")}
@@ -69,17 +72,15 @@ def read_variants(path):
     return pd.DataFrame(records, columns=["chrom", "pos", "ref", "alt", "id", "line"])
 
 
-def variant_windows(variants, fasta_path, length, path="variants", offset=None):
-    """One-hot windows holding each variant at index ``offset``, after checking REF against the genome.
+def check_variants(variants, fasta_path, length, path="variants", offset=None):
+    """Check every variant's window against the genome; returns (the FASTA, the windows' loci, offset).
 
-    ``offset`` defaults to ``length // 2`` (tangermeme's centre: the window of
-    a 1-bp locus); kipoi-veff's variant-centred windows put the variant at
-    ``length // 2 - 1`` for even lengths, 1 bp further right in the window.
-    Returns (X (N, 4, L) reference windows, substitutions (N, 3) long tensor of
-    (row, position, alt index) for tangermeme, window start per variant).
+    The window of ``length`` bp holds the variant at index ``offset``
+    (default ``length // 2``). Each window must lie on a chromosome of the
+    FASTA, inside its ends, and hold only A, C, G, T or N; each REF must
+    match the genome. A failure is a one-line error naming ``path`` and the
+    variant's line.
     """
-    from tangermeme.io import extract_loci
-
     fasta = open_fasta(fasta_path)
     offset = length // 2 if offset is None else offset
     if not 0 <= offset < length:
@@ -94,6 +95,22 @@ def variant_windows(variants, fasta_path, length, path="variants", offset=None):
         if base != ref:
             raise ArgminnError(f"{path}: line {lineno}: REF {ref} does not match the genome at {chrom}:{pos} "
                                f"({base}); check the assembly and that positions are 1-based")
+    check_letters(fasta, loci, length, fasta_path, source=path)
+    return fasta, loci, offset
+
+
+def variant_windows(variants, fasta_path, length, path="variants", offset=None):
+    """One-hot windows holding each variant at index ``offset``, after :func:`check_variants`.
+
+    ``offset`` defaults to ``length // 2`` (tangermeme's centre: the window of
+    a 1-bp locus); kipoi-veff's variant-centred windows put the variant at
+    ``length // 2 - 1`` for even lengths, 1 bp further right in the window.
+    Returns (X (N, 4, L) reference windows, substitutions (N, 3) long tensor of
+    (row, position, alt index) for tangermeme, window start per variant).
+    """
+    from tangermeme.io import extract_loci
+
+    fasta, loci, offset = check_variants(variants, fasta_path, length, path, offset)
     X = extract_loci(loci=loci[["chrom", "start", "end"]], sequences=fasta, in_window=length, verbose=False,
                      ignore=["N"]).float()
     subs = torch.tensor([[i, offset, ALPHABET.index(a)] for i, a in enumerate(variants["alt"])], dtype=torch.long)

@@ -85,6 +85,11 @@ def test_labelled_bed(tmp_path, genome):
     bad = write(tmp_path / "b.bed", "chrA\t0\t10\t1\nchrB\t0\t10\t2\n")
     with pytest.raises(ArgminnError, match=r"b.bed: line 2: label '2' is not 0 or 1"):
         load_intervals(fasta, bad, 10, label_columns=True)
+    # a line without one task's label is an error, not a task dropped for every line
+    ragged = write(tmp_path / "r.bed", "#chrom\tstart\tend\tgood\tbad\nchrA\t0\t10\t1\t0\nchrB\t0\t10\t0\n")
+    with pytest.raises(ArgminnError, match=r"r.bed: line 3: 4 columns, but line 2 has 5; a labelled BED needs"):
+        load_intervals(fasta, ragged, 10, label_columns=True)
+    assert len(load_intervals(fasta, ragged, 10)[0]) == 2  # unlabelled: extra columns are free
 
 
 @pytest.mark.parametrize("content, message", [

@@ -1,6 +1,8 @@
 """The Kipoi model directory: kipoi test / kipoi predict offline, outputs equal to the library's."""
 
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -49,6 +51,49 @@ def test_export_layout(exported):
         assert handle["inputs"].shape == (20, 4, 120) and handle["preds"].shape == (20, 1)
     assert main(["export-kipoi", "--model", str(exported[1] / "model.pt"), "--data", str(exported[0]),
                  "--out", str(out)]) == 2  # no silent overwrite
+
+
+def test_failed_export_leaves_the_directory_as_it_was(exported, tmp_path):
+    """A re-export with --force that fails (bad data) changes no file and leaves no staging directory."""
+    import shutil
+
+    data, run, out = exported
+    copy = tmp_path / "kipoi_model"
+    shutil.copytree(out, copy)
+    before = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    other = tmp_path / "other_run"
+    assert main(["train", "--data", str(data), "--out", str(other), "--quiet", "--train-set", "max_epochs=1",
+                 "--train-set", "seed=7", "--model-set", "n_layers=2", "--model-set", "stream_dim=32"]) == 0
+    assert main(["export-kipoi", "--model", str(other / "model.pt"), "--data", str(tmp_path / "nodata"),
+                 "--out", str(copy), "--force"]) == 2
+    assert {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kipoi_model", "other_run"]
+    # the same re-export with good data replaces the weights and model.yaml's md5 together
+    assert main(["export-kipoi", "--model", str(other / "model.pt"), "--data", str(data), "--out", str(copy),
+                 "--force"]) == 0
+    from argminn_plugin.kipoi_export import md5sum
+    assert (copy / "weights.pth").read_bytes() != before[pathlib.Path("weights.pth")]
+    assert f"md5 {md5sum(copy / 'weights.pth')}" in (copy / "model.yaml").read_text()
+
+
+def test_export_explainn(exported, tmp_path):
+    """An ExplaiNN baseline exports too; the directory's model gives the library's predictions."""
+    data = exported[0]
+    run, out = tmp_path / "run", tmp_path / "explainn_kipoi"
+    assert main(["train", "--architecture", "explainn", "--data", str(data), "--out", str(run), "--quiet",
+                 "--train-set", "max_epochs=1", "--model-set", "n_units=4"]) == 0
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--data", str(data), "--out", str(out)]) == 0
+    assert "Baseline ExplaiNN (4 independent units" in (out / "model.yaml").read_text()
+    model = load_model(str(run / "model.pt"))
+    with h5py.File(out / "downloaded/model_files/test.expect.h5") as handle:
+        X = torch.from_numpy(handle["inputs"][:])
+        with torch.no_grad():
+            assert np.allclose(handle["preds"][:], torch.sigmoid(model(X)).numpy(), atol=1e-6)
+    # as Kipoi builds it: the model from config.json, then weights.pth as its state dict
+    kipoi_model = KipoiModel(str(out / "config.json"))
+    kipoi_model.load_state_dict(torch.load(out / "weights.pth", weights_only=True))
+    with torch.no_grad():
+        assert torch.allclose(kipoi_model(X), torch.sigmoid(model(X)), atol=1e-6)
 
 
 def test_kipoi_test_passes_offline(exported, tmp_path):
@@ -152,6 +197,11 @@ def test_compare_two_kipoi_models(exported, tmp_path):
         m = classification_metrics(y, torch.sigmoid(model(X)))[0]
     assert table.loc[0, "auroc"] == pytest.approx(m["auroc"], abs=1e-6)
     assert pd.read_csv(out, sep="\t").shape == (2, 6)
+    # a bad interval is an error naming the user's BED and line, not kipoi's temporary copy
+    bad = tmp_path / "bad.bed"
+    bad.write_text((data / "test.bed").read_text().splitlines()[0] + "\nchr3\t0\t10\t1\n")
+    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 2: the 120-bp window chr3:-55-65")):
+        compare_models([str(argminn_dir)], str(data / "genome.fa"), str(bad))
 
 
 def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
@@ -185,3 +235,11 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
     assert np.allclose(kv["label_ref"], sig(tm["label_ref"]), atol=1e-6)
     assert np.allclose(kv["label_diff"], sig(tm["label_alt"]) - sig(tm["label_ref"]), atol=1e-6)
     assert list(kv.index) == [f"v{i}" for i in sorted(inst.index)] or len(kv) == len(inst)
+    # the user's file is checked as on the tangermeme route: a wrong REF is an error naming its line
+    bad = tmp_path / "wrong_ref.vcf"
+    ref = lines[2].split("\t")[3]
+    wrong_ref = "ACGT"[("ACGT".index(ref) + 2) % 4]
+    fields = lines[2].split("\t")
+    bad.write_text("\n".join(lines[:2] + ["\t".join(fields[:3] + [wrong_ref] + [ref])]) + "\n")
+    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 3: REF {wrong_ref} does not match the genome")):
+        kipoi_veff_scores(str(out), str(data / "genome.fa"), str(bad))

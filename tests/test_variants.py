@@ -56,6 +56,15 @@ def test_ref_mismatch_names_line(tmp_path, fasta):
         variant_windows(variants, fasta, 20, "v.vcf")
 
 
+def test_iupac_letter_in_a_variants_window(tmp_path):
+    path = tmp_path / "iupac.fa"
+    path.write_text(">chr1\n" + GENOME[:35] + "R" + GENOME[36:] + "\n")
+    variants = read_variants(vcf(tmp_path, ("chr1", 30, ".", "C", "T", ".", ".", ".")))
+    with pytest.raises(ArgminnError, match=r"iupac.fa: chr1:36: character 'R' is not A, C, G, T or N "
+                                           r"\(window of v.vcf line 3;"):
+        variant_windows(variants, str(path), 20, "v.vcf")
+
+
 def test_variant_past_chromosome_end(tmp_path, fasta):
     variants = read_variants(vcf(tmp_path, ("chr1", 58, ".", "C", "T", ".", ".", ".")))
     with pytest.raises(ArgminnError, match="runs past the chromosome"):
