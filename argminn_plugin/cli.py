@@ -80,7 +80,11 @@ def cmd_train(args):
                                force=args.force, verbose=not args.quiet)
     if info.rank > 0:
         return model, splits
-    metrics = {"best_epoch": min(history, key=lambda r: r["val_loss"])["epoch"], "epochs": len(history)}
+    # The epoch model.pt holds: the last one marked best (only epochs with every regularizer at full
+    # weight compete, see train.train), not simply the lowest validation loss. None for a run resumed
+    # from an older version's checkpoint, whose history carries no marks.
+    best = [r["epoch"] for r in history if r.get("best")]
+    metrics = {"best_epoch": best[-1] if best else None, "epochs": len(history)}
     for split in ("valid", "test"):
         X, y, _ = splits[split]
         if len(X):
@@ -92,10 +96,23 @@ def cmd_train(args):
     return model, splits
 
 
+def _argminn_model(path, command):
+    """The model in ``path``, which must be an ARGMINN model: ``command`` reads its attention."""
+    from .train import load_model
+
+    model = load_model(path)
+    if model.architecture != "argminn":
+        raise ArgminnError(f"{path}: holds a {model.architecture!r} model; '{command}' traces ARGMINN's attention "
+                           "and needs an ARGMINN model")
+    return model
+
+
 def cmd_predict(args):
+    from .fileio import check_writable
     from .predict import predict_intervals, write_predictions
     from .train import load_model
 
+    check_writable(args.output, args.force)  # before the work, not after it
     model = load_model(args.model)
     bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size)
     write_predictions(args.output, bed, logits, model.config.names, force=args.force)
@@ -118,7 +135,7 @@ def cmd_variants(args):
 
         if not args.model:
             raise ArgminnError("give --model (tangermeme route) or --kipoi-model (kipoi-veff route)")
-        model = load_model(args.model)
+        model = _argminn_model(args.model, "argminn variants --motifs") if args.motifs else load_model(args.model)
         variants = read_variants(args.variants)
         table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, path=args.variants,
                                offset=args.offset)
@@ -137,9 +154,8 @@ def cmd_instances(args):
     from .data import load_intervals, load_splits, rows_with_label
     from .interpret import instance_report
     from .simulate import planted_instances
-    from .train import load_model
 
-    model = load_model(args.model)
+    model = _argminn_model(args.model, "argminn instances")
     truth = None
     if args.data:
         fasta, bed_path, valid, test, _ = _dataset_paths(args)
@@ -159,9 +175,8 @@ def cmd_design(args):
 
     from .data import load_splits, rows_with_label
     from .design import design_report
-    from .train import load_model
 
-    model = load_model(args.model)
+    model = _argminn_model(args.model, "argminn design")
     fasta, bed_path, valid, test, _ = _dataset_paths(args)
     splits, _ = load_splits(fasta, bed_path, model.config.input_length, valid, test)
     negatives, positives = (rows_with_label(*splits[args.split], label=k)[0] for k in (0, 1))
@@ -225,7 +240,17 @@ def cmd_demo(args):
         raise ArgminnError("demo runs in one process; under torchrun use 'argminn train'")
     data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
-    cmd_simulate(argparse.Namespace(out=data_dir, config=None, set=args.sim_set, force=args.force))
+    if args.resume and not args.force and os.path.isfile(os.path.join(data_dir, "simulation.json")):
+        # simulation.json is written last: the data is complete; reuse it if it is what these settings make
+        from .simulate import SimulationConfig, dataset_meta
+
+        wanted = _load_config(SimulationConfig, None, args.sim_set, "--set").to_dict()
+        if dataset_meta(data_dir).get("config") != wanted:
+            raise ArgminnError(f"{data_dir}: simulated with other --sim-set values than this run's; resume with "
+                               "the same values or pass --force to start again")
+    else:  # on --resume, data a killed run left incomplete (no simulation.json) is written again
+        cmd_simulate(argparse.Namespace(out=data_dir, config=None, set=args.sim_set,
+                                        force=args.force or args.resume))
     ns = argparse.Namespace(data=data_dir, fasta=None, bed=None, valid_chroms=None, test_chroms=None,
                             model_config=None, model_set=args.model_set, train_config=None,
                             train_set=DEMO_TRAIN_SET + (args.train_set or []), out=run_dir, resume=args.resume,
@@ -242,6 +267,17 @@ def cmd_demo(args):
     table = design_report(model, rows_with_label(*splits["test"], label=0)[0], motif_dir, syntax,
                           os.path.join(args.out, "design"), force=True, positives=positives)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def _positive_int(text):
+    """argparse type: an integer >= 1 (argparse prints the one-line usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def build_parser():
@@ -282,7 +318,7 @@ def build_parser():
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--bed", required=True, help="BED of intervals (windows are centred on them)")
     p.add_argument("-o", "--output", required=True, help="output TSV")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_predict)
 
@@ -306,7 +342,7 @@ def build_parser():
     data_args(p)
     p.add_argument("--split", choices=["train", "valid", "test"], default="test",
                    help="negatives of this split are shuffled into backgrounds")
-    p.add_argument("--n-backgrounds", type=int, default=100)
+    p.add_argument("--n-backgrounds", type=_positive_int, default=100)
     p.add_argument("--n-greedy", type=int, default=4, help="backgrounds designed by tangermeme greedy substitution")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -323,7 +359,7 @@ def build_parser():
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_variants)
 
@@ -343,7 +379,7 @@ def build_parser():
     p.add_argument("--model", required=True, help="model file (model.pt)")
     p.add_argument("--data", required=True, help="the dataset directory (example files come from its test split)")
     p.add_argument("--out", required=True, help="Kipoi model directory to write (e.g. kipoi_model)")
-    p.add_argument("--n-examples", type=int, default=20, help="intervals in the example BED")
+    p.add_argument("--n-examples", type=_positive_int, default=20, help="intervals in the example BED")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     p.set_defaults(func=cmd_export_kipoi)
 
@@ -375,6 +411,9 @@ def main(argv=None):
     try:
         args.func(args)
     except ArgminnError as exc:
+        print(f"argminn: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system's refusals (an output path that is a file, no permission, disk full)
         print(f"argminn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

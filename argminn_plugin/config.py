@@ -73,6 +73,8 @@ class _Config:
                 data = json.load(handle)
         except json.JSONDecodeError as exc:
             raise ArgminnError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        except UnicodeDecodeError:
+            raise ArgminnError(f"{path}: not a text file (a JSON config is expected)") from None
         return cls.from_dict(data, where=path)
 
     def to_dict(self):

@@ -27,6 +27,8 @@ os.umask(_UMASK)
 
 def check_writable(path, force=False):
     """Refuse to overwrite an existing ``path`` unless ``force``."""
+    if os.path.isdir(path):
+        raise ArgminnError(f"{path}: is a directory; give a file name for this output")
     if os.path.exists(path) and not force:
         raise ArgminnError(f"{path}: output exists; pass --force (force=True) to overwrite it")
 

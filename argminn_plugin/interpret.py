@@ -286,8 +286,10 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     from .fileio import atomic_write, check_writable
     from .motifs import read_meme
 
-    names = ["instances.tsv", "instances.bed", "syntax.tsv", "spacing.png"]
-    names += ["coverage.tsv", "coverage.png"] if truth is not None else []
+    # Every output this report can write is checked, and those this run does not write are removed at the
+    # end (with force; without it they are refused here), so no earlier run's figure or table is left
+    # beside tables it does not match.
+    names = ["instances.tsv", "instances.bed", "syntax.tsv", "spacing.png", "coverage.tsv", "coverage.png"]
     os.makedirs(out_dir, exist_ok=True)
     for name in names:
         check_writable(os.path.join(out_dir, name), force)
@@ -328,6 +330,10 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
         plot_coverage(curves, os.path.join(out_dir, "coverage.png"), force=True)
         summary["coverage_mean"] = {k: float(v.mean()) for k, v in curves.items()}
         summary["coverage_at_n_true"] = {k: float(v[-1]) for k, v in curves.items()}
+    written = names[:3] + (["spacing.png"] if len(syntax) else []) + (names[4:] if truth is not None else [])
+    for name in set(names) - set(written):
+        if os.path.exists(os.path.join(out_dir, name)):
+            os.remove(os.path.join(out_dir, name))
     return summary
 
 

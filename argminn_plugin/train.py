@@ -660,6 +660,9 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
                     group["lr"] *= tc.lr_decay
                 record["learning_rate"] = optimizer.param_groups[0]["lr"]
 
+        if stop["best_epoch"] == epoch + 1:
+            record["best"] = True  # saved as model.pt (until a later epoch is)
+
         def write_epoch():  # rank 0; a failure is raised on every rank, none is left waiting
             if stop["best_epoch"] == epoch + 1:
                 save_model(model, best_path)

@@ -43,6 +43,25 @@ def test_train_writes_run(trained):
     assert model.config.task_names == ("label",) and model.config.input_length == 100
 
 
+def test_metrics_name_the_epoch_model_pt_holds(dataset, tmp_path, monkeypatch):
+    """With warm-ups, an early epoch with the lowest validation loss is not the model kept: metrics.json
+    names the epoch that is (the first at full weight here, validation getting worse throughout)."""
+    import argminn_plugin.train as train_module
+
+    real, losses = train_module._evaluate_sharded, iter([0.1, 0.2, 0.3, 0.4])
+
+    def worsening(*args, **kwargs):
+        return next(losses), real(*args, **kwargs)[1]
+
+    monkeypatch.setattr(train_module, "_evaluate_sharded", worsening)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(dataset), "--out", str(run), "--quiet", "--train-set", "max_epochs=4",
+                 "--train-set", "overlap_warmup=2", "--train-set", "overlap_ramp=1", *SMALL_MODEL]) == 0
+    assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 4
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history if h.get("best")] == [1, 2, 3, 4]
+
+
 def test_predict_matches_library(dataset, trained, tmp_path):
     from argminn_plugin.predict import predict_intervals
 
@@ -197,3 +216,82 @@ def test_train_reads_a_benchmark_dataset_and_names_what_a_bad_simulation_json_la
         err = capsys.readouterr().err.strip()
         assert err.startswith("argminn: error:") and message in err and "simulation.json" in err, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_refusals_are_one_line_errors(dataset, trained, tmp_path, capsys):
+    """Baseline models in commands that read ARGMINN's attention, bad batch sizes, binary or gzipped inputs,
+    an output that is a directory, an --out that is a file: each a one-line error, nothing written."""
+    cnn = tmp_path / "cnn"
+    assert main(["train", "--architecture", "cnn", "--data", str(dataset), "--out", str(cnn), "--quiet",
+                 "--train-set", "max_epochs=1", "--model-set", "n_filters=4"]) == 0
+    capsys.readouterr()
+    motifs = tmp_path / "motifs"  # never read: the model is refused first
+    assert main(["instances", "--model", str(cnn / "model.pt"), "--motifs", str(motifs), "--data", str(dataset),
+                 "--out", str(tmp_path / "inst")]) == 2
+    assert "holds a 'cnn' model; 'argminn instances' traces ARGMINN's attention" in capsys.readouterr().err
+    assert main(["design", "--model", str(cnn / "model.pt"), "--motifs", str(motifs), "--instances",
+                 str(tmp_path / "inst"), "--data", str(dataset), "--out", str(tmp_path / "design")]) == 2
+    assert "'argminn design' traces ARGMINN's attention" in capsys.readouterr().err
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("#CHROM\tPOS\tID\tREF\tALT\nchr3\t50\t.\tA\tC\n")
+    assert main(["variants", "--model", str(cnn / "model.pt"), "--motifs", str(motifs), "--fasta",
+                 str(dataset / "genome.fa"), "--variants", str(vcf), "-o", str(tmp_path / "v.tsv")]) == 2
+    assert "'argminn variants --motifs' traces" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("inst", "design", "v.tsv"))
+    # --batch-size 0: argparse's usage error
+    predict = ["predict", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+               "--bed", str(dataset / "peaks.bed")]
+    with pytest.raises(SystemExit) as exc:
+        main([*predict, "-o", str(tmp_path / "p.tsv"), "--batch-size", "0"])
+    assert exc.value.code == 2 and "must be >= 1, got 0" in capsys.readouterr().err
+    # an output that is a directory: refused before the work, even with --force
+    assert main([*predict, "-o", str(tmp_path), "--force"]) == 2
+    assert f"{tmp_path}: is a directory; give a file name" in capsys.readouterr().err
+    # a gzipped BED, a gzipped VCF named .vcf, a binary config file
+    import gzip
+    gz_bed = tmp_path / "peaks.bed"
+    gz_bed.write_bytes(gzip.compress((dataset / "peaks.bed").read_bytes()))
+    assert main([*predict[:-2], "--bed", str(gz_bed), "-o", str(tmp_path / "p.tsv")]) == 2
+    assert "peaks.bed: not a plain-text BED file (gzipped? decompress it first)" in capsys.readouterr().err
+    gz_vcf = tmp_path / "gz.vcf"
+    gz_vcf.write_bytes(gzip.compress(vcf.read_bytes()))
+    assert main(["variants", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+                 "--variants", str(gz_vcf), "-o", str(tmp_path / "v.tsv")]) == 2
+    assert "gz.vcf: not a plain-text VCF or table, nor a gzipped one named .gz" in capsys.readouterr().err
+    binary = tmp_path / "config.json"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "run"), "--train-config", str(binary)]) == 2
+    assert "config.json: not a text file" in capsys.readouterr().err
+    # an --out that is an existing file: the file system's refusal, in one line
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    assert main(["train", "--data", str(dataset), "--out", str(taken), "--quiet", "--train-set", "max_epochs=1",
+                 *SMALL_MODEL]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("argminn: error: ") and "taken" in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / name).exists() for name in ("p.tsv", "v.tsv", "run"))
+
+
+def test_demo_runs_and_resumes(tmp_path, capsys):
+    """The main job end to end on tiny settings; --resume reuses complete data, rewrites incomplete data,
+    and refuses data simulated with other settings."""
+    out = tmp_path / "demo"
+    tiny = ["--quiet", "--sim-set", "n_train=300", "--sim-set", "n_valid=60", "--sim-set", "n_test=60",
+            "--sim-set", "length=120", "--sim-set", "spacing=15", "--train-set", "max_epochs=2",
+            "--model-set", "n_layers=2", "--model-set", "stream_dim=32"]
+    assert main(["demo", "--out", str(out), *tiny]) == 0
+    for name in ("data/simulation.json", "run/model.pt", "motifs/motifs.tsv", "instances/syntax.tsv"):
+        assert (out / name).exists(), name
+    assert any((out / "design").iterdir())
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), *tiny]) == 2  # no silent overwrite
+    assert "output exists" in capsys.readouterr().err
+    genome = (out / "data" / "genome.fa").stat().st_mtime_ns
+    assert main(["demo", "--out", str(out), "--resume", *tiny]) == 0  # complete data: reused
+    assert (out / "data" / "genome.fa").stat().st_mtime_ns == genome
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), "--resume", *tiny, "--sim-set", "seed=5"]) == 2
+    assert "simulated with other --sim-set values" in capsys.readouterr().err
+    (out / "data" / "simulation.json").unlink()  # as a run killed while simulating leaves it
+    assert main(["demo", "--out", str(out), "--resume", *tiny]) == 0
+    assert (out / "data" / "simulation.json").exists()

@@ -62,6 +62,12 @@ def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run):
     assert (best["strand"] == best["strand_true"]).mean() > 0.9
     for name in ("instances.bed", "coverage.png", "spacing.png", "syntax.tsv"):
         assert (base / "instances" / name).stat().st_size > 0
+    # again into the same directory without ground truth: refused without force; with it, the earlier
+    # run's coverage files (which the new tables would not match) are gone
+    with pytest.raises(ArgminnError, match="output exists"):
+        instance_report(model, positives[:50], bed.iloc[:50], str(base / "motifs"), str(base / "instances"))
+    instance_report(model, positives[:50], bed.iloc[:50], str(base / "motifs"), str(base / "instances"), force=True)
+    assert sorted(os.listdir(base / "instances")) == ["instances.bed", "instances.tsv", "spacing.png", "syntax.tsv"]
 
 
 def test_deep_lift_shap_converges(default_run):
