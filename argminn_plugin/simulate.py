@@ -66,6 +66,36 @@ class SimulationConfig(_Config):
             raise ArgminnError("SimulationConfig: 'positive_fraction' must be between 0 and 1")
         if min(self.n_train, self.n_valid, self.n_test) < 1:
             raise ArgminnError("SimulationConfig: n_train, n_valid and n_test must be >= 1")
+        if self.spacer < 0:
+            raise ArgminnError(f"SimulationConfig: 'spacer' (random bases between windows) must be >= 0, "
+                               f"got {self.spacer}")
+        if self.wrong_spacing_margin < 1:
+            raise ArgminnError(f"SimulationConfig: 'wrong_spacing_margin' must be >= 1 (at 0 a wrong spacing can "
+                               f"be the right one), got {self.wrong_spacing_margin}")
+
+    def check_layout(self, width_a, width_b):
+        """Refuse a spacing and length the planting cannot meet, given the widths of motifs A and B.
+
+        B must start at or after A's end (else it overwrites part of A), the
+        pair must fit in a window, and when wrong-spacing negatives are asked
+        for, some spacing at least ``wrong_spacing_margin`` from ``spacing``
+        must fit too (else drawing one would never end).
+        """
+        (id_a, id_b), spacing, length = self.motif_ids, self.spacing, self.length
+        if spacing < width_a:
+            raise ArgminnError(f"SimulationConfig: 'spacing' must be >= {width_a}, the width of motif A ({id_a}), "
+                               f"so motif B does not overwrite part of it; got {spacing}")
+        if spacing + width_b > length:
+            raise ArgminnError(f"SimulationConfig: the pair does not fit in a window: 'spacing' + the width of motif "
+                               f"B ({id_b}, {width_b}) must be <= 'length'; got {spacing} + {width_b} = "
+                               f"{spacing + width_b} > {length}")
+        if self.wrong_orientation_fraction < 1 and self.negative_mix[3] > 0 and not any(
+                abs(offset - spacing) >= self.wrong_spacing_margin and _pair_fits(offset, width_a, width_b, length)
+                for offset in range(-length // 2, length // 2)):
+            raise ArgminnError(f"SimulationConfig: no wrong spacing fits in a {length}-bp window: every spacing "
+                               f"that fits is within 'wrong_spacing_margin' ({self.wrong_spacing_margin}) of "
+                               f"'spacing' ({spacing}); lower the margin, raise 'length' or set "
+                               f"'wrong_orientation_fraction' to 1")
 
 
 def jaspar_motif(motif_id, release="JASPAR2024"):
@@ -91,6 +121,11 @@ def _rc_codes(codes):
     return (3 - codes)[::-1]
 
 
+def _pair_fits(offset, wa, wb, length):
+    """A at 0 and B at ``offset`` do not overlap, and the pair fits in a window of ``length``."""
+    return not -wb < offset < wa and max(wa, offset + wb) - min(0, offset) <= length
+
+
 def _wrong_layout(rng, cfg, wa, wb):
     """A and B with a spacing or relative orientation that breaks the rule."""
     length = cfg.length
@@ -104,8 +139,7 @@ def _wrong_layout(rng, cfg, wa, wb):
             if abs(offset - cfg.spacing) < cfg.wrong_spacing_margin:
                 continue
         # A at a, B at a + offset: non-overlapping, and the pair fits the window.
-        span = max(wa, offset + wb) - min(0, offset)
-        if -wb < offset < wa or span > cfg.length:
+        if not _pair_fits(offset, wa, wb, length):
             continue
         return offset, strand_b
 
@@ -149,6 +183,7 @@ def simulate(out_dir, config=None, force=False):
     cfg = config or SimulationConfig()
     rng = np.random.default_rng(cfg.seed)
     ppms = [jaspar_motif(m, cfg.jaspar_release) for m in cfg.motif_ids]
+    cfg.check_layout(ppms[0][1].shape[1], ppms[1][1].shape[1])  # before anything is written
     summary = {"config": cfg.to_dict(), "motifs": {cfg.motif_ids[k]: ppms[k][0] for k in range(2)},
                "splits": SPLITS, "task_names": ["label"],
                "rule": f"positive iff {ppms[0][0]} then {ppms[1][0]} starting {cfg.spacing} bp later, same strand"}

@@ -85,3 +85,42 @@ def test_bad_simulation_config():
         SimulationConfig.from_dict({"motifs": ["x"]})
     with pytest.raises(ArgminnError, match="exactly two"):
         SimulationConfig(motif_ids=("MA0114.5",))
+    with pytest.raises(ArgminnError, match="'spacer' .* must be >= 0, got -10"):
+        SimulationConfig(spacer=-10)
+    with pytest.raises(ArgminnError, match="'wrong_spacing_margin' must be >= 1"):
+        SimulationConfig(wrong_spacing_margin=0)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"length": 20}, r"'spacing' \+ the width of motif B \(MA0047.4, 8\) must be <= 'length'; got 22 \+ 8 = 30 > 20"),
+    ({"spacing": 500}, r"got 500 \+ 8 = 508 > 200"),
+    ({"spacing": 5}, r"'spacing' must be >= 9, the width of motif A \(MA0114.5\), .*got 5"),
+    ({"spacing": -5}, r"'spacing' must be >= 9, .*got -5"),
+    # half the wrong-syntax negatives at a wrong spacing, but none is 1000 bp away from 22 in 200 bp
+    ({"wrong_spacing_margin": 1000, "wrong_orientation_fraction": 0.5}, "no wrong spacing fits in a 200-bp window"),
+], ids=["length-too-short", "spacing-too-long", "spacing-overlaps-A", "spacing-negative", "no-wrong-spacing"])
+def test_impossible_layout_is_refused_before_writing(tmp_path, changes, message):
+    out = tmp_path / "sim"
+    cfg = SimulationConfig(n_train=30, n_valid=10, n_test=10).replace(**changes)
+    with pytest.raises(ArgminnError, match=message):
+        simulate(str(out), cfg)
+    assert not out.exists()
+
+
+def test_tightest_layout_is_accepted(tmp_path):
+    """B right after A in a window just long enough for the pair (9 + 8 bp), wrong spacings included."""
+    cfg = SimulationConfig(n_train=30, n_valid=10, n_test=10, length=17, spacing=9, wrong_orientation_fraction=0.5)
+    simulate(str(tmp_path), cfg)
+    inst = pd.read_csv(tmp_path / "instances.tsv", sep="\t")
+    assert inst.window_start.min() >= 0 and inst.window_end.max() <= 17
+    assert set(inst[inst.label == 1].groupby("window").size()) == {2}
+
+
+def test_cli_simulate_refuses_an_impossible_spacing(tmp_path, capsys):
+    from argminn_plugin.cli import main
+
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--set", "spacing=500"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("argminn: error: SimulationConfig: the pair does not fit")
+    assert not out.exists()
