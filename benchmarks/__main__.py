@@ -5,10 +5,16 @@
 
 Writes <out>/discovery/{discovery.json,discovery.png}, <out>/speed/{speed.json,scaling.png}
 and prints every table. Finished (dataset, method) results are reused on a re-run.
+A user mistake (e.g. another --seed in the same --out) prints one line,
+``benchmarks: error: ...``, and exits with status 2, as ``argminn`` does (so do
+``benchmarks.discovery`` and ``benchmarks.errors``).
 """
 
 import argparse
 import os
+import sys
+
+from argminn_plugin.errors import ArgminnError
 
 from . import discovery, speed
 
@@ -20,8 +26,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    discovery.main(os.path.join(args.out, "discovery"), smoke=args.smoke, seed=args.seed, threads=args.threads)
-    speed.main(os.path.join(args.out, "speed"), smoke=args.smoke, threads=args.threads)
+    try:
+        discovery.main(os.path.join(args.out, "discovery"), smoke=args.smoke, seed=args.seed, threads=args.threads)
+        speed.main(os.path.join(args.out, "speed"), smoke=args.smoke, threads=args.threads)
+    except ArgminnError as exc:  # a user mistake (e.g. another seed in the same --out): one line, as argminn does
+        print(f"benchmarks: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 1
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -382,6 +383,11 @@ def plot(results, path):
 
 def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None):
     mode = "smoke" if smoke else "full"
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ArgminnError(f"discovery: unknown method(s) {', '.join(map(repr, unknown))} "
+                           f"(one of {', '.join(METHODS)})")
+    methods = [m for m in METHODS if m in methods]  # in METHODS' order: MoDISco explains the CNN trained before it
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     database = jaspar_database()
@@ -411,7 +417,8 @@ def cli(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs: checks the plumbing")
     parser.add_argument("--datasets", nargs="+", choices=list(GRAMMARS))
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                        help="run in the order of the choices, whatever the order given (MoDISco explains the CNN)")
     parser.add_argument("--seed", type=int, default=0, help="draws the data (and, by default, the training)")
     parser.add_argument("--train-seed", type=int, default=None,
                         help="training seed (initial weights, batch order, augmentation), default: --seed; "
@@ -420,7 +427,11 @@ def cli(argv=None):
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
-    main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed)
+    try:
+        main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed)
+    except ArgminnError as exc:  # a user mistake (e.g. another seed in the same --out): one line, as argminn does
+        print(f"benchmarks.discovery: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

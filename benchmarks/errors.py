@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import sys
 
 import numpy as np
 import torch
@@ -160,7 +161,11 @@ def cli(argv=None):
     if args.bin_width < 1:
         parser.error("--bin-width must be >= 1")
     torch.set_num_threads(2)
-    main(args.out, args.dataset, args.sensitivity, args.bin_width)
+    try:
+        main(args.out, args.dataset, args.sensitivity, args.bin_width)
+    except ArgminnError as exc:  # a user mistake (e.g. discovery not run there yet): one line, as argminn does
+        print(f"benchmarks.errors: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,12 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue as queue_lib
 import resource
+import signal
 import statistics
 import time
+import traceback
 
 import numpy as np
 import torch
@@ -193,26 +196,56 @@ def inference_by_batch(names, length, batches, repeats):
 
 
 def _worker(task, args, threads, steady, queue):
+    """Sends back ("ok", result) or ("error", the traceback)."""
     from argminn_plugin.runtime import steady_allocator
 
-    torch.set_num_threads(threads)
-    applied = steady_allocator() if steady else False
-    result = globals()[task](*args)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for row in result if isinstance(result, list) else [result]:
-        row["peak_rss_mb"], row["steady_allocator"] = peak, applied
-    queue.put(result)
+    try:
+        torch.set_num_threads(threads)
+        applied = steady_allocator() if steady else False
+        result = globals()[task](*args)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        for row in result if isinstance(result, list) else [result]:
+            row["peak_rss_mb"], row["steady_allocator"] = peak, applied
+    except Exception:
+        queue.put(("error", traceback.format_exc()))
+    else:
+        queue.put(("ok", result))
+
+
+def _exit_text(code):
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"was killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
 
 
 def in_fresh_process(task, args, threads, steady):
-    """``task(*args)`` (a function of this module, by name) in a new process; peak RSS is that process's."""
+    """``task(*args)`` (a function of this module, by name) in a new process; peak RSS is that process's.
+
+    Raises RuntimeError, with the worker's traceback or how it ended, when
+    the task fails or the process dies without a result (e.g. killed when
+    out of memory); waits for the result only while the process is alive.
+    """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_worker, args=(task, args, threads, steady, queue))
     proc.start()
-    result = queue.get()
+    what = f"speed benchmark: {task}{tuple(args)!r} in a fresh process"
+    while True:
+        ended = proc.exitcode is not None  # then anything it sent is in the pipe already
+        try:
+            status, payload = queue.get(timeout=0.5)
+            break
+        except queue_lib.Empty:
+            if ended:
+                raise RuntimeError(f"{what} {_exit_text(proc.exitcode)} without a result") from None
     proc.join()
-    return result
+    if status == "error":
+        raise RuntimeError(f"{what} failed:\n{payload}")
+    return payload
 
 
 def regularizer_cost(length, batch, repeats):

@@ -222,3 +222,73 @@ def test_negative_kinds_label_pairs_in_the_first_motifs_frame(monkeypatch):
     assert list(errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"), "strand"))[3] == "HNF4A+FOXA2, opposite strands"
     with pytest.raises(ArgminnError, match="'detail' must be one of"):
         errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"), "spacings")
+
+
+def test_fresh_process_failures_raise_instead_of_hanging(monkeypatch):
+    """A task that fails, or a worker that dies without a result (as when killed out of memory), raises."""
+    import functools
+    import signal
+    import threading
+
+    speed = _bench(monkeypatch, "speed")
+
+    def error_of(*args):  # in a thread, so that waiting forever fails the test instead of blocking it
+        box = {}
+
+        def run():
+            try:
+                box["result"] = speed.in_fresh_process(*args)
+            except Exception as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), f"in_fresh_process{args} still waiting after 60 s"
+        return box.get("error")
+
+    error = error_of("throughput", ("bad", 200, 8, 1), 1, True)
+    assert isinstance(error, RuntimeError)
+    assert "throughput('bad', 200, 8, 1) in a fresh process failed" in str(error)
+    assert str(error).rstrip().endswith("ValueError: bad")  # the worker's traceback
+    error = error_of("timed", (functools.partial(signal.raise_signal, signal.SIGKILL), 1), 1, False)
+    assert isinstance(error, RuntimeError)
+    assert str(error).endswith("was killed by SIGKILL (out of memory?) without a result")
+
+
+def test_errors_cli_reports_a_user_mistake_in_one_line(tmp_path, monkeypatch, capsys):
+    errors = _bench(monkeypatch, "errors")
+    with pytest.raises(SystemExit) as stop:
+        errors.cli(["--out", str(tmp_path), "--dataset", "fixed_spacing"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("benchmarks.errors: error: ")
+    assert "no benchmark data; run python -m benchmarks.discovery" in err
+    assert err.count("\n") == 1
+
+
+def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsys):
+    """MoDISco named before the CNN it explains still runs after it; user mistakes print one line, status 2."""
+    discovery = _bench(monkeypatch, "discovery")
+    out = tmp_path / "discovery"
+    discovery.cli(["--out", str(out), "--smoke", "--datasets", "single_motif", "--threads", "1",
+                   "--methods", "CNN+DeepLIFT+MoDISco", "CNN"])
+    saved = json.loads((out / "discovery.json").read_text())
+    assert list(saved["results"]["single_motif"]) == ["CNN", "CNN+DeepLIFT+MoDISco"]
+    assert (out / "single_motif" / "CNN_DeepLIFT_MoDISco" / "result.json").exists()
+    with pytest.raises(ArgminnError, match="unknown method.*'RF'"):
+        discovery.main(str(tmp_path / "other"), smoke=True, methods=["CNN", "RF"])
+    assert not (tmp_path / "other").exists()
+    capsys.readouterr()
+    # another seed in the same --out: one line, from benchmarks.discovery and from the suite (python -m benchmarks)
+    suite = _bench(monkeypatch, "__main__")
+    for prog, run in (("benchmarks.discovery", lambda: discovery.cli(
+            ["--out", str(out), "--smoke", "--datasets", "single_motif", "--seed", "1", "--threads", "1"])),
+                      ("benchmarks", lambda: suite.main(["--out", str(tmp_path), "--smoke", "--seed", "1",
+                                                         "--threads", "1"]))):
+        with pytest.raises(SystemExit) as stop:
+            run()
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"{prog}: error: ") and "holds dataset 'single_motif', seed 0" in err, err
+        assert err.count("\n") == 1
