@@ -166,7 +166,7 @@ def _examples(data_dir, out_dir, n_examples):
     from .data import open_fasta, read_bed
     from .simulate import dataset_meta
 
-    meta = dataset_meta(data_dir)
+    meta = dataset_meta(data_dir, hint="give the directory of the data the model was trained on (argminn simulate)")
     chrom = meta["splits"]["test"]
     bed, _ = read_bed(os.path.join(data_dir, "peaks.bed"), label_columns=True)
     bed = bed[bed["chrom"] == chrom].head(n_examples)

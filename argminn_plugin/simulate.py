@@ -197,7 +197,7 @@ def simulate(out_dir, config=None, force=False):
 OUTPUTS = ("genome.fa", "peaks.bed", "test.bed", "instances.tsv", "motifs.meme", "simulation.json")
 
 
-def dataset_meta(data_dir):
+def dataset_meta(data_dir, hint="make one with 'argminn simulate' or pass --fasta and --bed"):
     """simulation.json of a simulated dataset directory, checked; ``length`` set at its top level.
 
     Datasets of ``argminn simulate`` keep the window length in ``config``, the
@@ -207,8 +207,7 @@ def dataset_meta(data_dir):
     """
     path = os.path.join(data_dir, "simulation.json")
     if not os.path.isfile(path):
-        raise ArgminnError(f"{data_dir}: not a dataset directory (no simulation.json); "
-                           "make one with 'argminn simulate' or pass --fasta and --bed")
+        raise ArgminnError(f"{data_dir}: not a dataset directory (no simulation.json); {hint}")
     try:
         with open(path) as handle:
             meta = json.load(handle)

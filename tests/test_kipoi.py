@@ -53,7 +53,7 @@ def test_export_layout(exported):
                  "--out", str(out)]) == 2  # no silent overwrite
 
 
-def test_failed_export_leaves_the_directory_as_it_was(exported, tmp_path):
+def test_failed_export_leaves_the_directory_as_it_was(exported, tmp_path, capsys):
     """A re-export with --force that fails (bad data) changes no file and leaves no staging directory."""
     import shutil
 
@@ -66,6 +66,8 @@ def test_failed_export_leaves_the_directory_as_it_was(exported, tmp_path):
                  "--train-set", "seed=7", "--model-set", "n_layers=2", "--model-set", "stream_dim=32"]) == 0
     assert main(["export-kipoi", "--model", str(other / "model.pt"), "--data", str(tmp_path / "nodata"),
                  "--out", str(copy), "--force"]) == 2
+    assert "nodata: not a dataset directory (no simulation.json); give the directory of the data" in \
+        capsys.readouterr().err
     assert {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kipoi_model", "other_run"]
     # the same re-export with good data replaces the weights and model.yaml's md5 together
