@@ -247,6 +247,40 @@ def test_folded_inference_steps_aside_for_hooks(small_config):
     assert torch.allclose(knocked, expected, atol=1e-5) and not torch.allclose(knocked, plain, atol=1e-4)
 
 
+def test_folded_inference_applies_only_plain_modules_as_functions(small_config):
+    """The inference path applies the softmax, norms, MLP and head as functions: a hook on any of them is
+    seen (the module path runs), a module swapped for another kind is honoured, and their weights are read
+    on every pass (an in-place edit after a cached pass shows)."""
+    torch.manual_seed(5)
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(4, small_config.input_length)
+    with torch.no_grad():
+        assert model._folded() is not None
+        plain = model(X)
+        for module in (model.layers[0].softmax, model.layers[1].norm1, model.layers[0].mlp_in,
+                       model.layers[1].mlp_act, model.layers[0].mlp_out, model.layers[1].norm2,
+                       model.final_norm, model.head):
+            seen = []
+            handle = module.register_forward_hook(lambda m, i, o: seen.append(1))
+            assert model._folded() is None
+            assert torch.allclose(model(X), plain, atol=1e-6) and len(seen) == 1
+            handle.remove()
+        model.layers[1].mlp_act = torch.nn.GELU().eval()  # eval mode: only its kind tells it apart
+        assert model._folded() is None
+        swapped = model(X)
+    assert torch.allclose(swapped, model(X), atol=1e-6) and not torch.allclose(swapped, plain, atol=1e-5)
+    model.layers[1].mlp_act = torch.nn.ReLU().eval()
+    model.layers[0].softmax = torch.nn.Softmax(dim=1).eval()  # over heads, not positions
+    assert model._folded() is None
+    model.layers[0].softmax = torch.nn.Softmax(dim=-1).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(X), plain, atol=1e-6)  # the folded path again, cache filled
+        model.head.weight.mul_(2)
+        model.layers[0].norm2.bias.add_(0.5)
+        edited = model(X)
+    assert torch.allclose(edited, model(X), atol=1e-5) and not torch.allclose(edited, plain, atol=1e-4)
+
+
 def test_folded_inference_steps_aside_where_it_would_differ(small_config):
     """Cases where merged matrices would not be what the modules compute: a hook on a whole layer (here one
     that skips the layer), a batch norm put back in training mode, a replaced norm, autocast; each gives the
