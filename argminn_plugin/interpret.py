@@ -44,6 +44,7 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
 
     X = check_X(X, model.config.input_length)
     model = model.to(device).eval()
+    X = X.to(next(model.parameters()).dtype)  # a model in float64 (as for DeepLIFT) gets float64 input
     chosen = None  # every filter
     if filters is not None:
         given = list(filters)
@@ -157,11 +158,15 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     none: no calls).
     """
     w = model.config.filter_width
+    if min_separation is not None and min_separation < 0:
+        raise ArgminnError(f"instances: 'min_separation' must be >= 0 (0: no spacing between calls), "
+                           f"got {min_separation}")
     filters = None if filters is None else list(filters)
     rows = []
     if filters != []:  # none: no motif to point at, no calls
         scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power, filters)
-        rows = _calls_from_scan(scan, annotation, w, min_separation or w, min_attention, max_per_sequence)
+        rows = _calls_from_scan(scan, annotation, w, w if min_separation is None else min_separation,
+                                min_attention, max_per_sequence)
     calls = pd.DataFrame(rows, columns=["sequence", "filter", "motif", "start", "end", "strand", "attention",
                                         "activation", "rank"])
     return calls.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
@@ -290,6 +295,8 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     # end (with force; without it they are refused here), so no earlier run's figure or table is left
     # beside tables it does not match.
     names = ["instances.tsv", "instances.bed", "syntax.tsv", "spacing.png", "coverage.tsv", "coverage.png"]
+    if truth is not None and len(truth) == 0:  # checked before anything is written
+        raise ArgminnError("no true instances to evaluate against")
     os.makedirs(out_dir, exist_ok=True)
     for name in names:
         check_writable(os.path.join(out_dir, name), force)

@@ -29,8 +29,11 @@ class KipoiModel(torch.nn.Module):
     def __init__(self, config_path="config.json"):
         from .train import build_model
 
-        with open(config_path) as handle:
-            spec = json.load(handle)
+        try:
+            with open(config_path) as handle:
+                spec = json.load(handle)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ArgminnError(f"{config_path}: not a readable JSON config ({exc})") from None
         if not isinstance(spec, dict) or {"architecture", "config"} - set(spec):
             raise ArgminnError(f"{config_path}: expected {{\"architecture\": ..., \"config\": {{...}}}}")
         super().__init__()

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from torch.nn.modules import module as _module
 
 from .config import ModelConfig
+from .errors import ArgminnError
 
 
 def sinusoidal_encoding(n_positions, dim, min_period=4.0, max_period=0.0):
@@ -42,7 +43,7 @@ def sinusoidal_encoding(n_positions, dim, min_period=4.0, max_period=0.0):
     enc = torch.zeros(dim, n_positions, dtype=torch.float64)
     enc[0::2] = torch.sin(angle)
     enc[1::2] = torch.cos(angle)
-    return enc.float()
+    return enc.to(torch.get_default_dtype())
 
 
 def _global_hooks():
@@ -186,6 +187,9 @@ class ARGMINN(nn.Module):
         self._fold_cache = None
 
     def _run(self, X, keep):
+        if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != self.config.input_length:
+            raise ArgminnError(f"ARGMINN: input of shape {tuple(X.shape)}; this model takes (N, 4, "
+                               f"{self.config.input_length}) one-hot sequences (config.input_length)")
         folded = self._folded()
         if folded is not None:
             return self._run_folded(X, keep, folded)

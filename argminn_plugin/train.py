@@ -23,6 +23,7 @@ writes the run directory. See :func:`train` for the details.
 import collections
 import contextlib
 import json
+import math
 import os
 import time
 
@@ -544,6 +545,15 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
         return _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose and info.rank == 0, info)
 
 
+def _check_finite(which, loss, epoch, tc, out_dir):
+    """A NaN or infinite loss ends training with an error naming the epoch (the run directory keeps the
+    checkpoints of the epochs before it)."""
+    if not math.isfinite(loss):
+        raise ArgminnError(f"epoch {epoch + 1}: the {which} loss is {loss}: training diverged; lower "
+                           f"'learning_rate' (now {tc.learning_rate}) or the regularizer weights "
+                           f"({out_dir} keeps the checkpoints of the epochs before)")
+
+
 def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
     from tqdm.auto import tqdm
 
@@ -635,8 +645,10 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if info.world > 1:
             sums, count = _all_reduce_sums(sums, count, info)
             _broadcast_buffers(model)
+        _check_finite("training", sums["task"] / count, epoch, tc, out_dir)
         resampled = _resample(model, optimizer, tc, epoch, Xt, info, history)
         val_loss, val_probs = _evaluate_sharded(model, Xv, yv, info)
+        _check_finite("validation", val_loss, epoch, tc, out_dir)
         val_metrics = classification_metrics(yv, val_probs)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,
                   **({"resampled": resampled} if resampled else {}),

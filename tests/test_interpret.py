@@ -155,3 +155,38 @@ def test_instances_point_only_at_the_filters_given():
     for bad in ([3], [-1], [0.5]):
         with pytest.raises(ArgminnError, match="'filters' must name at least one of filters 0..2"):
             call_instances(model, X, filters=bad)
+
+
+def test_call_instances_on_a_float64_model_and_min_separation():
+    """A model in float64 (as for DeepLIFT) calls the same instances; min_separation=0 means no spacing
+    between calls (not the default of one filter width); a negative one is an error."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.interpret import call_instances
+    from conftest import random_onehot
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4)).eval()
+    X = random_onehot(8, 40, seed=3)
+    calls = call_instances(model, X)
+    try:
+        doubled = call_instances(model.double(), X)
+    finally:
+        model.float()
+    assert doubled[["sequence", "filter", "start", "strand"]].equals(calls[["sequence", "filter", "start", "strand"]])
+    dense = call_instances(model, X, min_separation=0)
+    assert len(dense) == len(call_instances(model, X, min_separation=1)) > len(calls)  # one call per position
+    with pytest.raises(ArgminnError, match="'min_separation' must be >= 0"):
+        call_instances(model, X, min_separation=-1)
+
+
+def test_instance_report_refuses_empty_truth_before_writing(default_run, tmp_path):
+    base, model, splits = default_run
+    positives, _, bed = rows_with_label(*splits["test"])
+    truth = planted_instances(str(base / "data"), bed)
+    if not (base / "motifs/motifs.tsv").exists():
+        motif_report(model, splits["train"][0], str(base / "motifs"), planted=str(base / "data/simulation.json"))
+    with pytest.raises(ArgminnError, match="no true instances"):
+        instance_report(model, positives[:20], bed.iloc[:20], str(base / "motifs"), str(tmp_path / "inst"),
+                        truth=truth.iloc[:0])
+    assert not (tmp_path / "inst").exists()

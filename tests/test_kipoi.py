@@ -245,3 +245,12 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
     bad.write_text("\n".join(lines[:2] + ["\t".join(fields[:3] + [wrong_ref] + [ref])]) + "\n")
     with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 3: REF {wrong_ref} does not match the genome")):
         kipoi_veff_scores(str(out), str(data / "genome.fa"), str(bad))
+
+
+def test_kipoi_model_names_a_bad_config_file(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: not a readable JSON config")):
+        KipoiModel(str(bad))
+    with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path}: not a readable JSON config")):
+        KipoiModel(str(tmp_path))

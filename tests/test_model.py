@@ -377,3 +377,25 @@ def test_inference_cache_follows_every_weight_change(small_config):
     model.double()
     with torch.no_grad():
         assert model(X.double()).dtype == torch.float64
+
+
+def test_wrong_input_shape_is_a_clear_error(small_config):
+    model = ARGMINN(small_config).eval()
+    n = small_config.input_length
+    for X in (random_onehot(2, n + 1), random_onehot(2, n)[:, :3], random_onehot(2, n)[0]):
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad), pytest.raises(
+                    ArgminnError, match=rf"input of shape .*; this model takes \(N, 4, {n}\) one-hot sequences"):
+                model(X)
+
+
+def test_builds_and_runs_under_float64_default_dtype(small_config):
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = ARGMINN(small_config).eval()
+        assert model.pos_enc.dtype == torch.float64
+        with torch.no_grad():
+            assert model(random_onehot(2, small_config.input_length).double()).dtype == torch.float64
+    finally:
+        torch.set_default_dtype(before)

@@ -212,3 +212,25 @@ def test_learning_rate_decays_on_a_plateau_and_resumes_identically(tmp_path, mon
     for bad in ({"lr_decay": 0.0}, {"lr_decay": 1.5}, {"lr_patience": 0}):
         with pytest.raises(ArgminnError, match=list(bad)[0]):
             TrainConfig(**bad)
+
+
+def test_diverging_training_is_a_clear_error(tmp_path, monkeypatch):
+    """A NaN loss ends training with an error naming the epoch, the loss and the learning rate, not a NaN
+    error from the metrics; the checkpoints of the epochs before are kept."""
+    import argminn_plugin.train as train_module
+
+    real, losses = train_module._evaluate_sharded, iter([0.5, float("nan")])
+
+    def diverging(*args, **kwargs):
+        return next(losses), real(*args, **kwargs)[1]
+
+    monkeypatch.setattr(train_module, "_evaluate_sharded", diverging)
+    run = tmp_path / "run"
+    with pytest.raises(ArgminnError, match=r"epoch 2: the validation loss is nan: training diverged; lower "
+                                           r"'learning_rate' \(now 0.001\)"):
+        train(CFG, TrainConfig(max_epochs=3, batch_size=16), data(0), data(1), str(run), verbose=False)
+    assert safe_load_torch(str(run / "last.pt"))["epoch"] == 0 and (run / "model.pt").exists()
+    monkeypatch.setattr(train_module, "_evaluate_sharded", real)
+    with pytest.raises(ArgminnError, match=r"epoch 1: the training loss is (nan|inf)"):
+        train(CFG, TrainConfig(max_epochs=2, batch_size=16, learning_rate=1e6), data(0), data(1),
+              str(tmp_path / "run2"), verbose=False)
