@@ -204,7 +204,7 @@ def write_expect(path, model, intervals, fasta, batch_size=64):
 def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     """Write the Kipoi model directory for the model in ``model_path``.
 
-    Everything is written into a staging directory beside ``out_dir`` first
+    Everything is written into a staging directory inside ``out_dir`` first
     and moved in only once all of it is written, model.yaml (which holds the
     other files' md5 sums) last: bad data or a failure on the way leaves an
     existing export as it was.
@@ -215,9 +215,9 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ArgminnError(f"{out_dir}: exists and is not a directory")
     check_writable(os.path.join(out_dir, "model.yaml"), force)
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    stage = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(os.path.abspath(out_dir)) + ".", suffix=".tmp")
+    os.makedirs(out_dir, exist_ok=True)
+    # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
+    stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
     try:
         _write_export(model, model_path, stage, data_dir, n_examples)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)

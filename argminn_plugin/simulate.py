@@ -69,6 +69,11 @@ class SimulationConfig(_Config):
         if self.spacer < 0:
             raise ArgminnError(f"SimulationConfig: 'spacer' (random bases between windows) must be >= 0, "
                                f"got {self.spacer}")
+        if self.pseudocount < 0:
+            raise ArgminnError(f"SimulationConfig: 'pseudocount' must be >= 0, got {self.pseudocount}")
+        if self.sharpness <= 0:
+            raise ArgminnError(f"SimulationConfig: 'sharpness' (the matrix raised to this power) must be > 0, "
+                               f"got {self.sharpness}")
         if self.wrong_spacing_margin < 1:
             raise ArgminnError(f"SimulationConfig: 'wrong_spacing_margin' must be >= 1 (at 0 a wrong spacing can "
                                f"be the right one), got {self.wrong_spacing_margin}")
@@ -76,19 +81,22 @@ class SimulationConfig(_Config):
     def check_layout(self, width_a, width_b):
         """Refuse a spacing and length the planting cannot meet, given the widths of motifs A and B.
 
-        B must start at or after A's end (else it overwrites part of A), the
-        pair must fit in a window, and when wrong-spacing negatives are asked
+        B must start at or after A's end, or end at or before A's start (a
+        negative spacing: B first), else one overwrites part of the other; the
+        pair must fit in a window; and when wrong-spacing negatives are asked
         for, some spacing at least ``wrong_spacing_margin`` from ``spacing``
         must fit too (else drawing one would never end).
         """
         (id_a, id_b), spacing, length = self.motif_ids, self.spacing, self.length
-        if spacing < width_a:
+        if -width_b < spacing < width_a:
             raise ArgminnError(f"SimulationConfig: 'spacing' must be >= {width_a}, the width of motif A ({id_a}), "
-                               f"so motif B does not overwrite part of it; got {spacing}")
-        if spacing + width_b > length:
-            raise ArgminnError(f"SimulationConfig: the pair does not fit in a window: 'spacing' + the width of motif "
-                               f"B ({id_b}, {width_b}) must be <= 'length'; got {spacing} + {width_b} = "
-                               f"{spacing + width_b} > {length}")
+                               f"or <= -{width_b} (B, {id_b}, first), so neither motif overwrites part of the "
+                               f"other; got {spacing}")
+        span = max(width_a, spacing + width_b) - min(0, spacing)
+        if span > length:
+            raise ArgminnError(f"SimulationConfig: the pair does not fit in a window: it spans {span} bp at "
+                               f"'spacing' {spacing} (motif A {id_a}: {width_a} bp, B {id_b}: {width_b} bp), more "
+                               f"than 'length' ({length})")
         if self.wrong_orientation_fraction < 1 and self.negative_mix[3] > 0 and not any(
                 abs(offset - spacing) >= self.wrong_spacing_margin and _pair_fits(offset, width_a, width_b, length)
                 for offset in range(-length // 2, length // 2)):

@@ -545,13 +545,14 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
         return _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose and info.rank == 0, info)
 
 
-def _check_finite(which, loss, epoch, tc, out_dir):
+def _check_finite(which, loss, epoch, optimizer, out_dir):
     """A NaN or infinite loss ends training with an error naming the epoch (the run directory keeps the
     checkpoints of the epochs before it)."""
     if not math.isfinite(loss):
-        raise ArgminnError(f"epoch {epoch + 1}: the {which} loss is {loss}: training diverged; lower "
-                           f"'learning_rate' (now {tc.learning_rate}) or the regularizer weights "
-                           f"({out_dir} keeps the checkpoints of the epochs before)")
+        raise ArgminnError(f"epoch {epoch + 1}: the {which} loss is {loss}: training diverged at learning rate "
+                           f"{optimizer.param_groups[0]['lr']:g}; train again (--force) with a lower "
+                           f"'learning_rate' or lower regularizer weights (model.pt and last.pt in {out_dir} "
+                           "are from earlier epochs)")
 
 
 def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
@@ -645,10 +646,10 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if info.world > 1:
             sums, count = _all_reduce_sums(sums, count, info)
             _broadcast_buffers(model)
-        _check_finite("training", sums["task"] / count, epoch, tc, out_dir)
+        _check_finite("training", sums["task"] / count, epoch, optimizer, out_dir)
         resampled = _resample(model, optimizer, tc, epoch, Xt, info, history)
         val_loss, val_probs = _evaluate_sharded(model, Xv, yv, info)
-        _check_finite("validation", val_loss, epoch, tc, out_dir)
+        _check_finite("validation", val_loss, epoch, optimizer, out_dir)
         val_metrics = classification_metrics(yv, val_probs)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,
                   **({"resampled": resampled} if resampled else {}),

@@ -299,24 +299,48 @@ def load_average():
         return None
 
 
-def load_warning(load, limit=0.5):
-    """A warning line when the load average says other processes are using the CPU, else None.
+def _cpu_times():
+    """(busy, total) jiffies of all CPUs from /proc/stat (Linux), or None."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy(seconds=1.0):
+    """Fraction of all CPUs busy over ``seconds`` while this process sleeps: what other processes use
+    (None off Linux). Unlike the load average, it does not remember the last minute's work of this
+    benchmark's own earlier parts."""
+    first = _cpu_times()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = _cpu_times()
+    total = second[1] - first[1]
+    return (second[0] - first[0]) / total if total > 0 else 0.0
+
+
+def load_warning(busy, limit=0.25):
+    """A warning line when other processes keep more than ``limit`` of the CPUs busy, else None.
 
     Other processes on the cores distort every figure, and with OpenMP
     threads waiting on each other by far more than their share of the CPU.
     """
-    if load is None or load <= limit:
+    if busy is None or busy <= limit:
         return None
-    return (f"warning: load average {load:.2f} before the start: other processes are using the CPU, "
-            f"and the timings below will be slower and noisier than on an idle machine")
+    return (f"warning: other processes kept {busy:.0%} of the CPUs busy just before the start: the timings "
+            f"below will be slower and noisier than on an idle machine")
 
 
 def main(out, smoke=False, threads=2):
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
-    load_before = load_average()
-    if load_warning(load_before):
-        print(load_warning(load_before))
+    load_before, busy_before = load_average(), cpu_busy()
+    if load_warning(busy_before):
+        print(load_warning(busy_before))
     length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 10)
     lengths = [200, 500] if smoke else [200, 500, 1000, 2000, 5000]
     models = ["ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"]
@@ -379,7 +403,8 @@ def main(out, smoke=False, threads=2):
               "argminn_over_cnn_inference": ratio,
               "scaling": scaling, "loglog_slopes": slopes, "regularizers": reg,
               "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
-              "load_average_before": load_before, "load_average_after": load_average()}
+              "load_average_before": load_before, "load_average_after": load_average(),
+              "cpu_busy_before": busy_before}
     with atomic_write(os.path.join(out, "speed.json"), force=True) as handle:
         json.dump(result, handle, indent=1)
     plot(scaling, os.path.join(out, "scaling.png"))

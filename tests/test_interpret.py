@@ -43,7 +43,7 @@ def test_default_model_meets_the_core_targets(default_run):
     assert report["each_planted_motif_found_by_exactly_one_filter"], report["planted"]
 
 
-def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run):
+def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run, tmp_path):
     base, model, splits = default_run
     if not (base / "motifs/motifs.tsv").exists():
         motif_report(model, splits["train"][0], str(base / "motifs"), planted=str(base / "data/simulation.json"))
@@ -62,12 +62,15 @@ def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run):
     assert (best["strand"] == best["strand_true"]).mean() > 0.9
     for name in ("instances.bed", "coverage.png", "spacing.png", "syntax.tsv"):
         assert (base / "instances" / name).stat().st_size > 0
-    # again into the same directory without ground truth: refused without force; with it, the earlier
-    # run's coverage files (which the new tables would not match) are gone
+    # again into (a copy of) the same directory without ground truth: refused without force; with it, the
+    # earlier run's coverage files (which the new tables would not match) are gone
+    import shutil
+    again = tmp_path / "instances"
+    shutil.copytree(base / "instances", again)
     with pytest.raises(ArgminnError, match="output exists"):
-        instance_report(model, positives[:50], bed.iloc[:50], str(base / "motifs"), str(base / "instances"))
-    instance_report(model, positives[:50], bed.iloc[:50], str(base / "motifs"), str(base / "instances"), force=True)
-    assert sorted(os.listdir(base / "instances")) == ["instances.bed", "instances.tsv", "spacing.png", "syntax.tsv"]
+        instance_report(model, positives[:50], bed.iloc[:50], str(base / "motifs"), str(again))
+    instance_report(model, positives[:50], bed.iloc[:50], str(base / "motifs"), str(again), force=True)
+    assert sorted(os.listdir(again)) == ["instances.bed", "instances.tsv", "spacing.png", "syntax.tsv"]
 
 
 def test_deep_lift_shap_converges(default_run):

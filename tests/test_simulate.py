@@ -89,16 +89,23 @@ def test_bad_simulation_config():
         SimulationConfig(spacer=-10)
     with pytest.raises(ArgminnError, match="'wrong_spacing_margin' must be >= 1"):
         SimulationConfig(wrong_spacing_margin=0)
+    with pytest.raises(ArgminnError, match="'pseudocount' must be >= 0, got -0.1"):
+        SimulationConfig(pseudocount=-0.1)
+    with pytest.raises(ArgminnError, match="'sharpness' .* must be > 0, got 0"):
+        SimulationConfig(sharpness=0)
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"length": 20}, r"'spacing' \+ the width of motif B \(MA0047.4, 8\) must be <= 'length'; got 22 \+ 8 = 30 > 20"),
-    ({"spacing": 500}, r"got 500 \+ 8 = 508 > 200"),
-    ({"spacing": 5}, r"'spacing' must be >= 9, the width of motif A \(MA0114.5\), .*got 5"),
+    ({"length": 20}, r"it spans 30 bp at 'spacing' 22 \(motif A MA0114.5: 9 bp, B MA0047.4: 8 bp\), more than "
+                     r"'length' \(20\)"),
+    ({"spacing": 500}, r"spans 508 bp at 'spacing' 500"),
+    ({"spacing": -195}, r"spans 204 bp at 'spacing' -195"),
+    ({"spacing": 5}, r"'spacing' must be >= 9, the width of motif A \(MA0114.5\), or <= -8 .*got 5"),
     ({"spacing": -5}, r"'spacing' must be >= 9, .*got -5"),
     # half the wrong-syntax negatives at a wrong spacing, but none is 1000 bp away from 22 in 200 bp
     ({"wrong_spacing_margin": 1000, "wrong_orientation_fraction": 0.5}, "no wrong spacing fits in a 200-bp window"),
-], ids=["length-too-short", "spacing-too-long", "spacing-overlaps-A", "spacing-negative", "no-wrong-spacing"])
+], ids=["length-too-short", "spacing-too-long", "negative-spacing-too-long", "spacing-overlaps-A",
+        "negative-spacing-overlaps", "no-wrong-spacing"])
 def test_impossible_layout_is_refused_before_writing(tmp_path, changes, message):
     out = tmp_path / "sim"
     cfg = SimulationConfig(n_train=30, n_valid=10, n_test=10).replace(**changes)
@@ -114,6 +121,16 @@ def test_tightest_layout_is_accepted(tmp_path):
     inst = pd.read_csv(tmp_path / "instances.tsv", sep="\t")
     assert inst.window_start.min() >= 0 and inst.window_end.max() <= 17
     assert set(inst[inst.label == 1].groupby("window").size()) == {2}
+
+
+def test_negative_spacing_puts_b_first(tmp_path):
+    """A negative spacing that does not overlap (B ends before A starts) is a valid rule, as before."""
+    simulate(str(tmp_path), SimulationConfig(n_train=30, n_valid=10, n_test=10, spacing=-30))
+    inst = pd.read_csv(tmp_path / "instances.tsv", sep="\t")
+    pos = inst[inst.label == 1]
+    for _, w in pos.groupby("window"):
+        a, b = w[w.motif == "HNF4A"].iloc[0], w[w.motif == "FOXA2"].iloc[0]
+        assert (b.window_start - a.window_start if a.strand == "+" else a.window_end - b.window_end) == -30
 
 
 def test_cli_simulate_refuses_an_impossible_spacing(tmp_path, capsys):

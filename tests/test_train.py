@@ -226,8 +226,8 @@ def test_diverging_training_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "_evaluate_sharded", diverging)
     run = tmp_path / "run"
-    with pytest.raises(ArgminnError, match=r"epoch 2: the validation loss is nan: training diverged; lower "
-                                           r"'learning_rate' \(now 0.001\)"):
+    with pytest.raises(ArgminnError, match=r"epoch 2: the validation loss is nan: training diverged at learning "
+                                           r"rate 0.001; train again \(--force\) with a lower 'learning_rate'"):
         train(CFG, TrainConfig(max_epochs=3, batch_size=16), data(0), data(1), str(run), verbose=False)
     assert safe_load_torch(str(run / "last.pt"))["epoch"] == 0 and (run / "model.pt").exists()
     monkeypatch.setattr(train_module, "_evaluate_sharded", real)
