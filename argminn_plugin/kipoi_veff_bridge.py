@@ -7,8 +7,8 @@ VCF with pysam (kipoi-veff would call the bedtools binary otherwise), and
 collects kipoi-veff's ref / alt / diff scores (probabilities, the Kipoi
 model's output) without its VCF writer (incompatible with PyVCF3).
 
-kipoi-veff centres an even-length window so that the variant sits at index
-``L // 2 - 1``; :func:`argminn_plugin.variants.score_variants` puts it at
+kipoi-veff centres a window so that the variant sits at index ``L // 2 - 1``
+(for odd lengths too: its left offset is ``int(L / 2) - 1``); :func:`argminn_plugin.variants.score_variants` puts it at
 ``L // 2`` by default (tangermeme's centre), so pass ``offset=L // 2 - 1`` there
 to score the very same windows.
 """

@@ -241,6 +241,7 @@ def in_fresh_process(task, args, threads, steady):
             break
         except queue_lib.Empty:
             if ended:
+                proc.join()
                 raise RuntimeError(f"{what} {_exit_text(proc.exitcode)} without a result") from None
     proc.join()
     if status == "error":
