@@ -128,7 +128,12 @@ def cmd_variants(args):
     if args.kipoi_model:
         from .kipoi_veff_bridge import kipoi_veff_scores
 
-        table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants)
+        ignored = [flag for flag, value in (("--model", args.model), ("--motifs", args.motifs),
+                                            ("--offset", args.offset)) if value is not None]
+        if ignored:
+            raise ArgminnError(f"{', '.join(ignored)}: not used with --kipoi-model (kipoi-veff's windows put the "
+                               "variant at L // 2 - 1); use --model for the tangermeme route")
+        table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants, batch_size=args.batch_size)
     else:
         from .train import load_model
         from .variants import read_variants, score_variants
@@ -353,7 +358,7 @@ def build_parser():
     p.add_argument("--model", help="model file (model.pt): tangermeme substitution effects on logits")
     p.add_argument("--kipoi-model", help="Kipoi model directory: kipoi-veff ref/alt/diff on probabilities instead")
     p.add_argument("--offset", type=int, help="the variant's index in the window (default L // 2; kipoi-veff "
-                                              "uses L // 2 - 1 for even L)")
+                                              "uses L // 2 - 1; with --model only)")
     p.add_argument("--motifs", help="output directory of 'argminn motifs': also report the called motif instance "
                                     "each variant falls in")
     p.add_argument("--fasta", required=True, help="genome FASTA")

@@ -80,11 +80,12 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32):
             warnings.simplefilter("ignore")
             res = score_variants(model, {"fasta_file": os.path.abspath(fasta)}, gz, output_writers=[_NullWriter()],
                                  scores=["ref", "alt", "diff"], batch_size=batch_size, return_predictions=True)
-    out = ordered.drop(columns=["line"]).copy()
+    out = ordered.copy()
     for score in ("ref", "alt", "diff"):
         table = res[score]
         if len(table) != len(out):
             raise ArgminnError(f"kipoi-veff scored {len(table)} of {len(out)} variants")
         for col in table.columns:
             out[f"{col}_{score}"] = np.asarray(table[col], dtype=float)
-    return out
+    # back in the input's order, as the tangermeme route keeps it (the VCF above had to be sorted)
+    return out.sort_values("line", kind="stable").drop(columns=["line"]).reset_index(drop=True)

@@ -236,7 +236,17 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     assert np.allclose(kv["label_ref"], sig(tm["label_ref"]), atol=1e-6)
     assert np.allclose(kv["label_diff"], sig(tm["label_alt"]) - sig(tm["label_ref"]), atol=1e-6)
-    assert list(kv.index) == [f"v{i}" for i in sorted(inst.index)] or len(kv) == len(inst)
+    assert list(kv.index) == [line.split("\t")[2] for line in lines[1:]]  # the input's order
+    # records out of genome order come back in the input's order too (kipoi-veff needs a sorted VCF)
+    backwards = tmp_path / "backwards.vcf"
+    backwards.write_text("\n".join([lines[0], *lines[:0:-1]]) + "\n")
+    assert list(kipoi_veff_scores(str(out), str(data / "genome.fa"), str(backwards))["id"]) == [
+        line.split("\t")[2] for line in lines[:0:-1]]
+    # flags of the tangermeme route are refused on this one, not ignored
+    for flags in (["--offset", "3"], ["--motifs", str(tmp_path)], ["--model", str(run / "model.pt")]):
+        assert main(["variants", "--kipoi-model", str(out), *flags, "--fasta", str(data / "genome.fa"),
+                     "--variants", str(vcf), "-o", str(tmp_path / "o.tsv")]) == 2
+    assert not (tmp_path / "o.tsv").exists()
     # the user's file is checked as on the tangermeme route: a wrong REF is an error naming its line
     bad = tmp_path / "wrong_ref.vcf"
     ref = lines[2].split("\t")[3]

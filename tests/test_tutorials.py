@@ -21,7 +21,7 @@ def test_tutorial_motifs_instances_syntax(tmp_path):
 def test_tutorial_train_from_scratch_quick(tmp_path):
     module = runpy.run_path(os.path.join(ROOT, "tutorials", "02_train_from_scratch.py"))
     metrics, summary = module["main"](str(tmp_path), quick=True)
-    assert 0.5 < metrics["auroc"] <= 1.0
+    assert metrics["auroc"] > 0.9  # it learns the rule, even in 6 epochs
     for name in ("run/model.pt", "motifs/logos.png", "motifs/motifs.meme", "instances/coverage.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert summary["n_calls"] > 0
