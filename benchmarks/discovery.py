@@ -51,6 +51,7 @@ import torch
 
 from argminn_plugin import ModelConfig, TrainConfig
 from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
+from argminn_plugin.config import TUNED_TRAIN
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.fileio import atomic_write, pyplot, safe_load_torch, save_png
@@ -124,11 +125,7 @@ PATIENCE = 15
 # (TrainConfig.resample_similar=1e-4) was tried and dropped: on half-trained
 # filters it paired unrelated motifs and did not catch the split GATA1 pair
 # it was meant for: README, Benchmarks.
-ARGMINN_TRAIN = {"overlap_units": "normalized", "overlap_weight": 1e-2, "overlap_warmup": 10, "overlap_ramp": 10,
-                 "l1_warmup": 10, "l1_ramp": 10, "entropy_warmup": 10, "entropy_ramp": 10,
-                 "ramp_shape": "geometric", "ramp_start": 1e-3, "resample_share": 0.5, "resample_until": 30,
-                 "lr_decay": 0.5, "lr_patience": 2, "resample_unused": 0.05, "resample_grace": 4,
-                 "learning_rate": 5e-4}
+ARGMINN_TRAIN = dict(TUNED_TRAIN)  # argminn_plugin.config: the setting argminn demo uses too
 
 
 def model_configs(length):
