@@ -542,7 +542,95 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
         if len(Xt) < 2 * info.world:
             raise ArgminnError(f"training data has {len(Xt)} row(s); batch norm needs at least 2 per process "
                                f"({info.world} process(es))")
+        if tc.warmup_candidates > 1:
+            tc, resume = _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force,
+                                            verbose and info.rank == 0, info)
         return _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose and info.rank == 0, info)
+
+
+CANDIDATE_SEED_STEP = 1000  # warm-up candidate i trains from seed + CANDIDATE_SEED_STEP * i
+
+
+def run_train_config(out_dir):
+    """The TrainConfig a training run in ``out_dir`` was started with, read from its ``last.pt``.
+
+    After the best of several warm-ups, ``last.pt`` holds the chosen
+    candidate's config (its seed, ``warmup_candidates=1``: what the run
+    continued as); the config asked for is rebuilt from
+    ``warmup_candidates.json`` (the first candidate's seed, their number).
+    """
+    state = safe_load_torch(os.path.join(out_dir, "last.pt"))
+    config = TrainConfig.from_dict(state["train_config"])
+    record_path = os.path.join(out_dir, "warmup_candidates.json")
+    if os.path.exists(record_path):
+        with open(record_path) as handle:
+            record = json.load(handle)
+        if record.get("chosen_seed") != config.seed or not record.get("candidates"):
+            raise ArgminnError(f"{record_path}: does not describe the run in {out_dir} (chosen seed "
+                               f"{record.get('chosen_seed')}, last.pt's seed {config.seed})")
+        config = config.replace(seed=record["candidates"][0]["seed"], warmup_candidates=len(record["candidates"]))
+    return config
+
+
+def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
+    """Train ``tc.warmup_candidates`` warm-ups and set the main run up to continue the best; returns
+    (the main run's config, resume).
+
+    Candidate i trains for ``tc.warmup_epochs`` epochs in
+    ``out_dir/warmup_candidates/seed<S>`` with seed S = ``tc.seed +
+    CANDIDATE_SEED_STEP * i``; the one with the lowest validation loss at the
+    end (the first on a tie) is copied into ``out_dir`` with its seed as the
+    main run's, which then resumes from it: the same run as training from that
+    seed alone, as every draw of a run is keyed on its seed and a resumed run
+    continues exactly. ``out_dir/warmup_candidates.json`` records the
+    candidates. With ``resume``, finished candidates are reused and a main run
+    already under way is continued (its checkpoint must be the chosen one's).
+    """
+    last_path = os.path.join(out_dir, "last.pt")
+
+    def check_out_dir():  # rank 0
+        if os.path.exists(last_path) and not resume and not force:
+            raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
+                               "or --force to start again")
+
+    _from_rank0(check_out_dir, info)
+    epochs, k = tc.warmup_epochs, tc.warmup_candidates
+    candidates = []
+    for i in range(k):
+        seed = tc.seed + CANDIDATE_SEED_STEP * i
+        run_dir = os.path.join(out_dir, "warmup_candidates", f"seed{seed}")
+        if verbose:
+            print(f"warm-up candidate {i + 1}/{k} (seed {seed}): {epochs} epoch(s) in {run_dir}")
+        _, history = _train(mc, tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1), Xt, yt, Xv, yv,
+                            run_dir, resume, force, verbose, info)
+        candidates.append({"seed": seed, "val_loss": history[-1]["val_loss"], "val_auroc": history[-1]["val_auroc"],
+                           "run_dir": os.path.relpath(run_dir, out_dir)})
+    best = min(range(k), key=lambda i: candidates[i]["val_loss"])
+    chosen = tc.replace(seed=candidates[best]["seed"], warmup_candidates=1)
+
+    def adopt():  # rank 0
+        with atomic_write(os.path.join(out_dir, "warmup_candidates.json"), force=True) as handle:
+            json.dump({"warmup_epochs": epochs, "chosen_seed": chosen.seed, "candidates": candidates}, handle,
+                      indent=1)
+        if resume and os.path.exists(last_path):
+            return  # the main run is under way: _train continues it (and refuses another run's checkpoint)
+        run_dir = os.path.join(out_dir, candidates[best]["run_dir"])
+        state = safe_load_torch(os.path.join(run_dir, "last.pt"))
+        state["train_config"] = chosen.to_dict()
+        with open(os.path.join(run_dir, "model.pt"), "rb") as source, \
+                atomic_write(os.path.join(out_dir, "model.pt"), "wb", force=True) as handle:
+            handle.write(source.read())
+        atomic_save_torch(state, last_path, force=True)
+        with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
+            json.dump(state["history"], handle, indent=1)
+
+    _from_rank0(adopt, info)
+    if verbose:
+        print(f"continuing the warm-up of seed {chosen.seed} (validation loss "
+              f"{candidates[best]['val_loss']:.4f}; the others: "
+              + ", ".join(f"seed {c['seed']} {c['val_loss']:.4f}" for i, c in enumerate(candidates) if i != best)
+              + ")")
+    return chosen, True
 
 
 def _check_finite(which, loss, epoch, optimizer, out_dir):

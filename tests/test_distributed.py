@@ -20,6 +20,7 @@ TINY = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_h
                    token_dim=8, pos_enc_dim=4)
 # 61 rows in batches of 16: the last global batch (13 rows) splits 7 / 6 over two ranks.
 TINY_TC = TrainConfig(max_epochs=3, batch_size=16, seed=3, patience=10)
+CANDIDATES_TC = TINY_TC.replace(overlap_warmup=1, l1_warmup=1, entropy_warmup=1, warmup_candidates=2)
 
 
 def tiny_data(seed):
@@ -133,6 +134,11 @@ def _mp_worker(rank, world, store, out):
                              verbose=False)
         T._evaluate_sharded, T.filters_to_resample = real_evaluate, real_find
         results["resampled"] = {"epochs": seen, "history": history}
+
+        # (e) best of two warm-ups: rank 0 writes the candidates' files, every rank continues the same one
+        model, history = T.train(TINY.replace(batch_norm=False), CANDIDATES_TC, tiny_data(0), tiny_data(1),
+                                 os.path.join(out, "candidates"), verbose=False)
+        results["candidates"] = {"state_dict": model.state_dict(), "history": history}
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
         T._evaluate_sharded = real_evaluate
@@ -173,6 +179,18 @@ def test_two_processes_train_like_one(tmp_path):
     for key, value in last["state_dict"].items():
         assert torch.equal(resumed["state_dict"][key], value), key
     assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in last["history"]]
+
+    # (e) best of two warm-ups: the same choice as one process, the same weights on both ranks
+    single, _ = train(TINY.replace(batch_norm=False), CANDIDATES_TC, tiny_data(0), tiny_data(1),
+                      str(tmp_path / "single_candidates"), verbose=False)
+    for key, value in single.state_dict().items():
+        assert torch.equal(r0["candidates"]["state_dict"][key], r1["candidates"]["state_dict"][key]), key
+        assert torch.allclose(r0["candidates"]["state_dict"][key], value, rtol=0, atol=1e-6), key
+    with open(tmp_path / "candidates" / "warmup_candidates.json") as a, \
+            open(tmp_path / "single_candidates" / "warmup_candidates.json") as b:
+        assert json.load(a)["chosen_seed"] == json.load(b)["chosen_seed"]
+    assert sorted(os.listdir(tmp_path / "candidates")) == ["history.json", "last.pt", "model.pt",
+                                                           "warmup_candidates", "warmup_candidates.json"]
 
     # (d) resampling as rank 0 decided, on both ranks alike
     drawn = [[h.get("resampled") for h in r["resampled"]["history"]] for r in (r0, r1)]

@@ -7,7 +7,7 @@ import torch
 
 from argminn_plugin import ArgminnError, ModelConfig, TrainConfig
 from argminn_plugin.fileio import atomic_write, safe_load_torch
-from argminn_plugin.train import load_model, train
+from argminn_plugin.train import load_model, run_train_config, train
 from conftest import random_onehot
 
 CFG = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8, stream_dim=16,
@@ -234,3 +234,47 @@ def test_diverging_training_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ArgminnError, match=r"epoch 1: the training loss is (nan|inf)"):
         train(CFG, TrainConfig(max_epochs=2, batch_size=16, learning_rate=1e6), data(0), data(1),
               str(tmp_path / "run2"), verbose=False)
+
+
+def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
+    """warmup_candidates=3 trains three warm-ups (seeds S, S + 1000, S + 2000), continues the one with the
+    lowest validation loss, and ends with exactly the weights and history of a plain run from that seed;
+    a resumed run reuses the finished candidates and continues the main run."""
+    base = dict(max_epochs=4, batch_size=16, overlap_warmup=2, l1_warmup=2, entropy_warmup=2, seed=5)
+    tc = TrainConfig(**base, warmup_candidates=3)
+    assert tc.warmup_epochs == 2
+    out = tmp_path / "best"
+    model, history = train(CFG, tc, data(0), data(1), str(out), verbose=False)
+    with open(out / "warmup_candidates.json") as handle:
+        record = json.load(handle)
+    losses = {c["seed"]: c["val_loss"] for c in record["candidates"]}
+    assert sorted(losses) == [5, 1005, 2005] and record["warmup_epochs"] == 2
+    assert record["chosen_seed"] == min(losses, key=losses.get) != 5  # this data: not the first candidate
+    for seed in losses:
+        assert len(json.load(open(out / "warmup_candidates" / f"seed{seed}" / "history.json"))) == 2
+    plain, plain_history = train(CFG, TrainConfig(**{**base, "seed": record["chosen_seed"]}), data(0), data(1),
+                                 str(tmp_path / "plain"), verbose=False)
+    assert [h["val_loss"] for h in history] == [h["val_loss"] for h in plain_history]
+    a, b = model.state_dict(), plain.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert safe_load_torch(str(out / "last.pt"))["train_config"]["seed"] == record["chosen_seed"]
+    assert run_train_config(str(out)) == tc  # the config asked for, rebuilt from the record
+    assert run_train_config(str(tmp_path / "plain")).seed == record["chosen_seed"]
+    # resumed with more epochs: the candidates are reused, the main run goes on
+    more = tc.replace(max_epochs=5)
+    with pytest.raises(ArgminnError, match="different model or training config"):  # max_epochs is the config's
+        train(CFG, more, data(0), data(1), str(out), resume=True, verbose=False)
+    _, again = train(CFG, tc, data(0), data(1), str(out), resume=True, verbose=False)
+    assert [h["val_loss"] for h in again] == [h["val_loss"] for h in history]
+    # an existing run is not overwritten without --force; with it, the candidates are trained again
+    with pytest.raises(ArgminnError, match="holds a training run already"):
+        train(CFG, tc, data(0), data(1), str(out), verbose=False)
+    forced, _ = train(CFG, tc, data(0), data(1), str(out), force=True, verbose=False)
+    assert all(torch.equal(a[k], forced.state_dict()[k]) for k in a)
+    # the settings are checked
+    for bad, match in (({"warmup_candidates": 0}, "'warmup_candidates' must be >= 1"),
+                       ({"warmup_candidates": 2}, "needs a warm-up of at least one epoch"),
+                       ({"warmup_candidates": 2, "overlap_warmup": 3, "l1_warmup": 3, "entropy_warmup": 3,
+                         "max_epochs": 3}, r"now 3 epoch\(s\), max_epochs 3")):
+        with pytest.raises(ArgminnError, match=match):
+            TrainConfig(**bad)
