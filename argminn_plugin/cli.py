@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from .config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN
+from .config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, TrainConfig
 from .errors import ArgminnError
 from .runtime import steady_allocator
 
@@ -249,6 +249,8 @@ def cmd_demo(args):
         raise ArgminnError("demo runs in one process; under torchrun use 'argminn train'")
     data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
+    train_set = DEMO_TRAIN_SET + (args.train_set or [])
+    _load_config(TrainConfig, None, train_set, "--train-set")  # bad settings are refused before simulating
     if args.resume and not args.force and os.path.isfile(os.path.join(data_dir, "simulation.json")):
         # simulation.json is written last: the data is complete; reuse it if it is what these settings make
         from .simulate import SimulationConfig, dataset_meta
@@ -262,7 +264,7 @@ def cmd_demo(args):
                                         force=args.force or args.resume))
     ns = argparse.Namespace(data=data_dir, fasta=None, bed=None, valid_chroms=None, test_chroms=None,
                             model_config=None, model_set=args.model_set, train_config=None,
-                            train_set=DEMO_TRAIN_SET + (args.train_set or []), out=run_dir, resume=args.resume,
+                            train_set=train_set, out=run_dir, resume=args.resume,
                             force=args.force, quiet=args.quiet)
     model, splits = cmd_train(ns)
     table = motif_report(model, splits["train"][0], motif_dir, force=True,

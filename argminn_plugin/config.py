@@ -222,7 +222,8 @@ class TrainConfig(_Config):
     # `seed + 1000 * i` (initial weights, batch order, augmentation), and
     # continues the one with the lowest validation loss at its end with its own
     # seed: the run is then exactly that seed's run, for (k - 1) warm-ups more.
-    # Needs a warm-up (a regularizer with weight > 0, all with `*_warmup` >= 1).
+    # Needs a warm-up (a regularizer with weight > 0, all with `*_warmup` >= 1)
+    # shorter than `max_epochs`.
     warmup_candidates: int = 1
     num_threads: int = 0  # 0: leave torch's default
 
@@ -262,10 +263,11 @@ class TrainConfig(_Config):
         if self.warmup_candidates < 1:
             raise ArgminnError(f"TrainConfig: 'warmup_candidates' must be >= 1 (1: off), got {self.warmup_candidates}")
         if self.warmup_candidates > 1 and not 1 <= self.warmup_epochs < self.max_epochs:
-            raise ArgminnError(f"TrainConfig: 'warmup_candidates' > 1 picks the best of several warm-ups: it needs "
-                               "a warm-up of at least one epoch and shorter than 'max_epochs' (every regularizer with "
-                               f"a weight > 0 off for its '*_warmup' epochs; now {self.warmup_epochs} epoch(s), "
-                               f"max_epochs {self.max_epochs})")
+            raise ArgminnError(f"TrainConfig: 'warmup_candidates' ({self.warmup_candidates}) > 1 picks the best of "
+                               "several warm-ups: it needs a warm-up of at least one epoch and shorter than "
+                               "'max_epochs' (every regularizer with a weight > 0 off for its '*_warmup' epochs; now "
+                               f"{self.warmup_epochs} epoch(s), max_epochs {self.max_epochs}); set "
+                               "'warmup_candidates=1' for one run, or change the '*_warmup' settings or 'max_epochs'")
         if self.learning_rate <= 0:
             raise ArgminnError(f"TrainConfig: 'learning_rate' must be > 0, got {self.learning_rate}")
         if not 0 < self.lr_decay <= 1:

@@ -587,17 +587,34 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
     already under way is continued (its checkpoint must be the chosen one's).
     """
     last_path = os.path.join(out_dir, "last.pt")
-
-    def check_out_dir():  # rank 0
-        if os.path.exists(last_path) and not resume and not force:
-            raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
-                               "or --force to start again")
-
-    _from_rank0(check_out_dir, info)
     epochs, k = tc.warmup_epochs, tc.warmup_candidates
+    seeds = [tc.seed + CANDIDATE_SEED_STEP * i for i in range(k)]
+
+    def check_out_dir():  # rank 0: the seed of a main run already under way, or None
+        if not os.path.exists(last_path):
+            return None
+        if not resume:
+            if not force:
+                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
+                                   "or --force to start again")
+            return None
+        # checked before any candidate trains: a run under way must be one of these candidates' continuation
+        state = safe_load_torch(last_path)
+        saved = state.get("train_config")
+        seed = saved.get("seed") if isinstance(saved, dict) else None
+        if (state.get("format") != STATE_FORMAT or state.get("model_config") != mc.to_dict() or seed not in seeds
+                or not _same_training(saved, tc.replace(seed=seed, warmup_candidates=1).to_dict())):
+            raise ArgminnError(f"{last_path}: was written with a different model or training config; resume "
+                               "with the same settings or start a new run directory")
+        return seed
+
+    under_way = _from_rank0(check_out_dir, info)
+    if under_way is not None:
+        if verbose:
+            print(f"{out_dir}: continuing the run from the warm-up of seed {under_way}, chosen before")
+        return tc.replace(seed=under_way, warmup_candidates=1), True
     candidates = []
-    for i in range(k):
-        seed = tc.seed + CANDIDATE_SEED_STEP * i
+    for i, seed in enumerate(seeds):
         run_dir = os.path.join(out_dir, "warmup_candidates", f"seed{seed}")
         if verbose:
             print(f"warm-up candidate {i + 1}/{k} (seed {seed}): {epochs} epoch(s) in {run_dir}")
@@ -612,8 +629,6 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         with atomic_write(os.path.join(out_dir, "warmup_candidates.json"), force=True) as handle:
             json.dump({"warmup_epochs": epochs, "chosen_seed": chosen.seed, "candidates": candidates}, handle,
                       indent=1)
-        if resume and os.path.exists(last_path):
-            return  # the main run is under way: _train continues it (and refuses another run's checkpoint)
         run_dir = os.path.join(out_dir, candidates[best]["run_dir"])
         state = safe_load_torch(os.path.join(run_dir, "last.pt"))
         state["train_config"] = chosen.to_dict()
@@ -648,16 +663,23 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
 
     last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "model.pt")
 
+    def new_run():  # rank 0: a warm-up record left by an earlier run would describe another run
+        record = os.path.join(out_dir, "warmup_candidates.json")
+        if os.path.exists(record):
+            os.remove(record)
+
     def read_checkpoint():  # rank 0
         os.makedirs(out_dir, exist_ok=True)
         if not os.path.exists(last_path):
             if resume and verbose:
                 print(f"no checkpoint in {out_dir}; starting a new run")
+            new_run()
             return None
         if not resume:
             if not force:
                 raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
                                    "or --force to start again")
+            new_run()
             return None
         state = safe_load_torch(last_path)
         if state.get("format") != STATE_FORMAT:
@@ -679,7 +701,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         torch.set_rng_state(state["torch_rng"])
         start_epoch, stop, history = state["epoch"] + 1, dict(state["stop"]), list(state["history"])
         if verbose:
-            print(f"resuming {out_dir} after epoch {state['epoch'] + 1}")
+            print(f"continuing {out_dir} after epoch {state['epoch'] + 1} (last.pt)")
 
     forward = LossForward(model)
     if info.world > 1:

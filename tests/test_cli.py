@@ -298,3 +298,9 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     (out / "data" / "simulation.json").unlink()  # as a run killed while simulating leaves it
     assert main(["demo", "--out", str(out), "--resume", *tiny]) == 0
     assert (out / "data" / "simulation.json").exists()
+    # fewer epochs than the demo's warm-up: refused before simulating, with what to change
+    capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path / "short"), "--quiet", "--train-set", "max_epochs=5"]) == 2
+    err = capsys.readouterr().err
+    assert "now 10 epoch(s), max_epochs 5" in err and "'warmup_candidates=1'" in err
+    assert not (tmp_path / "short").exists()

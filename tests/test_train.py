@@ -266,15 +266,23 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
         train(CFG, more, data(0), data(1), str(out), resume=True, verbose=False)
     _, again = train(CFG, tc, data(0), data(1), str(out), resume=True, verbose=False)
     assert [h["val_loss"] for h in again] == [h["val_loss"] for h in history]
+    # resumed with another seed: refused before any candidate trains (none of its candidates exists)
+    with pytest.raises(ArgminnError, match="different model or training config"):
+        train(CFG, tc.replace(seed=6), data(0), data(1), str(out), resume=True, verbose=False)
+    assert sorted(os.listdir(out / "warmup_candidates")) == ["seed1005", "seed2005", "seed5"]
+    assert run_train_config(str(out)) == tc
     # an existing run is not overwritten without --force; with it, the candidates are trained again
     with pytest.raises(ArgminnError, match="holds a training run already"):
         train(CFG, tc, data(0), data(1), str(out), verbose=False)
     forced, _ = train(CFG, tc, data(0), data(1), str(out), force=True, verbose=False)
     assert all(torch.equal(a[k], forced.state_dict()[k]) for k in a)
+    # a plain run started over it drops the warm-up record, which would describe the run before
+    train(CFG, TrainConfig(**base), data(0), data(1), str(out), force=True, verbose=False)
+    assert not (out / "warmup_candidates.json").exists() and run_train_config(str(out)) == TrainConfig(**base)
     # the settings are checked
     for bad, match in (({"warmup_candidates": 0}, "'warmup_candidates' must be >= 1"),
                        ({"warmup_candidates": 2}, "needs a warm-up of at least one epoch"),
                        ({"warmup_candidates": 2, "overlap_warmup": 3, "l1_warmup": 3, "entropy_warmup": 3,
-                         "max_epochs": 3}, r"now 3 epoch\(s\), max_epochs 3")):
+                         "max_epochs": 3}, r"now 3 epoch\(s\), max_epochs 3\); set 'warmup_candidates=1'")):
         with pytest.raises(ArgminnError, match=match):
             TrainConfig(**bad)
