@@ -421,10 +421,8 @@ def main(argv=None):
     steady_allocator()  # no page-fault churn on every batch's tensors (ARGMINN_MALLOC_TUNING=0: off)
     try:
         args.func(args)
-    except ArgminnError as exc:
-        print(f"argminn: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the file system's refusals (an output path that is a file, no permission, disk full)
+    # bad input, and the file system's refusals (an output path that is a file, no permission, disk full)
+    except (ArgminnError, OSError) as exc:
         print(f"argminn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

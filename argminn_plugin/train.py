@@ -494,6 +494,18 @@ def _same_training(saved, current):
     return what_trains(saved) == what_trains(current)
 
 
+_OTHER_RUN = ("was written with a different model or training config; resume with the same settings or start a "
+              "new run directory")
+
+
+def _check_same_run(state, mc, tc, path):
+    """Refuse a checkpoint (read from ``path``) that is not a training state of model ``mc`` with settings ``tc``."""
+    if state.get("format") != STATE_FORMAT:
+        raise ArgminnError(f"{path}: not an ARGMINN training state")
+    if state["model_config"] != mc.to_dict() or not _same_training(state["train_config"], tc.to_dict()):
+        raise ArgminnError(f"{path}: {_OTHER_RUN}")
+
+
 def _state(model, optimizer, epoch, stop, history, train_cfg):
     return {"format": STATE_FORMAT, "version": FORMAT_VERSION, "architecture": model.architecture,
             "model_config": model.config.to_dict(),
@@ -602,10 +614,9 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         state = safe_load_torch(last_path)
         saved = state.get("train_config")
         seed = saved.get("seed") if isinstance(saved, dict) else None
-        if (state.get("format") != STATE_FORMAT or state.get("model_config") != mc.to_dict() or seed not in seeds
-                or not _same_training(saved, tc.replace(seed=seed, warmup_candidates=1).to_dict())):
-            raise ArgminnError(f"{last_path}: was written with a different model or training config; resume "
-                               "with the same settings or start a new run directory")
+        if seed not in seeds:
+            raise ArgminnError(f"{last_path}: {_OTHER_RUN}")
+        _check_same_run(state, mc, tc.replace(seed=seed, warmup_candidates=1), last_path)
         return seed
 
     under_way = _from_rank0(check_out_dir, info)
@@ -682,11 +693,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             new_run()
             return None
         state = safe_load_torch(last_path)
-        if state.get("format") != STATE_FORMAT:
-            raise ArgminnError(f"{last_path}: not an ARGMINN training state")
-        if state["model_config"] != mc.to_dict() or not _same_training(state["train_config"], tc.to_dict()):
-            raise ArgminnError(f"{last_path}: was written with a different model or training config; "
-                               "resume with the same settings or start a new run directory")
+        _check_same_run(state, mc, tc, last_path)
         return state
 
     state = _from_rank0(read_checkpoint, info)

@@ -12,11 +12,8 @@ A user mistake (e.g. another --seed in the same --out) prints one line,
 
 import argparse
 import os
-import sys
 
-from argminn_plugin.errors import ArgminnError
-
-from . import discovery, speed
+from . import discovery, one_line_errors, speed
 
 
 def main(argv=None):
@@ -26,12 +23,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors("benchmarks"):  # e.g. another seed in the same --out
         discovery.main(os.path.join(args.out, "discovery"), smoke=args.smoke, seed=args.seed, threads=args.threads)
         speed.main(os.path.join(args.out, "speed"), smoke=args.smoke, threads=args.threads)
-    except ArgminnError as exc:  # a user mistake (e.g. another seed in the same --out): one line, as argminn does
-        print(f"benchmarks: error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 1
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -60,6 +59,7 @@ from argminn_plugin.motifs import column_for_id, extract_motifs, jaspar_database
 from argminn_plugin.simulate import planted_instances
 from argminn_plugin.train import classification_metrics, evaluate, load_model, run_train_config, train
 
+from . import one_line_errors
 from .datasets import GRAMMARS, write_benchmark
 
 METHODS = ("ARGMINN", "CNN", "ExplaiNN", "CNN+DeepLIFT+MoDISco")
@@ -438,11 +438,8 @@ def cli(argv=None):
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
-    try:
+    with one_line_errors("benchmarks.discovery"):  # e.g. another seed in the same --out
         main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed)
-    except ArgminnError as exc:  # a user mistake (e.g. another seed in the same --out): one line, as argminn does
-        print(f"benchmarks.discovery: error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import sys
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ from argminn_plugin.fileio import atomic_write
 from argminn_plugin.simulate import planted_instances
 from argminn_plugin.train import evaluate, load_model
 
+from . import one_line_errors
 from .datasets import GRAMMARS
 
 TRAINED = ("ARGMINN", "CNN", "ExplaiNN")
@@ -161,11 +161,8 @@ def cli(argv=None):
     if args.bin_width < 1:
         parser.error("--bin-width must be >= 1")
     torch.set_num_threads(2)
-    try:
+    with one_line_errors("benchmarks.errors"):  # e.g. discovery not run there yet
         main(args.out, args.dataset, args.sensitivity, args.bin_width)
-    except ArgminnError as exc:  # a user mistake (e.g. discovery not run there yet): one line, as argminn does
-        print(f"benchmarks.errors: error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -340,8 +340,9 @@ def main(out, smoke=False, threads=2):
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     load_before, busy_before = load_average(), cpu_busy()
-    if load_warning(busy_before):
-        print(load_warning(busy_before))
+    warning = load_warning(busy_before)
+    if warning:
+        print(warning)
     length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 10)
     lengths = [200, 500] if smoke else [200, 500, 1000, 2000, 5000]
     models = ["ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"]
