@@ -225,6 +225,23 @@ class TrainConfig(_Config):
     # Needs a warm-up (a regularizer with weight > 0, all with `*_warmup` >= 1)
     # shorter than `max_epochs`.
     warmup_candidates: int = 1
+    # Pruning one of two filters that learned one motif (`prune_similar` 0:
+    # off). When training ends (early stopping or `max_epochs`), two filters
+    # of the best model that it uses (knock-out importance at least 5% of the
+    # top filter's) and whose motifs, read from their weights, match each
+    # other by TOMTOM at p below `prune_similar` are taken as one motif on two
+    # filters (two filters can split a motif's sites between them and never
+    # fire near each other, which the overlap term does not see); the one the
+    # model uses less is set to zero and kept there, and the model is trained
+    # on from the best one with a fresh optimizer for up to `prune_epochs`
+    # epochs (early stopping after `prune_patience` without a better
+    # validation loss). The pruned model replaces the best one only if its
+    # validation loss is at most (1 + `prune_tolerance`) times the unpruned
+    # model's: a filter the model needs is kept.
+    prune_similar: float = 0.0
+    prune_epochs: int = 20
+    prune_patience: int = 6
+    prune_tolerance: float = 0.1
     num_threads: int = 0  # 0: leave torch's default
 
     def __post_init__(self):
@@ -268,6 +285,13 @@ class TrainConfig(_Config):
                                "'max_epochs' (every regularizer with a weight > 0 off for its '*_warmup' epochs; now "
                                f"{self.warmup_epochs} epoch(s), max_epochs {self.max_epochs}); set "
                                "'warmup_candidates=1' for one run, or change the '*_warmup' settings or 'max_epochs'")
+        if not 0 <= self.prune_similar < 1:
+            raise ArgminnError(f"TrainConfig: 'prune_similar' must be in [0, 1) (0: off), got {self.prune_similar}")
+        for name in ("prune_epochs", "prune_patience"):
+            if getattr(self, name) < 1:
+                raise ArgminnError(f"TrainConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        if not self.prune_tolerance >= 0:
+            raise ArgminnError(f"TrainConfig: 'prune_tolerance' must be >= 0, got {self.prune_tolerance}")
         if self.learning_rate <= 0:
             raise ArgminnError(f"TrainConfig: 'learning_rate' must be > 0, got {self.learning_rate}")
         if not 0 < self.lr_decay <= 1:

@@ -464,6 +464,58 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
     return chosen
 
 
+def _prune_decision(model, tc, epoch, Xt):
+    """Rank 0, on the best model at the end of training: (pairs, filters to prune) under ``prune_similar``.
+
+    The filters the model uses (knock-out importance at least ``SIMILAR_USED``
+    of the top filter's, on a probe of 1024 training rows drawn from the seed)
+    are compared by TOMTOM (:func:`~argminn_plugin.motifs.similar_filters`);
+    of each pair at p below the bound the less used filter is pruned, and a
+    pair one of whose filters is pruned already is resolved.
+    """
+    from .motifs import filter_importance, similar_filters
+
+    rows = np.random.default_rng([tc.seed, epoch, 9]).permutation(len(Xt))[:1024]
+    probe = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
+    importance = filter_importance(model, probe)
+    used = [f for f in range(len(importance)) if importance[f] >= SIMILAR_USED * importance.max() > 0]
+    pairs = similar_filters(model, used, tc.prune_similar)
+    pruned = []
+    for a, b in pairs:
+        if a not in pruned and b not in pruned:
+            pruned.append(a if importance[a] < importance[b] else b)
+    return [list(pair) for pair in pairs], sorted(pruned)
+
+
+@torch.no_grad()
+def zero_filters(model, filters):
+    """Set ARGMINN filters to zero: weights, bias and the token projection's columns that read them (both
+    strands). A zero filter never fires (ReLU of 0, no gradient through it), so it drops out of the motifs."""
+    if not filters:
+        return
+    conv = model.scanner.conv
+    conv.weight[list(filters)] = 0.0
+    conv.bias[list(filters)] = 0.0
+    model.token_proj.weight[:, [c for f in filters for c in model.motif_knockout(f)[1]]] = 0.0
+
+
+def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, info, verbose):
+    """At the end of training (before 0-based ``epoch``): load the best model into ``model`` and decide
+    which filters to prune; returns the pruning state (kept in ``stop["prune"]``)."""
+    payload = _from_rank0(lambda: safe_load_torch(best_path), info)
+    model.load_state_dict(model_from_payload(payload, best_path).state_dict())
+    pairs, pruned = _from_rank0(lambda: _prune_decision(model, tc, epoch, Xt), info)
+    best_epoch = stop["best_epoch"]  # model.pt's (1-based)
+    unpruned = history[best_epoch - 1]["val_loss"]
+    if verbose:
+        print(f"pruning: used filters whose motifs match at TOMTOM p < {tc.prune_similar:g}: "
+              + (", ".join(f"{a} and {b}" for a, b in pairs) + f"; pruning {pruned}, training on for up to "
+                 f"{tc.prune_epochs} epochs (kept if the validation loss stays within "
+                 f"{1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else "none"))
+    return {"pairs": pairs, "filters": pruned, "start_epoch": epoch, "from_epoch": best_epoch,
+            "unpruned_val_loss": unpruned, "best_loss": float("inf"), "bad_epochs": 0, "done": not pruned}
+
+
 def _broadcast_buffers(model):
     """Give every rank rank 0's buffers (batch-norm running statistics)."""
     import torch.distributed as dist
@@ -476,7 +528,8 @@ def _broadcast_buffers(model):
 
 def _same_training(saved, current):
     """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it,
-    lr_patience without a learning-rate decay and resample_grace without resample_unused aside).
+    lr_patience without a learning-rate decay, resample_grace without resample_unused and the pruning
+    phase's settings without prune_similar aside).
 
     The saved one is read through TrainConfig first, so a checkpoint written
     before a key existed compares as that key's default.
@@ -486,9 +539,12 @@ def _same_training(saved, current):
     except ArgminnError:
         return False
 
-    def what_trains(config):  # lr_patience does nothing without a decay, resample_grace without resample_unused
+    def what_trains(config):  # lr_patience does nothing without a decay, resample_grace without resample_unused,
+        # the pruning phase's settings without pruning
         skip = ({"num_threads"} | ({"lr_patience"} if config.get("lr_decay") == 1 else set())
-                | ({"resample_grace"} if config.get("resample_unused") == 0 else set()))
+                | ({"resample_grace"} if config.get("resample_unused") == 0 else set())
+                | ({"prune_epochs", "prune_patience", "prune_tolerance"} if config.get("prune_similar") == 0
+                   else set()))
         return {k: v for k, v in config.items() if k not in skip}
 
     return what_trains(saved) == what_trains(current)
@@ -629,7 +685,7 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         run_dir = os.path.join(out_dir, "warmup_candidates", f"seed{seed}")
         if verbose:
             print(f"warm-up candidate {i + 1}/{k} (seed {seed}): {epochs} epoch(s) in {run_dir}")
-        _, history = _train(mc, tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1), Xt, yt, Xv, yv,
+        _, history = _train(mc, tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1, prune_similar=0.0), Xt, yt, Xv, yv,
                             run_dir, resume, force, verbose, info)
         candidates.append({"seed": seed, "val_loss": history[-1]["val_loss"], "val_auroc": history[-1]["val_auroc"],
                            "run_dir": os.path.relpath(run_dir, out_dir)})
@@ -727,9 +783,25 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
                 param.requires_grad_(False)
         forward = DistributedDataParallel(forward, device_ids=[info.device] if info.device.type == "cuda" else None)
 
-    n = len(Xt)
-    for epoch in range(start_epoch, tc.max_epochs):
-        if stop["done"]:
+    def write_state(epoch):  # rank 0
+        atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
+        with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
+            json.dump(history, handle, indent=1)
+
+    n, epoch = len(Xt), start_epoch
+    while True:
+        prune = stop.get("prune")
+        if prune is None and (stop["done"] or epoch >= tc.max_epochs):
+            # training is over; with prune_similar, one of two filters holding one motif is pruned and the
+            # model trained on (a separate phase with its own early stopping; see TrainConfig)
+            if not (isinstance(model, ARGMINN) and tc.prune_similar > 0) or epoch == 0:
+                break
+            prune = stop["prune"] = _start_pruning(model, tc, epoch, stop, history, best_path, Xt, info, verbose)
+            if prune["filters"]:
+                zero_filters(model, prune["filters"])
+                optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+            _from_rank0(lambda: write_state(epoch - 1), info)  # the decision is kept: a resumed run goes on with it
+        if prune is not None and (prune["done"] or epoch >= prune["start_epoch"] + tc.prune_epochs):
             break
         rng = np.random.default_rng([tc.seed, epoch])
         order = torch.from_numpy(rng.permutation(n))
@@ -755,6 +827,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if prune is not None:
+                zero_filters(model, prune["filters"])
             count += len(idx)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
@@ -764,7 +838,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             sums, count = _all_reduce_sums(sums, count, info)
             _broadcast_buffers(model)
         _check_finite("training", sums["task"] / count, epoch, optimizer, out_dir)
-        resampled = _resample(model, optimizer, tc, epoch, Xt, info, history)
+        resampled = _resample(model, optimizer, tc, epoch, Xt, info, history) if prune is None else []
         val_loss, val_probs = _evaluate_sharded(model, Xv, yv, info)
         _check_finite("validation", val_loss, epoch, optimizer, out_dir)
         val_metrics = classification_metrics(yv, val_probs)
@@ -772,7 +846,17 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
                   **({"resampled": resampled} if resampled else {}),
                   "val_auroc": val_metrics[0]["auroc"], **{f"train_{k}": v / count for k, v in sums.items()}}
         history.append(record)
-        if epoch + 1 < tc.settled_epoch:
+        if prune is not None:
+            # the pruning phase: its own early stopping; its best epoch replaces model.pt only within tolerance
+            record["pruned"] = prune["filters"]
+            if val_loss < prune["best_loss"] - tc.min_delta:
+                prune.update(best_loss=val_loss, bad_epochs=0)
+                if val_loss <= prune["unpruned_val_loss"] * (1 + tc.prune_tolerance):
+                    stop["best_epoch"] = epoch + 1
+            else:
+                prune["bad_epochs"] += 1
+                prune["done"] = prune["bad_epochs"] >= tc.prune_patience
+        elif epoch + 1 < tc.settled_epoch:
             # A regularizer is still warming up: keep this epoch (there must be
             # a model.pt) but do not let it win against the epochs where every
             # regularizer is at full weight, nor count towards patience.
@@ -796,9 +880,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         def write_epoch():  # rank 0; a failure is raised on every rank, none is left waiting
             if stop["best_epoch"] == epoch + 1:
                 save_model(model, best_path)
-            atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
-            with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
-                json.dump(history, handle, indent=1)
+            write_state(epoch)
 
         _from_rank0(write_epoch, info)
         if verbose:
@@ -806,5 +888,11 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
                   f"val auROC {record['val_auroc']:.4f}  ({record['seconds']} s)"
                   + ("  [best]" if stop["best_epoch"] == epoch + 1 else "")
                   + (f"  learning rate now {record['learning_rate']:.3g}" if "learning_rate" in record else ""))
+        epoch += 1
+    prune = stop.get("prune")
+    if verbose and prune and prune["filters"]:
+        kept = stop["best_epoch"] > prune["start_epoch"]
+        print(f"pruning: {'kept' if kept else 'dropped'} the model with filter(s) {prune['filters']} pruned "
+              f"(best validation loss {prune['best_loss']:.4f}, unpruned {prune['unpruned_val_loss']:.4f})")
     # rank 0 reads the best model and sends it to the others
     return model_from_payload(_from_rank0(lambda: safe_load_torch(best_path), info), best_path), history

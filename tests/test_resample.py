@@ -331,3 +331,146 @@ def test_similar_filters_counts_either_direction_and_both_strands_only_with_reve
     monkeypatch.setattr(memelite, "tomtom", one_way)
     assert similar_filters(model, [0, 1, 2], 1e-3) == [(0, 1)]
     assert similar_filters(model, [0, 1, 2], 1e-9) == []  # below, not at, the bound
+
+
+def test_at_the_end_the_less_used_of_two_filters_with_one_motif_is_pruned(monkeypatch):
+    import numpy as np
+
+    import argminn_plugin.motifs as motifs_module
+    from argminn_plugin.train import _prune_decision, zero_filters
+
+    # filters 0 and 1 split WORD's sites (filter 1 reads VARIANT's reverse complement); 4 never fires
+    model = detectors()
+    with torch.no_grad():
+        model.scanner.conv.weight[1] = 2 * reverse_complement(one_hot(VARIANT)[None])[0] - 1
+    X, tc = planted(), TrainConfig(prune_similar=1e-3)
+    importance = np.array([10.0, 3.0, 5.0, 4.0, 0.0])
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: importance)
+    assert _prune_decision(model, tc, 7, X) == ([[0, 1]], [1])
+    importance[:2] = [3.0, 10.0]
+    assert _prune_decision(model, tc, 7, X) == ([[0, 1]], [0])
+    assert _prune_decision(model, tc.replace(prune_similar=1e-6), 7, X) == ([], [])
+    # three filters with one motif: one is kept (the most used); a pair whose filter is pruned is resolved
+    monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p: [(0, 1), (0, 2), (1, 2)])
+    importance[:3] = [10.0, 5.0, 3.0]
+    assert _prune_decision(model, tc, 7, X)[1] == [1, 2]
+    # a pruned filter never fires and its channels say nothing downstream
+    zero_filters(model, [1])
+    assert model.scanner(X)[:, [1, 1 + CFG.n_filters]].abs().max() == 0 < model.scanner(X)[:, 0].max()
+    assert model.token_proj.weight[:, [1, 1 + CFG.n_filters]].abs().max() == 0
+    assert model.scanner.conv.weight[0].abs().sum() > 0
+
+
+PRUNE_CFG = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                        stream_dim=16, token_dim=8, pos_enc_dim=4)
+
+
+def prune_data(seed):
+    X = random_onehot(64, 40, seed=seed)
+    return X, (X[:, 0, :20].sum(1) > 5).float()[:, None]
+
+
+def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_resumes_identically(
+        tmp_path, monkeypatch):
+    import json
+    import os
+
+    import argminn_plugin.train as train_module
+    from argminn_plugin.fileio import safe_load_torch
+    from argminn_plugin.train import load_model
+
+    decisions = []
+
+    def decide(model, tc, epoch, X):
+        decisions.append(epoch)
+        return [[0, 1]], list(prune)
+
+    monkeypatch.setattr(train_module, "_prune_decision", decide)
+    tc = TrainConfig(max_epochs=3, batch_size=16, seed=2, prune_similar=1e-3, prune_epochs=3, prune_patience=3,
+                     prune_tolerance=float("inf"))
+
+    def run(out, config=tc, **kwargs):
+        return train(PRUNE_CFG, config, prune_data(0), prune_data(1), str(tmp_path / out), verbose=False, **kwargs)
+
+    # kept (any loss is within an infinite tolerance): filter 1 is zero in the model returned and in model.pt
+    prune = [1]
+    model, history = run("kept")
+    assert decisions == [3]  # decided once, at the end of the 3 epochs, before 0-based epoch 3
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+    assert [h.get("pruned") for h in history] == [None] * 3 + [[1]] * 3
+    best = [h["epoch"] for h in history if h.get("best")]
+    assert best[-1] > 3
+    saved = load_model(str(tmp_path / "kept" / "model.pt"))
+    for m in (model, saved):
+        assert m.scanner.conv.weight[1].abs().max() == 0 and m.scanner.conv.bias[1] == 0
+        assert m.token_proj.weight[:, [1, 1 + PRUNE_CFG.n_filters]].abs().max() == 0  # kept at zero while training
+        assert m.scanner.conv.weight[0].abs().max() > 0
+    stop = safe_load_torch(str(tmp_path / "kept" / "last.pt"))["stop"]
+    assert stop["prune"]["filters"] == [1] and stop["prune"]["from_epoch"] == max(b for b in best if b <= 3)
+    # a finished run resumed: nothing decided or trained again
+    decisions.clear()
+    _, again = run("kept", resume=True)
+    assert decisions == [] and again == history
+    # killed after the decision was saved, and killed inside the phase: resumed, the same run
+    real = train_module._evaluate_sharded
+    for crash_at in (4, 5):
+        calls = []
+
+        def evaluate(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == crash_at:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, "_evaluate_sharded", evaluate)
+        with pytest.raises(KeyboardInterrupt):
+            run(f"cut{crash_at}")
+        monkeypatch.setattr(train_module, "_evaluate_sharded", real)
+        resumed, resumed_history = run(f"cut{crash_at}", resume=True)
+        assert [h["val_loss"] for h in resumed_history] == [h["val_loss"] for h in history]
+        a, b = model.state_dict(), resumed.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # dropped: every filter pruned, the model predicts a constant and no phase epoch comes within a zero
+    # tolerance of the unpruned model's loss; model.pt stays the unpruned best
+    prune = [0, 1, 2]
+    unpruned, plain_history = run("plain", tc.replace(prune_similar=0.0))
+    model, history = run("dropped", tc.replace(prune_tolerance=0.0))
+    assert [h.get("pruned") for h in history[3:]] == [[0, 1, 2]] * 3
+    assert not any(h.get("best") for h in history[3:])
+    assert [h["val_loss"] for h in history[:3]] == [h["val_loss"] for h in plain_history]
+    a, b = unpruned.state_dict(), model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # nothing to prune: no phase; the decision is kept in last.pt, so a resume does not decide again
+    prune = []
+    monkeypatch.setattr(train_module, "_prune_decision", lambda *args: (decisions.append(1), ([], []))[1])
+    decisions.clear()
+    _, history = run("none")
+    assert len(history) == 3 and decisions == [1]
+    _, history = run("none", resume=True)
+    assert len(history) == 3 and decisions == [1]
+    # the phase's settings only matter with pruning on; the warm-up candidates do not prune
+    with open(tmp_path / "plain" / "history.json") as handle:
+        assert len(json.load(handle)) == 3
+    run("plain", tc.replace(prune_similar=0.0, prune_epochs=9), resume=True)
+    with pytest.raises(ArgminnError, match="different model or training config"):
+        run("plain", resume=True)
+    decisions.clear()
+    monkeypatch.setattr(train_module, "_prune_decision", decide)
+    prune = [1]
+    _, history = run("candidates", tc.replace(warmup_candidates=2, l1_warmup=1, overlap_warmup=1, entropy_warmup=1))
+    assert decisions == [3] and [h.get("pruned") for h in history] == [None] * 3 + [[1]] * 3
+    for seed in ("seed2", "seed1002"):
+        assert os.listdir(tmp_path / "candidates" / "warmup_candidates" / seed)
+        with open(tmp_path / "candidates" / "warmup_candidates" / seed / "history.json") as handle:
+            assert len(json.load(handle)) == 1
+
+
+def test_pruning_settings_are_checked():
+    for bad, match in (({"prune_similar": 1.0}, r"'prune_similar' must be in \[0, 1\) \(0: off\), got 1.0"),
+                       ({"prune_similar": float("nan")}, "'prune_similar' must be in"),
+                       ({"prune_epochs": 0}, "'prune_epochs' must be >= 1, got 0"),
+                       ({"prune_patience": 0}, "'prune_patience' must be >= 1"),
+                       ({"prune_tolerance": -0.1}, "'prune_tolerance' must be >= 0, got -0.1")):
+        with pytest.raises(ArgminnError, match=match):
+            TrainConfig(**bad)
+    assert TrainConfig().prune_similar == 0.0
