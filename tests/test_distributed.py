@@ -21,6 +21,7 @@ TINY = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_h
 # 61 rows in batches of 16: the last global batch (13 rows) splits 7 / 6 over two ranks.
 TINY_TC = TrainConfig(max_epochs=3, batch_size=16, seed=3, patience=10)
 CANDIDATES_TC = TINY_TC.replace(overlap_warmup=1, l1_warmup=1, entropy_warmup=1, warmup_candidates=2)
+PRUNE_TC = TINY_TC.replace(prune_similar=1e-3, prune_epochs=2, prune_tolerance=float("inf"))
 
 
 def tiny_data(seed):
@@ -139,14 +140,26 @@ def _mp_worker(rank, world, store, out):
         model, history = T.train(TINY.replace(batch_norm=False), CANDIDATES_TC, tiny_data(0), tiny_data(1),
                                  os.path.join(out, "candidates"), verbose=False)
         results["candidates"] = {"state_dict": model.state_dict(), "history": history}
+
+        # (f) pruning when training ends: rank 0 decides for every rank, which all train the pruned model on
+        real_decision = T._prune_decision
+        T._prune_decision = lambda *args: ([[0, 1]], [1]) if rank == 0 else ([], [])
+        try:
+            model, history = T.train(TINY.replace(batch_norm=False), PRUNE_TC, tiny_data(0), tiny_data(1),
+                                     os.path.join(out, "pruned"), verbose=False)
+        finally:
+            T._prune_decision = real_decision
+        results["pruned"] = {"state_dict": model.state_dict(), "history": history}
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
         T._evaluate_sharded = real_evaluate
         dist.destroy_process_group()
 
 
-def test_two_processes_train_like_one(tmp_path):
+def test_two_processes_train_like_one(tmp_path, monkeypatch):
     import torch.multiprocessing as mp
+
+    import argminn_plugin.train as train_module
 
     mp.spawn(_mp_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2))
@@ -191,6 +204,18 @@ def test_two_processes_train_like_one(tmp_path):
         assert json.load(a)["chosen_seed"] == json.load(b)["chosen_seed"]
     assert sorted(os.listdir(tmp_path / "candidates")) == ["history.json", "last.pt", "model.pt",
                                                            "warmup_candidates", "warmup_candidates.json"]
+
+    # (f) pruned as rank 0 decided, on both ranks alike, like one process
+    monkeypatch.setattr(train_module, "_prune_decision", lambda *args: ([[0, 1]], [1]))
+    single, single_history = train(TINY.replace(batch_norm=False), PRUNE_TC, tiny_data(0), tiny_data(1),
+                                   str(tmp_path / "single_pruned"), verbose=False)
+    assert [h.get("pruned") for h in r1["pruned"]["history"]] == [None] * 3 + [[1]] * 2
+    for ddp_record, record in zip(r1["pruned"]["history"], single_history, strict=True):
+        assert ddp_record["val_loss"] == pytest.approx(record["val_loss"], abs=1e-5)
+    for key, value in single.state_dict().items():
+        assert torch.equal(r0["pruned"]["state_dict"][key], r1["pruned"]["state_dict"][key]), key
+        assert torch.allclose(r1["pruned"]["state_dict"][key], value, rtol=0, atol=1e-6), key
+    assert r1["pruned"]["state_dict"]["scanner.conv.weight"][1].abs().max() == 0
 
     # (d) resampling as rank 0 decided, on both ranks alike
     drawn = [[h.get("resampled") for h in r["resampled"]["history"]] for r in (r0, r1)]
