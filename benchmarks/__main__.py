@@ -13,15 +13,15 @@ A user mistake (e.g. another --seed in the same --out) prints one line,
 import argparse
 import os
 
-from . import discovery, one_line_errors, speed
+from . import at_least, discovery, one_line_errors, speed
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=at_least(1), default=2)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     args = parser.parse_args(argv)
     with one_line_errors("benchmarks"):  # e.g. another seed in the same --out
         discovery.main(os.path.join(args.out, "discovery"), smoke=args.smoke, seed=args.seed, threads=args.threads)

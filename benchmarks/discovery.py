@@ -59,7 +59,7 @@ from argminn_plugin.motifs import column_for_id, extract_motifs, jaspar_database
 from argminn_plugin.simulate import planted_instances
 from argminn_plugin.train import classification_metrics, evaluate, load_model, run_train_config, train
 
-from . import one_line_errors
+from . import at_least, one_line_errors
 from .datasets import GRAMMARS, write_benchmark
 
 METHODS = ("ARGMINN", "CNN", "ExplaiNN", "CNN+DeepLIFT+MoDISco")
@@ -430,11 +430,11 @@ def cli(argv=None):
     parser.add_argument("--datasets", nargs="+", choices=list(GRAMMARS))
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                         help="run in the order of the choices, whatever the order given (MoDISco explains the CNN)")
-    parser.add_argument("--seed", type=int, default=0, help="draws the data (and, by default, the training)")
-    parser.add_argument("--train-seed", type=int, default=None,
+    parser.add_argument("--seed", type=at_least(0), default=0, help="draws the data (and, by default, the training)")
+    parser.add_argument("--train-seed", type=at_least(0), default=None,
                         help="training seed (initial weights, batch order, augmentation), default: --seed; "
                              "another training run on the same data")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=at_least(1), default=2)
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")

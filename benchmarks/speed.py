@@ -42,6 +42,8 @@ from torch.nn import functional as F
 
 from argminn_plugin.fileio import atomic_write
 
+from . import at_least
+
 
 def build(name, length):
     if name == "ARGMINN":
@@ -417,6 +419,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench_speed")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=at_least(1), default=2)
     args = parser.parse_args()
     main(args.out, args.smoke, args.threads)

@@ -293,3 +293,15 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
         err = capsys.readouterr().err
         assert err.startswith(f"{prog}: error: ") and "holds dataset 'single_motif', seed 0" in err, err
         assert err.count("\n") == 1
+    # a negative seed or no threads: argparse's one line, before anything runs
+    for argv, message in ((["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+                          (["--train-seed", "-2"], "argument --train-seed: must be >= 0, got -2"),
+                          (["--threads", "0"], "argument --threads: must be >= 1, got 0"),
+                          (["--seed", "one"], "argument --seed: not an integer: 'one'")):
+        with pytest.raises(SystemExit) as stop:
+            discovery.cli(["--out", str(tmp_path / "bad"), "--smoke", *argv])
+        assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
+    with pytest.raises(SystemExit) as stop:
+        suite.main(["--out", str(tmp_path / "bad"), "--smoke", "--threads", "-1"])
+    assert stop.value.code == 2 and "argument --threads: must be >= 1, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
