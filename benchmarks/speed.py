@@ -122,6 +122,28 @@ def throughput(name, length, batch, repeats):
             "infer_seqs_per_s": batch / t_infer}
 
 
+def in_turns(fns, rounds, rng, faults=None):
+    """Time each of ``fns`` (name -> call) once a round, in a fresh seeded random order every round.
+
+    The first round warms up and is not kept; returns name -> the seconds of
+    its kept calls. With ``faults`` (a dict), each name's minor page faults
+    over its kept calls are added to it (see ``argminn_plugin.runtime``).
+    """
+    from argminn_plugin.runtime import minor_page_faults
+
+    names, times = list(fns), {name: [] for name in fns}
+    for round_ in range(rounds):
+        for i in rng.permutation(len(names)):
+            name = names[i]
+            f0, t0 = minor_page_faults() if faults is not None else 0, time.perf_counter()
+            fns[name]()
+            if round_:
+                times[name].append(time.perf_counter() - t0)
+                if faults is not None:
+                    faults[name] = faults.get(name, 0) + minor_page_faults() - f0
+    return times
+
+
 def interleaved(names, length, batch, repeats):
     """Every model's training and inference time per batch, measured in turns.
 
@@ -136,35 +158,15 @@ def interleaved(names, length, batch, repeats):
     put the same model there nearly every time. Also counts the minor page
     faults per inference batch (see ``argminn_plugin.runtime``).
     """
-    from argminn_plugin.runtime import minor_page_faults
-
     torch.manual_seed(0)
     X, y = onehot(batch, length).contiguous(), torch.randint(0, 2, (batch, 1)).float()
     fns = {name: _steps(name, build(name, length), X, y) for name in names}
-    train = {name: [] for name in names}
-    infer = {name: [] for name in names}
-    faults = {name: 0 for name in names}
-    rng = np.random.default_rng(0)
-
-    def order():  # a fresh seeded shuffle each round: every model follows every other, BPNet too, by chance alike
-        return [names[i] for i in rng.permutation(len(names))]
-
+    rng, faults = np.random.default_rng(0), {}
     # Inference first, before training's large temporaries raise glibc's
     # dynamic mmap threshold (BPNet's inference blocks can raise it as well;
     # after that the default allocator stops page-faulting).
-    for round_ in range(3 * repeats + 1):
-        for name in order():
-            f0, t0 = minor_page_faults(), time.perf_counter()
-            fns[name][1]()
-            if round_:
-                infer[name].append(time.perf_counter() - t0)
-                faults[name] += minor_page_faults() - f0
-    for round_ in range(repeats + 1):
-        for name in order():
-            t0 = time.perf_counter()
-            fns[name][0]()
-            if round_:
-                train[name].append(time.perf_counter() - t0)
+    infer = in_turns({name: fns[name][1] for name in names}, 3 * repeats + 1, rng, faults)
+    train = in_turns({name: fns[name][0] for name in names}, repeats + 1, rng)
     rows = []
     for name in names:
         t_train, t_infer = statistics.median(train[name]), statistics.median(infer[name])
@@ -182,14 +184,7 @@ def inference_by_batch(names, length, batches, repeats):
     rows = []
     for batch in batches:
         X, y = onehot(batch, length).contiguous(), torch.randint(0, 2, (batch, 1)).float()
-        infer = {name: _steps(name, models[name], X, y)[1] for name in names}
-        times = {name: [] for name in names}
-        for round_ in range(3 * repeats + 1):
-            for i in rng.permutation(len(names)):
-                t0 = time.perf_counter()
-                infer[names[i]]()
-                if round_:
-                    times[names[i]].append(time.perf_counter() - t0)
+        times = in_turns({name: _steps(name, models[name], X, y)[1] for name in names}, 3 * repeats + 1, rng)
         for name in names:
             t = statistics.median(times[name])
             rows.append({"model": name, "length": length, "batch": batch, "infer_seconds_per_batch": t,
