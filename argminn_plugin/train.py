@@ -685,8 +685,8 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         run_dir = os.path.join(out_dir, "warmup_candidates", f"seed{seed}")
         if verbose:
             print(f"warm-up candidate {i + 1}/{k} (seed {seed}): {epochs} epoch(s) in {run_dir}")
-        _, history = _train(mc, tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1, prune_similar=0.0), Xt, yt, Xv, yv,
-                            run_dir, resume, force, verbose, info)
+        candidate = tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1, prune_similar=0.0)
+        _, history = _train(mc, candidate, Xt, yt, Xv, yv, run_dir, resume, force, verbose, info)
         candidates.append({"seed": seed, "val_loss": history[-1]["val_loss"], "val_auroc": history[-1]["val_auroc"],
                            "run_dir": os.path.relpath(run_dir, out_dir)})
     best = min(range(k), key=lambda i: candidates[i]["val_loss"])
@@ -794,7 +794,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if prune is None and (stop["done"] or epoch >= tc.max_epochs):
             # training is over; with prune_similar, one of two filters holding one motif is pruned and the
             # model trained on (a separate phase with its own early stopping; see TrainConfig)
-            if not (isinstance(model, ARGMINN) and tc.prune_similar > 0) or epoch == 0:
+            if not (isinstance(model, ARGMINN) and tc.prune_similar > 0):
                 break
             prune = stop["prune"] = _start_pruning(model, tc, epoch, stop, history, best_path, Xt, info, verbose)
             if prune["filters"]:
