@@ -796,6 +796,13 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             # model trained on (a separate phase with its own early stopping; see TrainConfig)
             if not (isinstance(model, ARGMINN) and tc.prune_similar > 0):
                 break
+            if epoch < tc.settled_epoch:
+                # the terms never reached full weight (or resampling was still due): the pruned model would train
+                # under another objective than the one it is compared with
+                if verbose:
+                    print(f"pruning: skipped, training ended after epoch {epoch}, before every regularizer was at "
+                          f"full weight (epoch {tc.settled_epoch})")
+                break
             prune = stop["prune"] = _start_pruning(model, tc, epoch, stop, history, best_path, Xt, info, verbose)
             if prune["filters"]:
                 zero_filters(model, prune["filters"])
@@ -812,7 +819,9 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         forward.train()
         t0, sums, count = time.time(), {}, 0
         bar = tqdm(shard_batches(order, tc.batch_size, info.rank, info.world),
-                   desc=f"epoch {epoch + 1}/{tc.max_epochs}", disable=not verbose, leave=False)
+                   desc=f"epoch {epoch + 1}/{tc.max_epochs}" if prune is None else
+                   f"pruned, epoch {epoch + 1 - prune['start_epoch']}/{tc.prune_epochs}",
+                   disable=not verbose, leave=False)
         for idx, global_rows in bar:
             X, y = Xt[idx], yt[idx]
             if flips is not None:
@@ -837,10 +846,20 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if info.world > 1:
             sums, count = _all_reduce_sums(sums, count, info)
             _broadcast_buffers(model)
-        _check_finite("training", sums["task"] / count, epoch, optimizer, out_dir)
+        if prune is None:
+            _check_finite("training", sums["task"] / count, epoch, optimizer, out_dir)
         resampled = _resample(model, optimizer, tc, epoch, Xt, info, history) if prune is None else []
         val_loss, val_probs = _evaluate_sharded(model, Xv, yv, info)
-        _check_finite("validation", val_loss, epoch, optimizer, out_dir)
+        if prune is None:
+            _check_finite("validation", val_loss, epoch, optimizer, out_dir)
+        elif not (math.isfinite(sums["task"] / count) and math.isfinite(val_loss)):
+            # the pruned model diverged: the phase ends, model.pt keeps its best epoch (or the unpruned model);
+            # the losses are reduced over the ranks, so every rank ends alike
+            prune["done"] = True
+            _from_rank0(lambda: write_state(epoch - 1), info)
+            if verbose:
+                print(f"pruning: the pruned model's loss is not finite at epoch {epoch + 1}; the phase ends")
+            break
         val_metrics = classification_metrics(yv, val_probs)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,
                   **({"resampled": resampled} if resampled else {}),

@@ -21,8 +21,8 @@ Prints tables and writes speed.json and scaling.png to --out:
    batches a pass is dominated by the fixed cost of each small operation,
    which ARGMINN's four attention layers have more of.
 
-Run:  python benchmarks/speed.py --out runs/bench_speed        (a few minutes)
-      python benchmarks/speed.py --out /tmp/smoke --smoke      (seconds; used by the tests)
+Run:  python -m benchmarks.speed --out runs/bench_speed        (a few minutes)
+      python -m benchmarks.speed --out /tmp/smoke --smoke      (seconds; used by the tests)
 """
 
 import argparse

@@ -379,10 +379,13 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     from argminn_plugin.fileio import safe_load_torch
     from argminn_plugin.train import load_model
 
-    decisions = []
+    decisions, current = [], []
 
     def decide(model, tc, epoch, X):
         decisions.append(epoch)
+        # decided on the best model (model.pt), not on the last epoch's
+        best = load_model(str(tmp_path / current[-1] / "model.pt")).state_dict()
+        assert all(torch.equal(value, best[key]) for key, value in model.state_dict().items())
         return [[0, 1]], list(prune)
 
     monkeypatch.setattr(train_module, "_prune_decision", decide)
@@ -390,6 +393,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
                      prune_tolerance=float("inf"))
 
     def run(out, config=tc, **kwargs):
+        current.append(out)
         return train(PRUNE_CFG, config, prune_data(0), prune_data(1), str(tmp_path / out), verbose=False, **kwargs)
 
     # kept (any loss is within an infinite tolerance): filter 1 is zero in the model returned and in model.pt
@@ -399,7 +403,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
     assert [h.get("pruned") for h in history] == [None] * 3 + [[1]] * 3
     best = [h["epoch"] for h in history if h.get("best")]
-    assert best[-1] > 3
+    assert best[-1] > 3 and max(b for b in best if b <= 3) < 3  # the best unpruned epoch is not the last one
     saved = load_model(str(tmp_path / "kept" / "model.pt"))
     for m in (model, saved):
         assert m.scanner.conv.weight[1].abs().max() == 0 and m.scanner.conv.bias[1] == 0
@@ -411,7 +415,22 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     decisions.clear()
     _, again = run("kept", resume=True)
     assert decisions == [] and again == history
-    # killed after the decision was saved, and killed inside the phase: resumed, the same run
+    # killed while deciding (nothing saved yet): resumed, decided again, the same run
+    real_decide = decide
+
+    def killed(*args):
+        monkeypatch.setattr(train_module, "_prune_decision", real_decide)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_prune_decision", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run("cut_deciding")
+    assert "prune" not in safe_load_torch(str(tmp_path / "cut_deciding" / "last.pt"))["stop"]
+    decisions.clear()
+    resumed, resumed_history = run("cut_deciding", resume=True)
+    assert decisions == [3] and [h["val_loss"] for h in resumed_history] == [h["val_loss"] for h in history]
+    assert all(torch.equal(value, resumed.state_dict()[key]) for key, value in model.state_dict().items())
+    # killed after the decision was saved, and killed inside the phase: resumed, the same run (not decided again)
     real = train_module._evaluate_sharded
     for crash_at in (4, 5):
         calls = []
@@ -426,7 +445,9 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
         with pytest.raises(KeyboardInterrupt):
             run(f"cut{crash_at}")
         monkeypatch.setattr(train_module, "_evaluate_sharded", real)
+        decisions.clear()
         resumed, resumed_history = run(f"cut{crash_at}", resume=True)
+        assert decisions == []
         assert [h["val_loss"] for h in resumed_history] == [h["val_loss"] for h in history]
         a, b = model.state_dict(), resumed.state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
@@ -440,6 +461,43 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     assert [h["val_loss"] for h in history[:3]] == [h["val_loss"] for h in plain_history]
     a, b = unpruned.state_dict(), model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the tolerance is relative: kept within (1 + tolerance) times the unpruned loss, dropped above it
+    state = safe_load_torch(str(tmp_path / "dropped" / "last.pt"))["stop"]["prune"]
+    excess = state["best_loss"] / state["unpruned_val_loss"] - 1
+    assert excess > 0
+    _, history = run("below", tc.replace(prune_tolerance=excess / 2))
+    assert not any(h.get("best") for h in history[3:])
+    _, history = run("above", tc.replace(prune_tolerance=excess * 1.01))
+    phase = [h["val_loss"] for h in history[3:]]
+    assert [h["epoch"] for h in history if h.get("best")][-1] == 4 + phase.index(min(phase))
+    # the phase stops early after prune_patience epochs without a better validation loss
+    _, history = run("patience", tc.replace(prune_tolerance=0.0, prune_epochs=8, prune_patience=1))
+    phase, best = [h["val_loss"] for h in history[3:]], float("inf")
+    for n, loss in enumerate(phase, 1):
+        if not loss < best - tc.min_delta:
+            break
+        best = loss
+    assert len(phase) == n < 8
+    # a pruned model that diverges ends the phase, not the run: model.pt keeps the unpruned best
+    calls = []
+
+    def diverging(*args, **kwargs):
+        calls.append(1)
+        loss, probs = real(*args, **kwargs)
+        return (float("nan") if len(calls) == 5 else loss), probs
+
+    monkeypatch.setattr(train_module, "_evaluate_sharded", diverging)
+    model, history = run("diverged", tc.replace(prune_tolerance=0.0))
+    monkeypatch.setattr(train_module, "_evaluate_sharded", real)
+    assert len(history) == 4 and not history[3].get("best")
+    assert all(torch.equal(a[k], model.state_dict()[k]) for k in a)
+    _, again = run("diverged", tc.replace(prune_tolerance=0.0), resume=True)
+    assert again == history
+    # training that ends before every term is at full weight is not pruned (the phase would train under
+    # another objective than the unpruned model's)
+    decisions.clear()
+    _, history = run("unsettled", tc.replace(l1_warmup=5))
+    assert decisions == [] and len(history) == 3
     # nothing to prune: no phase; the decision is kept in last.pt, so a resume does not decide again
     prune = []
     monkeypatch.setattr(train_module, "_prune_decision", lambda *args: (decisions.append(1), ([], []))[1])
