@@ -226,7 +226,8 @@ class TrainConfig(_Config):
     # shorter than `max_epochs`.
     warmup_candidates: int = 1
     # Pruning one of two filters that learned one motif (`prune_similar` 0:
-    # off). When training ends (early stopping or `max_epochs`), two filters
+    # off). When training ends (early stopping or `max_epochs`; not before
+    # `settled_epoch`, when the terms are not at full weight yet), two filters
     # of the best model that it uses (knock-out importance at least 5% of the
     # top filter's) and whose motifs, read from their weights, match each
     # other by TOMTOM at p below `prune_similar` are taken as one motif on two
