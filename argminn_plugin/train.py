@@ -386,7 +386,21 @@ def _all_reduce_sums(sums, count, info):
     return dict(zip(keys, buf[:-1].tolist())), int(round(buf[-1].item()))
 
 
-SIMILAR_USED = 0.05  # resample_similar compares the motifs of filters at least this used (of the top filter)
+SIMILAR_USED = 0.05  # resample_similar and prune_similar compare the motifs of filters at least this used
+
+
+def _probe(model, Xt, seed, epoch, stream):
+    """1024 training rows drawn from (seed, epoch, stream), on the model's device: what a decision at the end of
+    an epoch (resampling, pruning) looks at."""
+    rows = np.random.default_rng([seed, epoch, stream]).permutation(len(Xt))[:1024]
+    return Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
+
+
+def _used_filters(importance, exclude=()):
+    """Filters whose knock-out importance is at least SIMILAR_USED of the top filter's (none if no filter
+    matters), ``exclude`` aside: the ones whose motifs are compared."""
+    return [f for f in range(len(importance))
+            if f not in exclude and importance[f] >= SIMILAR_USED * importance.max() > 0]
 
 
 def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
@@ -426,8 +440,7 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
     def decide():
         from .motifs import filter_importance, similar_filters
 
-        rows = np.random.default_rng([tc.seed, epoch, 7]).permutation(len(Xt))[:1024]
-        probe = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
+        probe = _probe(model, Xt, tc.seed, epoch, 7)
         pairs, dead = filters_to_resample(model, probe, tc.resample_share)
         # a fresh filter must learn a motif before the term is at full weight, which silences a dense newcomer
         # within an epoch: dead filters are drawn again only while the term ramps up
@@ -439,8 +452,7 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
         if compare_motifs:
             # filters that split one motif's sites between them never fire near each other: compare their motifs
             # (while the term ramps up, like unused filters: at full weight a newcomer disturbs a trained model)
-            used = [f for f in range(len(importance))
-                    if f not in dead and importance[f] >= SIMILAR_USED * importance.max() > 0]
+            used = _used_filters(importance, exclude=dead)
             # a pair found by both rules is drawn once: its loser is already chosen the second time
             pairs = pairs + [(a, b, None, None) for a, b in similar_filters(model, used, tc.resample_similar)]
         if redraw_unused:
@@ -475,11 +487,8 @@ def _prune_decision(model, tc, epoch, Xt):
     """
     from .motifs import filter_importance, similar_filters
 
-    rows = np.random.default_rng([tc.seed, epoch, 9]).permutation(len(Xt))[:1024]
-    probe = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
-    importance = filter_importance(model, probe)
-    used = [f for f in range(len(importance)) if importance[f] >= SIMILAR_USED * importance.max() > 0]
-    pairs = similar_filters(model, used, tc.prune_similar)
+    importance = filter_importance(model, _probe(model, Xt, tc.seed, epoch, 9))
+    pairs = similar_filters(model, _used_filters(importance), tc.prune_similar)
     pruned = []
     for a, b in pairs:
         if a not in pruned and b not in pruned:
@@ -508,10 +517,10 @@ def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, info, verbose
     best_epoch = stop["best_epoch"]  # model.pt's (1-based)
     unpruned = history[best_epoch - 1]["val_loss"]
     if verbose:
-        print(f"pruning: used filters whose motifs match at TOMTOM p < {tc.prune_similar:g}: "
-              + (", ".join(f"{a} and {b}" for a, b in pairs) + f"; pruning {pruned}, training on for up to "
-                 f"{tc.prune_epochs} epochs (kept if the validation loss stays within "
-                 f"{1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else "none"))
+        found = ", ".join(f"{a} and {b}" for a, b in pairs) or "none"
+        print(f"pruning: used filters whose motifs match at TOMTOM p < {tc.prune_similar:g}: {found}"
+              + (f"; pruning {pruned}, training on for up to {tc.prune_epochs} epochs (kept if the validation "
+                 f"loss stays within {1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else ""))
     return {"pairs": pairs, "filters": pruned, "start_epoch": epoch, "from_epoch": best_epoch,
             "unpruned_val_loss": unpruned, "best_loss": float("inf"), "bad_epochs": 0, "done": not pruned}
 
