@@ -1,4 +1,4 @@
-"""Where a trained benchmark model errs: its held-out negatives grouped by what was planted in them.
+"""Where a trained benchmark model errs: its held-out (or training) negatives grouped by what was planted in them.
 
 After ``python -m benchmarks.discovery --out DIR``: for each trained method of
 one dataset, the score threshold that keeps ``--sensitivity`` of the held-out
@@ -11,8 +11,13 @@ ignored; a pair's spacing is counted in the first motif's frame (start to
 start on its strand, so a reverse-complemented block has the same spacing as
 its forward copy; negative when the second motif starts first).
 
-Run:  python -m benchmarks.errors --out runs/bench --dataset fixed_spacing
-Prints the table and writes ``<out>/<dataset>/errors.json``.
+With ``--split train`` (or ``valid``) the same count on the sequences the
+models were trained (or stopped) on: a kind of negative scored high there too
+is one the model did not fit, not one it failed to generalise to.
+
+Run:  python -m benchmarks.errors --out runs/bench --dataset fixed_spacing [--split train]
+Prints the table and writes ``<out>/<dataset>/errors.json`` (``errors_train.json``,
+``errors_valid.json`` for the other splits).
 """
 
 import argparse
@@ -36,6 +41,7 @@ TRAINED = ("ARGMINN", "CNN", "ExplaiNN")
 # What a pair's label says beyond its two motifs, per dataset (default "motifs": nothing)
 PAIR_DETAIL = {"fixed_spacing": "spacing", "fixed_orientation": "strand"}
 DETAILS = ("spacing", "strand", "motifs")
+SPLITS = ("test", "valid", "train")
 
 
 def negative_kinds(truth, n_rows, relevant, detail="spacing"):
@@ -79,8 +85,10 @@ def spacing_bin(kind, width=5):
     return f"{head} spacing {lo}-{lo + width - 1}, {strand}"
 
 
-def dataset_errors(out, name, sensitivity=0.95, bin_width=5):
-    """{method: {"threshold", "positives", "by_kind": {kind: [n negatives, n above threshold]}}}."""
+def dataset_errors(out, name, sensitivity=0.95, bin_width=5, split="test"):
+    """{method: {"threshold", "positives", "by_kind": {kind: [n negatives, n above threshold]}}} on ``split``."""
+    if split not in SPLITS:
+        raise ArgminnError(f"errors: unknown split {split!r} (one of {', '.join(SPLITS)})")
     if not 0 < sensitivity < 1:
         raise ArgminnError(f"errors: 'sensitivity' must be in (0, 1), got {sensitivity}")
     if name not in GRAMMARS:
@@ -91,7 +99,7 @@ def dataset_errors(out, name, sensitivity=0.95, bin_width=5):
     length = json.load(open(os.path.join(data_dir, "simulation.json")))["length"]
     data, _ = load_splits(os.path.join(data_dir, "genome.fa"), os.path.join(data_dir, "peaks.bed"), length,
                           ["chr2"], ["chr3"])
-    X, y, bed = data["test"]
+    X, y, bed = data[split]
     labels = y[:, 0].numpy()
     truth = planted_instances(data_dir, bed)
     detail = PAIR_DETAIL.get(name, "motifs")
@@ -126,10 +134,10 @@ def _kind_order(kind):
     return (head, strand, int(re.match(r"-?\d+", spacing).group()))  # a bin's low end, negative too: "-40--36"
 
 
-def table_text(report, sensitivity):
+def table_text(report, sensitivity, split="test"):
     methods = list(report)
     kinds = sorted({k for r in report.values() for k in r["by_kind"]}, key=_kind_order)
-    lines = [f"negatives scoring above the threshold that keeps {sensitivity:.0%} of the positives",
+    lines = [f"{split} negatives scoring above the threshold that keeps {sensitivity:.0%} of the {split} positives",
              f"{'negatives':48s}{'n':>6s}" + "".join(f"{m:>10s}" for m in methods)]
     for kind in kinds:
         n = next(r["by_kind"][kind][0] for r in report.values() if kind in r["by_kind"])
@@ -141,13 +149,14 @@ def table_text(report, sensitivity):
     return "\n".join(lines)
 
 
-def main(out, name, sensitivity=0.95, bin_width=5):
-    report = dataset_errors(out, name, sensitivity, bin_width)
+def main(out, name, sensitivity=0.95, bin_width=5, split="test"):
+    report = dataset_errors(out, name, sensitivity, bin_width, split)
     print(f"{name}: {GRAMMARS[name].rule}")
-    print(table_text(report, sensitivity))
-    with atomic_write(os.path.join(out, name, "errors.json"), force=True) as handle:
-        json.dump({"dataset": name, "sensitivity": sensitivity, "bin_width": bin_width, "methods": report},
-                  handle, indent=1)
+    print(table_text(report, sensitivity, split))
+    filename = "errors.json" if split == "test" else f"errors_{split}.json"
+    with atomic_write(os.path.join(out, name, filename), force=True) as handle:
+        json.dump({"dataset": name, "split": split, "sensitivity": sensitivity, "bin_width": bin_width,
+                   "methods": report}, handle, indent=1)
     return report
 
 
@@ -157,12 +166,14 @@ def cli(argv=None):
     parser.add_argument("--dataset", required=True, choices=list(GRAMMARS))
     parser.add_argument("--sensitivity", type=float, default=0.95)
     parser.add_argument("--bin-width", type=int, default=5, help="spacing bins of this many bases")
+    parser.add_argument("--split", choices=SPLITS, default="test",
+                        help="the sequences to score (default: the held-out chromosome)")
     args = parser.parse_args(argv)
     if args.bin_width < 1:
         parser.error("--bin-width must be >= 1")
     torch.set_num_threads(2)
     with one_line_errors("benchmarks.errors"):  # e.g. discovery not run there yet
-        main(args.out, args.dataset, args.sensitivity, args.bin_width)
+        main(args.out, args.dataset, args.sensitivity, args.bin_width, args.split)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,16 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
         assert any(kind.endswith(" alone") for kind in r["by_kind"])
         assert any(" spacing " in kind for kind in r["by_kind"])
     assert json.loads((tmp_path / "fixed_spacing" / "errors.json").read_text())["methods"] == err
+    # ... and on the training sequences, in a file of its own (the held-out table is kept)
+    on_train = errors.main(str(tmp_path), "fixed_spacing", split="train")
+    saved_train = json.loads((tmp_path / "fixed_spacing" / "errors_train.json").read_text())
+    assert saved_train["split"] == "train" and saved_train["methods"] == on_train
+    n_train = sum(n for n, _ in on_train["ARGMINN"]["by_kind"].values()) + on_train["ARGMINN"]["positives"]
+    n_test = sum(n for n, _ in err["ARGMINN"]["by_kind"].values()) + err["ARGMINN"]["positives"]
+    assert n_train > n_test  # smoke sizes: 400 training sequences, 150 held out
+    assert json.loads((tmp_path / "fixed_spacing" / "errors.json").read_text())["methods"] == err
+    with pytest.raises(ArgminnError, match="unknown split 'holdout'"):
+        errors.dataset_errors(str(tmp_path), "fixed_spacing", split="holdout")
     with pytest.raises(ArgminnError, match="no benchmark data"):
         errors.dataset_errors(str(tmp_path), "or_pairs")
     # a second run reuses every finished (dataset, method) result
@@ -266,6 +276,10 @@ def test_errors_cli_reports_a_user_mistake_in_one_line(tmp_path, monkeypatch, ca
     assert err.startswith("benchmarks.errors: error: ")
     assert "no benchmark data; run python -m benchmarks.discovery" in err
     assert err.count("\n") == 1
+    with pytest.raises(SystemExit) as stop:
+        errors.cli(["--out", str(tmp_path), "--dataset", "fixed_spacing", "--split", "holdout"])
+    assert stop.value.code == 2
+    assert "argument --split: invalid choice: 'holdout'" in capsys.readouterr().err
 
 
 def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsys):
