@@ -229,10 +229,10 @@ class TrainConfig(_Config):
     # off). When training ends (early stopping or `max_epochs`; not before
     # `settled_epoch`, when the terms are not at full weight yet), two filters
     # of the best model that it uses (knock-out importance at least 5% of the
-    # top filter's) and whose motifs, read from their weights, match each
-    # other by TOMTOM at p below `prune_similar` are taken as one motif on two
-    # filters (two filters can split a motif's sites between them and never
-    # fire near each other, which the overlap term does not see); the one the
+    # top filter's) and whose motifs match each other by TOMTOM at p below
+    # `prune_similar` are taken as one motif on two filters (two filters
+    # can split a motif's sites between them and never fire near each
+    # other, which the overlap term does not see); the one the
     # model uses less is set to zero and kept there, and the model is trained
     # on from the best one with a fresh optimizer for up to `prune_epochs`
     # epochs (early stopping after `prune_patience` without a better
@@ -240,6 +240,13 @@ class TrainConfig(_Config):
     # validation loss is at most (1 + `prune_tolerance`) times the unpruned
     # model's: a filter the model needs is kept.
     prune_similar: float = 0.0
+    # How those motifs are read: "weights" (each filter's weights as a PPM) or
+    # "seqlets" (the windows where it fires on the positive training rows,
+    # reaching half a filter width past it: the motif read-out of `argminn
+    # motifs` and the benchmark). Seqlets read two filters that split one
+    # motif alike even where their weights differ in spread or in which part of
+    # the motif they hold (README, Benchmarks).
+    prune_read: str = "weights"
     prune_epochs: int = 20
     prune_patience: int = 6
     prune_tolerance: float = 0.1
@@ -286,6 +293,8 @@ class TrainConfig(_Config):
                                "'max_epochs' (every regularizer with a weight > 0 off for its '*_warmup' epochs; now "
                                f"{self.warmup_epochs} epoch(s), max_epochs {self.max_epochs}); set "
                                "'warmup_candidates=1' for one run, or change the '*_warmup' settings or 'max_epochs'")
+        if self.prune_read not in ("weights", "seqlets"):
+            raise ArgminnError(f"TrainConfig: 'prune_read' must be 'weights' or 'seqlets', got {self.prune_read!r}")
         if not 0 <= self.prune_similar < 1:
             raise ArgminnError(f"TrainConfig: 'prune_similar' must be in [0, 1) (0: off), got {self.prune_similar}")
         for name in ("prune_epochs", "prune_patience"):
@@ -337,14 +346,15 @@ class TrainConfig(_Config):
 # ramp; filter resampling up to epoch 30 (unused filters drawn again while the terms ramp); learning rate
 # 5e-4, halved after 2 epochs without a better validation loss once early stopping counts; the best of
 # two warm-ups (the second from seed + 1000) continued; at the end, one of two used filters whose motifs
-# match at TOMTOM p < 1e-3 pruned, if the model trained on without it stays within 10% of the validation
-# loss; the attention-entropy term at 5e-2 (the design's 1e-3 left heads spread over ~10 positions, too
-# blurred to tell a 22-bp spacing from 12). Picked on the simulated benchmarks (README,
-# Benchmarks) and used by `argminn demo` and the discovery benchmark, with up to 100 epochs and patience 15
-# (TUNED_EPOCHS, TUNED_PATIENCE).
+# (read from their seqlets on the positive training rows) match at TOMTOM p < 1e-3 pruned, if the model
+# trained on without it stays within 10% of the validation loss; the attention-entropy term at 5e-2 (the
+# design's 1e-3 left heads spread over ~10 positions, too blurred to tell a 22-bp spacing from 12).
+# Picked on the simulated benchmarks (README, Benchmarks) and used by `argminn demo` and the discovery
+# benchmark, with up to 100 epochs and patience 15 (TUNED_EPOCHS, TUNED_PATIENCE).
 TUNED_TRAIN = {"overlap_units": "normalized", "overlap_weight": 1e-2, "overlap_warmup": 10, "overlap_ramp": 10,
                "l1_warmup": 10, "l1_ramp": 10, "entropy_warmup": 10, "entropy_ramp": 10,
                "ramp_shape": "geometric", "ramp_start": 1e-3, "resample_share": 0.5, "resample_until": 30,
                "lr_decay": 0.5, "lr_patience": 2, "resample_unused": 0.05, "resample_grace": 4,
-               "learning_rate": 5e-4, "warmup_candidates": 2, "prune_similar": 1e-3, "entropy_weight": 5e-2}
+               "learning_rate": 5e-4, "warmup_candidates": 2, "prune_similar": 1e-3, "prune_read": "seqlets",
+               "entropy_weight": 5e-2}
 TUNED_EPOCHS, TUNED_PATIENCE = 100, 15

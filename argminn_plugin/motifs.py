@@ -147,6 +147,47 @@ def resolve_method(method, X):
     return ("seqlets" if X is not None else "weights") if method == "auto" else method
 
 
+def _signed_weights(model):
+    """The scanner's (F, 4, W) weights and (F,) biases as numpy, each filter in the sign the model reads it."""
+    weight = model.motif_conv.weight.detach().cpu().numpy()
+    bias = model.motif_conv.bias.detach().cpu().numpy()
+    if hasattr(model, "motif_signs"):  # a filter the model reads negated (ExplaiNN: negative BatchNorm scale)
+        signs = model.motif_signs()
+        weight, bias = weight * signs[:, None, None], bias * signs
+    return weight, bias
+
+
+def filter_ppms(model, X=None, beta=4.0, min_ic=0.3, flank=None, batch_size=256, best=None):
+    """Every filter's motif, trimmed: a list of (ppm, start, end, n_seqlets), start/end in the filter's frame.
+
+    With X, a filter that fires on X is read from its seqlets
+    (:func:`seqlet_ppms`; windows reaching ``flank`` bases past the filter on
+    each side, default half its width, and flank columns kept only where
+    they beat chance for that many seqlets); without X, or for a filter that
+    never fires on X, from its weights (:func:`weights_to_ppm`). ``best``: each
+    filter's peak activation on X, if already known.
+    """
+    if flank is None:
+        flank = model.motif_conv.kernel_size[0] // 2
+    if flank < 0:
+        raise ArgminnError(f"motif read-out: 'flank' must be >= 0 bases, got {flank}")
+    if X is not None:
+        seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best, flank=flank)
+    else:
+        seqlets, n_seqlets = {}, {}
+    weight, _ = _signed_weights(model)
+    out = []
+    for f in range(weight.shape[0]):
+        if f in seqlets:
+            # A flank column of n background bases reaches FLANK_CHANCE_IC / n bits by chance 1% of the time
+            # (G-test, 3 degrees of freedom): with few seqlets, flanks must beat that to be kept.
+            ppm, lo, hi = trim(seqlets[f], min_ic, edge=flank, edge_min_ic=FLANK_CHANCE_IC / n_seqlets[f])
+            out.append((ppm, lo - flank, hi - flank, n_seqlets[f]))
+        else:
+            out.append((*trim(weights_to_ppm(weight[f], beta), min_ic), n_seqlets.get(f, 0)))
+    return out
+
+
 def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activity=0.1, min_importance=0.05,
                    batch_size=256, flank=None):
     """Read every filter as a motif.
@@ -174,43 +215,25 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     score above zero).
     """
     method = resolve_method(method, X)
-    weight = model.motif_conv.weight.detach().cpu().numpy()
-    bias = model.motif_conv.bias.detach().cpu().numpy()
-    if hasattr(model, "motif_signs"):  # a filter the model reads negated (ExplaiNN: negative BatchNorm scale)
-        signs = model.motif_signs()
-        weight, bias = weight * signs[:, None, None], bias * signs
     if X is not None:
         best, fired = filter_activity(model, X, batch_size)
         importance = filter_importance(model, X, batch_size) if min_importance > 0 else np.ones(len(best))
     else:
+        weight, bias = _signed_weights(model)
         best = np.maximum(weight.max(1).sum(1) + bias, 0)
         fired = np.full(len(best), np.nan)
         importance = np.ones(len(best))
     relative = importance / importance.max() if importance.max() > 0 else np.zeros(len(best))
     used = relative >= min_importance  # min_importance 0: importance is all ones
-    if flank is None:
-        flank = model.motif_conv.kernel_size[0] // 2
-    if flank < 0:
-        raise ArgminnError(f"motif read-out: 'flank' must be >= 0 bases, got {flank}")
-    if method == "seqlets":
-        seqlets, n_seqlets = seqlet_ppms(model, X, batch_size=batch_size, best=best, flank=flank)
-    else:
-        seqlets, n_seqlets = {}, {}
+    read = filter_ppms(model, X if method == "seqlets" else None, beta, min_ic, flank, batch_size, best)
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}
-    for f in range(weight.shape[0]):
-        if f in seqlets:
-            # A flank column of n background bases reaches FLANK_CHANCE_IC / n bits by chance 1% of the time
-            # (G-test, 3 degrees of freedom): with few seqlets, flanks must beat that to be kept.
-            ppm, lo, hi = trim(seqlets[f], min_ic, edge=flank, edge_min_ic=FLANK_CHANCE_IC / n_seqlets[f])
-            lo, hi = lo - flank, hi - flank
-        else:
-            ppm, lo, hi = trim(weights_to_ppm(weight[f], beta), min_ic)
+    for f, (ppm, lo, hi, n_seqlets) in enumerate(read):
         active = bool(top > 0 and best[f] >= min_activity * top and used[f])
         name = f"filter{f}"
         rows.append({"filter": f, "name": name, "active": active, "max_activation": float(best[f]),
                      "importance": float(relative[f]),
-                     "fire_fraction": float(fired[f]), "n_seqlets": n_seqlets.get(f, 0), "start": lo, "end": hi,
+                     "fire_fraction": float(fired[f]), "n_seqlets": n_seqlets, "start": lo, "end": hi,
                      "width": hi - lo, "consensus": consensus(ppm), "ic": float(information_content(ppm).sum())})
         if active:
             ppms[name] = ppm
@@ -298,11 +321,14 @@ def tomtom_qvalues(queries, targets=None, alignments=False):
     return tuple(frames)
 
 
-def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None):
+def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None, X=None):
     """Pairs (a, b), a < b, of ``filters`` whose motifs match each other by TOMTOM at p < ``max_p``.
 
-    Each scanner filter's weights are read as a PPM (:func:`weights_to_ppm`,
-    :func:`trim`); the queries are ``filters``, the targets every filter of the
+    Each scanner filter is read as a PPM (:func:`filter_ppms`): from its
+    weights, or with sequences ``X`` from its seqlets on them (a filter that
+    fires on only part of a motif then reads the whole motif, and two
+    filters on one motif read alike however differently their weights
+    spread); the queries are ``filters``, the targets every filter of the
     scanner plus ``background`` (default: the JASPAR2024 CORE vertebrate
     motifs). TOMTOM's null is drawn from the targets' columns: with only a
     scanner's few filters the p-values would rest on a handful of columns, and
@@ -316,12 +342,12 @@ def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None
     from memelite import tomtom
 
     filters = sorted({int(f) for f in filters})
-    weight = model.motif_conv.weight.detach().cpu().numpy()
-    if any(not 0 <= f < len(weight) for f in filters):
-        raise ArgminnError(f"similar_filters: filters {filters} are not all among the scanner's {len(weight)}")
+    n_filters = model.motif_conv.out_channels
+    if any(not 0 <= f < n_filters for f in filters):
+        raise ArgminnError(f"similar_filters: filters {filters} are not all among the scanner's {n_filters}")
     if len(filters) < 2:
         return []
-    ppms = [trim(weights_to_ppm(w, beta), min_ic=min_ic)[0].astype(np.float64) for w in weight]
+    ppms = [ppm.astype(np.float64) for ppm, *_ in filter_ppms(model, X, beta, min_ic)]
     background = jaspar_database() if background is None else background
     both = bool(getattr(model.config, "scan_reverse_complement", True))
     p = tomtom([ppms[f] for f in filters], ppms + [np.asarray(m, dtype=np.float64) for m in background.values()],

@@ -476,19 +476,32 @@ def _resample(model, optimizer, tc, epoch, Xt, info, history=()):
     return chosen
 
 
-def _prune_decision(model, tc, epoch, Xt):
+PRUNE_READ_ROWS = 8192  # prune_read "seqlets": motifs read on at most this many positive training rows
+
+
+def _prune_decision(model, tc, epoch, Xt, yt):
     """Rank 0, on the best model at the end of training: (pairs, filters to prune) under ``prune_similar``.
 
     The filters the model uses (knock-out importance at least ``SIMILAR_USED``
     of the top filter's, on a probe of 1024 training rows drawn from the seed)
-    are compared by TOMTOM (:func:`~argminn_plugin.motifs.similar_filters`);
-    of each pair at p below the bound the less used filter is pruned, and a
-    pair one of whose filters is pruned already is resolved.
+    are compared by TOMTOM (:func:`~argminn_plugin.motifs.similar_filters`),
+    their motifs read as ``prune_read`` says: from the weights, or from the
+    seqlets on the training rows with a positive label in any task (at most
+    ``PRUNE_READ_ROWS`` of them, drawn from the seed; every training row if
+    none is positive), where the model's motifs are read out. Of each pair at
+    p below the bound the less used filter is pruned, and a pair one of whose
+    filters is pruned already is resolved.
     """
     from .motifs import filter_importance, similar_filters
 
     importance = filter_importance(model, _probe(model, Xt, tc.seed, epoch, 9))
-    pairs = similar_filters(model, _used_filters(importance), tc.prune_similar)
+    X = None
+    if tc.prune_read == "seqlets":
+        rows = torch.nonzero(yt.amax(1) > 0.5).flatten().numpy()
+        rows = rows if len(rows) else np.arange(len(Xt))
+        rows = np.sort(np.random.default_rng([tc.seed, epoch, 10]).permutation(rows)[:PRUNE_READ_ROWS])
+        X = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
+    pairs = similar_filters(model, _used_filters(importance), tc.prune_similar, X=X)
     pruned = []
     for a, b in pairs:
         if a not in pruned and b not in pruned:
@@ -508,17 +521,18 @@ def zero_filters(model, filters):
     model.token_proj.weight[:, [c for f in filters for c in model.motif_knockout(f)[1]]] = 0.0
 
 
-def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, info, verbose):
+def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info, verbose):
     """At the end of training (before 0-based ``epoch``): load the best model into ``model`` and decide
     which filters to prune; returns the pruning state (kept in ``stop["prune"]``)."""
     payload = _from_rank0(lambda: safe_load_torch(best_path), info)
     model.load_state_dict(model_from_payload(payload, best_path).state_dict())
-    pairs, pruned = _from_rank0(lambda: _prune_decision(model, tc, epoch, Xt), info)
+    pairs, pruned = _from_rank0(lambda: _prune_decision(model, tc, epoch, Xt, yt), info)
     best_epoch = stop["best_epoch"]  # model.pt's (1-based)
     unpruned = history[best_epoch - 1]["val_loss"]
     if verbose:
         found = ", ".join(f"{a} and {b}" for a, b in pairs) or "none"
-        print(f"pruning: used filters whose motifs match at TOMTOM p < {tc.prune_similar:g}: {found}"
+        print(f"pruning: used filters whose motifs (read from their {tc.prune_read}) match at TOMTOM p < "
+              f"{tc.prune_similar:g}: {found}"
               + (f"; pruning {pruned}, training on for up to {tc.prune_epochs} epochs (kept if the validation "
                  f"loss stays within {1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else ""))
     return {"pairs": pairs, "filters": pruned, "start_epoch": epoch, "from_epoch": best_epoch,
@@ -552,8 +566,8 @@ def _same_training(saved, current):
         # the pruning phase's settings without pruning
         skip = ({"num_threads"} | ({"lr_patience"} if config.get("lr_decay") == 1 else set())
                 | ({"resample_grace"} if config.get("resample_unused") == 0 else set())
-                | ({"prune_epochs", "prune_patience", "prune_tolerance"} if config.get("prune_similar") == 0
-                   else set()))
+                | ({"prune_epochs", "prune_patience", "prune_tolerance", "prune_read"}
+                   if config.get("prune_similar") == 0 else set()))
         return {k: v for k, v in config.items() if k not in skip}
 
     return what_trains(saved) == what_trains(current)
@@ -812,7 +826,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
                     print(f"pruning: skipped, training ended after epoch {epoch}, before every regularizer was at "
                           f"full weight (epoch {tc.settled_epoch})")
                 break
-            prune = stop["prune"] = _start_pruning(model, tc, epoch, stop, history, best_path, Xt, info, verbose)
+            prune = stop["prune"] = _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info,
+                                                   verbose)
             if prune["filters"]:
                 zero_filters(model, prune["filters"])
                 optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)

@@ -333,6 +333,56 @@ def test_similar_filters_counts_either_direction_and_both_strands_only_with_reve
     assert similar_filters(model, [0, 1, 2], 1e-9) == []  # below, not at, the bound
 
 
+LONG = "GACTTAGCAT"  # a 10-bp motif: filter 0 holds its first six bases, filter 1 its last six
+
+
+def test_filters_on_two_parts_of_one_motif_differ_by_weights_and_match_by_seqlets():
+    from argminn_plugin.motifs import similar_filters
+
+    model = detectors()
+    with torch.no_grad():
+        model.scanner.conv.weight[0] = 2 * one_hot(LONG[:6]) - 1
+        model.scanner.conv.weight[1] = 2 * one_hot(LONG[4:]) - 1
+    X = random_onehot(64, 40, seed=3)
+    X[:, :, 8:18] = one_hot(LONG)
+    X[:, :, 25:31] = one_hot(OTHER)
+    # the weights share two columns ("TA"); the windows where each fires (half a width past the filter on
+    # either side) both hold the whole motif
+    assert similar_filters(model, [0, 1, 2], 1e-3) == []
+    assert similar_filters(model, [0, 1, 2], 1e-3, X=X) == [(0, 1)]
+    # a filter that does not fire on X (4) is read from its weights: OTHER's, like filter 2's seqlets
+    assert similar_filters(model, [0, 2, 4], 1e-3, X=X) == [(2, 4)]
+
+
+def test_pruning_reads_seqlets_on_the_positive_training_rows(monkeypatch):
+    import numpy as np
+
+    import argminn_plugin.motifs as motifs_module
+    import argminn_plugin.train as train_module
+    from argminn_plugin.train import _prune_decision
+
+    model, X = detectors(), planted(n=40)
+    seen = []
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: np.array([10.0, 3.0, 5.0, 4.0, 0.0]))
+    monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p, X=None: seen.append(X) or [])
+    y = torch.zeros(len(X), 2)
+    y[3, 0] = y[5, 1] = y[6] = y[30, 1] = 1  # rows positive in either task
+    tc = TrainConfig(prune_similar=1e-3, prune_read="seqlets")
+    _prune_decision(model, tc, 7, X, y)
+    assert torch.equal(seen[-1], X[[3, 5, 6, 30]])
+    monkeypatch.setattr(train_module, "PRUNE_READ_ROWS", 3)  # at most this many, drawn from the seed
+    _prune_decision(model, tc, 7, X, y)
+    _prune_decision(model, tc, 7, X, y)
+    assert len(seen[-1]) == 3 and torch.equal(seen[-1], seen[-2])
+    assert all(any(torch.equal(row, X[i]) for i in (3, 5, 6, 30)) for row in seen[-1])
+    _prune_decision(model, tc, 7, X, torch.zeros(len(X), 2))  # no positive row: every row (up to the cap)
+    assert len(seen[-1]) == 3
+    _prune_decision(model, tc.replace(prune_read="weights"), 7, X, y)
+    assert seen[-1] is None
+    with pytest.raises(ArgminnError, match="'prune_read' must be 'weights' or 'seqlets', got 'seqlet'"):
+        TrainConfig(prune_read="seqlet")
+
+
 def test_at_the_end_the_less_used_of_two_filters_with_one_motif_is_pruned(monkeypatch):
     import numpy as np
 
@@ -344,16 +394,17 @@ def test_at_the_end_the_less_used_of_two_filters_with_one_motif_is_pruned(monkey
     with torch.no_grad():
         model.scanner.conv.weight[1] = 2 * reverse_complement(one_hot(VARIANT)[None])[0] - 1
     X, tc = planted(), TrainConfig(prune_similar=1e-3)
+    y = torch.ones(len(X), 1)
     importance = np.array([10.0, 3.0, 5.0, 4.0, 0.0])
     monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: importance)
-    assert _prune_decision(model, tc, 7, X) == ([[0, 1]], [1])
+    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [1])
     importance[:2] = [3.0, 10.0]
-    assert _prune_decision(model, tc, 7, X) == ([[0, 1]], [0])
-    assert _prune_decision(model, tc.replace(prune_similar=1e-6), 7, X) == ([], [])
+    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [0])
+    assert _prune_decision(model, tc.replace(prune_similar=1e-6), 7, X, y) == ([], [])
     # three filters with one motif: one is kept (the most used); a pair whose filter is pruned is resolved
-    monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p: [(0, 1), (0, 2), (1, 2)])
+    monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p, X=None: [(0, 1), (0, 2), (1, 2)])
     importance[:3] = [10.0, 5.0, 3.0]
-    assert _prune_decision(model, tc, 7, X)[1] == [1, 2]
+    assert _prune_decision(model, tc, 7, X, y)[1] == [1, 2]
     # a pruned filter never fires and its channels say nothing downstream
     zero_filters(model, [1])
     assert model.scanner(X)[:, [1, 1 + CFG.n_filters]].abs().max() == 0 < model.scanner(X)[:, 0].max()
@@ -381,7 +432,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
 
     decisions, current = [], []
 
-    def decide(model, tc, epoch, X):
+    def decide(model, tc, epoch, X, y):
         decisions.append(epoch)
         # decided on the best model (model.pt), not on the last epoch's
         best = load_model(str(tmp_path / current[-1] / "model.pt")).state_dict()
