@@ -238,7 +238,10 @@ class TrainConfig(_Config):
     # epochs (early stopping after `prune_patience` without a better
     # validation loss). The pruned model replaces the best one only if its
     # validation loss is at most (1 + `prune_tolerance`) times the unpruned
-    # model's: a filter the model needs is kept.
+    # model's: a filter the model needs is kept. If it does not, the other
+    # filter of each pair is pruned instead (a second attempt, the same way
+    # from the best model): the less used filter can be the one holding the
+    # whole motif, the more used a fragment that the model also reads elsewhere.
     prune_similar: float = 0.0
     # How those motifs are read: "weights" (each filter's weights as a PPM) or
     # "seqlets" (the windows where it fires on the positive training rows,

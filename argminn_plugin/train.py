@@ -488,9 +488,13 @@ def _prune_decision(model, tc, epoch, Xt, yt):
     their motifs read as ``prune_read`` says: from the weights, or from the
     seqlets on the training rows with a positive label in any task (at most
     ``PRUNE_READ_ROWS`` of them, drawn from the seed; every training row if
-    none is positive), where the model's motifs are read out. Of each pair at
-    p below the bound the less used filter is pruned, and a pair one of whose
-    filters is pruned already is resolved.
+    none is positive), where the model's motifs are read out. Returns (pairs,
+    attempts): the filters to prune, in the order to try them. First, of each
+    pair at p below the bound the less used filter (a pair one of whose
+    filters is pruned already is resolved); if the model does not do as well
+    without those, the more used ones (the less used can be the one holding
+    the whole motif, the other a fragment that also reads another site).
+    No pair: no attempt.
     """
     from .motifs import filter_importance, similar_filters
 
@@ -502,11 +506,15 @@ def _prune_decision(model, tc, epoch, Xt, yt):
         rows = np.sort(np.random.default_rng([tc.seed, epoch, 10]).permutation(rows)[:PRUNE_READ_ROWS])
         X = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
     pairs = similar_filters(model, _used_filters(importance), tc.prune_similar, X=X)
-    pruned = []
-    for a, b in pairs:
-        if a not in pruned and b not in pruned:
-            pruned.append(a if importance[a] < importance[b] else b)
-    return [list(pair) for pair in pairs], sorted(pruned)
+    attempts = []
+    for less_used in (True, False):
+        pruned = []
+        for a, b in pairs:
+            if a not in pruned and b not in pruned:
+                pruned.append(a if (importance[a] < importance[b]) == less_used else b)
+        if pruned and sorted(pruned) not in attempts:
+            attempts.append(sorted(pruned))
+    return [list(pair) for pair in pairs], attempts
 
 
 @torch.no_grad()
@@ -521,12 +529,18 @@ def zero_filters(model, filters):
     model.token_proj.weight[:, [c for f in filters for c in model.motif_knockout(f)[1]]] = 0.0
 
 
+def _load_best(model, best_path, info):
+    """Load model.pt (rank 0 reads it and sends it to every rank) into ``model``."""
+    payload = _from_rank0(lambda: safe_load_torch(best_path), info)
+    model.load_state_dict(model_from_payload(payload, best_path).state_dict())
+
+
 def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info, verbose):
     """At the end of training (before 0-based ``epoch``): load the best model into ``model`` and decide
     which filters to prune; returns the pruning state (kept in ``stop["prune"]``)."""
-    payload = _from_rank0(lambda: safe_load_torch(best_path), info)
-    model.load_state_dict(model_from_payload(payload, best_path).state_dict())
-    pairs, pruned = _from_rank0(lambda: _prune_decision(model, tc, epoch, Xt, yt), info)
+    _load_best(model, best_path, info)
+    pairs, attempts = _from_rank0(lambda: _prune_decision(model, tc, epoch, Xt, yt), info)
+    pruned = attempts[0] if attempts else []
     best_epoch = stop["best_epoch"]  # model.pt's (1-based)
     unpruned = history[best_epoch - 1]["val_loss"]
     if verbose:
@@ -535,8 +549,26 @@ def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info, ver
               f"{tc.prune_similar:g}: {found}"
               + (f"; pruning {pruned}, training on for up to {tc.prune_epochs} epochs (kept if the validation "
                  f"loss stays within {1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else ""))
-    return {"pairs": pairs, "filters": pruned, "start_epoch": epoch, "from_epoch": best_epoch,
-            "unpruned_val_loss": unpruned, "best_loss": float("inf"), "bad_epochs": 0, "done": not pruned}
+    return {"pairs": pairs, "attempts": attempts, "attempt": 0, "tried": [], "filters": pruned,
+            "start_epoch": epoch, "from_epoch": best_epoch, "unpruned_val_loss": unpruned,
+            "best_loss": float("inf"), "bad_epochs": 0, "done": not pruned}
+
+
+def _next_pruning(model, prune, epoch, best_path, info, verbose):
+    """The pruning attempt that just ended was dropped: start the next one (before 0-based ``epoch``) from
+    the best unpruned model, if there is one; returns whether there is."""
+    attempts, attempt = prune.get("attempts", [prune["filters"]]), prune.get("attempt", 0) + 1
+    if attempt >= len(attempts):
+        return False
+    if verbose:
+        print(f"pruning: dropped the model with filter(s) {prune['filters']} pruned (best validation loss "
+              f"{prune['best_loss']:.4f}, unpruned {prune['unpruned_val_loss']:.4f}); pruning {attempts[attempt]} "
+              f"instead")
+    _load_best(model, best_path, info)
+    prune["tried"] = prune.get("tried", []) + [{"filters": prune["filters"], "best_loss": prune["best_loss"]}]
+    prune.update(attempt=attempt, filters=attempts[attempt], start_epoch=epoch, best_loss=float("inf"),
+                 bad_epochs=0, done=False)
+    return True
 
 
 def _broadcast_buffers(model):
@@ -833,7 +865,13 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
                 optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
             _from_rank0(lambda: write_state(epoch - 1), info)  # the decision is kept: a resumed run goes on with it
         if prune is not None and (prune["done"] or epoch >= prune["start_epoch"] + tc.prune_epochs):
-            break
+            # an attempt ended; a dropped one (no phase epoch replaced model.pt) gives way to the next attempt
+            if not prune["filters"] or stop["best_epoch"] > prune["start_epoch"] or not _next_pruning(
+                    model, prune, epoch, best_path, info, verbose):
+                break
+            zero_filters(model, prune["filters"])
+            optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+            _from_rank0(lambda: write_state(epoch - 1), info)
         rng = np.random.default_rng([tc.seed, epoch])
         order = torch.from_numpy(rng.permutation(n))
         flips = torch.from_numpy(rng.random(n) < 0.5) if tc.reverse_complement_augment else None
@@ -882,8 +920,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             prune["done"] = True
             _from_rank0(lambda: write_state(epoch - 1), info)
             if verbose:
-                print(f"pruning: the pruned model's loss is not finite at epoch {epoch + 1}; the phase ends")
-            break
+                print(f"pruning: the pruned model's loss is not finite at epoch {epoch + 1}; the attempt ends")
+            continue  # the next attempt, if any, starts at this epoch
         val_metrics = classification_metrics(yv, val_probs)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 2), "val_loss": val_loss,
                   **({"resampled": resampled} if resampled else {}),

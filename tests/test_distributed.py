@@ -143,7 +143,7 @@ def _mp_worker(rank, world, store, out):
 
         # (f) pruning when training ends: rank 0 decides for every rank, which all train the pruned model on
         real_decision = T._prune_decision
-        T._prune_decision = lambda *args: ([[0, 1]], [1]) if rank == 0 else ([], [])
+        T._prune_decision = lambda *args: ([[0, 1]], [[1]]) if rank == 0 else ([], [])
         try:
             model, history = T.train(TINY.replace(batch_norm=False), PRUNE_TC, tiny_data(0), tiny_data(1),
                                      os.path.join(out, "pruned"), verbose=False)
@@ -206,7 +206,7 @@ def test_two_processes_train_like_one(tmp_path, monkeypatch):
                                                            "warmup_candidates", "warmup_candidates.json"]
 
     # (f) pruned as rank 0 decided, on both ranks alike, like one process
-    monkeypatch.setattr(train_module, "_prune_decision", lambda *args: ([[0, 1]], [1]))
+    monkeypatch.setattr(train_module, "_prune_decision", lambda *args: ([[0, 1]], [[1]]))
     single, single_history = train(TINY.replace(batch_norm=False), PRUNE_TC, tiny_data(0), tiny_data(1),
                                    str(tmp_path / "single_pruned"), verbose=False)
     assert [h.get("pruned") for h in r1["pruned"]["history"]] == [None] * 3 + [[1]] * 2

@@ -397,14 +397,16 @@ def test_at_the_end_the_less_used_of_two_filters_with_one_motif_is_pruned(monkey
     y = torch.ones(len(X), 1)
     importance = np.array([10.0, 3.0, 5.0, 4.0, 0.0])
     monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: importance)
-    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [1])
+    # the less used filter first; the other if the model does not do as well without it
+    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [[1], [0]])
     importance[:2] = [3.0, 10.0]
-    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [0])
+    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [[0], [1]])
     assert _prune_decision(model, tc.replace(prune_similar=1e-6), 7, X, y) == ([], [])
-    # three filters with one motif: one is kept (the most used); a pair whose filter is pruned is resolved
+    # three filters with one motif: one is kept (first the most used, then the least used); a pair whose
+    # filter is pruned is resolved
     monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p, X=None: [(0, 1), (0, 2), (1, 2)])
     importance[:3] = [10.0, 5.0, 3.0]
-    assert _prune_decision(model, tc, 7, X, y)[1] == [1, 2]
+    assert _prune_decision(model, tc, 7, X, y)[1] == [[1, 2], [0, 1]]
     # a pruned filter never fires and its channels say nothing downstream
     zero_filters(model, [1])
     assert model.scanner(X)[:, [1, 1 + CFG.n_filters]].abs().max() == 0 < model.scanner(X)[:, 0].max()
@@ -428,7 +430,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
 
     import argminn_plugin.train as train_module
     from argminn_plugin.fileio import safe_load_torch
-    from argminn_plugin.train import load_model
+    from argminn_plugin.train import load_model, zero_filters
 
     decisions, current = [], []
 
@@ -437,7 +439,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
         # decided on the best model (model.pt), not on the last epoch's
         best = load_model(str(tmp_path / current[-1] / "model.pt")).state_dict()
         assert all(torch.equal(value, best[key]) for key, value in model.state_dict().items())
-        return [[0, 1]], list(prune)
+        return [[0, 1]], [list(a) for a in attempts]
 
     monkeypatch.setattr(train_module, "_prune_decision", decide)
     tc = TrainConfig(max_epochs=3, batch_size=16, seed=2, prune_similar=1e-3, prune_epochs=3, prune_patience=3,
@@ -448,7 +450,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
         return train(PRUNE_CFG, config, prune_data(0), prune_data(1), str(tmp_path / out), verbose=False, **kwargs)
 
     # kept (any loss is within an infinite tolerance): filter 1 is zero in the model returned and in model.pt
-    prune = [1]
+    attempts = [[1], [0]]  # the second attempt only follows a dropped first
     model, history = run("kept")
     assert decisions == [3]  # decided once, at the end of the 3 epochs, before 0-based epoch 3
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
@@ -504,7 +506,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
         assert all(torch.equal(a[k], b[k]) for k in a)
     # dropped: every filter pruned, the model predicts a constant and no phase epoch comes within a zero
     # tolerance of the unpruned model's loss; model.pt stays the unpruned best
-    prune = [0, 1, 2]
+    attempts = [[0, 1, 2]]
     unpruned, plain_history = run("plain", tc.replace(prune_similar=0.0))
     model, history = run("dropped", tc.replace(prune_tolerance=0.0))
     assert [h.get("pruned") for h in history[3:]] == [[0, 1, 2]] * 3
@@ -521,6 +523,50 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     _, history = run("above", tc.replace(prune_tolerance=excess * 1.01))
     phase = [h["val_loss"] for h in history[3:]]
     assert [h["epoch"] for h in history if h.get("best")][-1] == 4 + phase.index(min(phase))
+    # a dropped attempt gives way to the next, from the unpruned best with a fresh optimizer: here pruning
+    # filter 1 alone, which stays within the tolerance that dropped pruning all three
+    attempts = [[0, 1, 2], [1]]
+    below = tc.replace(prune_tolerance=excess / 2)
+    real_zero, starts = train_module.zero_filters, []
+
+    def zero(model, filters):
+        real_zero(model, filters)
+        if filters == [1] and not starts:
+            starts.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    monkeypatch.setattr(train_module, "zero_filters", zero)
+    model, history = run("second", below)
+    monkeypatch.setattr(train_module, "zero_filters", real_zero)
+    assert [h.get("pruned") for h in history[3:]] == [[0, 1, 2]] * 3 + [[1]] * 3
+    assert not any(h.get("best") for h in history[3:6]) and any(h.get("best") for h in history[6:])
+    state = safe_load_torch(str(tmp_path / "second" / "last.pt"))["stop"]["prune"]
+    assert state["tried"] == [{"filters": [0, 1, 2], "best_loss": min(h["val_loss"] for h in history[3:6])}]
+    assert state["filters"] == [1] and state["start_epoch"] == 6 and state["attempt"] == 1
+    # the second attempt starts from the unpruned best (filter 1 set to zero), not from the first's last epoch
+    start = load_model(str(tmp_path / "plain" / "model.pt"))
+    zero_filters(start, [1])
+    assert all(torch.equal(value, starts[0][key]) for key, value in start.state_dict().items())
+    assert model.scanner.conv.weight[1].abs().max() == 0 < model.scanner.conv.weight[0].abs().max()
+    saved = load_model(str(tmp_path / "second" / "model.pt"))
+    assert all(torch.equal(value, saved.state_dict()[key]) for key, value in model.state_dict().items())
+    # killed at the end of the first attempt, or in the second: resumed, the same run
+    for crash_at in (6, 7):
+        calls = []
+
+        def evaluate(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == crash_at:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, "_evaluate_sharded", evaluate)
+        with pytest.raises(KeyboardInterrupt):
+            run(f"second_cut{crash_at}", below)
+        monkeypatch.setattr(train_module, "_evaluate_sharded", real)
+        resumed, resumed_history = run(f"second_cut{crash_at}", below, resume=True)
+        assert [h["val_loss"] for h in resumed_history] == [h["val_loss"] for h in history]
+        assert all(torch.equal(value, resumed.state_dict()[key]) for key, value in model.state_dict().items())
+    attempts = [[0, 1, 2]]
     # the phase stops early after prune_patience epochs without a better validation loss
     _, history = run("patience", tc.replace(prune_tolerance=0.0, prune_epochs=8, prune_patience=1))
     phase, best = [h["val_loss"] for h in history[3:]], float("inf")
@@ -550,7 +596,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     _, history = run("unsettled", tc.replace(l1_warmup=5))
     assert decisions == [] and len(history) == 3
     # nothing to prune: no phase; the decision is kept in last.pt, so a resume does not decide again
-    prune = []
+    attempts = []
     monkeypatch.setattr(train_module, "_prune_decision", lambda *args: (decisions.append(1), ([], []))[1])
     decisions.clear()
     _, history = run("none")
@@ -565,7 +611,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
         run("plain", resume=True)
     decisions.clear()
     monkeypatch.setattr(train_module, "_prune_decision", decide)
-    prune = [1]
+    attempts = [[1]]
     _, history = run("candidates", tc.replace(warmup_candidates=2, l1_warmup=1, overlap_warmup=1, entropy_warmup=1))
     assert decisions == [3] and [h.get("pruned") for h in history] == [None] * 3 + [[1]] * 3
     for seed in ("seed2", "seed1002"):
