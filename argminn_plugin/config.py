@@ -178,6 +178,12 @@ class TrainConfig(_Config):
     entropy_weight: float = 1e-3
     entropy_warmup: int = 0
     entropy_ramp: int = 0
+    # Which rows the attention-entropy term averages over: "all" (design
+    # note) or "positive" (rows with a positive label in any task). A
+    # sequence without the motifs offers a head nothing to attend to; over
+    # every row, a sharp entropy term can make the model grow a filter that
+    # fires everywhere as a place to park attention (README, Benchmarks).
+    entropy_rows: str = "all"
     # How every ramp climbs: "linear" (weight * k / (ramp + 1) in its k-th
     # epoch) or "geometric" (from weight * ramp_start in its first epoch up by
     # the same factor each epoch, reaching the full weight after `*_ramp`
@@ -296,6 +302,8 @@ class TrainConfig(_Config):
                                "'max_epochs' (every regularizer with a weight > 0 off for its '*_warmup' epochs; now "
                                f"{self.warmup_epochs} epoch(s), max_epochs {self.max_epochs}); set "
                                "'warmup_candidates=1' for one run, or change the '*_warmup' settings or 'max_epochs'")
+        if self.entropy_rows not in ("all", "positive"):
+            raise ArgminnError(f"TrainConfig: 'entropy_rows' must be 'all' or 'positive', got {self.entropy_rows!r}")
         if self.prune_read not in ("weights", "seqlets"):
             raise ArgminnError(f"TrainConfig: 'prune_read' must be 'weights' or 'seqlets', got {self.prune_read!r}")
         if not 0 <= self.prune_similar < 1:

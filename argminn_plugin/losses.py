@@ -98,9 +98,15 @@ def l1_loss(model, acts=None, target="weights"):
     raise ValueError(f"unknown L1 target {target!r}")
 
 
-def attention_entropy(attention):
-    """Mean entropy of every head's attention distribution over positions."""
+def attention_entropy(attention, rows=None):
+    """Mean entropy of every head's attention distribution over positions.
+
+    ``rows``: an (N,) boolean mask; the mean is then over those rows only
+    (zero if there are none)."""
     if not attention:
         return torch.zeros(())
     stacked = torch.stack(attention)  # (layers, N, H, P)
-    return -(stacked * torch.log(stacked.clamp_min(1e-12))).sum(-1).mean()
+    per_row = -(stacked * torch.log(stacked.clamp_min(1e-12))).sum(-1).mean((0, 2))  # (N,)
+    if rows is None:
+        return per_row.mean()
+    return (per_row * rows).sum() / rows.sum().clamp_min(1)

@@ -149,7 +149,8 @@ def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
         terms["l1"] = l1_loss(model, acts, train_cfg.l1_target)
         total = total + w["l1"] * terms["l1"]
     if w["entropy"] > 0:
-        terms["entropy"] = attention_entropy(attention)
+        rows = (y.amax(1) > 0.5).to(y.dtype) if train_cfg.entropy_rows == "positive" else None
+        terms["entropy"] = attention_entropy(attention, rows)
         total = total + w["entropy"] * terms["entropy"]
     return total, terms
 

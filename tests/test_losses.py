@@ -121,3 +121,31 @@ def test_normalized_overlap_units_ignore_the_scale_batch_norm_undoes(small_confi
                                                                                 raw_terms["overlap"])
     with pytest.raises(Exception, match="overlap_units"):
         TrainConfig(overlap_units="bn")
+
+
+def test_the_entropy_term_can_average_over_the_positive_rows_only(small_config):
+    from argminn_plugin import ARGMINN, TrainConfig
+    from argminn_plugin.train import regularized_loss
+
+    # row 0 uniform over 8 positions, row 1 on one position: the mean over both, or over row 1 only
+    attention = torch.zeros(2, 3, 8)
+    attention[0] = 1 / 8
+    attention[1, :, 2] = 1
+    assert attention_entropy([attention]).item() == pytest.approx(math.log(8) / 2)
+    assert attention_entropy([attention], torch.tensor([0.0, 1.0])).item() == pytest.approx(0.0, abs=1e-6)
+    assert attention_entropy([attention], torch.tensor([1.0, 0.0])).item() == pytest.approx(math.log(8))
+    assert attention_entropy([attention], torch.tensor([0.0, 0.0])).item() == 0.0  # no such row: no term
+
+    model = ARGMINN(small_config.replace(n_tasks=2)).eval()
+    torch.manual_seed(0)
+    X = torch.nn.functional.one_hot(torch.randint(0, 4, (6, small_config.input_length)), 4).transpose(1, 2).float()
+    y = torch.tensor([[0, 0], [1, 0], [0, 0], [0, 1], [1, 1], [0, 0]]).float()  # rows 1, 3, 4 positive
+    tc = TrainConfig(entropy_weight=1.0)
+    _, every = regularized_loss(model, X, y, tc, epoch=0)
+    _, positive = regularized_loss(model, X, y, tc.replace(entropy_rows="positive"), epoch=0)
+    attention = model._run(X, keep=True)[2]
+    assert torch.isclose(every["entropy"], attention_entropy(attention))
+    assert torch.isclose(positive["entropy"], attention_entropy([a[[1, 3, 4]] for a in attention]))
+    assert not torch.isclose(positive["entropy"], every["entropy"])
+    with pytest.raises(Exception, match="'entropy_rows' must be 'all' or 'positive', got 'positives'"):
+        TrainConfig(entropy_rows="positives")
