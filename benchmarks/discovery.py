@@ -158,6 +158,13 @@ PATIENCE = TUNED_PATIENCE
 # seed 6's or_pairs 0.964 (0.756). Over seeds 0-7: within 0.01 on 48 of 48
 # (46), exactly once on 44 of 48 (44; seed 4 at 4 of 6), 4 extraneous motifs
 # (0), mean auROC 0.990 (0.986). README, Benchmarks.
+# Pruning reads the filters' motifs from their seqlets on the positive
+# training rows (TrainConfig.prune_read; from the weights, seed 4's two
+# FOXA2 and two HNF4A filters matched at p 0.03 and 0.13, from seqlets at
+# 8e-5 and 4e-4), and a dropped attempt gives way to pruning the other filter
+# of each pair; the entropy term averages over the positive rows only
+# (TrainConfig.entropy_rows: over every row, single_motif grew a filter firing
+# everywhere that held ~90% of the attention on negatives). README, Benchmarks.
 ARGMINN_TRAIN = dict(TUNED_TRAIN)  # argminn_plugin.config: the setting argminn demo uses too
 
 

@@ -485,7 +485,9 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     assert all(torch.equal(value, resumed.state_dict()[key]) for key, value in model.state_dict().items())
     # killed after the decision was saved, and killed inside the phase: resumed, the same run (not decided again)
     real = train_module._evaluate_sharded
-    for crash_at in (4, 5):
+
+    def killed_and_resumed_at(out, crash_at, config=tc):
+        """Run, killed at the ``crash_at``-th validation pass (before that epoch's checkpoint); resume."""
         calls = []
 
         def evaluate(*args, **kwargs):
@@ -496,10 +498,13 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
 
         monkeypatch.setattr(train_module, "_evaluate_sharded", evaluate)
         with pytest.raises(KeyboardInterrupt):
-            run(f"cut{crash_at}")
+            run(out, config)
         monkeypatch.setattr(train_module, "_evaluate_sharded", real)
         decisions.clear()
-        resumed, resumed_history = run(f"cut{crash_at}", resume=True)
+        return run(out, config, resume=True)
+
+    for crash_at in (4, 5):
+        resumed, resumed_history = killed_and_resumed_at(f"cut{crash_at}", crash_at)
         assert decisions == []
         assert [h["val_loss"] for h in resumed_history] == [h["val_loss"] for h in history]
         a, b = model.state_dict(), resumed.state_dict()
@@ -551,19 +556,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     assert all(torch.equal(value, saved.state_dict()[key]) for key, value in model.state_dict().items())
     # killed at the end of the first attempt, or in the second: resumed, the same run
     for crash_at in (6, 7):
-        calls = []
-
-        def evaluate(*args, **kwargs):
-            calls.append(1)
-            if len(calls) == crash_at:
-                raise KeyboardInterrupt
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(train_module, "_evaluate_sharded", evaluate)
-        with pytest.raises(KeyboardInterrupt):
-            run(f"second_cut{crash_at}", below)
-        monkeypatch.setattr(train_module, "_evaluate_sharded", real)
-        resumed, resumed_history = run(f"second_cut{crash_at}", below, resume=True)
+        resumed, resumed_history = killed_and_resumed_at(f"second_cut{crash_at}", crash_at, below)
         assert [h["val_loss"] for h in resumed_history] == [h["val_loss"] for h in history]
         assert all(torch.equal(value, resumed.state_dict()[key]) for key, value in model.state_dict().items())
     attempts = [[0, 1, 2]]
