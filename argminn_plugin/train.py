@@ -481,7 +481,7 @@ PRUNE_READ_ROWS = 8192  # prune_read "seqlets": motifs read on at most this many
 
 
 def _prune_decision(model, tc, epoch, Xt, yt):
-    """Rank 0, on the best model at the end of training: (pairs, filters to prune) under ``prune_similar``.
+    """Rank 0, on the best model at the end of training: (pairs, attempts) under ``prune_similar``.
 
     The filters the model uses (knock-out importance at least ``SIMILAR_USED``
     of the top filter's, on a probe of 1024 training rows drawn from the seed)
