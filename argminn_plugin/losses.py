@@ -101,12 +101,12 @@ def l1_loss(model, acts=None, target="weights"):
 def attention_entropy(attention, rows=None):
     """Mean entropy of every head's attention distribution over positions.
 
-    ``rows``: an (N,) boolean mask; the mean is then over those rows only
-    (zero if there are none)."""
+    ``rows``: an (N,) 0/1 mask; the mean is then over those rows only (zero
+    if there are none)."""
     if not attention:
         return torch.zeros(())
     stacked = torch.stack(attention)  # (layers, N, H, P)
-    per_row = -(stacked * torch.log(stacked.clamp_min(1e-12))).sum(-1).mean((0, 2))  # (N,)
+    entropy = -(stacked * torch.log(stacked.clamp_min(1e-12))).sum(-1)  # (layers, N, H)
     if rows is None:
-        return per_row.mean()
-    return (per_row * rows).sum() / rows.sum().clamp_min(1)
+        return entropy.mean()
+    return (entropy.mean((0, 2)) * rows).sum() / rows.sum().clamp_min(1)
