@@ -124,6 +124,12 @@ class LossForward(nn.Module):
         return (self.model(X),)
 
 
+def _positive_rows(y):
+    """(N,) bool: the rows of (N, T) 0/1 labels that are positive in any task (what ``entropy_rows`` and
+    ``prune_read`` "positive" mean)."""
+    return y.amax(1) > 0.5
+
+
 def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
     """Task BCE + (for ARGMINN) scheduled overlap, L1 and attention-entropy terms.
 
@@ -149,7 +155,7 @@ def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
         terms["l1"] = l1_loss(model, acts, train_cfg.l1_target)
         total = total + w["l1"] * terms["l1"]
     if w["entropy"] > 0:
-        rows = (y.amax(1) > 0.5).to(y.dtype) if train_cfg.entropy_rows == "positive" else None
+        rows = _positive_rows(y).to(y.dtype) if train_cfg.entropy_rows == "positive" else None
         terms["entropy"] = attention_entropy(attention, rows)
         total = total + w["entropy"] * terms["entropy"]
     return total, terms
@@ -502,7 +508,7 @@ def _prune_decision(model, tc, epoch, Xt, yt):
     importance = filter_importance(model, _probe(model, Xt, tc.seed, epoch, 9))
     X = None
     if tc.prune_read == "seqlets":
-        rows = torch.nonzero(yt.amax(1) > 0.5).flatten().numpy()
+        rows = torch.nonzero(_positive_rows(yt)).flatten().numpy()
         rows = rows if len(rows) else np.arange(len(Xt))
         rows = np.sort(np.random.default_rng([tc.seed, epoch, 10]).permutation(rows)[:PRUNE_READ_ROWS])
         X = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
@@ -550,7 +556,7 @@ def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info, ver
               f"{tc.prune_similar:g}: {found}"
               + (f"; pruning {pruned}, training on for up to {tc.prune_epochs} epochs (kept if the validation "
                  f"loss stays within {1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else ""))
-    return {"pairs": pairs, "attempts": attempts, "attempt": 0, "tried": [], "filters": pruned,
+    return {"pairs": pairs, "attempts": attempts, "tried": [], "filters": pruned,
             "start_epoch": epoch, "from_epoch": best_epoch, "unpruned_val_loss": unpruned,
             "best_loss": float("inf"), "bad_epochs": 0, "done": not pruned}
 
@@ -558,7 +564,8 @@ def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info, ver
 def _next_pruning(model, prune, epoch, best_path, info, verbose):
     """The pruning attempt that just ended was dropped: start the next one (before 0-based ``epoch``) from
     the best unpruned model, if there is one; returns whether there is."""
-    attempts, attempt = prune.get("attempts", [prune["filters"]]), prune.get("attempt", 0) + 1
+    # a checkpoint from before attempts were kept: its one attempt is its filters
+    attempts, attempt = prune.get("attempts", [prune["filters"]]), len(prune.get("tried", ())) + 1
     if attempt >= len(attempts):
         return False
     if verbose:
@@ -566,9 +573,8 @@ def _next_pruning(model, prune, epoch, best_path, info, verbose):
               f"{prune['best_loss']:.4f}, unpruned {prune['unpruned_val_loss']:.4f}); pruning {attempts[attempt]} "
               f"instead")
     _load_best(model, best_path, info)
-    prune["tried"] = prune.get("tried", []) + [{"filters": prune["filters"], "best_loss": prune["best_loss"]}]
-    prune.update(attempt=attempt, filters=attempts[attempt], start_epoch=epoch, best_loss=float("inf"),
-                 bad_epochs=0, done=False)
+    prune["tried"].append({"filters": prune["filters"], "best_loss": prune["best_loss"]})
+    prune.update(filters=attempts[attempt], start_epoch=epoch, best_loss=float("inf"), bad_epochs=0, done=False)
     return True
 
 

@@ -546,7 +546,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
     assert not any(h.get("best") for h in history[3:6]) and any(h.get("best") for h in history[6:])
     state = safe_load_torch(str(tmp_path / "second" / "last.pt"))["stop"]["prune"]
     assert state["tried"] == [{"filters": [0, 1, 2], "best_loss": min(h["val_loss"] for h in history[3:6])}]
-    assert state["filters"] == [1] and state["start_epoch"] == 6 and state["attempt"] == 1
+    assert state["filters"] == [1] and state["start_epoch"] == 6 and len(state["tried"]) == 1
     # the second attempt starts from the unpruned best (filter 1 set to zero), not from the first's last epoch
     start = load_model(str(tmp_path / "plain" / "model.pt"))
     zero_filters(start, [1])
