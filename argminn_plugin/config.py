@@ -127,6 +127,14 @@ class ModelConfig(_ModelConfigBase):
     n_heads: int = 4
     head_dim: int = 32
     memory_seed: int = 0
+    # An attention sink (not in the design): each layer gets one learned token
+    # in token space, an extra key/value beside the positions, its score raised
+    # by a learned logit per head (at first log(n_positions): the sink then
+    # weighs as much as all positions together under uniform scores), so a head
+    # whose motif is absent can put its attention there instead of on a filter
+    # grown to fire everywhere. The returned attention covers the positions
+    # only (a row then sums to 1 minus the sink's share).
+    attention_sink: bool = False
 
     def __post_init__(self):
         self._check_positive(["input_length", "n_tasks", "n_filters", "filter_width", "token_dim",

@@ -98,15 +98,20 @@ def l1_loss(model, acts=None, target="weights"):
     raise ValueError(f"unknown L1 target {target!r}")
 
 
-def attention_entropy(attention, rows=None):
+def attention_entropy(attention, rows=None, sink=False):
     """Mean entropy of every head's attention distribution over positions.
 
     ``rows``: an (N,) 0/1 mask; the mean is then over those rows only (zero
-    if there are none)."""
+    if there are none). ``sink``: the attention holds the positions of a model
+    with an attention sink (ModelConfig.attention_sink), the sink's share
+    being what a row leaves of 1; it counts as one more position."""
     if not attention:
         return torch.zeros(())
     stacked = torch.stack(attention)  # (layers, N, H, P)
     entropy = -(stacked * torch.log(stacked.clamp_min(1e-12))).sum(-1)  # (layers, N, H)
+    if sink:
+        rest = (1 - stacked.sum(-1)).clamp_min(0)
+        entropy = entropy - rest * torch.log(rest.clamp_min(1e-12))
     if rows is None:
         return entropy.mean()
     return (entropy.mean((0, 2)) * rows).sum() / rows.sum().clamp_min(1)

@@ -101,9 +101,15 @@ class MemoryAttentionLayer(nn.Module):
     ignores), so it receives no gradient.
     """
 
-    def __init__(self, token_dim, stream_dim, n_heads, head_dim):
+    def __init__(self, token_dim, stream_dim, n_heads, head_dim, sink_logit=None):
         super().__init__()
         self.n_heads, self.head_dim = n_heads, head_dim
+        # ModelConfig.attention_sink: a learned token beside the positions and a learned logit per head
+        # added to its score, starting at ``sink_logit`` (no draw from the random stream).
+        self.sink = self.sink_bias = None
+        if sink_logit is not None:
+            self.sink = nn.Parameter(torch.zeros(token_dim))
+            self.sink_bias = nn.Parameter(torch.full((n_heads,), float(sink_logit)))
         self.query = nn.Linear(stream_dim, n_heads * head_dim)
         self.key = nn.Linear(token_dim, n_heads * head_dim)
         self.value = nn.Linear(token_dim, n_heads * head_dim)
@@ -144,14 +150,24 @@ class MemoryAttentionLayer(nn.Module):
         + b_v. Both products then run on the D-dim tokens, not on H x head_dim
         keys/values, which makes a layer's cost O(N H P D) instead of
         O(N P D H head_dim).
+
+        With a sink, its token is one more position for the scores (its
+        score raised by the head's sink logit) and the mix; the attention
+        returned covers the real positions only.
         """
         n, h, d = stream.shape[0], self.n_heads, tokens.shape[1]
+        p = tokens.shape[2]
+        if self.sink is not None:
+            tokens = torch.cat([tokens, self.sink.view(1, d, 1).expand(n, d, 1)], 2)
         w_qk, b_qk, w_ov, b_ov = self.fold()
         q_tok = F.linear(stream, w_qk, b_qk).view(n, h, d)
-        attn = self.softmax(self.score_op(q_tok, tokens))  # (N, H, D) x (N, D, P) -> (N, H, P)
+        scores = self.score_op(q_tok, tokens)  # (N, H, D) x (N, D, P) -> (N, H, P)
+        if self.sink is not None:
+            scores = scores + F.pad(self.sink_bias.view(1, h, 1), (p, 0))
+        attn = self.softmax(scores)
         # (N, H, P) x (N, P, D) -> (N, H, D): attention-weighted tokens per head (a transposed view, no copy)
         context = self.mix_op(attn, tokens.transpose(1, 2))
-        return stream + self.update(F.linear(context.reshape(n, h * d), w_ov, b_ov)), attn
+        return stream + self.update(F.linear(context.reshape(n, h * d), w_ov, b_ov)), attn[..., :p]
 
     def update(self, mixed):
         """The stream update from the output-projected attention mix: LayerNorm, MLP, LayerNorm."""
@@ -180,7 +196,9 @@ class ARGMINN(nn.Module):
         self.register_buffer("memory", torch.randn(c.stream_dim, generator=generator), persistent=False)
         self.token_proj = nn.Linear(n_channels + c.pos_enc_dim, c.token_dim)
         self.layers = nn.ModuleList(
-            MemoryAttentionLayer(c.token_dim, c.stream_dim, c.n_heads, c.head_dim) for _ in range(c.n_layers)
+            MemoryAttentionLayer(c.token_dim, c.stream_dim, c.n_heads, c.head_dim,
+                                 math.log(c.n_positions) if c.attention_sink else None)
+            for _ in range(c.n_layers)
         )
         self.final_norm = nn.LayerNorm(c.stream_dim)
         self.head = nn.Linear(c.stream_dim, c.n_tasks)
@@ -331,9 +349,18 @@ class ARGMINN(nn.Module):
             w_q = torch.matmul(basis.t(), w_qk).reshape(-1, w_qk.shape[-1])  # (H, K + E, S) -> (H (K + E), S)
             b_q = (b_qk.view(h, d) @ basis).reshape(-1)
             # the output map applied to [A | B] mixes, with the offset c folded into its bias
-            w_o = torch.matmul(w_ov, basis).reshape(w_ov.shape[0], -1)  # (D, H, K + E) -> (D, H (K + E))
+            w_o = torch.matmul(w_ov, basis)  # (D, H, K + E)
             b_o = b_ov + (w_ov @ offset).sum(1)
-            layers.append((w_q, b_q, w_o, b_o))
+            if layer.sink is not None:
+                # The sink s scores q . s against q . t_p for a position, so with q . c dropped from those,
+                # q . (s - c); with its share w_s the mix is A (sum_p w_p a_p) + B (sum_p w_p e_p)
+                # + (1 - w_s) c + w_s s: one more column per head, w_s, mapped by W_ov (s - c).
+                lift = layer.sink - offset
+                w_q = torch.cat([w_q.view(h, -1, w_q.shape[-1]), torch.einsum("hds,d->hs", w_qk, lift)[:, None]],
+                                1).reshape(-1, w_q.shape[-1])
+                b_q = torch.cat([b_q.view(h, -1), (b_qk.view(h, d) @ lift + layer.sink_bias)[:, None]], 1).reshape(-1)
+                w_o = torch.cat([w_o, (w_ov @ lift)[:, :, None]], 2)
+            layers.append((w_q, b_q, w_o.reshape(w_o.shape[0], -1), b_o))
         return layers
 
     def _run_folded(self, X, keep, folded):
@@ -342,13 +369,19 @@ class ARGMINN(nn.Module):
         enc = self.pos_enc  # (E, P)
         stream = self.memory.unsqueeze(0).expand(n, -1)
         attention = []
+        e = enc.shape[0]
         for layer, (w_q, b_q, w_o, b_o) in zip(self.layers, folded):
             m = layer._modules
-            q = F.linear(stream, w_q, b_q).view(n, layer.n_heads, -1)  # (N, H, K + E)
-            scores = torch.baddbmm(torch.matmul(q[:, :, k:], enc), q[:, :, :k], acts)  # (N, H, P)
-            attn = torch.softmax(scores, -1)
-            mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t())], 2)
-            mixed = F.linear(mixed.view(n, -1), w_o, b_o)
+            q = F.linear(stream, w_q, b_q).view(n, layer.n_heads, -1)  # (N, H, K + E [+ 1: the sink's score])
+            scores = torch.baddbmm(torch.matmul(q[:, :, k:k + e], enc), q[:, :, :k], acts)  # (N, H, P)
+            if layer.sink is None:
+                attn = torch.softmax(scores, -1)
+                mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t())], 2)
+            else:
+                attn = torch.softmax(torch.cat([scores, q[:, :, k + e:]], 2), -1)
+                sunk, attn = attn[:, :, p:], attn[:, :, :p]
+                mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t()), sunk], 2)
+            mixed = F.linear(mixed.reshape(n, -1), w_o, b_o)
             # layer.update, applied as functions (see above)
             h = _layer_norm(m["norm1"], mixed)
             h = F.linear(F.relu(F.linear(h, m["mlp_in"].weight, m["mlp_in"].bias)), m["mlp_out"].weight,
@@ -372,7 +405,8 @@ class ARGMINN(nn.Module):
           (K = 2F with reverse-complement scanning: forward then minus strand);
         - ``activations`` (N, F, P): per filter, the stronger of the two strands;
         - ``strand`` (N, F, P): 0 where the forward strand won, 1 where minus;
-        - ``attention``: list over layers of (N, heads, P) attention weights.
+        - ``attention``: list over layers of (N, heads, P) attention weights
+          (with an attention sink, a row sums to 1 minus the sink's share).
         """
         logits, acts, attention = self._run(X, keep=True)
         best, strand = self._best_strand(acts)

@@ -156,7 +156,7 @@ def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
         total = total + w["l1"] * terms["l1"]
     if w["entropy"] > 0:
         rows = _positive_rows(y).to(y.dtype) if train_cfg.entropy_rows == "positive" else None
-        terms["entropy"] = attention_entropy(attention, rows)
+        terms["entropy"] = attention_entropy(attention, rows, sink=model.config.attention_sink)
         total = total + w["entropy"] * terms["entropy"]
     return total, terms
 

@@ -135,9 +135,18 @@ def test_the_entropy_term_can_average_over_the_positive_rows_only(small_config):
     assert attention_entropy([attention], torch.tensor([0.0, 1.0])).item() == pytest.approx(0.0, abs=1e-6)
     assert attention_entropy([attention], torch.tensor([1.0, 0.0])).item() == pytest.approx(math.log(8))
     assert attention_entropy([attention], torch.tensor([0.0, 0.0])).item() == 0.0  # no such row: no term
+    # with an attention sink, what a row leaves of 1 is the sink's share, one more position
+    sunk = attention / 2  # half on the sink
+    assert attention_entropy([sunk], sink=True).item() == pytest.approx(
+        ((math.log(16) / 2 + math.log(2) / 2) + math.log(2)) / 2)
+    assert attention_entropy([torch.zeros(2, 3, 8)], sink=True).item() == pytest.approx(0.0, abs=1e-6)
+    assert attention_entropy([attention], sink=True).item() == pytest.approx(math.log(8) / 2, abs=1e-6)
 
-    model = ARGMINN(small_config.replace(n_tasks=2)).eval()
     torch.manual_seed(0)
+    model = ARGMINN(small_config.replace(n_tasks=2)).eval()
+    with torch.no_grad():  # weights away from their init, so rows differ in attention entropy
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
     X = torch.nn.functional.one_hot(torch.randint(0, 4, (6, small_config.input_length)), 4).transpose(1, 2).float()
     y = torch.tensor([[0, 0], [1, 0], [0, 0], [0, 1], [1, 1], [0, 0]]).float()  # rows 1, 3, 4 positive
     tc = TrainConfig(entropy_weight=1.0)
@@ -149,3 +158,11 @@ def test_the_entropy_term_can_average_over_the_positive_rows_only(small_config):
     assert not torch.isclose(positive["entropy"], every["entropy"])
     with pytest.raises(Exception, match="'entropy_rows' must be 'all' or 'positive', got 'positives'"):
         TrainConfig(entropy_rows="positives")
+
+    # a model with an attention sink: the training term counts the sink's share as one more position
+    sink_model = ARGMINN(small_config.replace(n_tasks=2, attention_sink=True)).eval()
+    _, with_sink = regularized_loss(sink_model, X, y, tc, epoch=0)
+    attention = sink_model._run(X, keep=True)[2]
+    assert float(attention[0].sum(-1).max()) < 0.9  # the sink holds a share
+    assert torch.isclose(with_sink["entropy"], attention_entropy(attention, sink=True))
+    assert with_sink["entropy"] > attention_entropy(attention) + 0.1

@@ -187,7 +187,8 @@ def test_attention_matches_the_textbook_formula(small_config):
 
 
 @pytest.mark.parametrize("changes", [{}, {"batch_norm": False}, {"scan_reverse_complement": False},
-                                     {"pos_enc_dim": 0}, {"n_tasks": 3}])
+                                     {"pos_enc_dim": 0}, {"n_tasks": 3}, {"attention_sink": True},
+                                     {"attention_sink": True, "batch_norm": False, "pos_enc_dim": 0}])
 def test_folded_inference_equals_the_module_path(small_config, changes):
     """Eval mode without autograd runs the merged-matrix path; it gives the module path's logits, attention
     and activations (float64: to rounding), with batch-norm statistics and weights away from their init."""
@@ -399,3 +400,53 @@ def test_builds_and_runs_under_float64_default_dtype(small_config):
             assert model(random_onehot(2, small_config.input_length).double()).dtype == torch.float64
     finally:
         torch.set_default_dtype(before)
+
+
+def test_attention_sink_is_one_more_key_and_value(small_config):
+    """With ModelConfig.attention_sink each layer's learned token is one more key/value beside the positions
+    (explicit keys/values, as in the textbook formula); the attention returned covers the positions and
+    leaves the sink's share of each row; DeepLIFT/SHAP (tangermeme) still closes; without the option the
+    model has no such parameter (state dicts of earlier models load as they were)."""
+    import math
+
+    from tangermeme.deep_lift_shap import deep_lift_shap
+
+    c = small_config.replace(attention_sink=True)
+    assert not any("sink" in key for key in ARGMINN(small_config).state_dict())
+    fresh = ARGMINN(c).eval()  # at first the sink weighs as much as every position together
+    with torch.no_grad():
+        start = fresh.interims(random_onehot(2, c.input_length))["attention"][0].sum(-1)
+    assert 0.2 < float(start.min()) and float(start.max()) < 0.8
+    torch.manual_seed(1)
+    model = ARGMINN(c).double()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.sink.copy_(torch.randn(c.token_dim) * 10)  # a sink whose share varies by row
+            layer.sink_bias.copy_(torch.randn(c.n_heads) + 2)
+    model.eval()
+    X = random_onehot(4, c.input_length).double()
+    out = model.interims(X)
+    feats = torch.cat([model.norm(out["raw_activations"]), model.pos_enc.unsqueeze(0).expand(len(X), -1, -1)], 1)
+    tokens = model.token_proj(feats.transpose(1, 2))  # (N, P, D)
+    stream = model.memory.unsqueeze(0).expand(len(X), -1).double()
+    n, p = len(X), tokens.shape[1]
+    shares = []
+    for layer, attn in zip(model.layers, out["attention"]):
+        full = torch.cat([tokens, layer.sink.expand(n, 1, -1)], 1)  # (N, P + 1, D)
+        q = layer.query(stream).view(n, c.n_heads, c.head_dim)
+        k = layer.key(full).view(n, p + 1, c.n_heads, c.head_dim).transpose(1, 2)
+        v = layer.value(full).view(n, p + 1, c.n_heads, c.head_dim).transpose(1, 2)
+        scores = torch.einsum("nhe,nhpe->nhp", q, k) / math.sqrt(c.head_dim)
+        scores[..., p] += layer.sink_bias  # the head's sink logit
+        a = torch.softmax(scores, -1)
+        assert attn.shape == (n, c.n_heads, p) and torch.allclose(a[..., :p], attn, atol=1e-10)
+        shares.append(a[..., p])
+        mixed = torch.einsum("nhp,nhpe->nhe", a, v).reshape(n, -1)
+        stream = stream + layer.norm2(layer.mlp_out(layer.mlp_act(layer.mlp_in(layer.norm1(layer.out(mixed))))))
+    assert torch.allclose(model.head(model.final_norm(stream)), out["logits"], atol=1e-10)
+    assert min(float(s.max()) for s in shares) > 0.05  # the sink does take attention here
+    attr, refs = deep_lift_shap(model, X, n_shuffles=3, random_state=0, return_references=True,
+                                warning_threshold=1e9, device="cpu")
+    with torch.no_grad():
+        diff = model(X)[:, 0] - model(refs.reshape(-1, 4, c.input_length))[:, 0].reshape(4, 3).mean(1)
+    assert torch.allclose(attr.sum((1, 2)), diff, atol=1e-8) and diff.abs().max() > 1e-3
