@@ -155,7 +155,9 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     filter fires at an edge (spacings and effects stay exact; the BED that
     :func:`instance_report` writes is clipped to the window). ``filters``:
     the filters calls may point at (default: all; see :func:`attention_scan`;
-    none: no calls).
+    none: no calls). With an attention sink (ModelConfig.attention_sink) the
+    positions' attention leaves out the sink's share, so a ``min_attention``
+    compares against less than a model without one gives.
     """
     w = model.config.filter_width
     if min_separation is not None and min_separation < 0:

@@ -323,10 +323,12 @@ def test_folded_inference_steps_aside_where_it_would_differ(small_config):
     assert copy.deepcopy(model)._fold_cache is None and pickle.loads(pickle.dumps(model))._fold_cache is None
 
 
-def test_inference_cache_follows_every_weight_change(small_config):
+@pytest.mark.parametrize("sink", [False, True])
+def test_inference_cache_follows_every_weight_change(small_config, sink):
     """No-grad forwards reuse the merged inference matrices; an optimizer step, load_state_dict, an in-place
     edit, new batch-norm statistics or a dtype change between two no-grad forwards must invalidate them
     (checked against a freshly built copy)."""
+    small_config = small_config.replace(attention_sink=sink)
     torch.manual_seed(2)
     model = ARGMINN(small_config).eval()
     X = random_onehot(6, small_config.input_length)
@@ -354,6 +356,13 @@ def test_inference_cache_follows_every_weight_change(small_config):
         model.layers[-1].query.weight.mul_(-1.0)
     fourth = check()
     assert not torch.allclose(third, fourth)
+    if sink:  # the sink's token and logit are in the key too
+        with torch.no_grad():
+            model.layers[0].sink_bias.add_(2.0)
+            model.layers[-1].sink.add_(1.0)
+        edited = check()
+        assert not torch.allclose(fourth, edited)
+        fourth = edited
     model.train()
     with torch.no_grad():
         model(random_onehot(16, small_config.input_length, seed=5) * 3)  # running statistics move
