@@ -345,22 +345,21 @@ class ARGMINN(nn.Module):
             w_qk, b_qk, w_ov, b_ov = layer.fold()
             h, d = layer.n_heads, basis.shape[0]
             w_qk, w_ov = w_qk.view(h, d, -1), w_ov.view(-1, h, d)
-            # query per head in [activations | encoding] space: [A | B]^T q
-            w_q = torch.matmul(basis.t(), w_qk).reshape(-1, w_qk.shape[-1])  # (H, K + E, S) -> (H (K + E), S)
-            b_q = (b_qk.view(h, d) @ basis).reshape(-1)
-            # the output map applied to [A | B] mixes, with the offset c folded into its bias
-            w_o = torch.matmul(w_ov, basis)  # (D, H, K + E)
-            b_o = b_ov + (w_ov @ offset).sum(1)
+            cols = basis
             if layer.sink is not None:
-                # The sink s scores q . s against q . t_p for a position, so with q . c dropped from those,
-                # q . (s - c); with its share w_s the mix is A (sum_p w_p a_p) + B (sum_p w_p e_p)
-                # + (1 - w_s) c + w_s s: one more column per head, w_s, mapped by W_ov (s - c).
-                lift = layer.sink - offset
-                w_q = torch.cat([w_q.view(h, -1, w_q.shape[-1]), torch.einsum("hds,d->hs", w_qk, lift)[:, None]],
-                                1).reshape(-1, w_q.shape[-1])
-                b_q = torch.cat([b_q.view(h, -1), (b_qk.view(h, d) @ lift + layer.sink_bias)[:, None]], 1).reshape(-1)
-                w_o = torch.cat([w_o, (w_ov @ lift)[:, :, None]], 2)
-            layers.append((w_q, b_q, w_o.reshape(w_o.shape[0], -1), b_o))
+                # The sink token s is one more column, s - c: its score q . s against q . t_p for a position
+                # is q . (s - c) once q . c is dropped from both, and with its share w_s the mix is
+                # A (sum_p w_p a_p) + B (sum_p w_p e_p) + c + w_s (s - c).
+                cols = torch.cat([basis, (layer.sink - offset)[:, None]], 1)
+            # query per head in [activations | encoding (| sink)] space: [A | B]^T q
+            w_q = torch.matmul(cols.t(), w_qk).reshape(-1, w_qk.shape[-1])  # (H, K + E, S) -> (H (K + E), S)
+            b_q = b_qk.view(h, d) @ cols
+            if layer.sink is not None:
+                b_q = b_q + F.pad(layer.sink_bias[:, None], (cols.shape[1] - 1, 0))  # the sink's logit
+            # the output map applied to [A | B] mixes, with the offset c folded into its bias
+            w_o = torch.matmul(w_ov, cols).reshape(w_ov.shape[0], -1)  # (D, H, K + E) -> (D, H (K + E))
+            b_o = b_ov + (w_ov @ offset).sum(1)
+            layers.append((w_q, b_q.reshape(-1), w_o, b_o))
         return layers
 
     def _run_folded(self, X, keep, folded):
@@ -374,13 +373,11 @@ class ARGMINN(nn.Module):
             m = layer._modules
             q = F.linear(stream, w_q, b_q).view(n, layer.n_heads, -1)  # (N, H, K + E [+ 1: the sink's score])
             scores = torch.baddbmm(torch.matmul(q[:, :, k:k + e], enc), q[:, :, :k], acts)  # (N, H, P)
-            if layer.sink is None:
-                attn = torch.softmax(scores, -1)
-                mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t())], 2)
-            else:
-                attn = torch.softmax(torch.cat([scores, q[:, :, k + e:]], 2), -1)
-                sunk, attn = attn[:, :, p:], attn[:, :, :p]
-                mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t()), sunk], 2)
+            if layer.sink is not None:
+                scores = torch.cat([scores, q[:, :, k + e:]], 2)
+            attn = torch.softmax(scores, -1)
+            attn, sunk = attn[:, :, :p], attn[:, :, p:]  # sunk: the sink's share (no columns without one)
+            mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t()), sunk], 2)
             mixed = F.linear(mixed.reshape(n, -1), w_o, b_o)
             # layer.update, applied as functions (see above)
             h = _layer_norm(m["norm1"], mixed)

@@ -160,30 +160,43 @@ def test_standard_cnn_deeplift_converges():
     assert delta.abs().max() < 1e-6
 
 
-def test_attention_matches_the_textbook_formula(small_config):
-    """The fused computation equals softmax(q . (W_k t + b_k)) and sum_p a_p (W_v t_p + b_v) with explicit keys/values."""
+def _textbook(model, X, out):
+    """(logits, per layer the (N, H, P [+ 1: the sink]) attention) with explicit keys and values:
+    softmax(q . (W_k t + b_k) / sqrt(e) [+ the sink's logit]) and sum_p a_p (W_v t_p + b_v), t the tokens
+    [and the layer's sink token], from the scanner activations in ``out`` (model.interims(X))."""
     import math
 
+    c = model.config
+    feats = torch.cat([model.norm(out["raw_activations"]), model.pos_enc.unsqueeze(0).expand(len(X), -1, -1)], 1)
+    tokens = model.token_proj(feats.transpose(1, 2))  # (N, P, D)
+    stream = model.memory.unsqueeze(0).expand(len(X), -1).to(tokens.dtype)
+    n, p = len(X), tokens.shape[1]
+    attention = []
+    for layer in model.layers:
+        full = tokens if layer.sink is None else torch.cat([tokens, layer.sink.expand(n, 1, -1)], 1)
+        q = layer.query(stream).view(n, c.n_heads, c.head_dim)
+        k = layer.key(full).view(n, full.shape[1], c.n_heads, c.head_dim).transpose(1, 2)
+        v = layer.value(full).view(n, full.shape[1], c.n_heads, c.head_dim).transpose(1, 2)
+        scores = torch.einsum("nhe,nhpe->nhp", q, k) / math.sqrt(c.head_dim)
+        if layer.sink is not None:
+            scores[..., p] += layer.sink_bias  # the head's sink logit
+        a = torch.softmax(scores, -1)
+        attention.append(a)
+        mixed = torch.einsum("nhp,nhpe->nhe", a, v).reshape(n, -1)
+        stream = stream + layer.norm2(layer.mlp_out(layer.mlp_act(layer.mlp_in(layer.norm1(layer.out(mixed))))))
+    return model.head(model.final_norm(stream)), attention
+
+
+def test_attention_matches_the_textbook_formula(small_config):
+    """The fused computation equals softmax(q . (W_k t + b_k)) and sum_p a_p (W_v t_p + b_v) with explicit keys/values."""
     torch.manual_seed(1)
     model = ARGMINN(small_config).eval()
     X = random_onehot(4, small_config.input_length)
     out = model.interims(X)
-    c = small_config
-    normed = model.norm(out["raw_activations"])
-    feats = torch.cat([normed, model.pos_enc.unsqueeze(0).expand(len(X), -1, -1)], 1).transpose(1, 2)
-    tokens = model.token_proj(feats)  # (N, P, D)
-    stream = model.memory.unsqueeze(0).expand(len(X), -1)
-    n, p = len(X), tokens.shape[1]
-    for layer, attn in zip(model.layers, out["attention"]):
-        q = layer.query(stream).view(n, c.n_heads, c.head_dim)
-        k = layer.key(tokens).view(n, p, c.n_heads, c.head_dim).transpose(1, 2)
-        v = layer.value(tokens).view(n, p, c.n_heads, c.head_dim).transpose(1, 2)
-        a = torch.softmax(torch.einsum("nhe,nhpe->nhp", q, k) / math.sqrt(c.head_dim), -1)
+    logits, attention = _textbook(model, X, out)
+    for a, attn in zip(attention, out["attention"]):
         assert torch.allclose(a, attn, atol=1e-5)
-        mixed = torch.einsum("nhp,nhpe->nhe", a, v).reshape(n, -1)
-        update = layer.norm2(layer.mlp_out(layer.mlp_act(layer.mlp_in(layer.norm1(layer.out(mixed))))))
-        stream = stream + update
-    assert torch.allclose(model.head(model.final_norm(stream)), out["logits"], atol=1e-4)
+    assert torch.allclose(logits, out["logits"], atol=1e-4)
 
 
 @pytest.mark.parametrize("changes", [{}, {"batch_norm": False}, {"scan_reverse_complement": False},
@@ -416,8 +429,6 @@ def test_attention_sink_is_one_more_key_and_value(small_config):
     (explicit keys/values, as in the textbook formula); the attention returned covers the positions and
     leaves the sink's share of each row; DeepLIFT/SHAP (tangermeme) still closes; without the option the
     model has no such parameter (state dicts of earlier models load as they were)."""
-    import math
-
     from tangermeme.deep_lift_shap import deep_lift_shap
 
     c = small_config.replace(attention_sink=True)
@@ -435,24 +446,13 @@ def test_attention_sink_is_one_more_key_and_value(small_config):
     model.eval()
     X = random_onehot(4, c.input_length).double()
     out = model.interims(X)
-    feats = torch.cat([model.norm(out["raw_activations"]), model.pos_enc.unsqueeze(0).expand(len(X), -1, -1)], 1)
-    tokens = model.token_proj(feats.transpose(1, 2))  # (N, P, D)
-    stream = model.memory.unsqueeze(0).expand(len(X), -1).double()
-    n, p = len(X), tokens.shape[1]
+    logits, attention = _textbook(model, X, out)
+    n, p = len(X), c.n_positions
     shares = []
-    for layer, attn in zip(model.layers, out["attention"]):
-        full = torch.cat([tokens, layer.sink.expand(n, 1, -1)], 1)  # (N, P + 1, D)
-        q = layer.query(stream).view(n, c.n_heads, c.head_dim)
-        k = layer.key(full).view(n, p + 1, c.n_heads, c.head_dim).transpose(1, 2)
-        v = layer.value(full).view(n, p + 1, c.n_heads, c.head_dim).transpose(1, 2)
-        scores = torch.einsum("nhe,nhpe->nhp", q, k) / math.sqrt(c.head_dim)
-        scores[..., p] += layer.sink_bias  # the head's sink logit
-        a = torch.softmax(scores, -1)
+    for a, attn in zip(attention, out["attention"]):
         assert attn.shape == (n, c.n_heads, p) and torch.allclose(a[..., :p], attn, atol=1e-10)
         shares.append(a[..., p])
-        mixed = torch.einsum("nhp,nhpe->nhe", a, v).reshape(n, -1)
-        stream = stream + layer.norm2(layer.mlp_out(layer.mlp_act(layer.mlp_in(layer.norm1(layer.out(mixed))))))
-    assert torch.allclose(model.head(model.final_norm(stream)), out["logits"], atol=1e-10)
+    assert torch.allclose(logits, out["logits"], atol=1e-10)
     assert min(float(s.max()) for s in shares) > 0.05  # the sink does take attention here
     attr, refs = deep_lift_shap(model, X, n_shuffles=3, random_state=0, return_references=True,
                                 warning_threshold=1e9, device="cpu")
