@@ -264,6 +264,15 @@ class TrainConfig(_Config):
     # motif alike even where their weights differ in spread or in which part of
     # the motif they hold (README, Benchmarks).
     prune_read: str = "weights"
+    # Pruning filters the model uses little (`prune_minor` 0: off), in the
+    # same phase: used filters (as above) whose knock-out importance is below
+    # `prune_minor` times the top filter's, a filter of a similar pair aside,
+    # are pruned too, with each attempt above (or alone, without a pair),
+    # under the same tolerance; if no attempt with them is kept, the attempts
+    # are tried without them. Aimed at a filter that fires at a low level in
+    # every sequence, whatever was planted, and that heads with nothing to
+    # find park their attention on (README, Benchmarks).
+    prune_minor: float = 0.0
     prune_epochs: int = 20
     prune_patience: int = 6
     prune_tolerance: float = 0.1
@@ -316,6 +325,8 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'prune_read' must be 'weights' or 'seqlets', got {self.prune_read!r}")
         if not 0 <= self.prune_similar < 1:
             raise ArgminnError(f"TrainConfig: 'prune_similar' must be in [0, 1) (0: off), got {self.prune_similar}")
+        if not 0 <= self.prune_minor < 1:
+            raise ArgminnError(f"TrainConfig: 'prune_minor' must be in [0, 1) (0: off), got {self.prune_minor}")
         for name in ("prune_epochs", "prune_patience"):
             if getattr(self, name) < 1:
                 raise ArgminnError(f"TrainConfig: '{name}' must be >= 1, got {getattr(self, name)}")
@@ -366,7 +377,9 @@ class TrainConfig(_Config):
 # 5e-4, halved after 2 epochs without a better validation loss once early stopping counts; the best of
 # two warm-ups (the second from seed + 1000) continued; at the end, one of two used filters whose motifs
 # (read from their seqlets on the positive training rows) match at TOMTOM p < 1e-3 pruned, if the model
-# trained on without it stays within 10% of the validation loss (else the other one tried); the
+# trained on without it stays within 10% of the validation loss (else the other one tried), and with it
+# (or alone) the used filters below a quarter of the top filter's knock-out importance (a filter firing
+# everywhere that heads park their attention on); the
 # attention-entropy term at 5e-2 (the design's 1e-3 left heads spread over ~10 positions, too blurred to
 # tell a 22-bp spacing from 12), over the positive rows only (over every row, a sequence without the
 # motifs made the model grow a filter firing everywhere to park its attention on).
@@ -377,5 +390,6 @@ TUNED_TRAIN = {"overlap_units": "normalized", "overlap_weight": 1e-2, "overlap_w
                "ramp_shape": "geometric", "ramp_start": 1e-3, "resample_share": 0.5, "resample_until": 30,
                "lr_decay": 0.5, "lr_patience": 2, "resample_unused": 0.05, "resample_grace": 4,
                "learning_rate": 5e-4, "warmup_candidates": 2, "prune_similar": 1e-3, "prune_read": "seqlets",
+               "prune_minor": 0.25,
                "entropy_weight": 5e-2, "entropy_rows": "positive"}
 TUNED_EPOCHS, TUNED_PATIENCE = 100, 15

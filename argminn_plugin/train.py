@@ -487,7 +487,8 @@ PRUNE_READ_ROWS = 8192  # prune_read "seqlets": motifs read on at most this many
 
 
 def _prune_decision(model, tc, epoch, Xt, yt):
-    """Rank 0, on the best model at the end of training: (pairs, attempts) under ``prune_similar``.
+    """Rank 0, on the best model at the end of training: (pairs, attempts) under ``prune_similar`` and
+    ``prune_minor``.
 
     The filters the model uses (knock-out importance at least ``SIMILAR_USED``
     of the top filter's, on a probe of 1024 training rows drawn from the seed)
@@ -501,18 +502,22 @@ def _prune_decision(model, tc, epoch, Xt, yt):
     filters is pruned already is resolved); if the model does not do as well
     without those, the more used ones (the less used can be the one holding
     the whole motif, the other a fragment that also reads another site).
-    No pair: no attempt.
+    Under ``prune_minor``, the used filters below that share of the top
+    filter's importance (in no pair) join each of those attempts, which are
+    then tried again without them; without a pair, they are the one attempt.
+    Nothing to prune: no attempt.
     """
     from .motifs import filter_importance, similar_filters
 
     importance = filter_importance(model, _probe(model, Xt, tc.seed, epoch, 9))
     X = None
-    if tc.prune_read == "seqlets":
+    if tc.prune_similar > 0 and tc.prune_read == "seqlets":
         rows = torch.nonzero(_positive_rows(yt)).flatten().numpy()
         rows = rows if len(rows) else np.arange(len(Xt))
         rows = np.sort(np.random.default_rng([tc.seed, epoch, 10]).permutation(rows)[:PRUNE_READ_ROWS])
         X = Xt[torch.from_numpy(rows)].to(next(model.parameters()).device)
-    pairs = similar_filters(model, _used_filters(importance), tc.prune_similar, X=X)
+    used = _used_filters(importance)
+    pairs = similar_filters(model, used, tc.prune_similar, X=X) if tc.prune_similar > 0 else []
     attempts = []
     for less_used in (True, False):
         pruned = []
@@ -521,6 +526,10 @@ def _prune_decision(model, tc, epoch, Xt, yt):
                 pruned.append(a if (importance[a] < importance[b]) == less_used else b)
         if pruned and sorted(pruned) not in attempts:
             attempts.append(sorted(pruned))
+    in_pairs = {f for pair in pairs for f in pair}
+    minor = [f for f in used if f not in in_pairs and importance[f] < tc.prune_minor * importance.max()]
+    if minor:
+        attempts = [sorted(attempt + minor) for attempt in attempts] + attempts if attempts else [minor]
     return [list(pair) for pair in pairs], attempts
 
 
@@ -552,8 +561,11 @@ def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info, ver
     unpruned = history[best_epoch - 1]["val_loss"]
     if verbose:
         found = ", ".join(f"{a} and {b}" for a, b in pairs) or "none"
-        print(f"pruning: used filters whose motifs (read from their {tc.prune_read}) match at TOMTOM p < "
-              f"{tc.prune_similar:g}: {found}"
+        minor = sorted(set(pruned) - {f for pair in pairs for f in pair})
+        print((f"pruning: used filters whose motifs (read from their {tc.prune_read}) match at TOMTOM p < "
+               f"{tc.prune_similar:g}: {found}" if tc.prune_similar > 0 else "pruning:")
+              + (f"; used filters below {tc.prune_minor:g} of the top filter's importance: "
+                 f"{', '.join(map(str, minor)) or 'none'}" if tc.prune_minor > 0 else "")
               + (f"; pruning {pruned}, training on for up to {tc.prune_epochs} epochs (kept if the validation "
                  f"loss stays within {1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else ""))
     return {"pairs": pairs, "attempts": attempts, "tried": [], "filters": pruned,
@@ -591,7 +603,7 @@ def _broadcast_buffers(model):
 def _same_training(saved, current):
     """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it,
     lr_patience without a learning-rate decay, resample_grace without resample_unused and the pruning
-    phase's settings without prune_similar aside).
+    phase's settings without pruning aside).
 
     The saved one is read through TrainConfig first, so a checkpoint written
     before a key existed compares as that key's default.
@@ -605,8 +617,9 @@ def _same_training(saved, current):
         # the pruning phase's settings without pruning
         skip = ({"num_threads"} | ({"lr_patience"} if config.get("lr_decay") == 1 else set())
                 | ({"resample_grace"} if config.get("resample_unused") == 0 else set())
-                | ({"prune_epochs", "prune_patience", "prune_tolerance", "prune_read"}
-                   if config.get("prune_similar") == 0 else set()))
+                | ({"prune_read"} if config.get("prune_similar") == 0 else set())
+                | ({"prune_epochs", "prune_patience", "prune_tolerance"}
+                   if config.get("prune_similar") == 0 and config.get("prune_minor", 0) == 0 else set()))
         return {k: v for k, v in config.items() if k not in skip}
 
     return what_trains(saved) == what_trains(current)
@@ -747,7 +760,8 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         run_dir = os.path.join(out_dir, "warmup_candidates", f"seed{seed}")
         if verbose:
             print(f"warm-up candidate {i + 1}/{k} (seed {seed}): {epochs} epoch(s) in {run_dir}")
-        candidate = tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1, prune_similar=0.0)
+        candidate = tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1, prune_similar=0.0,
+                               prune_minor=0.0)
         _, history = _train(mc, candidate, Xt, yt, Xv, yv, run_dir, resume, force, verbose, info)
         candidates.append({"seed": seed, "val_loss": history[-1]["val_loss"], "val_auroc": history[-1]["val_auroc"],
                            "run_dir": os.path.relpath(run_dir, out_dir)})
@@ -854,9 +868,10 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
     while True:
         prune = stop.get("prune")
         if prune is None and (stop["done"] or epoch >= tc.max_epochs):
-            # training is over; with prune_similar, one of two filters holding one motif is pruned and the
-            # model trained on (a separate phase with its own early stopping; see TrainConfig)
-            if not (isinstance(model, ARGMINN) and tc.prune_similar > 0):
+            # training is over; with prune_similar, one of two filters holding one motif is pruned (with
+            # prune_minor, the filters used little too) and the model trained on (a separate phase with its
+            # own early stopping; see TrainConfig)
+            if not (isinstance(model, ARGMINN) and (tc.prune_similar > 0 or tc.prune_minor > 0)):
                 break
             if epoch < tc.settled_epoch:
                 # the terms never reached full weight (or resampling was still due): the pruned model would train

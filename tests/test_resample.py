@@ -414,6 +414,36 @@ def test_at_the_end_the_less_used_of_two_filters_with_one_motif_is_pruned(monkey
     assert model.scanner.conv.weight[0].abs().sum() > 0
 
 
+def test_prune_minor_adds_the_filters_used_little_to_each_attempt_then_tries_without_them(monkeypatch):
+    import numpy as np
+
+    import argminn_plugin.motifs as motifs_module
+    from argminn_plugin.train import _prune_decision
+
+    model, X = detectors(), planted(n=40)
+    y = torch.ones(len(X), 1)
+    # filter 4 is below SIMILAR_USED (not used, never a candidate); 3 is used, at 0.2 of the top
+    importance = np.array([10.0, 3.0, 5.0, 2.0, 0.4])
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: importance)
+    pairs = []
+    monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p, X=None: pairs)
+    tc = TrainConfig(prune_similar=1e-3, prune_minor=0.25)
+    assert _prune_decision(model, tc, 7, X, y) == ([], [[3]])  # no pair: the minor filters alone
+    assert _prune_decision(model, tc.replace(prune_similar=0.0), 7, X, y) == ([], [[3]])
+    assert _prune_decision(model, tc.replace(prune_minor=0.0), 7, X, y) == ([], [])
+    assert _prune_decision(model, tc.replace(prune_minor=0.35), 7, X, y) == ([], [[1, 3]])
+    # with a pair: with the minor filters first, then without them
+    pairs.append((0, 1))
+    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [[1, 3], [0, 3], [1], [0]])
+    # a filter of a pair is left to the pair's attempts, however little it is used
+    importance[1] = 1.0
+    assert _prune_decision(model, tc, 7, X, y) == ([[0, 1]], [[1, 3], [0, 3], [1], [0]])
+    pairs[0] = (2, 3)
+    assert _prune_decision(model, tc, 7, X, y) == ([[2, 3]], [[1, 3], [1, 2], [3], [2]])
+    with pytest.raises(ArgminnError, match=r"'prune_minor' must be in \[0, 1\) \(0: off\), got 1.0"):
+        TrainConfig(prune_minor=1.0)
+
+
 PRUNE_CFG = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
                         stream_dim=16, token_dim=8, pos_enc_dim=4)
 
@@ -611,6 +641,14 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
         assert os.listdir(tmp_path / "candidates" / "warmup_candidates" / seed)
         with open(tmp_path / "candidates" / "warmup_candidates" / seed / "history.json") as handle:
             assert len(json.load(handle)) == 1
+    # prune_minor alone turns the phase on too; the phase's settings then matter, prune_read does not
+    decisions.clear()
+    minor = tc.replace(prune_similar=0.0, prune_minor=0.25)
+    _, history = run("minor", minor)
+    assert decisions == [3] and [h.get("pruned") for h in history] == [None] * 3 + [[1]] * 3
+    run("minor", minor.replace(prune_read="seqlets"), resume=True)
+    with pytest.raises(ArgminnError, match="different model or training config"):
+        run("minor", minor.replace(prune_epochs=9), resume=True)
 
 
 def test_pruning_settings_are_checked():
