@@ -560,12 +560,15 @@ def _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info, ver
     best_epoch = stop["best_epoch"]  # model.pt's (1-based)
     unpruned = history[best_epoch - 1]["val_loss"]
     if verbose:
-        found = ", ".join(f"{a} and {b}" for a, b in pairs) or "none"
         minor = sorted(set(pruned) - {f for pair in pairs for f in pair})
-        print((f"pruning: used filters whose motifs (read from their {tc.prune_read}) match at TOMTOM p < "
-               f"{tc.prune_similar:g}: {found}" if tc.prune_similar > 0 else "pruning:")
-              + (f"; used filters below {tc.prune_minor:g} of the top filter's importance: "
-                 f"{', '.join(map(str, minor)) or 'none'}" if tc.prune_minor > 0 else "")
+        found = []
+        if tc.prune_similar > 0:
+            found.append(f"used filters whose motifs (read from their {tc.prune_read}) match at TOMTOM p < "
+                         f"{tc.prune_similar:g}: {', '.join(f'{a} and {b}' for a, b in pairs) or 'none'}")
+        if tc.prune_minor > 0:
+            found.append(f"used filters below {tc.prune_minor:g} of the top filter's importance: "
+                         f"{', '.join(map(str, minor)) or 'none'}")
+        print("pruning: " + "; ".join(found)
               + (f"; pruning {pruned}, training on for up to {tc.prune_epochs} epochs (kept if the validation "
                  f"loss stays within {1 + tc.prune_tolerance:g} x {unpruned:.4f})" if pruned else ""))
     return {"pairs": pairs, "attempts": attempts, "tried": [], "filters": pruned,

@@ -418,6 +418,7 @@ def test_prune_minor_adds_the_filters_used_little_to_each_attempt_then_tries_wit
     import numpy as np
 
     import argminn_plugin.motifs as motifs_module
+    import argminn_plugin.train as train_module
     from argminn_plugin.train import _prune_decision
 
     model, X = detectors(), planted(n=40)
@@ -425,11 +426,19 @@ def test_prune_minor_adds_the_filters_used_little_to_each_attempt_then_tries_wit
     # filter 4 is below SIMILAR_USED (not used, never a candidate); 3 is used, at 0.2 of the top
     importance = np.array([10.0, 3.0, 5.0, 2.0, 0.4])
     monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: importance)
-    pairs = []
-    monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p, X=None: pairs)
-    tc = TrainConfig(prune_similar=1e-3, prune_minor=0.25)
+    pairs, compared = [], []
+    monkeypatch.setattr(motifs_module, "similar_filters",
+                        lambda model, used, p, X=None: compared.append(X) or pairs)
+    tc = TrainConfig(prune_similar=1e-3, prune_minor=0.25, prune_read="seqlets")
     assert _prune_decision(model, tc, 7, X, y) == ([], [[3]])  # no pair: the minor filters alone
+    assert len(compared) == 1 and compared[0] is not None  # seqlets read for the comparison
+    # without prune_similar, no filters are compared and no seqlets read
+    monkeypatch.setattr(train_module, "_positive_rows", lambda y: pytest.fail("seqlet rows drawn"))
     assert _prune_decision(model, tc.replace(prune_similar=0.0), 7, X, y) == ([], [[3]])
+    assert len(compared) == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(motifs_module, "filter_importance", lambda model, X: importance)
+    monkeypatch.setattr(motifs_module, "similar_filters", lambda model, used, p, X=None: pairs)
     assert _prune_decision(model, tc.replace(prune_minor=0.0), 7, X, y) == ([], [])
     assert _prune_decision(model, tc.replace(prune_minor=0.35), 7, X, y) == ([], [[1, 3]])
     # with a pair: with the minor filters first, then without them
