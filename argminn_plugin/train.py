@@ -393,7 +393,8 @@ def _all_reduce_sums(sums, count, info):
     return dict(zip(keys, buf[:-1].tolist())), int(round(buf[-1].item()))
 
 
-SIMILAR_USED = 0.05  # resample_similar and prune_similar compare the motifs of filters at least this used
+SIMILAR_USED = 0.05  # resample_similar and prune_similar compare the motifs of filters at least this used;
+# prune_minor looks among them
 
 
 def _probe(model, Xt, seed, epoch, stream):
@@ -622,7 +623,7 @@ def _same_training(saved, current):
                 | ({"resample_grace"} if config.get("resample_unused") == 0 else set())
                 | ({"prune_read"} if config.get("prune_similar") == 0 else set())
                 | ({"prune_epochs", "prune_patience", "prune_tolerance"}
-                   if config.get("prune_similar") == 0 and config.get("prune_minor", 0) == 0 else set()))
+                   if config.get("prune_similar") == 0 and config.get("prune_minor") == 0 else set()))
         return {k: v for k, v in config.items() if k not in skip}
 
     return what_trains(saved) == what_trains(current)
