@@ -191,7 +191,7 @@ def cmd_design(args):
         raise ArgminnError(f"{args.instances}: no syntax.tsv; run 'argminn instances' first")
     table = design_report(model, negatives, args.motifs, pd.read_csv(syntax_path, sep="\t"), args.out,
                           n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force,
-                          positives=positives)
+                          positives=positives, step=args.start_step)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -355,6 +355,8 @@ def build_parser():
                    help="negatives of this split are shuffled into backgrounds")
     p.add_argument("--n-backgrounds", type=_positive_int, default=100)
     p.add_argument("--n-greedy", type=int, default=4, help="backgrounds designed by tangermeme greedy substitution")
+    p.add_argument("--start-step", type=_positive_int, default=5,
+                   help="bp between the starts at which each design and control is placed (default 5)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_design)

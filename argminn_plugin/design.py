@@ -40,12 +40,19 @@ def place(X, motifs, positions):
     return X
 
 
-def layouts(a, b, spacing, orientation, length, names=("A", "B"), start=None):
+def wrong_spacing(spacing, width_b, length, start=0):
+    """The wrong-spacing control's spacing: 15 bp further if B still fits the window from ``start``, else 15 closer."""
+    return spacing + 15 if start + spacing + 15 + width_b <= length else spacing - 15
+
+
+def layouts(a, b, spacing, orientation, length, names=("A", "B"), start=None, far=None):
     """Designs and controls: name -> list of (motif string, window position).
 
     a, b: (string, offset within the matched motif) from :func:`oriented_motif`;
     A's matched motif starts at ``start`` (default: centred), B's ``spacing``
-    bp later, on the same strand when ``orientation`` is 'same'.
+    bp later, on the same strand when ``orientation`` is 'same'. The
+    wrong-spacing control puts B ``far`` bp after A (default:
+    :func:`wrong_spacing` from this start).
     """
     (sa, oa), (sb, ob) = a, b
     width_b = ob + len(sb)
@@ -59,7 +66,7 @@ def layouts(a, b, spacing, orientation, length, names=("A", "B"), start=None):
         return (sb.translate(COMPLEMENT)[::-1], start + s + width_b - ob - len(sb))
 
     a_site = (sa, start + oa)
-    far = spacing + 15 if start + spacing + 15 + width_b <= length else spacing - 15
+    far = wrong_spacing(spacing, width_b, length, start) if far is None else far
     return {
         "learned syntax": [a_site, b_at(spacing, orientation)],
         "wrong spacing": [a_site, b_at(far, orientation)],
@@ -70,22 +77,75 @@ def layouts(a, b, spacing, orientation, length, names=("A", "B"), start=None):
     }
 
 
-@torch.no_grad()
-def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B"), batch_size=256):
-    """Predicted probability (task 0) of every design/control over the backgrounds.
+def _fits(sites, length):
+    return all(0 <= pos and pos + len(motif) <= length for motif, pos in sites)
 
-    Returns a DataFrame: design, mean, median, min, max (over backgrounds).
+
+def design_starts(a, b, spacing, orientation, length, step=5):
+    """(A's starts at which every design and control fits the window, every ``step`` bp, centred; the wrong spacing).
+
+    The wrong spacing is the same at every start: 15 bp further than the
+    learned one when that fits the window at all, else 15 bp closer.
+    """
+    if int(step) != step or step < 1:
+        raise ArgminnError(f"the step between design starts must be an integer >= 1, got {step!r}")
+    far = wrong_spacing(spacing, b[1] + len(b[0]), length)
+    fits = [s for s in range(-length, length)
+            if all(_fits(sites, length) for sites in layouts(a, b, spacing, orientation, length, start=s,
+                                                            far=far).values())]
+    if not fits:
+        raise ArgminnError(f"the designs ({len(a[0])}- and {len(b[0])}-bp motifs {spacing} bp apart, the "
+                           f"wrong-spacing control {far} bp) do not fit a {length}-bp window")
+    step = int(step)
+    return fits[(len(fits) - 1) % step // 2::step], far
+
+
+@torch.no_grad()
+def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B"), batch_size=256, starts=None,
+                  step=5, by_start=False):
+    """Predicted probability (task 0) of every design/control over the backgrounds, with the pair at many starts.
+
+    The pair is placed with A's matched motif at each of ``starts`` (default:
+    :func:`design_starts` every ``step`` bp), since a model that reads
+    spacing through a position encoding need not score a layout the same
+    everywhere in the window. Returns a DataFrame: design, mean, median,
+    min, max (over backgrounds and starts), lowest_start_mean and
+    highest_start_mean (the range of the per-start means), n_starts; with
+    ``by_start``, also the per-start table (design, start, mean, median,
+    min, max).
     """
     backgrounds = check_X(backgrounds, model.config.input_length)
+    length = backgrounds.shape[-1]
+    auto, far = design_starts(a, b, spacing, orientation, length, step)
+    if starts is None:
+        starts = auto
+    starts = [int(s) for s in starts]
+    if not starts:
+        raise ArgminnError("no design starts given")
+    for s in starts:
+        if not all(_fits(sites, length) for sites in layouts(a, b, spacing, orientation, length, start=s,
+                                                            far=far).values()):
+            raise ArgminnError(f"design start {s}: the designs and controls do not all fit the {length}-bp window "
+                               f"there (starts that fit: {auto[0]}..{auto[-1]})")
     model.eval()
-    rows = []
-    for name, sites in layouts(a, b, spacing, orientation, backgrounds.shape[-1], names).items():
-        X = place(backgrounds, [m for m, _ in sites], [p for _, p in sites])
-        probs = torch.cat([torch.sigmoid(model(X[i:i + batch_size]))[:, 0]
-                           for i in range(0, len(X), batch_size)]).numpy()
-        rows.append({"design": name, "mean": probs.mean(), "median": float(np.median(probs)),
-                     "min": probs.min(), "max": probs.max()})
-    return pd.DataFrame(rows)
+    per_start, rows = [], []
+    every = {}
+    for start in starts:
+        for name, sites in layouts(a, b, spacing, orientation, length, names, start=start, far=far).items():
+            X = place(backgrounds, [m for m, _ in sites], [p for _, p in sites])
+            probs = torch.cat([torch.sigmoid(model(X[i:i + batch_size]))[:, 0]
+                               for i in range(0, len(X), batch_size)]).numpy()
+            every.setdefault(name, []).append(probs)
+            per_start.append({"design": name, "start": start, "mean": probs.mean(),
+                              "median": float(np.median(probs)), "min": probs.min(), "max": probs.max()})
+    for name, blocks in every.items():
+        probs = np.concatenate(blocks)
+        means = [block.mean() for block in blocks]
+        rows.append({"design": name, "mean": probs.mean(), "median": float(np.median(probs)), "min": probs.min(),
+                     "max": probs.max(), "lowest_start_mean": min(means), "highest_start_mean": max(means),
+                     "n_starts": len(blocks)})
+    table = pd.DataFrame(rows)
+    return (table, pd.DataFrame(per_start)) if by_start else table
 
 
 def shuffled_backgrounds(X, n=1, random_state=0):
@@ -112,15 +172,19 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu"):
 
 
 def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_greedy=4, force=False,
-                  random_state=0, positives=None):
-    """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv, design.png, effects.tsv.
+                  random_state=0, positives=None, step=5):
+    """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv, design_starts.tsv, design.png,
+    effects.tsv.
 
     syntax: the syntax read-out table (``syntax.tsv``); its top row is the
-    rule used. Both motifs must be named (matched to a known motif) in
-    ``motif_dir``/motifs.tsv. effects.tsv holds :func:`motif_effects`
-    (marginalization and cooperativity on the backgrounds; with
-    ``positives``, knock-outs of the called instances). Returns the score
-    table (designs, controls, and the greedy black-box designs).
+    rule used. Designs and controls are scored with the pair at every
+    ``step`` bp along the window (:func:`design_scores`); design_starts.tsv
+    holds the scores at each start, and design.png plots both. Both motifs
+    must be named (matched to a known motif) in ``motif_dir``/motifs.tsv.
+    effects.tsv holds :func:`motif_effects` (marginalization and
+    cooperativity on the backgrounds, the pair centred; with ``positives``,
+    knock-outs of the called instances). Returns the score table (designs,
+    controls, and the greedy black-box designs).
     """
     import os
 
@@ -129,7 +193,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     from .motifs import read_meme
 
     os.makedirs(out_dir, exist_ok=True)
-    for name in ("design.tsv", "design.png", "effects.tsv"):
+    for name in ("design.tsv", "design_starts.tsv", "design.png", "effects.tsv"):
         check_writable(os.path.join(out_dir, name), force)
     if len(syntax) == 0:
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
@@ -144,14 +208,17 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         f = by_name[name]
         motifs.append(oriented_motif(ppms[f"filter{f}"], annotation[f]))
     backgrounds = shuffled_backgrounds(X[:n_backgrounds], n=1, random_state=random_state)
-    table = design_scores(model, backgrounds, motifs[0], motifs[1], int(rule["spacing"]), rule["orientation"],
-                          names=(rule["motif_a"], rule["motif_b"]))
+    table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], int(rule["spacing"]),
+                                     rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,
+                                     by_start=True)
     if n_greedy:
         greedy = greedy_design(model, backgrounds[:n_greedy], [m for m, _ in motifs])
         with torch.no_grad():
             probs = torch.sigmoid(model(greedy))[:, 0].numpy()
         table.loc[len(table)] = {"design": "greedy (tangermeme, black box)", "mean": probs.mean(),
-                                 "median": float(np.median(probs)), "min": probs.min(), "max": probs.max()}
+                                 "median": float(np.median(probs)), "min": probs.min(), "max": probs.max(),
+                                 "lowest_start_mean": np.nan, "highest_start_mean": np.nan, "n_starts": np.nan}
+    table["n_starts"] = table["n_starts"].astype("Int64")
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} +{rule['spacing']} bp, "
                              f"{rule['orientation']} strand")
     calls = call_instances(model, positives, annotation, filters=active) if positives is not None else None
@@ -161,11 +228,19 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
     with atomic_write(os.path.join(out_dir, "design.tsv"), force=True) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
-    fig, ax = pyplot().subplots(figsize=(6, 3))
-    ax.barh(table["design"], table["mean"], color="tab:blue")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("mean predicted probability")
-    ax.invert_yaxis()
+    with atomic_write(os.path.join(out_dir, "design_starts.tsv"), force=True) as handle:
+        per_start.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+    fig, (bars, lines) = pyplot().subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    bars.barh(table["design"], table["mean"], color="tab:blue")
+    bars.set_xlim(0, 1)
+    bars.set_xlabel("mean predicted probability")
+    bars.invert_yaxis()
+    for name, group in per_start.groupby("design", sort=False):
+        lines.plot(group["start"], group["mean"], marker=".", label=name)
+    lines.set_ylim(0, 1.02)
+    lines.set_xlabel(f"start of {rule['motif_a']} in the window (bp)")
+    lines.set_ylabel("mean predicted probability")
+    lines.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     save_png(fig, os.path.join(out_dir, "design.png"), force=True)
     return table

@@ -112,13 +112,13 @@ def test_coverage_and_syntax_known_answers():
     assert len(syntax) == 1 and syntax.iloc[0].tolist() == ["A", "B", 22, "same", 2]
 
 
-def test_design_by_learned_syntax(default_run):
+def test_design_by_learned_syntax(default_run, tmp_path):
     """Designed sequences score like true positives; the wrong-orientation and single-motif controls do not."""
     from argminn_plugin.design import design_report
 
     base, model, splits = default_run
-    if not (base / "instances/syntax.tsv").exists():
-        test_attention_instances_beat_fimo_and_recover_the_spacing(default_run)
+    if not (base / "instances/syntax.tsv").exists():  # run on its own: the instances test writes it
+        test_attention_instances_beat_fimo_and_recover_the_spacing(default_run, tmp_path)
     X, y, _ = splits["test"]
     with torch.no_grad():
         positives = torch.sigmoid(model(X[y[:, 0] == 1]))[:, 0].mean().item()
@@ -131,12 +131,59 @@ def test_design_by_learned_syntax(default_run):
     assert table.at["background", "mean"] < 0.2
     assert table.at["greedy (tangermeme, black box)", "mean"] > 0.5
     assert (base / "design/design.png").stat().st_size > 0
+    per_start = pd.read_csv(base / "design/design_starts.tsv", sep="\t")
+    assert set(per_start["design"]) == set(table.index) - {"greedy (tangermeme, black box)"}
+    assert (per_start.groupby("design")["start"].count() == table.at["learned syntax", "n_starts"]).all()
     effects = pd.read_csv(base / "design/effects.tsv", sep="\t").set_index("experiment")["mean_logit_effect"]
     assert effects["cooperativity HNF4A+FOXA2 (learned syntax)"] > 1.0  # FOXA2 counts more next to HNF4A
     assert effects["marginalize FOXA2 given HNF4A (wrong orientation)"] < effects[
         "marginalize FOXA2 given HNF4A (learned syntax)"] - 3
     assert effects["ablate called HNF4A instance in positives"] < -2
     assert effects["ablate called FOXA2 instance in positives"] < -2
+
+
+def test_design_starts_fit_the_window_and_scores_average_over_them():
+    """Every design and control fits at every start, the wrong spacing is one value; the table is the starts' mean."""
+    import numpy as np
+
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.design import design_scores, design_starts, layouts, place
+    from conftest import random_onehot
+
+    a, b = ("TGGACTTTG", 1), ("TGTTTAC", 0)  # A's matched motif starts 1 bp before its consensus
+    starts, far = design_starts(a, b, 22, "same", 80, step=4)
+    assert far == 37 and np.diff(starts).tolist() == [4] * (len(starts) - 1)
+    # A may start at -1 (its consensus at 0); B 37 bp on must end by base 80: the last start is 36
+    assert starts[0] >= -1 and starts[-1] <= 36 and abs((starts[0] + 1) - (36 - starts[-1])) <= 1
+    for s in starts:
+        for sites in layouts(a, b, 22, "same", 80, start=s, far=far).values():
+            assert all(0 <= pos and pos + len(m) <= 80 for m, pos in sites)
+    assert design_starts(a, b, 70, "opposite", 80)[1] == 55  # 15 bp further does not fit: 15 bp closer
+    with pytest.raises(ArgminnError, match="do not fit a 25-bp window"):
+        design_starts(a, b, 22, "same", 25)
+    with pytest.raises(ArgminnError, match="integer >= 1"):
+        design_starts(a, b, 22, "same", 80, step=0)
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=80, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4)).eval()
+    backgrounds = random_onehot(6, 80, seed=1)
+    table, per_start = design_scores(model, backgrounds, a, b, 22, "same", names=("A", "B"), step=4, by_start=True)
+    table = table.set_index("design")
+    assert sorted(set(per_start["start"])) == starts and (table["n_starts"] == len(starts)).all()
+    for name, group in per_start.groupby("design"):
+        assert table.at[name, "mean"] == pytest.approx(group["mean"].mean())
+        assert table.at[name, "lowest_start_mean"] == pytest.approx(group["mean"].min())
+        assert table.at[name, "highest_start_mean"] == pytest.approx(group["mean"].max())
+    # one start by hand: the learned syntax placed at start 10
+    (sa, pa), (sb, pb) = layouts(a, b, 22, "same", 80, start=10, far=far)["learned syntax"]
+    assert (pa, pb) == (11, 32)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(place(backgrounds, [sa, sb], [pa, pb])))[:, 0].mean().item()
+    one = design_scores(model, backgrounds, a, b, 22, "same", starts=[10]).set_index("design")
+    assert one.at["learned syntax", "mean"] == pytest.approx(expected)
+    with pytest.raises(ArgminnError, match="design start 60: the designs and controls do not all fit"):
+        design_scores(model, backgrounds, a, b, 22, "same", starts=[10, 60])
 
 
 def test_instances_point_only_at_the_filters_given():

@@ -4,8 +4,9 @@ The learned rule (from the syntax read-out) places the discovered motifs into
 dinucleotide-shuffled negatives; the designs are scored next to controls that
 break the rule and next to tangermeme's greedy (black-box) design, and
 tangermeme's marginalize/ablate give each motif's effect and the pair's
-cooperativity. Figures: design/design.png; tables: design/design.tsv,
-design/effects.tsv.
+cooperativity. Each design and control is scored with the pair at every 5 bp
+along the window. Figures: design/design.png; tables: design/design.tsv,
+design/design_starts.tsv (each start's scores), design/effects.tsv.
 
 Run:  python tutorials/03_design.py --out runs/tutorial3
 """
