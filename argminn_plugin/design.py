@@ -81,23 +81,44 @@ def _fits(sites, length):
     return all(0 <= pos and pos + len(motif) <= length for motif, pos in sites)
 
 
+def fitting_starts(a, b, spacing, orientation, length):
+    """(every start of A's matched motif at which all designs and controls fit the window, the wrong spacing).
+
+    The wrong spacing is one value at every start: 15 bp further than the
+    learned one where that fits at some start, else 15 bp closer.
+    """
+    for far in (spacing + 15, spacing - 15):
+        fits = [s for s in range(-2 * length, 2 * length)
+                if all(_fits(sites, length) for sites in layouts(a, b, spacing, orientation, length, start=s,
+                                                                far=far).values())]
+        if fits:
+            return fits, far
+    raise ArgminnError(f"the designs ({len(a[0])}- and {len(b[0])}-bp motifs {spacing} bp apart, the wrong-spacing "
+                       f"control {spacing + 15} or {spacing - 15} bp) do not fit a {length}-bp window")
+
+
+def _every(fits, step):
+    """Every ``step``-th of the fitting starts, the leftover split between both ends."""
+    if isinstance(step, bool) or not _whole(step) or step < 1:
+        raise ArgminnError(f"the step between design starts must be an integer >= 1, got {step!r}")
+    step = int(step)
+    return fits[(len(fits) - 1) % step // 2::step]
+
+
+def _whole(value):
+    try:
+        return not isinstance(value, (bool, str)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def design_starts(a, b, spacing, orientation, length, step=5):
     """(A's starts at which every design and control fits the window, every ``step`` bp, centred; the wrong spacing).
 
-    The wrong spacing is the same at every start: 15 bp further than the
-    learned one when that fits the window at all, else 15 bp closer.
+    See :func:`fitting_starts` for the wrong spacing (one value at every start).
     """
-    if int(step) != step or step < 1:
-        raise ArgminnError(f"the step between design starts must be an integer >= 1, got {step!r}")
-    far = wrong_spacing(spacing, b[1] + len(b[0]), length)
-    fits = [s for s in range(-length, length)
-            if all(_fits(sites, length) for sites in layouts(a, b, spacing, orientation, length, start=s,
-                                                            far=far).values())]
-    if not fits:
-        raise ArgminnError(f"the designs ({len(a[0])}- and {len(b[0])}-bp motifs {spacing} bp apart, the "
-                           f"wrong-spacing control {far} bp) do not fit a {length}-bp window")
-    step = int(step)
-    return fits[(len(fits) - 1) % step // 2::step], far
+    fits, far = fitting_starts(a, b, spacing, orientation, length)
+    return _every(fits, step), far
 
 
 @torch.no_grad()
@@ -105,28 +126,33 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
                   step=5, by_start=False):
     """Predicted probability (task 0) of every design/control over the backgrounds, with the pair at many starts.
 
-    The pair is placed with A's matched motif at each of ``starts`` (default:
-    :func:`design_starts` every ``step`` bp), since a model that reads
-    spacing through a position encoding need not score a layout the same
-    everywhere in the window. Returns a DataFrame: design, mean, median,
-    min, max (over backgrounds and starts), lowest_start_mean and
-    highest_start_mean (the range of the per-start means), n_starts; with
-    ``by_start``, also the per-start table (design, start, mean, median,
-    min, max).
+    The pair is placed with A's matched motif at each of ``starts`` (a list
+    of whole numbers; default: :func:`design_starts` every ``step`` bp),
+    since a model that reads spacing through a position encoding need not
+    score a layout the same everywhere in the window. Returns a DataFrame:
+    design, mean, median, min, max (over backgrounds and starts),
+    lowest_start_mean and highest_start_mean (the range of the per-start
+    means), n_starts; with ``by_start``, also the per-start table (design,
+    start, mean, median, min, max).
     """
     backgrounds = check_X(backgrounds, model.config.input_length)
     length = backgrounds.shape[-1]
-    auto, far = design_starts(a, b, spacing, orientation, length, step)
+    fits, far = fitting_starts(a, b, spacing, orientation, length)
     if starts is None:
-        starts = auto
-    starts = [int(s) for s in starts]
-    if not starts:
-        raise ArgminnError("no design starts given")
-    for s in starts:
-        if not all(_fits(sites, length) for sites in layouts(a, b, spacing, orientation, length, start=s,
-                                                            far=far).values()):
-            raise ArgminnError(f"design start {s}: the designs and controls do not all fit the {length}-bp window "
-                               f"there (starts that fit: {auto[0]}..{auto[-1]})")
+        starts = _every(fits, step)
+    else:
+        if isinstance(starts, (str, bytes)) or not hasattr(starts, "__iter__"):
+            raise ArgminnError(f"'starts' must be a list of whole numbers, got {starts!r}")
+        starts = list(starts)
+        if not starts:
+            raise ArgminnError("'starts' is empty: give at least one design start")
+        for s in starts:
+            if not _whole(s):
+                raise ArgminnError(f"'starts' must be whole numbers, got {s!r}")
+            if int(s) not in fits:
+                raise ArgminnError(f"design start {s}: the designs and controls do not all fit the {length}-bp "
+                                   f"window there (starts that fit: {fits[0]}..{fits[-1]})")
+        starts = [int(s) for s in starts]
     model.eval()
     per_start, rows = [], []
     every = {}
@@ -254,7 +280,8 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     motifs: {name: (string, offset)} for motif A then B of the learned rule.
     Marginalization (tangermeme.marginalize) inserts a motif into the
     backgrounds: A alone, B alone, and B into backgrounds already holding A
-    at the learned spacing/orientation and at a wrong spacing; cooperativity
+    at the learned spacing/orientation and at design.tsv's wrong spacing
+    (:func:`fitting_starts`), the pair centred where it fits; cooperativity
     is effect(B | A) - effect(B alone). Ablation (tangermeme.ablate) shuffles
     each motif's top called instance in the positives (``calls`` from
     :func:`argminn_plugin.interpret.call_instances` on ``positives``).
@@ -265,7 +292,10 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
 
     (name_a, a), (name_b, b) = list(motifs.items())
     length = backgrounds.shape[-1]
-    sites = layouts(a, b, spacing, orientation, length, (name_a, name_b))
+    fits, far = fitting_starts(a, b, spacing, orientation, length)  # design.tsv's wrong spacing
+    centred = (length - spacing - b[1] - len(b[0])) // 2
+    start = centred if centred in fits else fits[len(fits) // 2]
+    sites = layouts(a, b, spacing, orientation, length, (name_a, name_b), start=start, far=far)
     rows = []
 
     def effect(label, X, motif, pos):
@@ -281,7 +311,7 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     with_a = place(backgrounds, [sa], [pa])
     given = effect(f"marginalize {name_b} given {name_a} (learned syntax)", with_a, sb, pb)
     (_, _), (sw, pw) = sites["wrong spacing"]
-    effect(f"marginalize {name_b} given {name_a} (wrong spacing)", with_a, sw, pw)
+    effect(f"marginalize {name_b} given {name_a} (wrong spacing, {far} bp)", with_a, sw, pw)
     (_, _), (so, po) = sites["wrong orientation"]
     effect(f"marginalize {name_b} given {name_a} (wrong orientation)", with_a, so, po)
     rows.append({"experiment": f"cooperativity {name_a}+{name_b} (learned syntax)",

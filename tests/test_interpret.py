@@ -144,26 +144,35 @@ def test_design_by_learned_syntax(default_run, tmp_path):
 
 def test_design_starts_fit_the_window_and_scores_average_over_them():
     """Every design and control fits at every start, the wrong spacing is one value; the table is the starts' mean."""
-    import numpy as np
-
     from argminn_plugin import ARGMINN, ModelConfig
-    from argminn_plugin.design import design_scores, design_starts, layouts, place
+    from argminn_plugin.design import COMPLEMENT, design_scores, design_starts, fitting_starts, layouts, place
     from conftest import random_onehot
 
-    a, b = ("TGGACTTTG", 1), ("TGTTTAC", 0)  # A's matched motif starts 1 bp before its consensus
-    starts, far = design_starts(a, b, 22, "same", 80, step=4)
-    assert far == 37 and np.diff(starts).tolist() == [4] * (len(starts) - 1)
-    # A may start at -1 (its consensus at 0); B 37 bp on must end by base 80: the last start is 36
-    assert starts[0] >= -1 and starts[-1] <= 36 and abs((starts[0] + 1) - (36 - starts[-1])) <= 1
-    for s in starts:
-        for sites in layouts(a, b, 22, "same", 80, start=s, far=far).values():
-            assert all(0 <= pos and pos + len(m) <= 80 for m, pos in sites)
-    assert design_starts(a, b, 70, "opposite", 80)[1] == 55  # 15 bp further does not fit: 15 bp closer
+    # A's matched motif starts 1 bp before its consensus, B's 1 bp before its (matched width 8)
+    a, b = ("TGGACTTTG", 1), ("TGTTTAC", 1)
+    fits, far = fitting_starts(a, b, 22, "same", 80)
+    # A's consensus from base 0 (start -1); B 37 bp on (+1) must end by base 80: start <= 35
+    assert (fits, far) == (list(range(-1, 36)), 37)
+    assert design_starts(a, b, 22, "same", 80, step=4) == (list(range(-1, 36, 4)), 37)
+    assert design_starts(a, b, 22, "same", 80, step=8)[0] == list(range(1, 36, 8))  # 2 bp left at each end
+    at = layouts(a, b, 22, "same", 80, start=7, far=far)
+    assert at["learned syntax"] == [("TGGACTTTG", 8), ("TGTTTAC", 30)]
+    assert at["wrong spacing"] == [("TGGACTTTG", 8), ("TGTTTAC", 45)]
+    # the other strand over B's matched 8 bp (7 + 22 .. 7 + 30): the reverse complement at its other end
+    assert at["wrong orientation"] == [("TGGACTTTG", 8), ("TGTTTAC".translate(COMPLEMENT)[::-1], 29)]
+    assert at["only B"] == [("TGTTTAC", 30)] and at["background"] == []
+    # 15 bp further fits only where A's consensus starts at base 0-1 (offset 3): it is still the wrong spacing
+    assert fitting_starts(("TGGACTTTG", 3), b, 22, "same", 43) == ([-3, -2], 37)
+    # 15 bp further fits nowhere: 15 bp closer, at every start
+    fits, far = fitting_starts(a, b, 70, "opposite", 80)
+    assert far == 55 and fits == list(range(-1, 3))
     with pytest.raises(ArgminnError, match="do not fit a 25-bp window"):
         design_starts(a, b, 22, "same", 25)
-    with pytest.raises(ArgminnError, match="integer >= 1"):
-        design_starts(a, b, 22, "same", 80, step=0)
+    for bad in (0, 2.5, "5", True):
+        with pytest.raises(ArgminnError, match="integer >= 1"):
+            design_starts(a, b, 22, "same", 80, step=bad)
 
+    starts, far = design_starts(a, b, 22, "same", 80, step=4)
     torch.manual_seed(0)
     model = ARGMINN(ModelConfig(input_length=80, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
                                 stream_dim=16, token_dim=8, pos_enc_dim=4)).eval()
@@ -175,15 +184,18 @@ def test_design_starts_fit_the_window_and_scores_average_over_them():
         assert table.at[name, "mean"] == pytest.approx(group["mean"].mean())
         assert table.at[name, "lowest_start_mean"] == pytest.approx(group["mean"].min())
         assert table.at[name, "highest_start_mean"] == pytest.approx(group["mean"].max())
-    # one start by hand: the learned syntax placed at start 10
-    (sa, pa), (sb, pb) = layouts(a, b, 22, "same", 80, start=10, far=far)["learned syntax"]
-    assert (pa, pb) == (11, 32)
-    with torch.no_grad():
-        expected = torch.sigmoid(model(place(backgrounds, [sa, sb], [pa, pb])))[:, 0].mean().item()
+    # one start by hand: the pair with A's matched motif at base 10, B 22 (and 37) bp on
     one = design_scores(model, backgrounds, a, b, 22, "same", starts=[10]).set_index("design")
-    assert one.at["learned syntax", "mean"] == pytest.approx(expected)
-    with pytest.raises(ArgminnError, match="design start 60: the designs and controls do not all fit"):
-        design_scores(model, backgrounds, a, b, 22, "same", starts=[10, 60])
+    for name, positions in (("learned syntax", [11, 33]), ("wrong spacing", [11, 48])):
+        with torch.no_grad():
+            expected = torch.sigmoid(model(place(backgrounds, [a[0], b[0]], positions)))[:, 0].mean().item()
+        assert one.at[name, "mean"] == pytest.approx(expected)
+    with pytest.raises(ArgminnError, match=r"design start 36: .* \(starts that fit: -1..35\)"):
+        design_scores(model, backgrounds, a, b, 22, "same", starts=[10, 36])
+    for bad, message in ((10, "a list of whole numbers"), ("10", "a list of whole numbers"), ([], "is empty"),
+                         ([10.5], "whole numbers, got 10.5"), (["x"], "whole numbers, got 'x'")):
+        with pytest.raises(ArgminnError, match=message):
+            design_scores(model, backgrounds, a, b, 22, "same", starts=bad)
 
 
 def test_instances_point_only_at_the_filters_given():
