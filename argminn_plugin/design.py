@@ -21,13 +21,21 @@ COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
 
 
 def oriented_motif(ppm, ann):
-    """(consensus string in the matched motif's orientation, its offset within the matched motif)."""
+    """(consensus string in the matched motif's orientation, its offset within the matched motif, the matched
+    motif's width); without a match, the consensus is the whole motif."""
     seq = consensus(np.asarray(ppm)).upper()
     if "offset" not in ann:
-        return seq, 0
+        return seq, 0, len(seq)
     if ann["flip"]:
-        return seq.translate(COMPLEMENT)[::-1], ann["width"] - ann["offset"] - len(seq)
-    return seq, ann["offset"]
+        return seq.translate(COMPLEMENT)[::-1], ann["width"] - ann["offset"] - len(seq), ann["width"]
+    return seq, ann["offset"], ann["width"]
+
+
+def _parts(motif):
+    """(string, offset, matched width) of a motif given as :func:`oriented_motif` returns it, or as (string,
+    offset): then the matched motif ends where the string does."""
+    string, offset, *width = motif
+    return string, offset, (width[0] if width else offset + len(string))
 
 
 def place(X, motifs, positions):
@@ -48,22 +56,24 @@ def wrong_spacing(spacing, width_b, length, start=0):
 def layouts(a, b, spacing, orientation, length, names=("A", "B"), start=None, far=None):
     """Designs and controls: name -> list of (motif string, window position).
 
-    a, b: (string, offset within the matched motif) from :func:`oriented_motif`;
-    A's matched motif starts at ``start`` (default: centred), B's ``spacing``
-    bp later, on the same strand when ``orientation`` is 'same'. The
-    wrong-spacing control puts B ``far`` bp after A (default:
-    :func:`wrong_spacing` from this start).
+    a, b: (string, offset within the matched motif, matched motif's width)
+    from :func:`oriented_motif` (or (string, offset)); A's matched motif
+    starts at ``start`` (default: centred), B's ``spacing`` bp later, on A's
+    strand when ``orientation`` is 'same', else reverse-complemented over
+    its matched motif's span (as the syntax read-out measures it and the
+    simulation plants it). The wrong-spacing control puts B ``far`` bp after
+    A (default: :func:`wrong_spacing` from this start).
     """
-    (sa, oa), (sb, ob) = a, b
+    (sa, oa, _), (sb, ob, wb) = _parts(a), _parts(b)
     width_b = ob + len(sb)
     start = (length - spacing - width_b) // 2 if start is None else start
     wrong_orientation = "opposite" if orientation == "same" else "same"
 
     def b_at(s, orient):
-        if orient == orientation:
+        if orient == "same":
             return (sb, start + s + ob)
-        # the other strand: B reverse-complemented over the same span
-        return (sb.translate(COMPLEMENT)[::-1], start + s + width_b - ob - len(sb))
+        # the other strand: B reverse-complemented over its matched motif's span
+        return (sb.translate(COMPLEMENT)[::-1], start + s + wb - ob - len(sb))
 
     a_site = (sa, start + oa)
     far = wrong_spacing(spacing, width_b, length, start) if far is None else far
@@ -238,7 +248,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                                      rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,
                                      by_start=True)
     if n_greedy:
-        greedy = greedy_design(model, backgrounds[:n_greedy], [m for m, _ in motifs])
+        greedy = greedy_design(model, backgrounds[:n_greedy], [m[0] for m in motifs])
         with torch.no_grad():
             probs = torch.sigmoid(model(greedy))[:, 0].numpy()
         table.loc[len(table)] = {"design": "greedy (tangermeme, black box)", "mean": probs.mean(),
@@ -277,7 +287,8 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
                   random_state=0):
     """Each motif's marginal effect, the pair's cooperative effect, and knock-outs (tangermeme).
 
-    motifs: {name: (string, offset)} for motif A then B of the learned rule.
+    motifs: {name: (string, offset, matched width)} (:func:`oriented_motif`)
+    for motif A then B of the learned rule.
     Marginalization (tangermeme.marginalize) inserts a motif into the
     backgrounds: A alone, B alone, and B into backgrounds already holding A
     at the learned spacing/orientation and at design.tsv's wrong spacing

@@ -145,7 +145,9 @@ def test_design_by_learned_syntax(default_run, tmp_path):
 def test_design_starts_fit_the_window_and_scores_average_over_them():
     """Every design and control fits at every start, the wrong spacing is one value; the table is the starts' mean."""
     from argminn_plugin import ARGMINN, ModelConfig
-    from argminn_plugin.design import COMPLEMENT, design_scores, design_starts, fitting_starts, layouts, place
+    from argminn_plugin.data import one_hot
+    from argminn_plugin.design import (COMPLEMENT, design_scores, design_starts, fitting_starts, layouts,
+                                       oriented_motif, place)
     from conftest import random_onehot
 
     # A's matched motif starts 1 bp before its consensus, B's 1 bp before its (matched width 8)
@@ -161,6 +163,17 @@ def test_design_starts_fit_the_window_and_scores_average_over_them():
     # the other strand over B's matched 8 bp (7 + 22 .. 7 + 30): the reverse complement at its other end
     assert at["wrong orientation"] == [("TGGACTTTG", 8), ("TGTTTAC".translate(COMPLEMENT)[::-1], 29)]
     assert at["only B"] == [("TGTTTAC", 30)] and at["background"] == []
+    # an 'opposite' rule: B reverse-complemented over its matched motif (10 bp, the consensus at 1-8 of it)
+    rc = "TGTTTAC".translate(COMPLEMENT)[::-1]
+    at = layouts(a, ("TGTTTAC", 1, 10), 22, "opposite", 80, start=7, far=37)
+    assert at["learned syntax"] == [("TGGACTTTG", 8), (rc, 7 + 22 + 10 - 1 - 7)]
+    assert at["wrong spacing"] == [("TGGACTTTG", 8), (rc, 7 + 37 + 2)]
+    assert at["wrong orientation"] == [("TGGACTTTG", 8), ("TGTTTAC", 30)]
+    assert at["only B"] == [(rc, 31)]
+    ppm = one_hot("TGTTTAC").numpy()
+    assert oriented_motif(ppm, {"offset": 1, "flip": False, "width": 10}) == ("TGTTTAC", 1, 10)
+    assert oriented_motif(ppm, {"offset": 1, "flip": True, "width": 10}) == (rc, 2, 10)
+    assert oriented_motif(ppm, {}) == ("TGTTTAC", 0, 7)
     # 15 bp further fits only where A's consensus starts at base 0-1 (offset 3): it is still the wrong spacing
     assert fitting_starts(("TGGACTTTG", 3), b, 22, "same", 43) == ([-3, -2], 37)
     # 15 bp further fits nowhere: 15 bp closer, at every start
