@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import check_X, one_hot
+from .data import check_X, decode, one_hot
 from .errors import ArgminnError
 from .motifs import consensus
 
@@ -122,6 +122,22 @@ def _whole(value):
         return False
 
 
+def _checked_starts(starts, fits, length):
+    """``starts`` as a list of ints, each one where the designs and controls fit; else a clear error."""
+    if isinstance(starts, (str, bytes)) or not hasattr(starts, "__iter__"):
+        raise ArgminnError(f"'starts' must be a list of whole numbers, got {starts!r}")
+    starts = list(starts)
+    if not starts:
+        raise ArgminnError("'starts' is empty: give at least one design start")
+    for s in starts:
+        if not _whole(s):
+            raise ArgminnError(f"'starts' must be whole numbers, got {s!r}")
+        if int(s) not in fits:
+            raise ArgminnError(f"design start {s}: the designs and controls do not all fit the {length}-bp "
+                               f"window there (starts that fit: {fits[0]}..{fits[-1]})")
+    return [int(s) for s in starts]
+
+
 def design_starts(a, b, spacing, orientation, length, step=5):
     """(A's starts at which every design and control fits the window, every ``step`` bp, centred; the wrong spacing).
 
@@ -148,29 +164,14 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     backgrounds = check_X(backgrounds, model.config.input_length)
     length = backgrounds.shape[-1]
     fits, far = fitting_starts(a, b, spacing, orientation, length)
-    if starts is None:
-        starts = _every(fits, step)
-    else:
-        if isinstance(starts, (str, bytes)) or not hasattr(starts, "__iter__"):
-            raise ArgminnError(f"'starts' must be a list of whole numbers, got {starts!r}")
-        starts = list(starts)
-        if not starts:
-            raise ArgminnError("'starts' is empty: give at least one design start")
-        for s in starts:
-            if not _whole(s):
-                raise ArgminnError(f"'starts' must be whole numbers, got {s!r}")
-            if int(s) not in fits:
-                raise ArgminnError(f"design start {s}: the designs and controls do not all fit the {length}-bp "
-                                   f"window there (starts that fit: {fits[0]}..{fits[-1]})")
-        starts = [int(s) for s in starts]
+    starts = _every(fits, step) if starts is None else _checked_starts(starts, fits, length)
     model.eval()
     per_start, rows = [], []
     every = {}
     for start in starts:
         for name, sites in layouts(a, b, spacing, orientation, length, names, start=start, far=far).items():
-            X = place(backgrounds, [m for m, _ in sites], [p for _, p in sites])
-            probs = torch.cat([torch.sigmoid(model(X[i:i + batch_size]))[:, 0]
-                               for i in range(0, len(X), batch_size)]).numpy()
+            probs = _probabilities(model, place(backgrounds, [m for m, _ in sites], [p for _, p in sites]),
+                                   batch_size)
             every.setdefault(name, []).append(probs)
             per_start.append({"design": name, "start": start, "mean": probs.mean(),
                               "median": float(np.median(probs)), "min": probs.min(), "max": probs.max()})
@@ -182,6 +183,33 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
                      "n_starts": len(blocks)})
     table = pd.DataFrame(rows)
     return (table, pd.DataFrame(per_start)) if by_start else table
+
+
+def _probabilities(model, X, batch_size=256):
+    """Predicted probability (task 0) of each row of X, in batches."""
+    return torch.cat([torch.sigmoid(model(X[i:i + batch_size]))[:, 0]
+                      for i in range(0, len(X), batch_size)]).numpy()
+
+
+@torch.no_grad()
+def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=None, step=5, batch_size=256):
+    """The learned-syntax designs themselves: every background with the pair at every start.
+
+    Returns a DataFrame (background, start, probability, sequence), the
+    backgrounds of each start in turn; ``starts``/``step`` as in
+    :func:`design_scores`.
+    """
+    backgrounds = check_X(backgrounds, model.config.input_length)
+    length = backgrounds.shape[-1]
+    fits, far = fitting_starts(a, b, spacing, orientation, length)
+    model.eval()
+    parts = []
+    for start in (_every(fits, step) if starts is None else _checked_starts(starts, fits, length)):
+        sites = layouts(a, b, spacing, orientation, length, start=start, far=far)["learned syntax"]
+        X = place(backgrounds, [m for m, _ in sites], [p for _, p in sites])
+        parts.append(pd.DataFrame({"background": np.arange(len(X)), "start": start,
+                                   "probability": _probabilities(model, X, batch_size), "sequence": decode(X)}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def shuffled_backgrounds(X, n=1, random_state=0):
@@ -209,13 +237,16 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu"):
 
 def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_greedy=4, force=False,
                   random_state=0, positives=None, step=5):
-    """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv, design_starts.tsv, design.png,
-    effects.tsv.
+    """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv, design_starts.tsv, designs.fa,
+    design.png, effects.tsv.
 
     syntax: the syntax read-out table (``syntax.tsv``); its top row is the
     rule used. Designs and controls are scored with the pair at every
     ``step`` bp along the window (:func:`design_scores`); design_starts.tsv
-    holds the scores at each start, and design.png plots both. Both motifs
+    holds the scores at each start, and design.png plots both; designs.fa
+    the designed sequences themselves (:func:`designed_sequences`, then the
+    greedy ones), each named with its background, start and predicted
+    probability. Both motifs
     must be named (matched to a known motif) in ``motif_dir``/motifs.tsv.
     effects.tsv holds :func:`motif_effects` (marginalization and
     cooperativity on the backgrounds, the pair centred; with ``positives``,
@@ -224,12 +255,12 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     """
     import os
 
-    from .fileio import atomic_write, check_writable, pyplot, save_png
+    from .fileio import atomic_write, check_writable, pyplot, save_png, write_fasta
     from .interpret import call_instances, read_annotation
     from .motifs import read_meme
 
     os.makedirs(out_dir, exist_ok=True)
-    for name in ("design.tsv", "design_starts.tsv", "design.png", "effects.tsv"):
+    for name in ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv"):
         check_writable(os.path.join(out_dir, name), force)
     if len(syntax) == 0:
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
@@ -247,10 +278,17 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], int(rule["spacing"]),
                                      rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,
                                      by_start=True)
+    designs = designed_sequences(model, backgrounds, motifs[0], motifs[1], int(rule["spacing"]),
+                                 rule["orientation"], step=step)
+    names = [f"learned_syntax|background={r.background}|start={r.start}|p={r.probability:.4f}"
+             for r in designs.itertuples()]
+    sequences = list(designs["sequence"])
     if n_greedy:
         greedy = greedy_design(model, backgrounds[:n_greedy], [m[0] for m in motifs])
         with torch.no_grad():
             probs = torch.sigmoid(model(greedy))[:, 0].numpy()
+        names += [f"greedy|background={i}|p={p:.4f}" for i, p in enumerate(probs)]
+        sequences += decode(greedy)
         table.loc[len(table)] = {"design": "greedy (tangermeme, black box)", "mean": probs.mean(),
                                  "median": float(np.median(probs)), "min": probs.min(), "max": probs.max(),
                                  "lowest_start_mean": np.nan, "highest_start_mean": np.nan, "n_starts": np.nan}
@@ -266,6 +304,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
     with atomic_write(os.path.join(out_dir, "design_starts.tsv"), force=True) as handle:
         per_start.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+    write_fasta(os.path.join(out_dir, "designs.fa"), names, sequences, force=True)
     fig, (bars, lines) = pyplot().subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1.3]})
     bars.barh(table["design"], table["mean"], color="tab:blue")
     bars.set_xlim(0, 1)

@@ -59,6 +59,16 @@ def atomic_write(path, mode="w", force=False):
         raise
 
 
+def write_fasta(path, names, sequences, force=False, width=80):
+    """Write sequences as FASTA (atomically; refused over an existing file unless ``force``), ``width`` letters a
+    line."""
+    with atomic_write(path, force=force) as handle:
+        for name, sequence in zip(names, sequences):
+            handle.write(f">{name}\n")
+            for i in range(0, len(sequence), width):
+                handle.write(sequence[i:i + width] + "\n")
+
+
 def atomic_save_torch(obj, path, force=False):
     """``torch.save`` through :func:`atomic_write`."""
     buffer = io.BytesIO()

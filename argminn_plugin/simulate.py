@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import _Config
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable
+from .fileio import atomic_write, check_writable, write_fasta
 
 SPLITS = {"train": "chr1", "valid": "chr2", "test": "chr3"}
 
@@ -268,11 +268,7 @@ def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, 
         for i, name, s, e, strand in instances:
             inst_rows.append(f"{chrom}\t{starts[i] + s}\t{starts[i] + e}\t{name}\t{strand}\t{split}\t"
                              f"{chrom}:{starts[i]}-{starts[i] + length}\t{s}\t{e}\t{labels[i]}")
-    with atomic_write(os.path.join(out_dir, "genome.fa"), force=True) as handle:
-        for chrom, seq in genome.items():
-            handle.write(f">{chrom}\n")
-            for k in range(0, len(seq), 80):
-                handle.write(seq[k:k + 80] + "\n")
+    write_fasta(os.path.join(out_dir, "genome.fa"), genome.keys(), genome.values(), force=True)
     with atomic_write(os.path.join(out_dir, "peaks.bed"), force=True) as handle:
         handle.write("#chrom\tstart\tend\tlabel\n")
         handle.write("\n".join(bed_rows) + "\n")

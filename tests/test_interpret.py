@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from argminn_plugin import ArgminnError
-from argminn_plugin.data import load_splits, rows_with_label
+from argminn_plugin.data import load_splits, one_hot_many, rows_with_label
 from argminn_plugin.interpret import _coordinates, coverage_curve, instance_report, syntax_readout
 from argminn_plugin.kipoi_support import KipoiModel
 from argminn_plugin.report import motif_report
@@ -114,7 +114,9 @@ def test_coverage_and_syntax_known_answers():
 
 def test_design_by_learned_syntax(default_run, tmp_path):
     """Designed sequences score like true positives; the wrong-orientation and single-motif controls do not."""
-    from argminn_plugin.design import design_report
+    from argminn_plugin.design import design_report, oriented_motif
+    from argminn_plugin.interpret import read_annotation
+    from argminn_plugin.motifs import read_meme
 
     base, model, splits = default_run
     if not (base / "instances/syntax.tsv").exists():  # run on its own: the instances test writes it
@@ -133,7 +135,28 @@ def test_design_by_learned_syntax(default_run, tmp_path):
     assert (base / "design/design.png").stat().st_size > 0
     per_start = pd.read_csv(base / "design/design_starts.tsv", sep="\t")
     assert set(per_start["design"]) == set(table.index) - {"greedy (tangermeme, black box)"}
-    assert (per_start.groupby("design")["start"].count() == table.at["learned syntax", "n_starts"]).all()
+    n_starts = table.at["learned syntax", "n_starts"]
+    assert (per_start.groupby("design")["start"].count() == n_starts).all()
+    # the designed sequences: every background at every start, then the greedy ones; each named with its
+    # predicted probability, which the model gives the sequence as read back
+    records = [r.split("\n", 1) for r in (base / "design/designs.fa").read_text().split(">")[1:]]
+    names, sequences = [n for n, _ in records], [q.replace("\n", "") for _, q in records]
+    assert len(names) == 60 * n_starts + 2 and all(len(q) == 200 for q in sequences)
+    assert [n.split("|")[0] for n in names] == ["learned_syntax"] * (60 * n_starts) + ["greedy"] * 2
+    learned = [q for n, q in zip(names, sequences) if n.startswith("learned_syntax")]
+    annotation, _ = read_annotation(str(base / "motifs"))
+    ppms = read_meme(str(base / "motifs/motifs.meme"))
+    inserted = [oriented_motif(ppms[f"filter{f}"], ann)[0] for f, ann in annotation.items()
+                if ann.get("name") in ("HNF4A", "FOXA2")]
+    assert len(inserted) == 2 and all(m in q for q in learned for m in inserted)
+    picked = list(range(0, len(names), 97)) + [len(names) - 1]
+    with torch.no_grad():
+        probs = torch.sigmoid(model(one_hot_many([sequences[i] for i in picked])))[:, 0]
+    assert probs.numpy() == pytest.approx([float(names[i].rsplit("p=", 1)[1]) for i in picked], abs=1e-4)
+    by_start = per_start.set_index(["design", "start"])["mean"]
+    first = [float(n.rsplit("p=", 1)[1]) for n in names[:60]]
+    start = int(names[0].split("start=")[1].split("|")[0])
+    assert sum(first) / 60 == pytest.approx(by_start["learned syntax", start], abs=1e-3)
     effects = pd.read_csv(base / "design/effects.tsv", sep="\t").set_index("experiment")["mean_logit_effect"]
     assert effects["cooperativity HNF4A+FOXA2 (learned syntax)"] > 1.0  # FOXA2 counts more next to HNF4A
     assert effects["marginalize FOXA2 given HNF4A (wrong orientation)"] < effects[

@@ -33,4 +33,5 @@ def test_tutorial_design(tmp_path):
     scores = table.set_index("design")["mean"]
     assert scores["learned syntax"] > 0.8 > scores["wrong orientation"]
     assert (tmp_path / "design" / "design.png").stat().st_size > 0
+    assert (tmp_path / "design" / "designs.fa").read_text().startswith(">learned_syntax|background=0|")
     assert len(effects) >= 7

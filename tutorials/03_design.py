@@ -6,7 +6,8 @@ break the rule and next to tangermeme's greedy (black-box) design, and
 tangermeme's marginalize/ablate give each motif's effect and the pair's
 cooperativity. Each design and control is scored with the pair at every 5 bp
 along the window. Figures: design/design.png; tables: design/design.tsv,
-design/design_starts.tsv (each start's scores), design/effects.tsv.
+design/design_starts.tsv (each start's scores), design/effects.tsv; the designed
+sequences: design/designs.fa.
 
 Run:  python tutorials/03_design.py --out runs/tutorial3
 """
