@@ -297,7 +297,8 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                              f"{rule['orientation']} strand")
     calls = call_instances(model, positives, annotation, filters=active) if positives is not None else None
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
-                            int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state)
+                            int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
+                            step=step)
     with atomic_write(os.path.join(out_dir, "effects.tsv"), force=True) as handle:
         effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
     with atomic_write(os.path.join(out_dir, "design.tsv"), force=True) as handle:
@@ -323,7 +324,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
 
 @torch.no_grad()
 def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=None, calls=None, n_shuffles=10,
-                  random_state=0):
+                  random_state=0, starts=None, step=5):
     """Each motif's marginal effect, the pair's cooperative effect, and knock-outs (tangermeme).
 
     motifs: {name: (string, offset, matched width)} (:func:`oriented_motif`)
@@ -331,11 +332,14 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     Marginalization (tangermeme.marginalize) inserts a motif into the
     backgrounds: A alone, B alone, and B into backgrounds already holding A
     at the learned spacing/orientation and at design.tsv's wrong spacing
-    (:func:`fitting_starts`), the pair centred where it fits; cooperativity
-    is effect(B | A) - effect(B alone). Ablation (tangermeme.ablate) shuffles
-    each motif's top called instance in the positives (``calls`` from
-    :func:`argminn_plugin.interpret.call_instances` on ``positives``).
-    Effects are mean logit differences (after - before) for task 0.
+    (:func:`fitting_starts`); each with the pair at every one of ``starts``
+    (default: every ``step`` bp, as :func:`design_scores`), and the effect is
+    the mean over backgrounds and starts, with the range of the per-start
+    means. Cooperativity is effect(B | A) - effect(B alone). Ablation
+    (tangermeme.ablate) shuffles each motif's top called instance in the
+    positives (``calls`` from :func:`argminn_plugin.interpret.call_instances`
+    on ``positives``). Effects are mean logit differences (after - before)
+    for task 0.
     """
     from tangermeme.ablate import ablate
     from tangermeme.marginalize import marginalize
@@ -343,31 +347,43 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     (name_a, a), (name_b, b) = list(motifs.items())
     length = backgrounds.shape[-1]
     fits, far = fitting_starts(a, b, spacing, orientation, length)  # design.tsv's wrong spacing
-    centred = (length - spacing - b[1] - len(b[0])) // 2
-    start = centred if centred in fits else fits[len(fits) // 2]
-    sites = layouts(a, b, spacing, orientation, length, (name_a, name_b), start=start, far=far)
-    rows = []
+    starts = _every(fits, step) if starts is None else _checked_starts(starts, fits, length)
+    labels = {"alone_a": f"marginalize {name_a} alone", "alone_b": f"marginalize {name_b} alone",
+              "given": f"marginalize {name_b} given {name_a} (learned syntax)",
+              "far": f"marginalize {name_b} given {name_a} (wrong spacing, {far} bp)",
+              "flip": f"marginalize {name_b} given {name_a} (wrong orientation)"}
+    diffs = {key: [] for key in labels}
+    for start in starts:
+        sites = layouts(a, b, spacing, orientation, length, (name_a, name_b), start=start, far=far)
+        (sa, pa), (sb, pb) = sites["learned syntax"]
+        with_a = place(backgrounds, [sa], [pa])
+        (_, _), (sw, pw) = sites["wrong spacing"]
+        (_, _), (so, po) = sites["wrong orientation"]
+        for key, X, motif, pos in (("alone_a", backgrounds, sa, pa), ("alone_b", backgrounds, sb, pb),
+                                   ("given", with_a, sb, pb), ("far", with_a, sw, pw), ("flip", with_a, so, po)):
+            before, after = marginalize(model, X, motif, start=pos, device="cpu", verbose=False)
+            diffs[key].append((after - before)[:, 0].double())
 
-    def effect(label, X, motif, pos):
-        before, after = marginalize(model, X, motif, start=pos, device="cpu", verbose=False)
-        diff = (after - before)[:, 0]
-        rows.append({"experiment": label, "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()),
-                     "n": int(len(diff))})
-        return float(diff.mean())
+    rows, mean = [], {}
+    for key, blocks in diffs.items():
+        diff = torch.cat(blocks)
+        mean[key] = float(diff.mean())
+        rows.append({"experiment": labels[key], "mean_logit_effect": mean[key], "sd": float(diff.std()),
+                     "n": int(len(diff)), "lowest_start_mean": min(float(d.mean()) for d in blocks),
+                     "highest_start_mean": max(float(d.mean()) for d in blocks)})
 
-    (sa, pa), (sb, pb) = sites["learned syntax"]
-    alone_a = effect(f"marginalize {name_a} alone", backgrounds, sa, pa)
-    alone_b = effect(f"marginalize {name_b} alone", backgrounds, sb, pb)
-    with_a = place(backgrounds, [sa], [pa])
-    given = effect(f"marginalize {name_b} given {name_a} (learned syntax)", with_a, sb, pb)
-    (_, _), (sw, pw) = sites["wrong spacing"]
-    effect(f"marginalize {name_b} given {name_a} (wrong spacing, {far} bp)", with_a, sw, pw)
-    (_, _), (so, po) = sites["wrong orientation"]
-    effect(f"marginalize {name_b} given {name_a} (wrong orientation)", with_a, so, po)
-    rows.append({"experiment": f"cooperativity {name_a}+{name_b} (learned syntax)",
-                 "mean_logit_effect": given - alone_b, "sd": np.nan, "n": int(len(backgrounds))})
-    rows.append({"experiment": f"sum of single effects {name_a}, {name_b}",
-                 "mean_logit_effect": alone_a + alone_b, "sd": np.nan, "n": int(len(backgrounds))})
+    def per_start(combine):  # the range over starts of a combination of the per-start means
+        values = [combine(*(float(diffs[key][k].mean()) for key in ("alone_a", "alone_b", "given")))
+                  for k in range(len(starts))]
+        return min(values), max(values)
+
+    n = int(len(backgrounds) * len(starts))
+    for label, combine in ((f"cooperativity {name_a}+{name_b} (learned syntax)", lambda ea, eb, g: g - eb),
+                           (f"sum of single effects {name_a}, {name_b}", lambda ea, eb, g: ea + eb)):
+        lo, hi = per_start(combine)
+        rows.append({"experiment": label, "mean_logit_effect": combine(mean["alone_a"], mean["alone_b"],
+                                                                       mean["given"]),
+                     "sd": np.nan, "n": n, "lowest_start_mean": lo, "highest_start_mean": hi})
     if positives is not None and calls is not None:
         for name in (name_a, name_b):
             top = calls[calls["motif"] == name].sort_values("attention", ascending=False).drop_duplicates("sequence")
@@ -382,5 +398,6 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
             if diffs:
                 diff = torch.cat(diffs)
                 rows.append({"experiment": f"ablate called {name} instance in positives",
-                             "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()), "n": int(len(diff))})
+                             "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()), "n": int(len(diff)),
+                             "lowest_start_mean": np.nan, "highest_start_mean": np.nan})
     return pd.DataFrame(rows)

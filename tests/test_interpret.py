@@ -157,7 +157,12 @@ def test_design_by_learned_syntax(default_run, tmp_path):
     first = [float(n.rsplit("p=", 1)[1]) for n in names[:60]]
     start = int(names[0].split("start=")[1].split("|")[0])
     assert sum(first) / 60 == pytest.approx(by_start["learned syntax", start], abs=1e-3)
-    effects = pd.read_csv(base / "design/effects.tsv", sep="\t").set_index("experiment")["mean_logit_effect"]
+    table_effects = pd.read_csv(base / "design/effects.tsv", sep="\t").set_index("experiment")
+    marginal = table_effects[table_effects.index.str.startswith("marginalize")]
+    assert len(marginal) == 5 and (marginal["n"] == 60 * n_starts).all()  # every background at every start
+    assert (marginal["lowest_start_mean"] <= marginal["mean_logit_effect"]).all()
+    assert (marginal["mean_logit_effect"] <= marginal["highest_start_mean"]).all()
+    effects = table_effects["mean_logit_effect"]
     assert effects["cooperativity HNF4A+FOXA2 (learned syntax)"] > 1.0  # FOXA2 counts more next to HNF4A
     assert effects["marginalize FOXA2 given HNF4A (wrong orientation)"] < effects[
         "marginalize FOXA2 given HNF4A (learned syntax)"] - 3
