@@ -246,12 +246,11 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     holds the scores at each start, and design.png plots both; designs.fa
     the designed sequences themselves (:func:`designed_sequences`, then the
     greedy ones), each named with its background, start and predicted
-    probability. Both motifs
-    must be named (matched to a known motif) in ``motif_dir``/motifs.tsv.
-    effects.tsv holds :func:`motif_effects` (marginalization and
-    cooperativity on the backgrounds, the pair centred; with ``positives``,
-    knock-outs of the called instances). Returns the score table (designs,
-    controls, and the greedy black-box designs).
+    probability. Both motifs must be named (matched to a known motif) in
+    ``motif_dir``/motifs.tsv. effects.tsv holds :func:`motif_effects`
+    (marginalization and cooperativity on the backgrounds, over the same
+    starts; with ``positives``, knock-outs of the called instances). Returns
+    the score table (designs, controls, and the greedy black-box designs).
     """
     import os
 
