@@ -33,7 +33,8 @@ def oriented_motif(ppm, ann):
 
 def _parts(motif):
     """(string, offset, matched width) of a motif given as :func:`oriented_motif` returns it, or as (string,
-    offset): then the matched motif ends where the string does."""
+    offset): then the matched motif is taken to end where the string does (which places B on the other strand
+    by the string alone)."""
     string, offset, *width = motif
     return string, offset, (width[0] if width else offset + len(string))
 
@@ -95,16 +96,23 @@ def fitting_starts(a, b, spacing, orientation, length):
     """(every start of A's matched motif at which all designs and controls fit the window, the wrong spacing).
 
     The wrong spacing is one value at every start: 15 bp further than the
-    learned one where that fits at some start, else 15 bp closer.
+    learned one where that fits at some start, else 15 bp closer, else the
+    spacing nearest to those (16 bp off, 17, ...) that fits; never one that
+    would write B over A's bases.
     """
-    for far in (spacing + 15, spacing - 15):
+    sa, oa, _ = _parts(a)
+    tried = [spacing + 15, spacing - 15] + [spacing + sign * d for d in range(16, 2 * length) for sign in (1, -1)]
+    for far in tried:
+        (_, pa), (sb, pb) = layouts(a, b, spacing, orientation, length, start=0, far=far)["wrong spacing"]
+        if pa < pb + len(sb) and pb < pa + len(sa):
+            continue  # B over A: not a wrong spacing of the pair but a damaged A
         fits = [s for s in range(-2 * length, 2 * length)
                 if all(_fits(sites, length) for sites in layouts(a, b, spacing, orientation, length, start=s,
                                                                 far=far).values())]
         if fits:
             return fits, far
-    raise ArgminnError(f"the designs ({len(a[0])}- and {len(b[0])}-bp motifs {spacing} bp apart, the wrong-spacing "
-                       f"control {spacing + 15} or {spacing - 15} bp) do not fit a {length}-bp window")
+    raise ArgminnError(f"the designs ({len(a[0])}- and {len(b[0])}-bp motifs {spacing} bp apart, with a "
+                       f"wrong-spacing control that keeps B off A) do not fit a {length}-bp window")
 
 
 def _every(fits, step):
@@ -129,6 +137,8 @@ def _checked_starts(starts, fits, length):
     starts = list(starts)
     if not starts:
         raise ArgminnError("'starts' is empty: give at least one design start")
+    if len(set(map(repr, starts))) < len(starts):
+        raise ArgminnError(f"'starts' repeats a start: {starts!r}; give each start once")
     for s in starts:
         if not _whole(s):
             raise ArgminnError(f"'starts' must be whole numbers, got {s!r}")
@@ -258,7 +268,6 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     from .interpret import call_instances, read_annotation
     from .motifs import read_meme
 
-    os.makedirs(out_dir, exist_ok=True)
     for name in ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv"):
         check_writable(os.path.join(out_dir, name), force)
     if len(syntax) == 0:
@@ -298,6 +307,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
                             int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
                             step=step)
+    os.makedirs(out_dir, exist_ok=True)
     with atomic_write(os.path.join(out_dir, "effects.tsv"), force=True) as handle:
         effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
     with atomic_write(os.path.join(out_dir, "design.tsv"), force=True) as handle:

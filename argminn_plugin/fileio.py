@@ -63,7 +63,7 @@ def write_fasta(path, names, sequences, force=False, width=80):
     """Write sequences as FASTA (atomically; refused over an existing file unless ``force``), ``width`` letters a
     line."""
     with atomic_write(path, force=force) as handle:
-        for name, sequence in zip(names, sequences):
+        for name, sequence in zip(names, sequences, strict=True):
             handle.write(f">{name}\n")
             for i in range(0, len(sequence), width):
                 handle.write(sequence[i:i + width] + "\n")

@@ -143,12 +143,15 @@ def test_design_by_learned_syntax(default_run, tmp_path):
     names, sequences = [n for n, _ in records], [q.replace("\n", "") for _, q in records]
     assert len(names) == 60 * n_starts + 2 and all(len(q) == 200 for q in sequences)
     assert [n.split("|")[0] for n in names] == ["learned_syntax"] * (60 * n_starts) + ["greedy"] * 2
-    learned = [q for n, q in zip(names, sequences) if n.startswith("learned_syntax")]
+    # HNF4A's consensus where its matched motif starts, FOXA2's 22 bp on (the learned rule), on one strand
     annotation, _ = read_annotation(str(base / "motifs"))
     ppms = read_meme(str(base / "motifs/motifs.meme"))
-    inserted = [oriented_motif(ppms[f"filter{f}"], ann)[0] for f, ann in annotation.items()
-                if ann.get("name") in ("HNF4A", "FOXA2")]
-    assert len(inserted) == 2 and all(m in q for q in learned for m in inserted)
+    by_name = {ann.get("name"): oriented_motif(ppms[f"filter{f}"], ann) for f, ann in annotation.items()
+               if f"filter{f}" in ppms}
+    (sa, oa, _), (sb, ob, _) = by_name["HNF4A"], by_name["FOXA2"]
+    for name, q in zip(names[:60 * n_starts], sequences):
+        start = int(name.split("|start=")[1].split("|")[0])
+        assert q[start + oa:start + oa + len(sa)] == sa and q[start + 22 + ob:start + 22 + ob + len(sb)] == sb
     picked = list(range(0, len(names), 97)) + [len(names) - 1]
     with torch.no_grad():
         probs = torch.sigmoid(model(one_hot_many([sequences[i] for i in picked])))[:, 0]
@@ -168,6 +171,12 @@ def test_design_by_learned_syntax(default_run, tmp_path):
         "marginalize FOXA2 given HNF4A (learned syntax)"] - 3
     assert effects["ablate called HNF4A instance in positives"] < -2
     assert effects["ablate called FOXA2 instance in positives"] < -2
+    for name in ("design.tsv", "design_starts.tsv"):  # each output is refused unless forced
+        os.remove(base / "design" / name)
+    with pytest.raises(ArgminnError, match="designs.fa: output exists; pass --force"):
+        design_report(model, X[y[:, 0] == 0], str(base / "motifs"), pd.read_csv(base / "instances/syntax.tsv",
+                      sep="\t"), str(base / "design"), n_backgrounds=60, n_greedy=2)
+    assert not (base / "design/design.tsv").exists()  # refused before anything was written
 
 
 def test_design_starts_fit_the_window_and_scores_average_over_them():
@@ -175,7 +184,7 @@ def test_design_starts_fit_the_window_and_scores_average_over_them():
     from argminn_plugin import ARGMINN, ModelConfig
     from argminn_plugin.data import one_hot
     from argminn_plugin.design import (COMPLEMENT, design_scores, design_starts, fitting_starts, layouts,
-                                       oriented_motif, place)
+                                       motif_effects, oriented_motif, place)
     from conftest import random_onehot
 
     # A's matched motif starts 1 bp before its consensus, B's 1 bp before its (matched width 8)
@@ -207,6 +216,11 @@ def test_design_starts_fit_the_window_and_scores_average_over_them():
     # 15 bp further fits nowhere: 15 bp closer, at every start
     fits, far = fitting_starts(a, b, 70, "opposite", 80)
     assert far == 55 and fits == list(range(-1, 3))
+    # 15 bp closer would write B over A, 15 further does not fit: the nearest spacing that keeps B off A
+    fits, far = fitting_starts(("TGGACTTTGCA", 0), b, 14, "same", 30)
+    assert (far, fits) == (-8, [7, 8])  # B (1 + 7 bp) ends where A starts
+    with pytest.raises(ArgminnError, match="keeps B off A"):
+        fitting_starts(("TGGACTTTGCA", 0), b, 20, "same", 30)
     with pytest.raises(ArgminnError, match="do not fit a 25-bp window"):
         design_starts(a, b, 22, "same", 25)
     for bad in (0, 2.5, "5", True):
@@ -234,9 +248,30 @@ def test_design_starts_fit_the_window_and_scores_average_over_them():
     with pytest.raises(ArgminnError, match=r"design start 36: .* \(starts that fit: -1..35\)"):
         design_scores(model, backgrounds, a, b, 22, "same", starts=[10, 36])
     for bad, message in ((10, "a list of whole numbers"), ("10", "a list of whole numbers"), ([], "is empty"),
-                         ([10.5], "whole numbers, got 10.5"), (["x"], "whole numbers, got 'x'")):
+                         ([10.5], "whole numbers, got 10.5"), (["x"], "whole numbers, got 'x'"),
+                         ([3, 7, 3], "repeats a start")):
         with pytest.raises(ArgminnError, match=message):
             design_scores(model, backgrounds, a, b, 22, "same", starts=bad)
+
+    # marginalization over starts: each row the mean of tangermeme's marginalize at each start; cooperativity
+    # and the sum of single effects combine those rows, start by start
+    from tangermeme.marginalize import marginalize
+
+    effects = motif_effects(model, backgrounds, {"A": a, "B": b}, 22, "same", starts=[3, 10]).set_index(
+        "experiment")
+    row = effects.loc["marginalize B given A (wrong spacing, 37 bp)"]
+    direct = []
+    for start in (3, 10):
+        with_a = place(backgrounds, [a[0]], [start + 1])
+        before, after = marginalize(model, with_a, b[0], start=start + 38, device="cpu", verbose=False)
+        direct.append((after - before)[:, 0].double().mean().item())
+    assert row["n"] == 12 and row["mean_logit_effect"] == pytest.approx(sum(direct) / 2, abs=1e-6)
+    assert (row["lowest_start_mean"], row["highest_start_mean"]) == pytest.approx(sorted(direct), abs=1e-6)
+    e = effects["mean_logit_effect"]
+    assert e["cooperativity A+B (learned syntax)"] == pytest.approx(
+        e["marginalize B given A (learned syntax)"] - e["marginalize B alone"], abs=1e-9)
+    assert e["sum of single effects A, B"] == pytest.approx(e["marginalize A alone"] + e["marginalize B alone"],
+                                                           abs=1e-9)
 
 
 def test_instances_point_only_at_the_filters_given():
