@@ -222,25 +222,35 @@ def coverage_curve(calls, truth, k_max=None, min_overlap=0.5):
 def syntax_readout(calls, sequences=None, top_per_sequence=2):
     """Pairwise spacing and relative orientation between each sequence's top calls.
 
-    For every pair of calls of different motifs within a sequence's
-    ``top_per_sequence`` calls, ordered so that b starts downstream of a along
-    a's strand, the spacing is where b starts relative to a's start (bp, >= 0)
-    and the orientation is 'same' or 'opposite'. Returns the counts per (motif_a, motif_b, spacing,
-    orientation), most frequent first.
+    Each pair of calls of different motifs within a sequence's
+    ``top_per_sequence`` calls is counted once, ordered so that b starts
+    downstream of a along a's strand: the spacing is where b starts relative
+    to a's start, along a's strand (bp, >= 0), and the orientation is 'same'
+    or 'opposite'. A pair on opposite strands can face each other (each
+    downstream of the other) or face away (neither is): it is then described
+    from the alphabetically first motif (as a pair at spacing 0), with a
+    negative spacing when the two face away. Returns the counts per
+    (motif_a, motif_b, spacing, orientation), most frequent first.
     """
     chosen = calls if sequences is None else calls[calls["sequence"].isin(set(sequences))]
     chosen = chosen[chosen["rank"] <= top_per_sequence] if "rank" in chosen else chosen
+
+    def along(a, b):  # where b starts relative to a's start, along a's strand
+        return (b.start - a.start) if a.strand == "+" else (a.end - b.end)
+
     rows = []
     for _, g in chosen.groupby("sequence"):
         recs = list(g.itertuples())
-        for a in recs:
-            for b in recs:
-                if a.Index == b.Index or a.motif == b.motif:
+        for i, a in enumerate(recs):
+            for b in recs[i + 1:]:
+                if a.motif == b.motif:
                     continue
-                spacing = (b.start - a.start) if a.strand == "+" else (a.end - b.end)
-                if spacing < 0 or (spacing == 0 and a.motif > b.motif):
-                    continue  # each pair once: b downstream of a along a's strand
-                rows.append((a.motif, b.motif, int(spacing), "same" if a.strand == b.strand else "opposite"))
+                if (along(a, b) >= 0) != (along(b, a) >= 0):
+                    first, second = (a, b) if along(a, b) >= 0 else (b, a)
+                else:  # spacing 0, or opposite strands facing each other or away
+                    first, second = (a, b) if a.motif < b.motif else (b, a)
+                rows.append((first.motif, second.motif, int(along(first, second)),
+                             "same" if a.strand == b.strand else "opposite"))
     table = pd.DataFrame(rows, columns=["motif_a", "motif_b", "spacing", "orientation"])
     if table.empty:
         return table.assign(count=[])

@@ -3,7 +3,8 @@
 Two JASPAR2024 motifs (read offline from pyjaspar) are planted into uniform
 random background. The rule: a sequence is positive iff motif A is followed by
 motif B with B starting exactly ``spacing`` bp after A's start, both on the
-same strand (the pair as a unit may sit on either strand). Negatives are a mix
+same strand (``orientation`` 'same', the default) or B on the other strand
+('opposite'; the pair as a unit may sit on either strand). Negatives are a mix
 of empty background, A alone, B alone, and A + B with a wrong spacing or a
 wrong relative orientation. Sequences are laid end to end (with random
 spacers) on three chromosomes of a small genome: chr1 for training, chr2 for
@@ -34,7 +35,9 @@ class SimulationConfig(_Config):
     seed: int = 1
     length: int = 200
     motif_ids: typing.Tuple[str, ...] = ("MA0114.5", "MA0047.4")  # HNF4A, FOXA2 (JASPAR2024)
-    spacing: int = 22  # B starts this many bp after A (same strand)
+    spacing: int = 22  # B starts this many bp after A's start, along A's strand
+    # B on A's strand ('same') or on the other one ('opposite'): the rule's relative orientation
+    orientation: str = "same"
     wrong_spacing_margin: int = 6  # wrong spacings differ from `spacing` by at least this
     # Share of the wrong-syntax negatives whose motifs face the wrong relative
     # orientation (the rest have the right orientation at a wrong spacing).
@@ -60,6 +63,9 @@ class SimulationConfig(_Config):
         if len(self.negative_mix) != 4 or min(self.negative_mix) < 0 or sum(self.negative_mix) <= 0:
             raise ArgminnError("SimulationConfig: 'negative_mix' needs 4 non-negative weights "
                                "(empty, A only, B only, wrong syntax)")
+        if self.orientation not in ("same", "opposite"):
+            raise ArgminnError(f"SimulationConfig: 'orientation' must be 'same' or 'opposite' (B on A's strand or "
+                               f"the other), got {self.orientation!r}")
         if not 0 <= self.wrong_orientation_fraction <= 1:
             raise ArgminnError("SimulationConfig: 'wrong_orientation_fraction' must be between 0 and 1")
         if not 0 < self.positive_fraction < 1:
@@ -137,13 +143,14 @@ def _pair_fits(offset, wa, wb, length):
 def _wrong_layout(rng, cfg, wa, wb):
     """A and B with a spacing or relative orientation that breaks the rule."""
     length = cfg.length
+    rule_b, other_b = ("+", "-") if cfg.orientation == "same" else ("-", "+")
     while True:
         if rng.random() < cfg.wrong_orientation_fraction:  # wrong relative orientation
-            strand_b = "-"
+            strand_b = other_b
             offset = cfg.spacing if rng.random() < 0.5 else int(rng.integers(-length // 2, length // 2))
         else:
             offset = int(rng.integers(-length // 2, length // 2))
-            strand_b = "+"
+            strand_b = rule_b
             if abs(offset - cfg.spacing) < cfg.wrong_spacing_margin:
                 continue
         # A at a, B at a + offset: non-overlapping, and the pair fits the window.
@@ -170,7 +177,8 @@ def simulate_sequences(cfg, n, rng, ppms):
 
     for i in range(n):
         if labels[i] == 1 or kinds[i] == 3:
-            offset, strand_b = (cfg.spacing, "+") if labels[i] == 1 else _wrong_layout(rng, cfg, wa, wb)
+            offset, strand_b = ((cfg.spacing, "+" if cfg.orientation == "same" else "-") if labels[i] == 1
+                                else _wrong_layout(rng, cfg, wa, wb))
             lo = max(0, -offset)
             hi = length - max(wa, offset + wb)
             a = int(rng.integers(lo, hi + 1))
@@ -194,7 +202,8 @@ def simulate(out_dir, config=None, force=False):
     cfg.check_layout(ppms[0][1].shape[1], ppms[1][1].shape[1])  # before anything is written
     summary = {"config": cfg.to_dict(), "motifs": {cfg.motif_ids[k]: ppms[k][0] for k in range(2)},
                "splits": SPLITS, "task_names": ["label"],
-               "rule": f"positive iff {ppms[0][0]} then {ppms[1][0]} starting {cfg.spacing} bp later, same strand"}
+               "rule": f"positive iff {ppms[0][0]} then {ppms[1][0]} starting {cfg.spacing} bp later, "
+                       + ("same strand" if cfg.orientation == "same" else "on the other strand")}
     write_dataset(out_dir, lambda split, n: simulate_sequences(cfg, n, rng, ppms),
                   {"train": cfg.n_train, "valid": cfg.n_valid, "test": cfg.n_test},
                   [(cfg.motif_ids[k] + " " + ppms[k][0], ppms[k][1]) for k in range(2)],

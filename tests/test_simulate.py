@@ -53,7 +53,35 @@ def test_ground_truth_instances_are_in_the_genome(sim):
 
 
 def test_labels_follow_the_rule(sim):
-    out, cfg = sim
+    _check_labels(*sim)
+
+
+def test_opposite_orientation_rule(tmp_path):
+    """orientation='opposite': B on the other strand is the rule; B on A's strand a wrong-orientation negative.
+    The syntax read-out of the planted instances of the positives gives that rule back."""
+    from argminn_plugin.interpret import syntax_readout
+
+    cfg = SimulationConfig(n_train=300, n_valid=60, n_test=60, seed=3, orientation="opposite",
+                           wrong_orientation_fraction=0.5)
+    summary = simulate(str(tmp_path), cfg)
+    assert summary["rule"].endswith("starting 22 bp later, on the other strand")
+    kinds = _check_labels(tmp_path, cfg)
+    assert kinds["pair, rule's orientation, wrong spacing"] > 0 and kinds["pair, other orientation"] > 0
+    inst = pd.read_csv(tmp_path / "instances.tsv", sep="\t")
+    pos = inst[inst.label == 1].rename(columns={"window": "sequence"})
+    calls = pos.assign(start=pos.window_start, end=pos.window_end, rank=pos.groupby("sequence").cumcount() + 1)
+    syntax = syntax_readout(calls[["sequence", "motif", "start", "end", "strand", "rank"]])
+    # HNF4A (9 bp) then FOXA2 (8 bp) 22 bp on, facing each other: named from FOXA2 (alphabetically first),
+    # which HNF4A follows 22 + 8 - 9 = 21 bp on along FOXA2's strand; every positive, counted once
+    assert syntax.values.tolist() == [["FOXA2", "HNF4A", 21, "opposite", pos["sequence"].nunique()]]
+    with pytest.raises(ArgminnError, match="'orientation' must be 'same' or 'opposite'"):
+        SimulationConfig(orientation="reverse")
+
+
+def _check_labels(out, cfg):
+    """Every window's label is the rule applied to its planted instances; returns counts of the two-motif
+    negatives by kind."""
+    kinds = {"pair, rule's orientation, wrong spacing": 0, "pair, other orientation": 0}
     inst = pd.read_csv(out / "instances.tsv", sep="\t")
     bed = pd.read_csv(out / "peaks.bed", sep="\t")
     bed.columns = ["chrom", "start", "end", "label"]
@@ -65,13 +93,17 @@ def test_labels_follow_the_rule(sim):
         if g is not None and set(g.motif) == {"HNF4A", "FOXA2"}:
             a = g[g.motif == "HNF4A"].iloc[0]
             b = g[g.motif == "FOXA2"].iloc[0]
-            if a.strand == b.strand:
+            if (a.strand == b.strand) == (cfg.orientation == "same"):
                 offset = (b.window_start - a.window_start) if a.strand == "+" else (a.window_end - b.window_end)
                 follows = offset == cfg.spacing
+                kinds["pair, rule's orientation, wrong spacing"] += not follows
+            else:
+                kinds["pair, other orientation"] += 1
         assert follows == bool(label), w
     counts = inst.groupby("window").size()
     assert set(counts.unique()) <= {1, 2}
     assert 0.35 < bed.label.mean() < 0.65
+    return kinds
 
 
 def test_simulate_refuses_to_overwrite(sim):
