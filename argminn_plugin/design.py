@@ -50,7 +50,8 @@ def place(X, motifs, positions):
 
 
 def wrong_spacing(spacing, width_b, length, start=0):
-    """The wrong-spacing control's spacing: 15 bp further if B still fits the window from ``start``, else 15 closer."""
+    """The wrong-spacing control's spacing: the learned one + 15 bp if B still fits the window from ``start``, else
+    - 15 bp."""
     return spacing + 15 if start + spacing + 15 + width_b <= length else spacing - 15
 
 
@@ -301,7 +302,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                                  "median": float(np.median(probs)), "min": probs.min(), "max": probs.max(),
                                  "lowest_start_mean": np.nan, "highest_start_mean": np.nan, "n_starts": np.nan}
     table["n_starts"] = table["n_starts"].astype("Int64")
-    table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} +{rule['spacing']} bp, "
+    table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} {int(rule['spacing']):+d} bp, "
                              f"{rule['orientation']} strand")
     calls = call_instances(model, positives, annotation, filters=active) if positives is not None else None
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),

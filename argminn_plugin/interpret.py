@@ -225,12 +225,13 @@ def syntax_readout(calls, sequences=None, top_per_sequence=2):
     Each pair of calls of different motifs within a sequence's
     ``top_per_sequence`` calls is counted once, ordered so that b starts
     downstream of a along a's strand: the spacing is where b starts relative
-    to a's start, along a's strand (bp, >= 0), and the orientation is 'same'
-    or 'opposite'. A pair on opposite strands can face each other (each
-    downstream of the other) or face away (neither is): it is then described
-    from the alphabetically first motif (as a pair at spacing 0), with a
-    negative spacing when the two face away. Returns the counts per
-    (motif_a, motif_b, spacing, orientation), most frequent first.
+    to a's start, along a's strand (bp), and the orientation is 'same' or
+    'opposite'. The spacing is negative only for a pair on opposite strands
+    facing away from each other. Where either order would do (spacing 0, or
+    a pair on opposite strands facing each other, each downstream of the
+    other) or neither does (facing away), the pair is named from the
+    alphabetically first motif. Returns the counts per (motif_a, motif_b,
+    spacing, orientation), most frequent first.
     """
     chosen = calls if sequences is None else calls[calls["sequence"].isin(set(sequences))]
     chosen = chosen[chosen["rank"] <= top_per_sequence] if "rank" in chosen else chosen

@@ -292,6 +292,11 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     genome = (out / "data" / "genome.fa").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--resume", *tiny]) == 0  # complete data: reused
     assert (out / "data" / "genome.fa").stat().st_mtime_ns == genome
+    meta = json.loads((out / "data" / "simulation.json").read_text())
+    del meta["config"]["orientation"]  # data simulated before that key existed: its default made the same data
+    (out / "data" / "simulation.json").write_text(json.dumps(meta))
+    assert main(["demo", "--out", str(out), "--resume", *tiny]) == 0
+    assert (out / "data" / "genome.fa").stat().st_mtime_ns == genome
     capsys.readouterr()
     assert main(["demo", "--out", str(out), "--resume", *tiny, "--sim-set", "seed=5"]) == 2
     assert "simulated with other --sim-set values" in capsys.readouterr().err

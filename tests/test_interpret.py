@@ -112,9 +112,9 @@ def test_coverage_and_syntax_known_answers():
     assert len(syntax) == 1 and syntax.iloc[0].tolist() == ["A", "B", 22, "same", 2]
     # opposite strands, each pair once: facing each other (P then C on the other strand, 22 bp; each is
     # downstream of the other: named from C, the alphabetically first, 21 bp), and facing away (negative)
-    calls = pd.DataFrame({"sequence": [0, 0, 1, 1, 2, 2], "motif": ["P", "C", "P", "C", "C", "P"],
-                          "start": [10, 32, 60, 39, 10, 40], "end": [19, 40, 69, 47, 18, 49],
-                          "strand": ["+", "-", "-", "+", "-", "+"], "rank": [1, 2, 1, 2, 1, 2]})
+    calls = pd.DataFrame({"sequence": [0, 0, 1, 1, 2, 2], "motif": ["P", "C", "P", "C", "P", "C"],
+                          "start": [10, 32, 60, 39, 40, 10], "end": [19, 40, 69, 47, 49, 18],
+                          "strand": ["+", "-", "-", "+", "+", "-"], "rank": [1, 2, 1, 2, 1, 2]})
     syntax = syntax_readout(calls)
     assert syntax.values.tolist() == [["C", "P", 21, "opposite", 2], ["C", "P", -31, "opposite", 1]]
 
