@@ -49,26 +49,18 @@ def place(X, motifs, positions):
     return X
 
 
-def wrong_spacing(spacing, width_b, length, start=0):
-    """The wrong-spacing control's spacing: the learned one + 15 bp if B still fits the window from ``start``, else
-    - 15 bp."""
-    return spacing + 15 if start + spacing + 15 + width_b <= length else spacing - 15
-
-
-def layouts(a, b, spacing, orientation, length, names=("A", "B"), start=None, far=None):
+def layouts(a, b, spacing, orientation, length, names=("A", "B"), *, start, far):
     """Designs and controls: name -> list of (motif string, window position).
 
     a, b: (string, offset within the matched motif, matched motif's width)
     from :func:`oriented_motif` (or (string, offset)); A's matched motif
-    starts at ``start`` (default: centred), B's ``spacing`` bp later, on A's
-    strand when ``orientation`` is 'same', else reverse-complemented over
-    its matched motif's span (as the syntax read-out measures it and the
-    simulation plants it). The wrong-spacing control puts B ``far`` bp after
-    A (default: :func:`wrong_spacing` from this start).
+    starts at ``start``, B's ``spacing`` bp later, on A's strand when
+    ``orientation`` is 'same', else reverse-complemented over its matched
+    motif's span (as the syntax read-out measures it and the simulation
+    plants it). The wrong-spacing control puts B ``far`` bp after A
+    (:func:`fitting_starts` picks it).
     """
     (sa, oa, _), (sb, ob, wb) = _parts(a), _parts(b)
-    width_b = ob + len(sb)
-    start = (length - spacing - width_b) // 2 if start is None else start
     wrong_orientation = "opposite" if orientation == "same" else "same"
 
     def b_at(s, orient):
@@ -78,7 +70,6 @@ def layouts(a, b, spacing, orientation, length, names=("A", "B"), start=None, fa
         return (sb.translate(COMPLEMENT)[::-1], start + s + wb - ob - len(sb))
 
     a_site = (sa, start + oa)
-    far = wrong_spacing(spacing, width_b, length, start) if far is None else far
     return {
         "learned syntax": [a_site, b_at(spacing, orientation)],
         "wrong spacing": [a_site, b_at(far, orientation)],
@@ -118,7 +109,7 @@ def fitting_starts(a, b, spacing, orientation, length):
 
 def _every(fits, step):
     """Every ``step``-th of the fitting starts, the leftover split between both ends."""
-    if isinstance(step, bool) or not _whole(step) or step < 1:
+    if not _whole(step) or step < 1:
         raise ArgminnError(f"the step between design starts must be an integer >= 1, got {step!r}")
     step = int(step)
     return fits[(len(fits) - 1) % step // 2::step]
@@ -138,24 +129,25 @@ def _checked_starts(starts, fits, length):
     starts = list(starts)
     if not starts:
         raise ArgminnError("'starts' is empty: give at least one design start")
-    if len(set(map(repr, starts))) < len(starts):
-        raise ArgminnError(f"'starts' repeats a start: {starts!r}; give each start once")
     for s in starts:
         if not _whole(s):
             raise ArgminnError(f"'starts' must be whole numbers, got {s!r}")
         if int(s) not in fits:
             raise ArgminnError(f"design start {s}: the designs and controls do not all fit the {length}-bp "
                                f"window there (starts that fit: {fits[0]}..{fits[-1]})")
+    if len(set(map(int, starts))) < len(starts):
+        raise ArgminnError(f"'starts' repeats a start: {starts!r}; give each start once")
     return [int(s) for s in starts]
 
 
-def design_starts(a, b, spacing, orientation, length, step=5):
-    """(A's starts at which every design and control fits the window, every ``step`` bp, centred; the wrong spacing).
+def design_starts(a, b, spacing, orientation, length, step=5, starts=None):
+    """(A's starts at which every design and control fits the window, every ``step`` bp, centred, or ``starts``
+    checked; the wrong spacing).
 
     See :func:`fitting_starts` for the wrong spacing (one value at every start).
     """
     fits, far = fitting_starts(a, b, spacing, orientation, length)
-    return _every(fits, step), far
+    return (_every(fits, step) if starts is None else _checked_starts(starts, fits, length)), far
 
 
 @torch.no_grad()
@@ -174,8 +166,7 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     """
     backgrounds = check_X(backgrounds, model.config.input_length)
     length = backgrounds.shape[-1]
-    fits, far = fitting_starts(a, b, spacing, orientation, length)
-    starts = _every(fits, step) if starts is None else _checked_starts(starts, fits, length)
+    starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
     model.eval()
     per_start, rows = [], []
     every = {}
@@ -212,10 +203,10 @@ def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=No
     """
     backgrounds = check_X(backgrounds, model.config.input_length)
     length = backgrounds.shape[-1]
-    fits, far = fitting_starts(a, b, spacing, orientation, length)
+    starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
     model.eval()
     parts = []
-    for start in (_every(fits, step) if starts is None else _checked_starts(starts, fits, length)):
+    for start in starts:
         sites = layouts(a, b, spacing, orientation, length, start=start, far=far)["learned syntax"]
         X = place(backgrounds, [m for m, _ in sites], [p for _, p in sites])
         parts.append(pd.DataFrame({"background": np.arange(len(X)), "start": start,
@@ -356,8 +347,7 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
 
     (name_a, a), (name_b, b) = list(motifs.items())
     length = backgrounds.shape[-1]
-    fits, far = fitting_starts(a, b, spacing, orientation, length)  # design.tsv's wrong spacing
-    starts = _every(fits, step) if starts is None else _checked_starts(starts, fits, length)
+    starts, far = design_starts(a, b, spacing, orientation, length, step, starts)  # design.tsv's wrong spacing
     labels = {"alone_a": f"marginalize {name_a} alone", "alone_b": f"marginalize {name_b} alone",
               "given": f"marginalize {name_b} given {name_a} (learned syntax)",
               "far": f"marginalize {name_b} given {name_a} (wrong spacing, {far} bp)",
@@ -374,26 +364,19 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
             before, after = marginalize(model, X, motif, start=pos, device="cpu", verbose=False)
             diffs[key].append((after - before)[:, 0].double())
 
-    rows, mean = [], {}
+    rows = []
     for key, blocks in diffs.items():
         diff = torch.cat(blocks)
-        mean[key] = float(diff.mean())
-        rows.append({"experiment": labels[key], "mean_logit_effect": mean[key], "sd": float(diff.std()),
+        rows.append({"experiment": labels[key], "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()),
                      "n": int(len(diff)), "lowest_start_mean": min(float(d.mean()) for d in blocks),
                      "highest_start_mean": max(float(d.mean()) for d in blocks)})
-
-    def per_start(combine):  # the range over starts of a combination of the per-start means
-        values = [combine(*(float(diffs[key][k].mean()) for key in ("alone_a", "alone_b", "given")))
-                  for k in range(len(starts))]
-        return min(values), max(values)
-
-    n = int(len(backgrounds) * len(starts))
-    for label, combine in ((f"cooperativity {name_a}+{name_b} (learned syntax)", lambda ea, eb, g: g - eb),
-                           (f"sum of single effects {name_a}, {name_b}", lambda ea, eb, g: ea + eb)):
-        lo, hi = per_start(combine)
-        rows.append({"experiment": label, "mean_logit_effect": combine(mean["alone_a"], mean["alone_b"],
-                                                                       mean["given"]),
-                     "sd": np.nan, "n": n, "lowest_start_mean": lo, "highest_start_mean": hi})
+    # every start has every background: the mean over both is the mean of the per-start means
+    means = {key: np.array([float(d.mean()) for d in blocks]) for key, blocks in diffs.items()}
+    for label, per_start in ((f"cooperativity {name_a}+{name_b} (learned syntax)", means["given"] - means["alone_b"]),
+                             (f"sum of single effects {name_a}, {name_b}", means["alone_a"] + means["alone_b"])):
+        rows.append({"experiment": label, "mean_logit_effect": float(per_start.mean()), "sd": np.nan,
+                     "n": int(len(backgrounds) * len(starts)), "lowest_start_mean": float(per_start.min()),
+                     "highest_start_mean": float(per_start.max())})
     if positives is not None and calls is not None:
         for name in (name_a, name_b):
             top = calls[calls["motif"] == name].sort_values("attention", ascending=False).drop_duplicates("sequence")

@@ -140,10 +140,15 @@ def _pair_fits(offset, wa, wb, length):
     return not -wb < offset < wa and max(wa, offset + wb) - min(0, offset) <= length
 
 
+def _strands_of_b(cfg):
+    """(B's strand in the rule, the other one), with A on '+'."""
+    return ("+", "-") if cfg.orientation == "same" else ("-", "+")
+
+
 def _wrong_layout(rng, cfg, wa, wb):
     """A and B with a spacing or relative orientation that breaks the rule."""
     length = cfg.length
-    rule_b, other_b = ("+", "-") if cfg.orientation == "same" else ("-", "+")
+    rule_b, other_b = _strands_of_b(cfg)
     while True:
         if rng.random() < cfg.wrong_orientation_fraction:  # wrong relative orientation
             strand_b = other_b
@@ -177,7 +182,7 @@ def simulate_sequences(cfg, n, rng, ppms):
 
     for i in range(n):
         if labels[i] == 1 or kinds[i] == 3:
-            offset, strand_b = ((cfg.spacing, "+" if cfg.orientation == "same" else "-") if labels[i] == 1
+            offset, strand_b = ((cfg.spacing, _strands_of_b(cfg)[0]) if labels[i] == 1
                                 else _wrong_layout(rng, cfg, wa, wb))
             lo = max(0, -offset)
             hi = length - max(wa, offset + wb)
