@@ -190,7 +190,7 @@ class TrainConfig(_Config):
     # note) or "positive" (rows with a positive label in any task). A
     # sequence without the motifs offers a head nothing to attend to; over
     # every row, a sharp entropy term can make the model grow a filter that
-    # fires everywhere as a place to park attention (README, Benchmarks).
+    # fires everywhere as a place to park attention (benchmarks/README.md).
     entropy_rows: str = "all"
     # How every ramp climbs: "linear" (weight * k / (ramp + 1) in its k-th
     # epoch) or "geometric" (from weight * ramp_start in its first epoch up by
@@ -262,7 +262,7 @@ class TrainConfig(_Config):
     # reaching half a filter width past it: the motif read-out of `argminn
     # motifs` and the benchmark). Seqlets read two filters that split one
     # motif alike even where their weights differ in spread or in which part of
-    # the motif they hold (README, Benchmarks).
+    # the motif they hold (benchmarks/README.md).
     prune_read: str = "weights"
     # Pruning filters the model uses little (`prune_minor` 0: off), in the
     # same phase: used filters (as above) whose knock-out importance is below
@@ -271,7 +271,7 @@ class TrainConfig(_Config):
     # under the same tolerance; if no attempt with them is kept, the attempts
     # are tried without them. Aimed at a filter that fires at a low level in
     # every sequence, whatever was planted, and that heads with nothing to
-    # find park their attention on (README, Benchmarks). At or below 0.05 (a
+    # find park their attention on (benchmarks/README.md). At or below 0.05 (a
     # used filter's least share) it prunes nothing.
     prune_minor: float = 0.0
     prune_epochs: int = 20
@@ -384,7 +384,7 @@ class TrainConfig(_Config):
 # attention-entropy term at 5e-2 (the design's 1e-3 left heads spread over ~10 positions, too blurred to
 # tell a 22-bp spacing from 12), over the positive rows only (over every row, a sequence without the
 # motifs made the model grow a filter firing everywhere to park its attention on).
-# Picked on the simulated benchmarks (README, Benchmarks) and used by `argminn demo` and the discovery
+# Picked on the simulated benchmarks (benchmarks/README.md) and used by `argminn demo` and the discovery
 # benchmark, with up to 100 epochs and patience 15 (TUNED_EPOCHS, TUNED_PATIENCE).
 TUNED_TRAIN = {"overlap_units": "normalized", "overlap_weight": 1e-2, "overlap_warmup": 10, "overlap_ramp": 10,
                "l1_warmup": 10, "l1_ramp": 10, "entropy_warmup": 10, "entropy_ramp": 10,

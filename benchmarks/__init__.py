@@ -1,4 +1,4 @@
-"""The benchmark suite: ``python -m benchmarks`` (README, Benchmarks)."""
+"""The benchmark suite: ``python -m benchmarks`` (benchmarks/README.md)."""
 
 import argparse
 import contextlib

@@ -69,7 +69,7 @@ Q_THRESHOLD = 0.05
 SIZES = {"full": dict(n_train=6000, n_valid=1000, n_test=1000), "smoke": dict(n_train=400, n_valid=150, n_test=150)}
 # Up to 100 epochs for every method (config.TUNED_EPOCHS): at 50, most runs of every method were still
 # going, and ARGMINN's fixed_spacing still improving (seed 5: 0.988 at 50, 0.994 at 100; the CNN had
-# stopped at epoch 40). README, Benchmarks.
+# stopped at epoch 40). benchmarks/README.md.
 EPOCHS = {"full": TUNED_EPOCHS, "smoke": 2}
 # Every method: early stopping after 15 epochs without a better validation
 # loss (at 8, ARGMINN and the CNN stopped on the and_pair plateau where only
@@ -108,7 +108,7 @@ PATIENCE = TUNED_PATIENCE
 # learning rate halved after 2 epochs without a better validation loss, from
 # epoch 31) gave 14 of 18 seed-datasets with every motif exactly once (11
 # before) and auROC within 0.01 of the best baseline on 16 of 18 (14 before):
-# README, Benchmarks. Filters the model does not use (knock-out importance
+# benchmarks/README.md. Filters the model does not use (knock-out importance
 # under 5% of the top filter's) are drawn again too while the overlap term
 # ramps up, at most once per 4 epochs: on seed 2's fixed_spacing the model had
 # learned HNF4A alone in the warm-up, with 7 filters unused, and stayed at
@@ -123,18 +123,18 @@ PATIENCE = TUNED_PATIENCE
 # trained to 80 epochs) and seed 1's or_pairs sat on the motif-counting
 # plateau (0.853); at 5e-4 auROC was within 0.01 of the best baseline on all
 # 24 seed-datasets (22 at 1e-3) and every motif exactly once on 20 (19):
-# README, Benchmarks.
+# benchmarks/README.md.
 # Drawing again one of two used filters whose motifs match by TOMTOM
 # (TrainConfig.resample_similar=1e-4) was tried and dropped: on half-trained
 # filters it paired unrelated motifs and did not catch the split GATA1 pair
-# it was meant for: README, Benchmarks.
+# it was meant for: benchmarks/README.md.
 # Two warm-ups (TrainConfig.warmup_candidates=2; the second from the seed +
 # 1000), the one with the lower validation loss after epoch 10 continued: on
 # held-out seed 4, fixed_spacing stayed at 0.709 from its seed and reached
 # 0.999 from seed 1004, whose warm-up ended far lower (0.24 against 0.62).
 # Over seeds 0-5: lowest auROC 0.956 (0.709 with one warm-up), mean 0.990
 # (0.974); every motif exactly once on 29 of 36 (28) and within 0.01 on 35 of
-# 36 (35): it removes the stuck runs, not the split motifs. README, Benchmarks.
+# 36 (35): it removes the stuck runs, not the split motifs. benchmarks/README.md.
 # Pruning one of two used filters whose motifs match each other at TOMTOM p <
 # 1e-3 when training ends, then training on (TrainConfig.prune_similar; kept
 # within 10% of the unpruned validation loss): on the 72 final models of both
@@ -143,7 +143,7 @@ PATIENCE = TUNED_PATIENCE
 # one of those cost 42% validation loss and would be dropped). Over seeds
 # 0-5: every motif exactly once on 33 of 36 (29), at least 5 of 6 on every
 # seed; with up to 100 epochs, over seeds 0-7: 44 of 48, at least 5 of 6 on
-# every seed, within 0.01 auROC on 46 of 48. README, Benchmarks.
+# every seed, within 0.01 auROC on 46 of 48. benchmarks/README.md.
 # The attention-entropy term at 5e-2 (TrainConfig.entropy_weight; the design's
 # 1e-3 before): fixed_spacing levelled off at validation auROC 0.99 because the
 # model did not fit the pair at short wrong spacings, on the training
@@ -157,20 +157,20 @@ PATIENCE = TUNED_PATIENCE
 # the weight-based pruning test does not see), mean auROC 0.989 (0.981);
 # seed 6's or_pairs 0.964 (0.756). Over seeds 0-7: within 0.01 on 48 of 48
 # (46), exactly once on 44 of 48 (44; seed 4 at 4 of 6), 4 extraneous motifs
-# (0), mean auROC 0.990 (0.986). README, Benchmarks.
+# (0), mean auROC 0.990 (0.986). benchmarks/README.md.
 # Pruning reads the filters' motifs from their seqlets on the positive
 # training rows (TrainConfig.prune_read; from the weights, seed 4's two
 # FOXA2 and two HNF4A filters matched at p 0.03 and 0.13, from seqlets at
 # 8e-5 and 4e-4), and a dropped attempt gives way to pruning the other filter
 # of each pair; the entropy term averages over the positive rows only
 # (TrainConfig.entropy_rows: over every row, single_motif grew a filter firing
-# everywhere that held ~90% of the attention on negatives). README, Benchmarks.
+# everywhere that held ~90% of the attention on negatives). benchmarks/README.md.
 # The used filters below a quarter of the top filter's knock-out importance
 # are pruned in the same phase (TrainConfig.prune_minor=0.25): or_pairs' three
 # filters firing everywhere that heads parked on (11-16% of the top; every
 # filter holding a planted motif at >= 47%) went, with the model kept each
 # time. Over seeds 0-7: extraneous motifs 1 (3), exactly once on 45 of 48
-# (45), within 0.01 on 48 of 48, mean auROC 0.987 (0.987). README, Benchmarks.
+# (45), within 0.01 on 48 of 48, mean auROC 0.987 (0.987). benchmarks/README.md.
 ARGMINN_TRAIN = dict(TUNED_TRAIN)  # argminn_plugin.config: the setting argminn demo uses too
 
 
