@@ -868,6 +868,15 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
             json.dump(history, handle, indent=1)
 
+    def begin_attempt(prune, epoch):
+        """A pruning attempt's filters zeroed and a fresh optimizer; the decision saved, so a resumed run goes on
+        with it."""
+        nonlocal optimizer
+        if prune["filters"]:
+            zero_filters(model, prune["filters"])
+            optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+        _from_rank0(lambda: write_state(epoch - 1), info)
+
     n, epoch = len(Xt), start_epoch
     while True:
         prune = stop.get("prune")
@@ -886,18 +895,13 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
                 break
             prune = stop["prune"] = _start_pruning(model, tc, epoch, stop, history, best_path, Xt, yt, info,
                                                    verbose)
-            if prune["filters"]:
-                zero_filters(model, prune["filters"])
-                optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
-            _from_rank0(lambda: write_state(epoch - 1), info)  # the decision is kept: a resumed run goes on with it
+            begin_attempt(prune, epoch)
         if prune is not None and (prune["done"] or epoch >= prune["start_epoch"] + tc.prune_epochs):
             # an attempt ended; a dropped one (no phase epoch replaced model.pt) gives way to the next attempt
             if not prune["filters"] or stop["best_epoch"] > prune["start_epoch"] or not _next_pruning(
                     model, prune, epoch, best_path, info, verbose):
                 break
-            zero_filters(model, prune["filters"])
-            optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
-            _from_rank0(lambda: write_state(epoch - 1), info)
+            begin_attempt(prune, epoch)
         rng = np.random.default_rng([tc.seed, epoch])
         order = torch.from_numpy(rng.permutation(n))
         flips = torch.from_numpy(rng.random(n) < 0.5) if tc.reverse_complement_augment else None
