@@ -254,6 +254,10 @@ def test_folded_inference_steps_aside_for_hooks(small_config):
         assert model._folded() is not None  # the scanner is still called as a module
         knocked = model(X)
         handle.remove()
+        seen = []  # and so is its ReLU when it carries a hook (otherwise both strands run as one convolution)
+        handle = model.scanner.relu.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+        assert model._folded() is not None and torch.equal(model(X), plain) and len(seen) == 1
+        handle.remove()
     with torch.enable_grad():
         handle = module.register_forward_hook(knock)
         expected = model(X)
@@ -369,6 +373,24 @@ def test_inference_cache_follows_every_weight_change(small_config, sink):
         model.layers[-1].query.weight.mul_(-1.0)
     fourth = check()
     assert not torch.allclose(third, fourth)
+    # the scanner's two-strand weights, the memory and the positional encoding are merged into the cache too
+    with torch.no_grad():
+        model.scanner.conv.weight[0].mul_(-1.0)
+    edited = check()
+    assert not torch.allclose(fourth, edited)
+    for buffer in (model.memory, model.pos_enc):  # not in the state dict: against the module path instead
+        with torch.no_grad():
+            before = model(X)
+            buffer.mul_(-1.0)
+            after = model(X)
+        assert torch.allclose(after, model(X), atol=1e-6) and not torch.allclose(before, after, atol=1e-4)
+        with torch.no_grad():
+            buffer.mul_(-1.0)
+    assert torch.equal(check(), edited)
+    torch.manual_seed(7)
+    model.scanner.conv = torch.nn.Conv1d(4, small_config.n_filters, small_config.filter_width)  # a new module
+    fourth = check()
+    assert not torch.allclose(edited, fourth)
     if sink:  # the sink's token and logit are in the key too
         with torch.no_grad():
             model.layers[0].sink_bias.add_(2.0)
