@@ -245,9 +245,8 @@ class ARGMINN(nn.Module):
     # + c, as the weights w_p sum to one. Each layer then works on the K
     # activation channels and the positional encoding's dims, with the
     # encoding's products as single matrix products shared by the batch.
-    # (Stacking activations and encoding into one (N, K + E, P) tensor makes
-    # a layer's scores and mix one product each, 5-10% faster at 200 bp but
-    # twice as slow at 5,000 bp.) The modules those matrices replace are
+    # (For small batches of short sequences the two are stacked into one
+    # (N, K + E, P) tensor instead: see _STACK_MAX_POSITIONS.) The modules those matrices replace are
     # skipped, and the other modules after the scanner (softmax, norms, MLP,
     # head) are applied as functions with their own parameters, which saves
     # nn.Module's per-call cost (at 200 bp and batches of 16-64: 10-15% of a
@@ -263,6 +262,14 @@ class ARGMINN(nn.Module):
     # scores against the positional encoding are computed once too.
     # (Together with reading parameters from ``_parameters`` and a flat integer
     # key for the cache: 7-11% less time a pass at batches of 16-64, 200 bp.)
+
+    # Up to this many positions in a batch (N x P) the folded path stacks the activations and the encoding
+    # (one product for a layer's scores and one for its mix); above it, it keeps them apart (the encoding's
+    # products shared by the batch), since copying the encoding into every sequence then costs more than the
+    # saved operations. Measured at 200-5,000 bp, batches of 16-64 (same process, in turns): stacking took
+    # 0.79-0.97x the time at 3,000-6,100 positions on one or two threads; from 12,000 up, 1.04-1.46x on one
+    # thread, and on two 0.80-1.12x up to 64,000 and 1.14-1.39x beyond.
+    _STACK_MAX_POSITIONS = 8192
 
     _CALLED = {"softmax": nn.Softmax, "norm1": nn.LayerNorm, "mlp_in": nn.Linear, "mlp_act": nn.ReLU,
                "mlp_out": nn.Linear, "norm2": nn.LayerNorm}
@@ -412,6 +419,9 @@ class ARGMINN(nn.Module):
         n, k, p = acts.shape
         enc = self.pos_enc  # (E, P)
         e = enc.shape[0]
+        # Small batches of short sequences: the activations and the encoding stacked into one (N, K + E, P)
+        # tensor, so a layer's scores and mix are one product each (see _STACK_MAX_POSITIONS).
+        stacked = torch.cat([acts, enc.expand(n, e, p)], 1) if n * p <= self._STACK_MAX_POSITIONS else None
         stream = None  # the memory, until the first layer adds to it
         attention = []
         for i, (layer, (w_q, b_q, w_o, b_o)) in enumerate(zip(self.layers, layers)):
@@ -424,12 +434,19 @@ class ARGMINN(nn.Module):
                     scores = torch.cat([scores, const_first[:, p:].expand(n, h, 1)], 2)
             else:
                 q = F.linear(stream, w_q, b_q).view(n, h, -1)  # (N, H, K + E [+ 1: the sink's score])
-                scores = torch.baddbmm(torch.matmul(q[:, :, k:k + e], enc), q[:, :, :k], acts)  # (N, H, P)
+                if stacked is not None:
+                    scores = torch.bmm(q[:, :, :k + e], stacked)  # (N, H, P)
+                else:
+                    scores = torch.baddbmm(torch.matmul(q[:, :, k:k + e], enc), q[:, :, :k], acts)
                 if layer.sink is not None:
                     scores = torch.cat([scores, q[:, :, k + e:]], 2)
             attn = torch.softmax(scores, -1)
             attn, sunk = attn[:, :, :p], attn[:, :, p:]  # sunk: the sink's share (no columns without one)
-            mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t()), sunk], 2)
+            if stacked is not None:  # (N, H, K + E [+ 1])
+                mixed = torch.bmm(attn, stacked.transpose(1, 2))
+                mixed = torch.cat([mixed, sunk], 2) if layer.sink is not None else mixed
+            else:
+                mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t()), sunk], 2)
             mixed = F.linear(mixed.reshape(n, -1), w_o, b_o)
             # layer.update, applied as functions (see above); parameters read from _parameters (no __getattr__)
             x = _layer_norm(m["norm1"], mixed)

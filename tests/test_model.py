@@ -202,9 +202,13 @@ def test_attention_matches_the_textbook_formula(small_config):
 @pytest.mark.parametrize("changes", [{}, {"batch_norm": False}, {"scan_reverse_complement": False},
                                      {"pos_enc_dim": 0}, {"n_tasks": 3}, {"attention_sink": True},
                                      {"attention_sink": True, "batch_norm": False, "pos_enc_dim": 0}])
-def test_folded_inference_equals_the_module_path(small_config, changes):
+@pytest.mark.parametrize("stack_max", [None, 0])
+def test_folded_inference_equals_the_module_path(small_config, changes, stack_max, monkeypatch):
     """Eval mode without autograd runs the merged-matrix path; it gives the module path's logits, attention
-    and activations (float64: to rounding), with batch-norm statistics and weights away from their init."""
+    and activations (float64: to rounding), with batch-norm statistics and weights away from their init;
+    with the activations and the encoding stacked (small batches) or kept apart (large ones)."""
+    if stack_max is not None:
+        monkeypatch.setattr(ARGMINN, "_STACK_MAX_POSITIONS", stack_max)
     torch.manual_seed(3)
     model = ARGMINN(small_config.replace(**changes)).double()
     model.train()
