@@ -7,7 +7,9 @@ functions take the model as it is. ``interims`` returns what interpretation
 reads: the pre-norm motif activations and every layer's attention weights.
 
 Every nonlinearity, softmax and norm is a separate ``nn.Module`` instance that
-is called exactly once per forward pass (DeepLIFT hooks rely on that), and the
+is called exactly once per forward pass with autograd on (DeepLIFT hooks rely
+on that; the inference path of eval mode without autograd applies them as
+functions unless they carry hooks, see ``ARGMINN._folded``), and the
 two products of attention (query x tokens for the scores, weights x tokens
 for the mix; see ``MemoryAttentionLayer.forward``) are tangermeme
 ``BilinearOp`` modules, so ``tangermeme.deep_lift_shap`` converges.
@@ -92,6 +94,9 @@ class MotifScanner(nn.Module):
         else:
             pre = self.conv(X)
         return self.relu(pre)
+
+
+_SCANNER_FORWARD = MotifScanner.forward  # a forward patched onto the class later is not the merged convolution
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -209,7 +214,7 @@ class ARGMINN(nn.Module):
         if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != self.config.input_length:
             raise ArgminnError(f"ARGMINN: input of shape {tuple(X.shape)}; this model takes (N, 4, "
                                f"{self.config.input_length}) one-hot sequences (config.input_length)")
-        folded = self._folded()
+        folded = self._folded() if X.shape[0] else None  # an empty batch: the module path, (0, T) logits
         if folded is not None:
             return self._run_folded(X, keep, folded)
         acts = self.scanner(X)
@@ -256,9 +261,10 @@ class ARGMINN(nn.Module):
     # forward hook (DeepLIFT, ablations); otherwise, and under autocast or
     # jit tracing, the module path runs.
     # The scanner is called as a module when it or its ReLU carries a hook
-    # (motif knock-outs), so such hooks apply on either path; otherwise its
-    # convolution runs with both strands' weights merged once (not on every
-    # pass). And the first layer's query comes from the fixed memory, so its
+    # (motif knock-outs), so such hooks apply on either path, and whenever it
+    # is not the plain two-strand MotifScanner (one strand, another class or
+    # forward, another conv or activation); otherwise its convolution runs
+    # with both strands' weights merged once (not on every pass). And the first layer's query comes from the fixed memory, so its
     # scores against the positional encoding are computed once too.
     # (Together with reading parameters from ``_parameters`` and a flat integer
     # key for the cache: 7-11% less time a pass at batches of 16-64, 200 bp.)
@@ -267,16 +273,18 @@ class ARGMINN(nn.Module):
     # (one product for a layer's scores and one for its mix); above it, it keeps them apart (the encoding's
     # products shared by the batch), since copying the encoding into every sequence then costs more than the
     # saved operations. Measured at 200-5,000 bp, batches of 16-64 (same process, in turns): stacking took
-    # 0.79-0.97x the time at 3,000-6,100 positions on one or two threads; from 12,000 up, 1.04-1.46x on one
-    # thread, and on two 0.80-1.12x up to 64,000 and 1.14-1.39x beyond.
+    # 0.79-0.97x the time at 3,000-6,100 positions on one or two threads (0.72x at 7,900: 500 bp, batch 16,
+    # two threads); from 12,000 up, 1.04-1.46x on one thread, and on two 0.80-1.12x up to 64,000 and
+    # 1.14-1.39x beyond.
     _STACK_MAX_POSITIONS = 8192
 
     _CALLED = {"softmax": nn.Softmax, "norm1": nn.LayerNorm, "mlp_in": nn.Linear, "mlp_act": nn.ReLU,
                "mlp_out": nn.Linear, "norm2": nn.LayerNorm}
 
     def _bypassed_modules(self):
-        """(the layers and the modules the merged matrices replace, the modules the path applies as functions),
-        or None where one is not the plain module."""
+        """(the layers and the modules the merged matrices replace, the modules the path applies as functions,
+        [scanner, its conv, its ReLU] when the scanner can run as one merged convolution or else []),
+        or None where one of the first two kinds is not the plain module."""
         # read from _modules directly: nn.Module attribute look-ups are slow next to a forward pass of ~1 ms
         top = self._modules
         norm, proj, layers = top["norm"], top["token_proj"], list(top["layers"]._modules.values())
@@ -302,7 +310,8 @@ class ARGMINN(nn.Module):
         # are keyed (a replaced conv drops the cache) but never disable the path.
         scanner = top["scanner"]
         scan = []
-        if type(scanner) is MotifScanner and scanner.reverse_complement is True:
+        if type(scanner) is MotifScanner and scanner.reverse_complement is True and \
+                type(scanner).forward is _SCANNER_FORWARD and "forward" not in scanner.__dict__:
             conv, relu = scanner._modules["conv"], scanner._modules["relu"]
             if type(conv) is nn.Conv1d and type(relu) is nn.ReLU:
                 scan = [scanner, conv, relu]
@@ -310,9 +319,11 @@ class ARGMINN(nn.Module):
 
     def train(self, mode=True):
         # Edits that bypass version counters (through ``.data``, fused
-        # optimizers) are seen after the next switch of mode or forward pass
-        # with autograd on; eval() on a model already in eval mode (tangermeme
-        # calls it on every predict) keeps the cache.
+        # optimizers) of anything the cache merges (the scanner's weights, the
+        # memory, the positional encoding, the batch norm, the token projection,
+        # the attention maps) are seen after the next switch of mode or forward
+        # pass with autograd on; eval() on a model already in eval mode
+        # (tangermeme calls it on every predict) keeps the cache.
         if mode != self.training:
             self._fold_cache = None
         return super().train(mode)
@@ -327,7 +338,9 @@ class ARGMINN(nn.Module):
         an optimizer step may follow), under autocast or jit tracing, or when a
         module the merged matrices replace is not the plain module, is in
         training mode or carries a forward hook. Cached while none of those
-        modules and none of their parameters and buffers change: the cache is
+        modules (nor the scanner, its conv and ReLU, when it runs merged) and
+        none of their parameters and buffers change, nor this module's own
+        buffers (the memory and the positional encoding): the cache is
         keyed on the modules, the tensors themselves, their storage and their
         in-place version counters, so an optimizer step, ``load_state_dict``,
         ``.to()`` or an in-place edit invalidates it. Not cached for inference
@@ -348,7 +361,7 @@ class ARGMINN(nn.Module):
         # module's own buffers: the memory and the positional encoding (the first layer's query is merged too).
         modules = merged + scan
         tensors = [t for m in modules for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
-        tensors += self._buffers.values()
+        tensors += [t for t in self._buffers.values() if t is not None]
         if torch.is_inference_mode_enabled():
             return self._fold(scan)
         try:  # flat ints, compared at C speed; the cache keeps the tensors alive, so their ids are not reused

@@ -200,7 +200,7 @@ def test_attention_matches_the_textbook_formula(small_config):
 
 
 @pytest.mark.parametrize("changes", [{}, {"batch_norm": False}, {"scan_reverse_complement": False},
-                                     {"pos_enc_dim": 0}, {"n_tasks": 3}, {"attention_sink": True},
+                                     {"pos_enc_dim": 0}, {"n_tasks": 3}, {"attention_sink": True}, {"n_layers": 1},
                                      {"attention_sink": True, "batch_norm": False, "pos_enc_dim": 0}])
 @pytest.mark.parametrize("stack_max", [None, 0])
 def test_folded_inference_equals_the_module_path(small_config, changes, stack_max, monkeypatch):
@@ -426,6 +426,37 @@ def test_inference_cache_follows_every_weight_change(small_config, sink):
     model.double()
     with torch.no_grad():
         assert model(X.double()).dtype == torch.float64
+
+
+def test_folded_inference_edge_cases(small_config):
+    """An empty batch gives (0, T) logits on both paths; a scanner whose forward was replaced (on the instance
+    or the class) is called, not merged; a None buffer on the model does not break the cache key."""
+    from argminn_plugin.model import MotifScanner
+
+    torch.manual_seed(6)
+    model = ARGMINN(small_config.replace(n_tasks=2)).eval()
+    X = random_onehot(4, small_config.input_length)
+    empty = torch.zeros(0, 4, small_config.input_length)
+    with torch.no_grad():
+        assert model(empty).shape == (0, 2)
+        plain = model(X)
+    assert model(empty).shape == (0, 2)
+    scanner = model.scanner
+    scanner.forward = lambda x: MotifScanner.forward(scanner, x) * 0.5
+    with torch.no_grad():
+        halved = model(X)
+    assert torch.allclose(halved, model(X), atol=1e-6) and not torch.allclose(halved, plain, atol=1e-4)
+    del scanner.forward
+    original = MotifScanner.forward
+    try:
+        MotifScanner.forward = lambda self, x: original(self, x) * 0.5
+        with torch.no_grad():
+            assert torch.allclose(model(X), halved, atol=1e-6)
+    finally:
+        MotifScanner.forward = original
+    model.register_buffer("extra", None)
+    with torch.no_grad():
+        assert model._folded() is not None and torch.allclose(model(X), plain, atol=1e-6)
 
 
 def test_wrong_input_shape_is_a_clear_error(small_config):
