@@ -251,8 +251,8 @@ class ARGMINN(nn.Module):
     # activation channels and the positional encoding's dims, with the
     # encoding's products as single matrix products shared by the batch.
     # (For small batches of short sequences the two are stacked into one
-    # (N, K + E, P) tensor instead: see _STACK_MAX_POSITIONS.) The modules those matrices replace are
-    # skipped, and the other modules after the scanner (softmax, norms, MLP,
+    # (N, K + E, P) tensor instead: see _STACK_MAX_POSITIONS.) The modules
+    # those matrices replace are skipped, and the other modules after the scanner (softmax, norms, MLP,
     # head) are applied as functions with their own parameters, which saves
     # nn.Module's per-call cost (at 200 bp and batches of 16-64: 10-15% of a
     # pass in a tight loop, 2-8% with the CNN timed in turns). So the path is
@@ -264,10 +264,12 @@ class ARGMINN(nn.Module):
     # (motif knock-outs), so such hooks apply on either path, and whenever it
     # is not the plain two-strand MotifScanner (one strand, another class or
     # forward, another conv or activation); otherwise its convolution runs
-    # with both strands' weights merged once (not on every pass). And the first layer's query comes from the fixed memory, so its
-    # scores against the positional encoding are computed once too.
-    # (Together with reading parameters from ``_parameters`` and a flat integer
-    # key for the cache: 7-11% less time a pass at batches of 16-64, 200 bp.)
+    # with both strands' weights merged once (not on every pass). The first
+    # layer's query comes from the fixed memory, so its scores against the
+    # positional encoding are computed once too. (Those two, with parameters
+    # read from ``_parameters`` and a flat integer key for the cache: 0.89-0.94x
+    # the time a pass at batches of 16-64, 200 bp, two threads; with the
+    # stacking below as well, 0.79-0.93x.)
 
     # Up to this many positions in a batch (N x P) the folded path stacks the activations and the encoding
     # (one product for a layer's scores and one for its mix); above it, it keeps them apart (the encoding's
