@@ -87,10 +87,13 @@ class MotifScanner(nn.Module):
         # Complement = reverse of the ACGT axis; reverse = flip of positions.
         return self.conv.weight.flip([1, 2])
 
+    def both_strands(self):
+        """(weight, bias) of one convolution with both orientations of every filter: forward, then minus strand."""
+        return torch.cat([self.conv.weight, self.rc_weight()], dim=0), torch.cat([self.conv.bias, self.conv.bias])
+
     def forward(self, X):
         if self.reverse_complement:  # one convolution with both orientations of every filter
-            weight = torch.cat([self.conv.weight, self.rc_weight()], dim=0)
-            pre = F.conv1d(X, weight, torch.cat([self.conv.bias, self.conv.bias]))
+            pre = F.conv1d(X, *self.both_strands())
         else:
             pre = self.conv(X)
         return self.relu(pre)
@@ -419,8 +422,7 @@ class ARGMINN(nn.Module):
         e = self.pos_enc.shape[0]
         const = torch.cat([q[:, k:k + e] @ self.pos_enc, q[:, k + e:]], 1)  # (H, P [+ 1: the sink's score])
         first = (q[:, :k].contiguous(), const)
-        scanner = (torch.cat([self.scanner.conv.weight, self.scanner.rc_weight()]),
-                   torch.cat([self.scanner.conv.bias, self.scanner.conv.bias])) if scan else None
+        scanner = self.scanner.both_strands() if scan else None
         return scanner, first, layers
 
     def _run_folded(self, X, keep, folded):
