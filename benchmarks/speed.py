@@ -10,10 +10,12 @@ Prints tables and writes speed.json and scaling.png to --out:
    faults on fresh tensors cost as much as the arithmetic at these sizes, and
    how many there are depends on the allocator's history, not on the model;
 2. how time per batch (training and inference) and peak memory grow with
-   input length (200, 500, 1000, 2000, 5000 bp by default), each length
-   measured in a fresh process (steady allocator) so peak RSS belongs to that
-   run; the growth is summarised by the slope of log(time) on log(length)
-   (1.0 = linear);
+   input length (200, 500, 1000, 2000, 5000 bp by default), for ARGMINN and
+   the standard CNN (steady allocator): at each length both models are timed
+   in turns in one fresh process, so the ratio of their times is not a drift
+   between two processes run minutes apart, and each model's peak RSS is
+   measured alone in a fresh process of its own; the growth is summarised by
+   the slope of log(time) on log(length) (1.0 = linear);
 3. the regularizers' cost per batch (filter overlap, L1, attention entropy)
    next to the forward pass;
 4. ARGMINN's inference time over the standard CNN's at several batch sizes
@@ -114,16 +116,15 @@ def _steps(name, model, X, y):
     return step, infer
 
 
-def throughput(name, length, batch, repeats):
-    """One model's training and inference time per batch (medians)."""
+def peak_memory(name, length, batch):
+    """Two training steps and two inference batches of one model, alone: run in a fresh process, whose
+    peak RSS (``_worker`` adds it) is then that model's, imports included."""
     torch.manual_seed(0)
-    model = build(name, length)
     X, y = onehot(batch, length).contiguous(), torch.randint(0, 2, (batch, 1)).float()
-    step, infer = _steps(name, model, X, y)
-    t_train, t_infer = timed(step, repeats), timed(infer, repeats)
-    return {"model": name, "length": length, "batch": batch, "train_seconds_per_batch": t_train,
-            "train_seqs_per_s": batch / t_train, "infer_seconds_per_batch": t_infer,
-            "infer_seqs_per_s": batch / t_infer}
+    step, infer = _steps(name, build(name, length), X, y)
+    for call in (step, step, infer, infer):
+        call()
+    return {"model": name, "length": length, "batch": batch}
 
 
 def in_turns(fns, rounds, rng, faults=None):
@@ -370,12 +371,23 @@ def main(out, smoke=False, threads=2):
         ratio[mode] = arg["infer_seconds_per_batch"] / cnn["infer_seconds_per_batch"]
         print(f"ARGMINN inference time / standard CNN ({mode} malloc): {ratio[mode]:.2f}x")
 
-    scaling = [in_fresh_process("throughput", (m, L, batch, repeats), threads, True)
-               for m in models[:2] for L in lengths]
-    print("\nScaling with input length, steady malloc (seconds per batch: training, inference; peak RSS MB)")
+    # Times: both models in turns, one fresh process per length. Peak RSS: each model alone in its own.
+    scaling, ratio_by_length = [], {}
+    for L in lengths:
+        rows = in_fresh_process("interleaved", (models[:2], L, batch, repeats), threads, True)
+        for row in rows:
+            memory = in_fresh_process("peak_memory", (row["model"], L, batch), threads, True)
+            row["peak_rss_mb"], row["steady_allocator"] = memory["peak_rss_mb"], memory["steady_allocator"]
+        scaling += rows
+        ratio_by_length[L] = rows[0]["infer_seconds_per_batch"] / rows[1]["infer_seconds_per_batch"]
+    scaling.sort(key=lambda r: models.index(r["model"]))  # model by model, each by length
+    print("\nScaling with input length, steady malloc (seconds per batch: training, inference, timed in turns "
+          "with the other model; peak RSS MB, each model alone)")
     for r in scaling:
         print(f"{r['model']:<22}{r['length']:>6} bp {r['train_seconds_per_batch']:>9.4f} s "
               f"{r['infer_seconds_per_batch']:>9.4f} s {r['peak_rss_mb']:>9.0f} MB")
+    print("ARGMINN inference time / standard CNN, by length: "
+          + ", ".join(f"{L} bp {v:.2f}x" for L, v in ratio_by_length.items()))
     slopes = {}
     for name in models[:2]:
         rows = [r for r in scaling if r["model"] == name]
@@ -404,7 +416,8 @@ def main(out, smoke=False, threads=2):
 
     result = {"threads": threads, "equal_length": equal["default"], "equal_length_steady_malloc": equal["steady"],
               "argminn_over_cnn_inference": ratio,
-              "scaling": scaling, "loglog_slopes": slopes, "regularizers": reg,
+              "scaling": scaling, "argminn_over_cnn_inference_by_length": ratio_by_length,
+              "loglog_slopes": slopes, "regularizers": reg,
               "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
               "load_average_before": load_before, "load_average_after": load_average(),
               "cpu_busy_before": busy_before}

@@ -27,7 +27,11 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     if platform.libc_ver()[0] == "glibc" and os.environ.get("ARGMINN_MALLOC_TUNING", "1") != "0":
         assert all(r["steady_allocator"] for r in saved["equal_length_steady_malloc"] + saved["scaling"])
     assert set(saved["argminn_over_cnn_inference"]) == {"default", "steady"}
-    assert [r["length"] for r in saved["scaling"]] == [200, 500, 200, 500]
+    assert [(r["model"], r["length"]) for r in saved["scaling"]] == [
+        ("ARGMINN", 200), ("ARGMINN", 500), ("standard CNN", 200), ("standard CNN", 500)]
+    by_length = {int(L): v for L, v in saved["argminn_over_cnn_inference_by_length"].items()}
+    times = {(r["model"], r["length"]): r["infer_seconds_per_batch"] for r in saved["scaling"]}
+    assert by_length == {L: times[("ARGMINN", L)] / times[("standard CNN", L)] for L in (200, 500)}
     assert all(r["peak_rss_mb"] > 0 for r in saved["scaling"])
     assert saved["regularizers"]["forward pass"]["relative_to_forward"] == 1.0
     assert [(r["model"], r["batch"]) for r in saved["inference_by_batch"]] == [
@@ -258,9 +262,9 @@ def test_fresh_process_failures_raise_instead_of_hanging(monkeypatch):
         assert not thread.is_alive(), f"in_fresh_process{args} still waiting after 60 s"
         return box.get("error")
 
-    error = error_of("throughput", ("bad", 200, 8, 1), 1, True)
+    error = error_of("peak_memory", ("bad", 200, 8), 1, True)
     assert isinstance(error, RuntimeError)
-    assert "throughput('bad', 200, 8, 1) in a fresh process failed" in str(error)
+    assert "peak_memory('bad', 200, 8) in a fresh process failed" in str(error)
     assert str(error).rstrip().endswith("ValueError: bad")  # the worker's traceback
     error = error_of("timed", (functools.partial(signal.raise_signal, signal.SIGKILL), 1), 1, False)
     assert isinstance(error, RuntimeError)
