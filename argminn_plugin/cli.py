@@ -312,8 +312,11 @@ def build_parser():
         p.add_argument("--data", help="dataset directory written by 'argminn simulate'")
         p.add_argument("--fasta", help="genome FASTA (indexed with pyfaidx)")
         p.add_argument("--bed", help="BED of intervals" + (" with 0/1 label columns" if required_labels else ""))
-        p.add_argument("--valid-chroms", nargs="+", default=["chr2"], help="validation chromosomes")
-        p.add_argument("--test-chroms", nargs="+", default=["chr3"], help="test chromosomes")
+        p.add_argument("--valid-chroms", nargs="+", default=["chr2"],
+                       help="validation chromosomes, with --fasta/--bed (default: chr2, as 'argminn simulate' "
+                            "lays out its genome; --data reads them from the dataset)")
+        p.add_argument("--test-chroms", nargs="+", default=["chr3"],
+                       help="test chromosomes, with --fasta/--bed (default: chr3; the rest train)")
 
     p = sub.add_parser("train", help="train an ARGMINN model")
     data_args(p)
@@ -387,7 +390,9 @@ def build_parser():
     p.add_argument("--planted", help="simulation.json: also check each planted motif is found by one filter")
     p.add_argument("--method", choices=["auto", "weights", "seqlets"], default="auto",
                    help="PPM from the filter weights, or from the windows where each filter fires "
-                        "(auto: seqlets when sequences are given)")
+                        "(auto: seqlets when sequences are given); which filters are active (used by the "
+                        "model) is measured on the sequences either way: without any, every filter that can "
+                        "fire counts as active")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_motifs)
@@ -430,9 +435,16 @@ def main(argv=None):
         args.func(args)
     # bad input, and the file system's refusals (an output path that is a file, no permission, disk full)
     except (ArgminnError, OSError) as exc:
+        if isinstance(exc, FileExistsError) and exc.filename and os.path.isfile(exc.filename):
+            exc = f"{exc.filename}: exists and is a file; an output directory is needed there"
         print(f"argminn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("argminn: interrupted", file=sys.stderr)
+        return 130
+    except SystemError as exc:  # Ctrl-C inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped
+        if not isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            raise
         print("argminn: interrupted", file=sys.stderr)
         return 130
     return 0

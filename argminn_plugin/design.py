@@ -256,7 +256,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     """
     import os
 
-    from .fileio import atomic_write, check_writable, pyplot, save_png, write_fasta
+    from .fileio import atomic_write, check_writable, output_set, pyplot, save_png, write_fasta
     from .interpret import call_instances, read_annotation
     from .motifs import read_meme
 
@@ -265,7 +265,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     if len(syntax) == 0:
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
     rule = syntax.iloc[0]
-    annotation, active = read_annotation(motif_dir)
+    annotation, active = read_annotation(motif_dir, model=model)
     ppms = read_meme(os.path.join(motif_dir, "motifs.meme"))
     by_name = {ann["name"]: f for f, ann in annotation.items()}
     motifs = []
@@ -300,26 +300,29 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                             int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
                             step=step)
     os.makedirs(out_dir, exist_ok=True)
-    with atomic_write(os.path.join(out_dir, "effects.tsv"), force=True) as handle:
-        effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
-    with atomic_write(os.path.join(out_dir, "design.tsv"), force=True) as handle:
-        table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
-    with atomic_write(os.path.join(out_dir, "design_starts.tsv"), force=True) as handle:
-        per_start.to_csv(handle, sep="\t", index=False, float_format="%.4f")
-    write_fasta(os.path.join(out_dir, "designs.fa"), names, sequences, force=True)
-    fig, (bars, lines) = pyplot().subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1.3]})
-    bars.barh(table["design"], table["mean"], color="tab:blue")
-    bars.set_xlim(0, 1)
-    bars.set_xlabel("mean predicted probability")
-    bars.invert_yaxis()
-    for name, group in per_start.groupby("design", sort=False):
-        lines.plot(group["start"], group["mean"], marker=".", label=name)
-    lines.set_ylim(0, 1.02)
-    lines.set_xlabel(f"start of {rule['motif_a']} in the window (bp)")
-    lines.set_ylabel("mean predicted probability")
-    lines.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
-    save_png(fig, os.path.join(out_dir, "design.png"), force=True)
+    outputs = ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv")
+    with output_set([os.path.join(out_dir, name) for name in outputs], force) as stage:  # all, or none
+        path = {name: stage[os.path.join(out_dir, name)] for name in outputs}
+        with atomic_write(path["effects.tsv"], force=True) as handle:
+            effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+        with atomic_write(path["design.tsv"], force=True) as handle:
+            table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+        with atomic_write(path["design_starts.tsv"], force=True) as handle:
+            per_start.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+        write_fasta(path["designs.fa"], names, sequences, force=True)
+        fig, (bars, lines) = pyplot().subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1.3]})
+        bars.barh(table["design"], table["mean"], color="tab:blue")
+        bars.set_xlim(0, 1)
+        bars.set_xlabel("mean predicted probability")
+        bars.invert_yaxis()
+        for name, group in per_start.groupby("design", sort=False):
+            lines.plot(group["start"], group["mean"], marker=".", label=name)
+        lines.set_ylim(0, 1.02)
+        lines.set_xlabel(f"start of {rule['motif_a']} in the window (bp)")
+        lines.set_ylabel("mean predicted probability")
+        lines.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+        save_png(fig, path["design.png"], force=True)
     return table
 
 

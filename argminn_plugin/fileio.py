@@ -14,6 +14,7 @@ model file never executes code from it.
 import contextlib
 import io
 import os
+import secrets
 import tempfile
 
 import torch
@@ -25,12 +26,17 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def usual_mode(path):
+    """Give a file made by ``tempfile.mkstemp`` (mode 0600) the mode a new file gets under this process's umask."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 def check_writable(path, force=False):
     """Refuse to overwrite an existing ``path`` unless ``force``."""
     if os.path.isdir(path):
         raise ArgminnError(f"{path}: is a directory; give a file name for this output")
     if os.path.exists(path) and not force:
-        raise ArgminnError(f"{path}: output exists; pass --force (force=True) to overwrite it")
+        raise ArgminnError(f"{path}: output exists; pass --force (force=True in Python) to overwrite it")
 
 
 @contextlib.contextmanager
@@ -51,12 +57,41 @@ def atomic_write(path, mode="w", force=False):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give outputs the usual mode
+        usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def output_set(paths, force=False):
+    """Write a command's several output files as one set.
+
+    Each of ``paths`` is refused over an existing file unless ``force``.
+    Yields ``stage``: path -> a hidden temporary name beside it, for the
+    writers in the block to write to. When the block ends, the staged files
+    are renamed over their paths together (a path the block did not write is
+    left alone); on an exception or an interrupt every staged file is
+    removed, so the earlier outputs (or none) are left, never part of a new
+    set beside the rest of an old one.
+    """
+    paths = list(paths)
+    for path in paths:
+        check_writable(path, force)
+    token = secrets.token_hex(4)
+    stage = {path: os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{token}.partial")
+             for path in paths}
+    try:
+        yield stage
+        for path in paths:
+            if os.path.exists(stage[path]):
+                os.replace(stage[path], path)
+    finally:
+        for staged in stage.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
 
 
 def write_fasta(path, names, sequences, force=False, width=80):
@@ -88,6 +123,23 @@ def safe_load_torch(path):
         raise ArgminnError(
             f"{path}: not a valid ARGMINN model file (truncated, tampered or not made by argminn): {first}"
         ) from None
+
+
+def model_fingerprint(model):
+    """A SHA-256 of a model's parameters and buffers (names, shapes, values as float32), to tell which model a
+    derived output (a motif directory) came from. The same model in float64 or a copy of its file gives the same
+    one; BatchNorm's step counter, which no output depends on, is left out."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        if name.endswith("num_batches_tracked"):
+            continue
+        value = value.detach().cpu()
+        value = value.to(torch.float32) if value.is_floating_point() else value
+        digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(value.contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def pyplot():

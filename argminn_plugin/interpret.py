@@ -90,18 +90,35 @@ def annotation_from_table(table, q_threshold=0.05):
     return out
 
 
-def read_annotation(motif_dir, q_threshold=0.05):
+def read_annotation(motif_dir, q_threshold=0.05, model=None):
     """(annotation, active filters) from ``motif_dir/motifs.tsv``, as ``argminn motifs`` writes it.
 
     The active filters are the ones instances may point at (``filters`` of
     :func:`call_instances`; none active: no calls); None for a table without
-    an ``active`` column.
+    an ``active`` column. With ``model``, the directory's report.json must
+    name that model (``model_fingerprint``; a directory written before it was
+    recorded is not checked): another model's filters would be read as this
+    one's without any other sign.
     """
+    import json
     import os
+
+    from .fileio import model_fingerprint
 
     path = os.path.join(motif_dir, "motifs.tsv")
     if not os.path.isfile(path):
         raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
+    report = os.path.join(motif_dir, "report.json")
+    if model is not None and os.path.isfile(report):
+        try:
+            with open(report) as handle:
+                recorded = json.load(handle).get("model_fingerprint")
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+            raise ArgminnError(f"{report}: not a readable motif report ({exc})") from None
+        if recorded is not None and recorded != model_fingerprint(model):
+            raise ArgminnError(f"{motif_dir}: these motifs were read from another model than the one given "
+                               "(report.json's model_fingerprint differs); run 'argminn motifs' with this model "
+                               "first")
     table = pd.read_csv(path, sep="\t")
     return annotation_from_table(table, q_threshold), active_filters(table) if "active" in table else None
 
@@ -301,7 +318,7 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     """
     import os
 
-    from .fileio import atomic_write, check_writable
+    from .fileio import atomic_write, check_writable, output_set
     from .motifs import read_meme
 
     # Every output this report can write is checked, and those this run does not write are removed at the
@@ -310,13 +327,13 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     names = ["instances.tsv", "instances.bed", "syntax.tsv", "spacing.png", "coverage.tsv", "coverage.png"]
     if truth is not None and len(truth) == 0:  # checked before anything is written
         raise ArgminnError("no true instances to evaluate against")
-    os.makedirs(out_dir, exist_ok=True)
     for name in names:
         check_writable(os.path.join(out_dir, name), force)
-    annotation, active = read_annotation(motif_dir)
+    annotation, active = read_annotation(motif_dir, model=model)
     if active == []:
         raise ArgminnError(f"{motif_dir}/motifs.tsv: no active filter (the model uses none of its filters as a "
                            "motif), so there are no instances to call")
+    os.makedirs(out_dir, exist_ok=True)
     calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active)
     window_start = bed["start"].to_numpy() + (bed["end"].to_numpy() - bed["start"].to_numpy()) // 2 \
         - model.config.input_length // 2
@@ -325,32 +342,37 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     length = model.config.input_length
     calls.insert(2, "genome_start", window_start[calls["sequence"]] + calls["start"].clip(0, length))
     calls.insert(3, "genome_end", window_start[calls["sequence"]] + calls["end"].clip(0, length))
-    with atomic_write(os.path.join(out_dir, "instances.tsv"), force=True) as handle:
-        calls.to_csv(handle, sep="\t", index=False, float_format="%.6g")
-    with atomic_write(os.path.join(out_dir, "instances.bed"), force=True) as handle:
-        for r in calls.itertuples():
-            if r.genome_end <= r.genome_start:  # wholly outside the window
-                continue
-            handle.write(f"{r.chrom}\t{r.genome_start}\t{r.genome_end}\t{r.motif}\t{r.attention:.6g}\t{r.strand}\n")
     syntax = syntax_readout(calls)
-    with atomic_write(os.path.join(out_dir, "syntax.tsv"), force=True) as handle:
-        syntax.to_csv(handle, sep="\t", index=False)
     summary = {"n_sequences": int(len(X)), "n_calls": int(len(calls))}
     if len(syntax):
         top = syntax.iloc[0]
         summary["top_syntax"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in top.items()}
-        plot_spacing(syntax, top["motif_a"], top["motif_b"], os.path.join(out_dir, "spacing.png"), force=True)
     if truth is not None:
         fimo_calls = fimo_instances(read_meme(os.path.join(motif_dir, "motifs.meme")), X)
         curves = {"ARGMINN attention": coverage_curve(calls, truth), "FIMO (discovered motifs)":
                   coverage_curve(fimo_calls, truth)}
         frame = pd.DataFrame({"k": np.arange(1, len(truth) + 1), **curves})
-        with atomic_write(os.path.join(out_dir, "coverage.tsv"), force=True) as handle:
-            frame.to_csv(handle, sep="\t", index=False, float_format="%.4f")
-        plot_coverage(curves, os.path.join(out_dir, "coverage.png"), force=True)
         summary["coverage_mean"] = {k: float(v.mean()) for k, v in curves.items()}
         summary["coverage_at_n_true"] = {k: float(v[-1]) for k, v in curves.items()}
     written = names[:3] + (["spacing.png"] if len(syntax) else []) + (names[4:] if truth is not None else [])
+    with output_set([os.path.join(out_dir, name) for name in written], force) as stage:  # all, or none
+        path = {name: stage[os.path.join(out_dir, name)] for name in written}
+        with atomic_write(path["instances.tsv"], force=True) as handle:
+            calls.to_csv(handle, sep="\t", index=False, float_format="%.6g")
+        with atomic_write(path["instances.bed"], force=True) as handle:
+            for r in calls.itertuples():
+                if r.genome_end <= r.genome_start:  # wholly outside the window
+                    continue
+                handle.write(f"{r.chrom}\t{r.genome_start}\t{r.genome_end}\t{r.motif}\t{r.attention:.6g}\t"
+                             f"{r.strand}\n")
+        with atomic_write(path["syntax.tsv"], force=True) as handle:
+            syntax.to_csv(handle, sep="\t", index=False)
+        if len(syntax):
+            plot_spacing(syntax, top["motif_a"], top["motif_b"], path["spacing.png"], force=True)
+        if truth is not None:
+            with atomic_write(path["coverage.tsv"], force=True) as handle:
+                frame.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+            plot_coverage(curves, path["coverage.png"], force=True)
     for name in set(names) - set(written):
         if os.path.exists(os.path.join(out_dir, name)):
             os.remove(os.path.join(out_dir, name))
@@ -369,7 +391,7 @@ def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch
 
     from .variants import variant_windows
 
-    annotation, active = read_annotation(motif_dir) if motif_dir else (None, None)
+    annotation, active = read_annotation(motif_dir, model=model) if motif_dir else (None, None)
     X, subs, _ = variant_windows(variants, fasta, model.config.input_length, offset=offset)
     calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active)
     pos = subs[:, 1].numpy()

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .errors import ArgminnError
-from .fileio import check_writable
+from .fileio import check_writable, usual_mode
 
 
 def information_content(ppm):
@@ -254,6 +254,7 @@ def write_meme(path, motifs, force=False):
     os.close(fd)
     try:
         _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
+        usual_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

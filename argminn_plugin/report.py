@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable
+from .fileio import atomic_write, check_writable, model_fingerprint, output_set
 from .motifs import (best_matches, column_for_id, extract_motifs, jaspar_database, resolve_method, save_logos,
                      tomtom_qvalues, write_meme)
 
@@ -68,7 +68,8 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         if name in top.index:
             table.loc[i, cols] = match(name, top[name])
 
-    report = {"method": resolve_method(method, X), "n_filters": int(len(table)),
+    report = {"model_fingerprint": model_fingerprint(model), "method": resolve_method(method, X),
+              "n_filters": int(len(table)),
               "n_active": int(table["active"].sum()), "active": table.loc[table["active"], "name"].tolist()}
     if planted:
         recovery = planted_recovery(q, motif_ids)
@@ -80,14 +81,16 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
             for name in recovery[mid]:
                 table.loc[table["name"] == name, cols] = match(name, column_for_id(q, mid))
 
-    write_meme(paths["motifs.meme"], ppms, force=True)
-    save_logos(ppms, paths["logos.png"], force=True, title="ARGMINN filters (active)")
-    with atomic_write(paths["motifs.tsv"], force=True) as handle:
-        table.to_csv(handle, sep="\t", index=False)
-    with atomic_write(paths["tomtom.tsv"], force=True) as handle:
-        matches.to_csv(handle, sep="\t", index=False)
-    with atomic_write(paths["report.json"], force=True) as handle:
-        json.dump(report, handle, indent=2)
+    with output_set(paths.values(), force) as stage:  # all five, or none if interrupted
+        staged = {k: stage[v] for k, v in paths.items()}
+        write_meme(staged["motifs.meme"], ppms, force=True)
+        save_logos(ppms, staged["logos.png"], force=True, title="ARGMINN filters (active)")
+        with atomic_write(staged["motifs.tsv"], force=True) as handle:
+            table.to_csv(handle, sep="\t", index=False)
+        with atomic_write(staged["tomtom.tsv"], force=True) as handle:
+            matches.to_csv(handle, sep="\t", index=False)
+        with atomic_write(staged["report.json"], force=True) as handle:
+            json.dump(report, handle, indent=2)
     if planted:
         print(f"planted motifs -> filters with TOMTOM q < {Q_THRESHOLD}: {report['planted']}")
     return table

@@ -25,7 +25,7 @@ import numpy as np
 
 from .config import _Config
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, write_fasta
+from .fileio import atomic_write, check_writable, output_set, write_fasta
 
 SPLITS = {"train": "chr1", "valid": "chr2", "test": "chr3"}
 
@@ -282,19 +282,21 @@ def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, 
         for i, name, s, e, strand in instances:
             inst_rows.append(f"{chrom}\t{starts[i] + s}\t{starts[i] + e}\t{name}\t{strand}\t{split}\t"
                              f"{chrom}:{starts[i]}-{starts[i] + length}\t{s}\t{e}\t{labels[i]}")
-    write_fasta(os.path.join(out_dir, "genome.fa"), genome.keys(), genome.values(), force=True)
-    with atomic_write(os.path.join(out_dir, "peaks.bed"), force=True) as handle:
-        handle.write("#chrom\tstart\tend\tlabel\n")
-        handle.write("\n".join(bed_rows) + "\n")
-    with atomic_write(os.path.join(out_dir, "test.bed"), force=True) as handle:
-        handle.write("#chrom\tstart\tend\tlabel\n")
-        handle.write("\n".join(r for r in bed_rows if r.startswith(SPLITS["test"] + "\t")) + "\n")
-    with atomic_write(os.path.join(out_dir, "instances.tsv"), force=True) as handle:
-        handle.write("chrom\tstart\tend\tmotif\tstrand\tsplit\twindow\twindow_start\twindow_end\tlabel\n")
-        handle.write("\n".join(inst_rows) + "\n")
-    write_meme(os.path.join(out_dir, "motifs.meme"), motifs, force=True)
-    with atomic_write(os.path.join(out_dir, "simulation.json"), force=True) as handle:
-        json.dump(summary, handle, indent=2)
+    with output_set([os.path.join(out_dir, name) for name in OUTPUTS], force) as stage:  # all, or none
+        path = {name: stage[os.path.join(out_dir, name)] for name in OUTPUTS}
+        write_fasta(path["genome.fa"], genome.keys(), genome.values(), force=True)
+        with atomic_write(path["peaks.bed"], force=True) as handle:
+            handle.write("#chrom\tstart\tend\tlabel\n")
+            handle.write("\n".join(bed_rows) + "\n")
+        with atomic_write(path["test.bed"], force=True) as handle:
+            handle.write("#chrom\tstart\tend\tlabel\n")
+            handle.write("\n".join(r for r in bed_rows if r.startswith(SPLITS["test"] + "\t")) + "\n")
+        with atomic_write(path["instances.tsv"], force=True) as handle:
+            handle.write("chrom\tstart\tend\tmotif\tstrand\tsplit\twindow\twindow_start\twindow_end\tlabel\n")
+            handle.write("\n".join(inst_rows) + "\n")
+        write_meme(path["motifs.meme"], motifs, force=True)
+        with atomic_write(path["simulation.json"], force=True) as handle:
+            json.dump(summary, handle, indent=2)
 
 
 def planted_instances(data_dir, bed):

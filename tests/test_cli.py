@@ -99,6 +99,75 @@ def test_motifs_command(dataset, trained, tmp_path, capsys):
     assert len(table) == 4 and report["n_active"] == int(table["active"].sum())
 
 
+def test_interrupted_commands_leave_no_part_of_their_outputs_and_motifs_name_their_model(
+        dataset, trained, tmp_path, capsys, monkeypatch):
+    """An interrupt while a command writes its several outputs leaves none of them (a re-run is not refused
+    for a partial set), or the earlier complete set with --force; motifs read from another model are refused."""
+    from argminn_plugin import report
+
+    model = str(trained / "model.pt")
+    out = tmp_path / "motifs"
+    command = ["motifs", "--model", model, "--data", str(dataset), "--out", str(out)]
+    real_save_logos = report.save_logos
+
+    def interrupted(*args, **kwargs):  # after motifs.meme is written, as a Ctrl-C during the logos
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "save_logos", interrupted)
+    assert main(command) == 130
+    assert "argminn: interrupted" in capsys.readouterr().err
+    assert os.listdir(out) == []  # not motifs.meme alone, and no staged file left
+    monkeypatch.setattr(report, "save_logos", real_save_logos)
+    assert main(command) == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert sorted(before) == ["logos.png", "motifs.meme", "motifs.tsv", "report.json", "tomtom.tsv"]
+    assert (out / "motifs.meme").stat().st_mode & 0o777 == (out / "motifs.tsv").stat().st_mode & 0o777
+    monkeypatch.setattr(report, "save_logos", interrupted)
+    assert main([*command, "--force"]) == 130
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    monkeypatch.setattr(report, "save_logos", real_save_logos)
+    capsys.readouterr()
+
+    # motifs of another model: refused by the commands that read them, before any work
+    other = tmp_path / "other"
+    assert main(["train", "--data", str(dataset), "--out", str(other), "--quiet", "--train-set", "max_epochs=1",
+                 "--train-set", "seed=7", *SMALL_MODEL]) == 0
+    capsys.readouterr()
+    assert main(["instances", "--model", model, "--motifs", str(out), "--data", str(dataset),
+                 "--out", str(tmp_path / "inst")]) == 0
+    capsys.readouterr()
+    for argv in (["instances", "--model", str(other / "model.pt"), "--motifs", str(out), "--data", str(dataset),
+                  "--out", str(tmp_path / "inst2")],
+                 ["design", "--model", str(other / "model.pt"), "--motifs", str(out), "--instances",
+                  str(tmp_path / "inst"), "--data", str(dataset), "--out", str(tmp_path / "design")]):
+        assert main(argv) == 2
+        assert "these motifs were read from another model than the one given" in capsys.readouterr().err
+    assert not (tmp_path / "inst2").exists() and not (tmp_path / "design").exists()
+
+
+def test_an_interrupt_inside_compiled_code_is_reported_as_an_interrupt(tmp_path, capsys, monkeypatch):
+    """Ctrl-C inside numba-compiled code (memelite's TOMTOM) reaches Python as a SystemError raised from the
+    KeyboardInterrupt: reported as an interrupt, not a traceback; any other SystemError still propagates."""
+    from argminn_plugin import cli
+
+    def interrupted_in_numba(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("CPUDispatcher(<function _tomtom>) returned a result with an exception set") from exc
+
+    monkeypatch.setattr(cli, "cmd_simulate", interrupted_in_numba)
+    assert main(["simulate", "--out", str(tmp_path / "s")]) == 130
+    assert capsys.readouterr().err == "argminn: interrupted\n"
+
+    def broken(args):
+        raise SystemError("something else")
+
+    monkeypatch.setattr(cli, "cmd_simulate", broken)
+    with pytest.raises(SystemError, match="something else"):
+        main(["simulate", "--out", str(tmp_path / "s")])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--out", "x"], "give --data DIR, or both --fasta and --bed"),
     (["predict", "--model", "nope.pt", "--fasta", "a.fa", "--bed", "b.bed", "-o", "o.tsv"], "model file not found"),
@@ -268,7 +337,8 @@ def test_cli_refusals_are_one_line_errors(dataset, trained, tmp_path, capsys):
     assert main(["train", "--data", str(dataset), "--out", str(taken), "--quiet", "--train-set", "max_epochs=1",
                  *SMALL_MODEL]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("argminn: error: ") and "taken" in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("argminn: error: ") and len(err.strip().splitlines()) == 1
+    assert f"{taken}: exists and is a file; an output directory is needed there" in err
     assert not any((tmp_path / name).exists() for name in ("p.tsv", "v.tsv", "run"))
 
 
