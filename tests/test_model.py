@@ -467,6 +467,13 @@ def test_wrong_input_shape_is_a_clear_error(small_config):
             with torch.set_grad_enabled(grad), pytest.raises(
                     ArgminnError, match=rf"input of shape .*; this model takes \(N, 4, {n}\) one-hot sequences"):
                 model(X)
+    X = random_onehot(2, n)
+    for dtype in (torch.int8, torch.float64):  # tangermeme's one_hot_encode gives int8
+        with pytest.raises(ArgminnError, match=rf"input of dtype {dtype}; this model computes in torch.float32: "
+                                               r"pass X.to\(torch.float32\)"):
+            model(X.to(dtype))
+    with torch.no_grad():
+        assert torch.allclose(model.double()(X.double()).float(), model.float()(X), atol=1e-5)
 
 
 def test_builds_and_runs_under_float64_default_dtype(small_config):
