@@ -142,6 +142,10 @@ def cmd_variants(args):
         if not args.model:
             raise ArgminnError("give --model (tangermeme route) or --kipoi-model (kipoi-veff route)")
         model = _argminn_model(args.model, "argminn variants --motifs") if args.motifs else load_model(args.model)
+        if args.motifs:  # another model's motifs: refused before the scoring
+            from .interpret import read_annotation
+
+            read_annotation(args.motifs, model=model)
         variants = read_variants(args.variants)
         table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, path=args.variants,
                                offset=args.offset)

@@ -15,7 +15,9 @@ import contextlib
 import io
 import os
 import secrets
+import signal
 import tempfile
+import threading
 
 import torch
 
@@ -66,6 +68,28 @@ def atomic_write(path, mode="w", force=False):
 
 
 @contextlib.contextmanager
+def _sigint_deferred():
+    """Hold a SIGINT (Ctrl-C) that arrives inside the block until it ends, then deliver it as it would have been.
+
+    Only in the main thread (the only one where Python takes signals); elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        if callable(previous):  # Python's default handler raises KeyboardInterrupt here
+            previous(signal.SIGINT, held[0])
+        elif previous == signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@contextlib.contextmanager
 def output_set(paths, force=False):
     """Write a command's several output files as one set.
 
@@ -73,9 +97,10 @@ def output_set(paths, force=False):
     Yields ``stage``: path -> a hidden temporary name beside it, for the
     writers in the block to write to. When the block ends, the staged files
     are renamed over their paths together (a path the block did not write is
-    left alone); on an exception or an interrupt every staged file is
-    removed, so the earlier outputs (or none) are left, never part of a new
-    set beside the rest of an old one.
+    left alone; a Ctrl-C during the renames takes effect after them); on an
+    exception or an interrupt before that every staged file is removed, so
+    the earlier outputs (or none) are left, never part of a new set beside
+    the rest of an old one.
     """
     paths = list(paths)
     for path in paths:
@@ -85,9 +110,10 @@ def output_set(paths, force=False):
              for path in paths}
     try:
         yield stage
-        for path in paths:
-            if os.path.exists(stage[path]):
-                os.replace(stage[path], path)
+        with _sigint_deferred():  # a Ctrl-C between two renames would leave a mixed set
+            for path in paths:
+                if os.path.exists(stage[path]):
+                    os.replace(stage[path], path)
     finally:
         for staged in stage.values():
             with contextlib.suppress(FileNotFoundError):

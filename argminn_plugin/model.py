@@ -217,9 +217,10 @@ class ARGMINN(nn.Module):
         if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != self.config.input_length:
             raise ArgminnError(f"ARGMINN: input of shape {tuple(X.shape)}; this model takes (N, 4, "
                                f"{self.config.input_length}) one-hot sequences (config.input_length)")
-        if X.dtype != self.pos_enc.dtype:
-            raise ArgminnError(f"ARGMINN: input of dtype {X.dtype}; this model computes in {self.pos_enc.dtype}: "
-                               f"pass X.to({self.pos_enc.dtype}) (tangermeme's predict casts for you)")
+        dtype = self._buffers["pos_enc"].dtype
+        if X.dtype != dtype and not _autocast_or_tracing():  # autocast: mixed precision
+            raise ArgminnError(f"ARGMINN: input of dtype {X.dtype}; this model computes in {dtype}: pass "
+                               f"X.to({dtype}), or run under torch.autocast for mixed precision")
         folded = self._folded() if X.shape[0] else None  # an empty batch: the module path, (0, T) logits
         if folded is not None:
             return self._run_folded(X, keep, folded)

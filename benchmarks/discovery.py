@@ -53,7 +53,7 @@ from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
 from argminn_plugin.config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError
-from argminn_plugin.fileio import atomic_write, pyplot, safe_load_torch, save_png
+from argminn_plugin.fileio import atomic_write, output_set, pyplot, safe_load_torch, save_png
 from argminn_plugin.interpret import active_filters, call_instances, coverage_curve, fimo_instances
 from argminn_plugin.motifs import column_for_id, extract_motifs, jaspar_database, tomtom_qvalues, write_meme
 from argminn_plugin.simulate import planted_instances
@@ -455,9 +455,11 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     print(table_text(results))
     for k, v in report.get("targets", {}).items():
         print(f"target: {k}: {'MET' if v['met'] else 'NOT MET'} ({v['detail']})")
-    with atomic_write(os.path.join(out, "discovery.json"), force=True) as handle:
-        json.dump(report, handle, indent=1)
-    plot(results, os.path.join(out, "discovery.png"))
+    paths = [os.path.join(out, "discovery.json"), os.path.join(out, "discovery.png")]
+    with output_set(paths, force=True) as stage:  # the table and its figure, together
+        with atomic_write(stage[paths[0]], force=True) as handle:
+            json.dump(report, handle, indent=1)
+        plot(results, stage[paths[1]])
     print(f"wrote {os.path.join(out, 'discovery.json')} and discovery.png ({report['seconds']} s)")
     return report
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from argminn_plugin.fileio import atomic_write
+from argminn_plugin.fileio import atomic_write, output_set
 
 from . import at_least
 
@@ -377,7 +377,8 @@ def main(out, smoke=False, threads=2):
         rows = in_fresh_process("interleaved", (models[:2], L, batch, repeats), threads, True)
         for row in rows:
             memory = in_fresh_process("peak_memory", (row["model"], L, batch), threads, True)
-            row["peak_rss_mb"], row["steady_allocator"] = memory["peak_rss_mb"], memory["steady_allocator"]
+            row["peak_rss_mb"] = memory["peak_rss_mb"]
+            row["steady_allocator"] = row["steady_allocator"] and memory["steady_allocator"]  # both processes
         scaling += rows
         ratio_by_length[L] = rows[0]["infer_seconds_per_batch"] / rows[1]["infer_seconds_per_batch"]
     scaling.sort(key=lambda r: models.index(r["model"]))  # model by model, each by length
@@ -421,9 +422,11 @@ def main(out, smoke=False, threads=2):
               "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
               "load_average_before": load_before, "load_average_after": load_average(),
               "cpu_busy_before": busy_before}
-    with atomic_write(os.path.join(out, "speed.json"), force=True) as handle:
-        json.dump(result, handle, indent=1)
-    plot(scaling, os.path.join(out, "scaling.png"))
+    paths = [os.path.join(out, "speed.json"), os.path.join(out, "scaling.png")]
+    with output_set(paths, force=True) as stage:  # the figures and their plot, together
+        with atomic_write(stage[paths[0]], force=True) as handle:
+            json.dump(result, handle, indent=1)
+        plot(scaling, stage[paths[1]])
     return result
 
 

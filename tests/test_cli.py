@@ -143,6 +143,17 @@ def test_interrupted_commands_leave_no_part_of_their_outputs_and_motifs_name_the
         assert main(argv) == 2
         assert "these motifs were read from another model than the one given" in capsys.readouterr().err
     assert not (tmp_path / "inst2").exists() and not (tmp_path / "design").exists()
+    from argminn_plugin import variants
+
+    def scored(*args, **kwargs):
+        raise AssertionError("variants scored before the motifs were checked")
+
+    monkeypatch.setattr(variants, "score_variants", scored)
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("#CHROM\tPOS\tID\tREF\tALT\nchr3\t50\t.\tA\tC\n")
+    assert main(["variants", "--model", str(other / "model.pt"), "--motifs", str(out), "--fasta",
+                 str(dataset / "genome.fa"), "--variants", str(vcf), "-o", str(tmp_path / "v.tsv")]) == 2
+    assert "these motifs were read from another model than the one given" in capsys.readouterr().err
 
 
 def test_an_interrupt_inside_compiled_code_is_reported_as_an_interrupt(tmp_path, capsys, monkeypatch):

@@ -474,6 +474,13 @@ def test_wrong_input_shape_is_a_clear_error(small_config):
             model(X.to(dtype))
     with torch.no_grad():
         assert torch.allclose(model.double()(X.double()).float(), model.float()(X), atol=1e-5)
+        plain = model(X)
+        with torch.autocast("cpu", torch.bfloat16):  # mixed precision: the input's dtype is autocast's
+            mixed = model(X.bfloat16())
+        assert torch.allclose(mixed.float(), plain, atol=0.1)
+    from tangermeme.predict import predict
+
+    assert predict(model, X.to(torch.int8), dtype=torch.bfloat16, verbose=False).shape == (2, small_config.n_tasks)
 
 
 def test_builds_and_runs_under_float64_default_dtype(small_config):

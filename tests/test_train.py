@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from argminn_plugin import ArgminnError, ModelConfig, TrainConfig
-from argminn_plugin.fileio import atomic_write, safe_load_torch
+from argminn_plugin.fileio import atomic_write, output_set, safe_load_torch
 from argminn_plugin.train import load_model, run_train_config, train
 from conftest import random_onehot
 
@@ -120,6 +120,44 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             handle.write("x")
     with pytest.raises(ArgminnError, match="model file not found"):
         safe_load_torch(str(tmp_path / "none.pt"))
+
+
+def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for_them(tmp_path, monkeypatch):
+    import signal
+
+    paths = [str(tmp_path / name) for name in ("a.txt", "b.txt", "c.txt")]
+    with pytest.raises(RuntimeError):  # fails after two of three are written: none is left
+        with output_set(paths) as stage:
+            for path in paths[:2]:
+                with open(stage[path], "w") as handle:
+                    handle.write("new")
+            raise RuntimeError("killed")
+    assert os.listdir(tmp_path) == []
+    for path in paths:
+        with open(path, "w") as handle:
+            handle.write("old")
+    with pytest.raises(ArgminnError, match="output exists"):
+        with output_set(paths):
+            pass
+    handler = signal.getsignal(signal.SIGINT)
+    real_replace, renamed = os.replace, []
+
+    def replace(source, target):  # Ctrl-C right after the first rename
+        real_replace(source, target)
+        renamed.append(target)
+        if len(renamed) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        with output_set(paths, force=True) as stage:
+            for path in paths:
+                with open(stage[path], "w") as handle:
+                    handle.write("new")
+    monkeypatch.undo()
+    assert renamed == paths and sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt", "c.txt"]
+    assert [open(path).read() for path in paths] == ["new"] * 3  # the whole new set, then the interrupt
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_last_batch_of_one_row_is_skipped_and_one_row_is_refused(tmp_path):
