@@ -333,7 +333,8 @@ def build_parser():
     p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override one TrainConfig key")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="start again even if --out holds a run")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (there are none when the output is not a terminal) and fewer messages")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="predict intervals of a FASTA")
@@ -427,7 +428,8 @@ def build_parser():
     p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override a TrainConfig key")
     p.add_argument("--resume", action="store_true", help="resume the training run")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (there are none when the output is not a terminal) and fewer messages")
     p.set_defaults(func=cmd_demo)
     return parser
 

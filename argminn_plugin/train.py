@@ -913,7 +913,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         bar = tqdm(shard_batches(order, tc.batch_size, info.rank, info.world),
                    desc=f"epoch {epoch + 1}/{tc.max_epochs}" if prune is None else
                    f"pruned, epoch {epoch + 1 - prune['start_epoch']}/{tc.prune_epochs}",
-                   disable=not verbose, leave=False)
+                   disable=None if verbose else True, leave=False)  # None: no bar when not on a terminal
         for idx, global_rows in bar:
             X, y = Xt[idx], yt[idx]
             if flips is not None:
