@@ -102,6 +102,8 @@ info:
   tags:
     - DNA binding
 dependencies:
+  conda:  # Kipoi's PyTorchModel looks for 'pytorch' among the dependencies
+    - pytorch::pytorch
   pip:
     - argminn-plugin
     - kipoiseq

@@ -102,6 +102,7 @@ def test_kipoi_test_passes_offline(exported, tmp_path):
     result = kipoi("test", str(exported[2]), "--source", "dir", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All predictions match" in result.stderr + result.stdout
+    assert "is not listed in the dependencies" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".h5"])
@@ -165,6 +166,7 @@ def test_shipped_model_directory(tmp_path):
     result = kipoi("test", SHIPPED, "--source", "dir", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All predictions match" in result.stderr + result.stdout
+    assert "is not listed in the dependencies" not in result.stderr + result.stdout
     model = KipoiModel(os.path.join(SHIPPED, "config.json"))
     model.load_state_dict(torch.load(os.path.join(SHIPPED, "weights.pth"), weights_only=True))
     ex = os.path.join(SHIPPED, "example_files")
