@@ -42,6 +42,7 @@ class CNNConfig(_ModelConfigBase):
     conv2_width: int = 5
 
     def __post_init__(self):
+        self._check_types()
         self._check_positive(["input_length", "n_tasks", "n_filters", "filter_width", "pool", "conv2_filters",
                               "conv2_width"])
         if self.final_length < 1:
@@ -105,6 +106,7 @@ class ExplaiNNConfig(_ModelConfigBase):
     dropout: float = 0.3
 
     def __post_init__(self):
+        self._check_types()
         self._check_positive(["input_length", "n_tasks", "n_units", "filter_width", "pool", "hidden"])
         if not 0 <= self.dropout < 1:
             raise ArgminnError(f"ExplaiNNConfig: 'dropout' must be in [0, 1), got {self.dropout}")

@@ -7,8 +7,11 @@ memory stream, 4 attention layers with 4 heads, each regularizer weighted 1e-3.
 
 import dataclasses
 import json
+import numbers
 import os
 import typing
+
+import numpy as np
 
 from .errors import ArgminnError
 
@@ -21,22 +24,24 @@ def _check_type(name, value, annotation, where):
             return value
         annotation = next(a for a in options if a is not type(None))
         origin = typing.get_origin(annotation)
+    # NumPy scalars are taken and made plain Python values: a model file must hold only those to load with
+    # weights_only (fileio.safe_load_torch).
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise ArgminnError(f"{where}: key '{name}' must be a number, got {value!r}")
         return float(value)
     if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
             raise ArgminnError(f"{where}: key '{name}' must be an integer, got {value!r}")
-        return value
+        return int(value)
     if annotation is bool:
-        if not isinstance(value, bool):
+        if not isinstance(value, (bool, np.bool_)):
             raise ArgminnError(f"{where}: key '{name}' must be true or false, got {value!r}")
-        return value
+        return bool(value)
     if annotation is str:
         if not isinstance(value, str):
             raise ArgminnError(f"{where}: key '{name}' must be a string, got {value!r}")
-        return value
+        return str(value)
     if origin in (list, tuple):
         (inner,) = typing.get_args(annotation)[:1]
         if not isinstance(value, (list, tuple)):
@@ -76,6 +81,16 @@ class _Config:
         except UnicodeDecodeError:
             raise ArgminnError(f"{path}: not a text file (a JSON config is expected)") from None
         return cls.from_dict(data, where=path)
+
+    def _check_types(self):
+        """Every field's type, checked on every construction (not only through from_dict), numpy scalars made
+        plain values and lists tuples; the first step of each config's ``__post_init__``."""
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            checked = _check_type(field.name, value, hints[field.name], type(self).__name__)
+            if checked is not value:
+                object.__setattr__(self, field.name, checked)  # frozen dataclasses
 
     def to_dict(self):
         out = dataclasses.asdict(self)
@@ -137,6 +152,7 @@ class ModelConfig(_ModelConfigBase):
     attention_sink: bool = False
 
     def __post_init__(self):
+        self._check_types()
         self._check_positive(["input_length", "n_tasks", "n_filters", "filter_width", "token_dim",
                               "stream_dim", "n_layers", "n_heads", "head_dim"])
         if self.pos_enc_dim < 0 or self.pos_enc_dim % 2:
@@ -280,6 +296,7 @@ class TrainConfig(_Config):
     num_threads: int = 0  # 0: leave torch's default
 
     def __post_init__(self):
+        self._check_types()
         if self.overlap_units not in ("raw", "normalized"):
             raise ArgminnError(f"TrainConfig: 'overlap_units' must be 'raw' or 'normalized', got {self.overlap_units!r}")
         if self.ramp_shape not in ("linear", "geometric"):

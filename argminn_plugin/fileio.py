@@ -141,6 +141,8 @@ def atomic_save_torch(obj, path, force=False):
 def safe_load_torch(path):
     """Load a model file with ``weights_only=True``; clear error if it is bad."""
     if not os.path.isfile(path):
+        if os.path.isdir(path):
+            raise ArgminnError(f"{path}: is a directory; give the model file in it (a training run's model.pt)")
         raise ArgminnError(f"{path}: model file not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -58,6 +58,7 @@ class SimulationConfig(_Config):
     jaspar_release: str = "JASPAR2024"
 
     def __post_init__(self):
+        self._check_types()
         if len(self.motif_ids) != 2:
             raise ArgminnError("SimulationConfig: 'motif_ids' must name exactly two JASPAR motifs (A then B)")
         if len(self.negative_mix) != 4 or min(self.negative_mix) < 0 or sum(self.negative_mix) <= 0:

@@ -742,8 +742,8 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
             return None
         if not resume:
             if not force:
-                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
-                                   "or --force to start again")
+                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume (resume=True) to "
+                                   "continue it or --force (force=True) to start again")
             return None
         # checked before any candidate trains: a run under way must be one of these candidates' continuation
         state = safe_load_torch(last_path)
@@ -824,8 +824,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             return None
         if not resume:
             if not force:
-                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume to continue it "
-                                   "or --force to start again")
+                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume (resume=True) to "
+                                   "continue it or --force (force=True) to start again")
             new_run()
             return None
         state = safe_load_torch(last_path)

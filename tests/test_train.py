@@ -41,6 +41,27 @@ def test_training_input_errors(tmp_path):
               verbose=False)
 
 
+def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
+    """Built directly (not only through from_dict), a config rejects mistyped values and makes numpy scalars
+    plain values, so the model file written with it loads with weights_only."""
+    import numpy as np
+
+    for kwargs, message in ((dict(n_filters=8.5), "'n_filters' must be an integer, got 8.5"),
+                            (dict(n_filters="8"), "'n_filters' must be an integer, got '8'"),
+                            (dict(task_names="ab", n_tasks=2), "'task_names' must be a list, got 'ab'"),
+                            (dict(batch_norm=1), "'batch_norm' must be true or false, got 1")):
+        with pytest.raises(ArgminnError, match=message):
+            ModelConfig(**kwargs)
+    config = ModelConfig(input_length=np.int64(40), n_filters=np.int32(4), n_layers=1, n_heads=2, head_dim=8,
+                         task_names=[np.str_("peak")], batch_norm=np.bool_(True))
+    assert type(config.input_length) is int and config.task_names == ("peak",) and type(config.batch_norm) is bool
+    tc = TrainConfig(max_epochs=1, batch_size=32, learning_rate=np.logspace(-4, -2, 3)[1])
+    assert type(tc.learning_rate) is float
+    model, _ = train(config, tc, data(0), data(1), str(tmp_path / "run"), verbose=False)
+    assert load_model(str(tmp_path / "run" / "model.pt")).config == config
+    assert "state_dict" in safe_load_torch(str(tmp_path / "run" / "last.pt"))  # the resume checkpoint loads
+
+
 def test_resume_with_other_config_is_refused(tmp_path):
     train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), data(1), str(tmp_path), verbose=False)
     with pytest.raises(ArgminnError, match="different model or training config"):
@@ -120,6 +141,8 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             handle.write("x")
     with pytest.raises(ArgminnError, match="model file not found"):
         safe_load_torch(str(tmp_path / "none.pt"))
+    with pytest.raises(ArgminnError, match="is a directory; give the model file in it"):
+        safe_load_torch(str(tmp_path))
 
 
 def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for_them(tmp_path, monkeypatch):
