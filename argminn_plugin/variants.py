@@ -9,6 +9,7 @@ variant (the variant sits at window index ``L // 2``).
 """
 
 import gzip
+import numbers
 import os
 
 import pandas as pd
@@ -53,23 +54,67 @@ def read_variants(path):
         if len(fields) < len(header) and len(fields) <= max(col.values()):
             raise ArgminnError(f"{path}: line {lineno}: {len(fields)} field(s), expected {len(header)}")
         chrom, pos, ref, alt = (fields[col[k]] for k in ("chrom", "pos", "ref", "alt"))
+        vid = fields[id_col] if id_col is not None else None
+        records.append((*_record(chrom, pos, ref, alt, vid, f"{path}: line {lineno}"), lineno))
+    if not records:
+        raise ArgminnError(f"{path}: no variants (empty input)")
+    return pd.DataFrame(records, columns=COLUMNS)
+
+
+COLUMNS = ["chrom", "pos", "ref", "alt", "id", "line"]
+
+
+def _record(chrom, pos, ref, alt, vid, where):
+    """One SNV, checked: (chrom, 1-based pos, REF, ALT, id); ``where`` names it in an error."""
+    if isinstance(pos, str):
         try:
             pos = int(pos)
         except ValueError:
-            raise ArgminnError(f"{path}: line {lineno}: position {pos!r} is not an integer") from None
-        if pos < 1:
-            raise ArgminnError(f"{path}: line {lineno}: position {pos} is not 1-based (must be >= 1)")
-        ref, alt = ref.upper(), alt.upper()
-        if len(ref) != 1 or len(alt) != 1 or ref not in ALPHABET or alt not in ALPHABET:
-            raise ArgminnError(f"{path}: line {lineno}: {ref}>{alt} is not a single-nucleotide variant of A, C, G, T "
-                               "(indels and multi-allelic records are not scored)")
-        if ref == alt:
-            raise ArgminnError(f"{path}: line {lineno}: ALT equals REF ({ref})")
-        vid = fields[id_col] if id_col is not None and fields[id_col] not in ("", ".") else f"{chrom}:{pos}{ref}>{alt}"
-        records.append((chrom, pos, ref, alt, vid, lineno))
-    if not records:
+            raise ArgminnError(f"{where}: position {pos!r} is not an integer") from None
+    elif isinstance(pos, numbers.Integral) and not isinstance(pos, bool):
+        pos = int(pos)
+    else:
+        raise ArgminnError(f"{where}: position {pos!r} is not an integer")
+    if pos < 1:
+        raise ArgminnError(f"{where}: position {pos} is not 1-based (must be >= 1)")
+    ref, alt = str(ref).upper(), str(alt).upper()
+    if len(ref) != 1 or len(alt) != 1 or ref not in ALPHABET or alt not in ALPHABET:
+        raise ArgminnError(f"{where}: {ref}>{alt} is not a single-nucleotide variant of A, C, G, T "
+                           "(indels and multi-allelic records are not scored)")
+    if ref == alt:
+        raise ArgminnError(f"{where}: ALT equals REF ({ref})")
+    chrom = str(chrom)
+    if vid is None or pd.isna(vid) or str(vid) in ("", "."):
+        vid = f"{chrom}:{pos}{ref}>{alt}"
+    return chrom, pos, ref, alt, str(vid)
+
+
+def variant_table(variants, path="variants"):
+    """The SNVs to score as a checked table (chrom, pos, ref, alt, id, line, then any other columns).
+
+    Takes :func:`read_variants`' output, or any DataFrame with chrom, pos
+    (1-based), ref and alt columns (id optional), checked row by row as
+    :func:`read_variants` checks a file; errors then name the row (from 1).
+    """
+    if not isinstance(variants, pd.DataFrame):
+        raise ArgminnError(f"{path}: expected a DataFrame of variants with chrom, pos (1-based), ref and alt "
+                           f"columns, got {type(variants).__name__}")
+    missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in variants.columns]
+    if missing:
+        raise ArgminnError(f"{path}: no {', '.join(missing)} column(s); a variant table needs chrom, pos "
+                           "(1-based), ref and alt")
+    if len(variants) == 0:
         raise ArgminnError(f"{path}: no variants (empty input)")
-    return pd.DataFrame(records, columns=["chrom", "pos", "ref", "alt", "id", "line"])
+    lines = variants["line"].tolist() if "line" in variants.columns else None
+    ids = variants["id"].tolist() if "id" in variants.columns else [None] * len(variants)
+    records = []
+    for i, (chrom, pos, ref, alt, vid) in enumerate(zip(variants["chrom"], variants["pos"], variants["ref"],
+                                                         variants["alt"], ids)):
+        where = f"{path}: line {lines[i]}" if lines is not None else f"{path}: row {i + 1}"
+        records.append((*_record(chrom, pos, ref, alt, vid, where), lines[i] if lines is not None else i + 1))
+    table = pd.DataFrame(records, columns=COLUMNS)
+    others = [c for c in variants.columns if c not in COLUMNS]
+    return pd.concat([table, variants[others].reset_index(drop=True)], axis=1)
 
 
 def check_variants(variants, fasta_path, length, path="variants", offset=None):
@@ -110,6 +155,7 @@ def variant_windows(variants, fasta_path, length, path="variants", offset=None):
     """
     from tangermeme.io import extract_loci
 
+    variants = variant_table(variants, path)
     fasta, loci, offset = check_variants(variants, fasta_path, length, path, offset)
     X = extract_loci(loci=loci[["chrom", "start", "end"]], sequences=fasta, in_window=length, verbose=False,
                      ignore=["N"]).float()
@@ -121,13 +167,16 @@ def variant_windows(variants, fasta_path, length, path="variants", offset=None):
 def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", path="variants", offset=None):
     """tangermeme substitution effect of every SNV on the model's logits.
 
-    ``offset``: the variant's index in the window (default ``L // 2``).
+    ``variants``: :func:`read_variants`' output or a DataFrame with chrom,
+    pos (1-based), ref and alt columns (:func:`variant_table`). ``offset``:
+    the variant's index in the window (default ``L // 2``).
 
     Returns the variants table with, per task, ``<task>_ref``, ``<task>_alt``
     and ``<task>_diff`` (alt - ref, logits).
     """
     from tangermeme.variant_effect import substitution_effect
 
+    variants = variant_table(variants, path)
     X, subs, starts = variant_windows(variants, fasta_path, model.config.input_length, path, offset)
     model.eval()
     before, after = substitution_effect(model, X, subs, batch_size=batch_size, device=device, verbose=False)

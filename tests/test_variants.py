@@ -1,9 +1,11 @@
+import re
+
 import pytest
 import torch
 
 from argminn_plugin import ARGMINN, ArgminnError, ModelConfig
 from argminn_plugin.data import one_hot
-from argminn_plugin.variants import read_variants, score_variants, variant_windows
+from argminn_plugin.variants import read_variants, score_variants, variant_table, variant_windows
 
 GENOME = "ACGTACGTAC" * 6  # 60 bp
 
@@ -90,3 +92,22 @@ def test_score_variants_known_answer(tmp_path, fasta):
     with torch.no_grad():
         assert out["task0_ref"][0] == pytest.approx(model(X)[0, 0].item(), abs=1e-6)
         assert out["task0_diff"][0] == pytest.approx((model(alt) - model(X))[0, 0].item(), abs=1e-6)
+
+
+def test_score_variants_takes_a_plain_table_checked_row_by_row(tmp_path, fasta):
+    import pandas as pd
+
+    model = ARGMINN(ModelConfig(input_length=20, n_filters=1, filter_width=1, n_layers=1))
+    from_file = score_variants(model, read_variants(vcf(tmp_path, ("chr1", 30, ".", "C", "T", ".", ".", "."))), fasta)
+    plain = pd.DataFrame({"chrom": ["chr1"], "pos": [30], "ref": ["c"], "alt": ["T"], "note": ["mine"]})
+    out = score_variants(model, plain, fasta)
+    assert out["id"].tolist() == ["chr1:30C>T"] and out["note"].tolist() == ["mine"]
+    assert out["task0_diff"].tolist() == from_file["task0_diff"].tolist()
+    for table, message in ((plain.drop(columns=["alt"]), "no alt column(s); a variant table needs chrom, pos"),
+                           (plain.assign(pos=[30.5]), "row 1: position 30.5 is not an integer"),
+                           (plain.assign(ref=["CA"]), "row 1: CA>T is not a single-nucleotide variant"),
+                           (plain.iloc[:0], "no variants")):
+        with pytest.raises(ArgminnError, match=re.escape(message)):
+            score_variants(model, table, fasta)
+    with pytest.raises(ArgminnError, match="expected a DataFrame of variants"):
+        variant_table([("chr1", 30, "C", "T")])
