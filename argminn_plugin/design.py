@@ -9,6 +9,8 @@ orientation, one motif only) and, as the black-box comparison, sequences made
 by tangermeme's greedy motif substitution.
 """
 
+import numbers
+
 import numpy as np
 import pandas as pd
 import torch
@@ -60,6 +62,11 @@ def layouts(a, b, spacing, orientation, length, names=("A", "B"), *, start, far)
     plants it). The wrong-spacing control puts B ``far`` bp after A
     (:func:`fitting_starts` picks it).
     """
+    if orientation not in ("same", "opposite"):
+        raise ArgminnError(f"orientation must be 'same' or 'opposite' (as the syntax read-out writes it), "
+                           f"got {orientation!r}")
+    if isinstance(spacing, bool) or not isinstance(spacing, numbers.Integral):
+        raise ArgminnError(f"spacing must be a whole number of bases, got {spacing!r}")
     (sa, oa, _), (sb, ob, wb) = _parts(a), _parts(b)
     wrong_orientation = "opposite" if orientation == "same" else "same"
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .data import check_X
 from .errors import ArgminnError
 from .fileio import check_writable, usual_mode
 
@@ -216,6 +217,7 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     """
     method = resolve_method(method, X)
     if X is not None:
+        X = check_X(X, model.config.input_length).to(next(model.parameters()).dtype)  # float64 model: float64 X
         best, fired = filter_activity(model, X, batch_size)
         importance = filter_importance(model, X, batch_size) if min_importance > 0 else np.ones(len(best))
     else:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -335,3 +336,33 @@ def test_instance_report_refuses_empty_truth_before_writing(default_run, tmp_pat
         instance_report(model, positives[:20], bed.iloc[:20], str(base / "motifs"), str(tmp_path / "inst"),
                         truth=truth.iloc[:0])
     assert not (tmp_path / "inst").exists()
+
+
+def test_motif_extraction_and_design_check_their_inputs():
+    """extract_motifs takes tangermeme's int8 one-hot and a float64 model, and names an empty or misshapen
+    input; the design functions name an orientation or spacing they do not know instead of guessing."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.design import design_scores, layouts
+    from argminn_plugin.motifs import extract_motifs
+    from conftest import random_onehot
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4)).eval()
+    X = random_onehot(16, 40, seed=3)
+    table, _ = extract_motifs(model, X)
+    assert extract_motifs(model, X.to(torch.int8))[0].equals(table)
+    assert extract_motifs(model.double(), X)[0][["filter", "active", "consensus"]].equals(
+        table[["filter", "active", "consensus"]])
+    model.float()
+    for bad, message in ((X[:0], "empty input"), (X[:, :, :30], "sequences are 30 bp but the model expects 40"),
+                         (X.numpy().astype(str), "is not numeric")):
+        with pytest.raises(ArgminnError, match=message):
+            extract_motifs(model, bad)
+    a, b = ("TGGACTTTG", 0, 9), ("TGTTTAC", 0, 7)
+    for orientation in ("+", "Same", "forward"):
+        message = "orientation must be 'same' or 'opposite' .*got " + re.escape(repr(orientation))
+        with pytest.raises(ArgminnError, match=message):
+            design_scores(model, X, a, b, 12, orientation)
+    with pytest.raises(ArgminnError, match="spacing must be a whole number of bases, got 12.5"):
+        layouts(a, b, 12.5, "same", 40, start=0, far=27)
