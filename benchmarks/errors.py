@@ -93,6 +93,9 @@ def dataset_errors(out, name, sensitivity=0.95, bin_width=5, split="test"):
         raise ArgminnError(f"errors: 'sensitivity' must be in (0, 1), got {sensitivity}")
     if name not in GRAMMARS:
         raise ArgminnError(f"errors: unknown dataset {name!r} (one of {', '.join(GRAMMARS)})")
+    suite = os.path.join(out, "discovery")  # `python -m benchmarks --out DIR` puts discovery there
+    if not os.path.exists(os.path.join(out, name, "data")) and os.path.exists(os.path.join(suite, name, "data")):
+        out = suite
     data_dir = os.path.join(out, name, "data")
     if not os.path.exists(os.path.join(data_dir, "simulation.json")):
         raise ArgminnError(f"{data_dir}: no benchmark data; run python -m benchmarks.discovery --out {out} first")

@@ -181,6 +181,11 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     n_test = sum(n for n, _ in err["ARGMINN"]["by_kind"].values()) + err["ARGMINN"]["positives"]
     assert n_train > n_test  # smoke sizes: 400 training sequences, 150 held out
     assert json.loads((tmp_path / "fixed_spacing" / "errors.json").read_text())["methods"] == err
+    # the whole suite's --out (discovery in DIR/discovery) is taken as well
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "discovery").symlink_to(tmp_path, target_is_directory=True)
+    assert errors.dataset_errors(str(suite), "fixed_spacing") == err
     with pytest.raises(ArgminnError, match="unknown split 'holdout'"):
         errors.dataset_errors(str(tmp_path), "fixed_spacing", split="holdout")
     with pytest.raises(ArgminnError, match="no benchmark data"):
