@@ -192,8 +192,14 @@ class ARGMINN(nn.Module):
         super().__init__()
         if config is None:
             config = ModelConfig.from_dict(kwargs)
-        elif kwargs:
-            config = config.replace(**kwargs)
+        else:
+            if isinstance(config, dict):
+                config = ModelConfig.from_dict(config)
+            if not isinstance(config, ModelConfig):
+                raise ArgminnError(f"ARGMINN: config must be a ModelConfig or a dict of its keys, "
+                                   f"got {type(config).__name__}")
+            if kwargs:
+                config = config.replace(**kwargs)
         self.config = config
         c = config
         self.scanner = MotifScanner(c.n_filters, c.filter_width, c.scan_reverse_complement)
@@ -214,6 +220,9 @@ class ARGMINN(nn.Module):
         self._fold_cache = None
 
     def _run(self, X, keep):
+        if not isinstance(X, torch.Tensor):
+            raise ArgminnError(f"ARGMINN: input is a {type(X).__name__}; this model takes a torch tensor "
+                               "(torch.from_numpy(X).float(), or tangermeme's predict, which converts)")
         if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != self.config.input_length:
             raise ArgminnError(f"ARGMINN: input of shape {tuple(X.shape)}; this model takes (N, 4, "
                                f"{self.config.input_length}) one-hot sequences (config.input_length)")

@@ -468,6 +468,11 @@ def test_wrong_input_shape_is_a_clear_error(small_config):
                     ArgminnError, match=rf"input of shape .*; this model takes \(N, 4, {n}\) one-hot sequences"):
                 model(X)
     X = random_onehot(2, n)
+    with pytest.raises(ArgminnError, match="input is a ndarray; this model takes a torch tensor"):
+        model(X.numpy())
+    assert ARGMINN(small_config.to_dict()).config == small_config
+    with pytest.raises(ArgminnError, match="config must be a ModelConfig or a dict of its keys, got str"):
+        ARGMINN("config.json")
     for dtype in (torch.int8, torch.float64):  # tangermeme's one_hot_encode gives int8
         with pytest.raises(ArgminnError, match=rf"input of dtype {dtype}; this model computes in torch.float32: "
                                                r"pass X.to\(torch.float32\)"):
