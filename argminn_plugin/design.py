@@ -267,7 +267,8 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     from .interpret import call_instances, read_annotation
     from .motifs import read_meme
 
-    for name in ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv"):
+    outputs = ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv")
+    for name in outputs:
         check_writable(os.path.join(out_dir, name), force)
     if len(syntax) == 0:
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
@@ -307,7 +308,6 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                             int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
                             step=step)
     os.makedirs(out_dir, exist_ok=True)
-    outputs = ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv")
     with output_set([os.path.join(out_dir, name) for name in outputs], force) as stage:  # all, or none
         path = {name: stage[os.path.join(out_dir, name)] for name in outputs}
         with atomic_write(path["effects.tsv"], force=True) as handle:
