@@ -217,7 +217,9 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     """
     method = resolve_method(method, X)
     if X is not None:
-        X = check_X(X, model.config.input_length).to(next(model.parameters()).dtype)  # float64 model: float64 X
+        # the model's window length where the whole model runs (importance); the scanner alone takes any
+        X = check_X(X, model.config.input_length if min_importance > 0 else None)
+        X = X.to(next(model.parameters()).dtype)  # a float64 model gets float64 input
         best, fired = filter_activity(model, X, batch_size)
         importance = filter_importance(model, X, batch_size) if min_importance > 0 else np.ones(len(best))
     else:

@@ -73,6 +73,10 @@ def _record(chrom, pos, ref, alt, vid, where):
             raise ArgminnError(f"{where}: position {pos!r} is not an integer") from None
     elif isinstance(pos, numbers.Integral) and not isinstance(pos, bool):
         pos = int(pos)
+    elif isinstance(pos, numbers.Real) and not isinstance(pos, bool) and float(pos).is_integer():
+        pos = int(pos)  # a whole number in a float column (pandas makes one where any value is missing)
+    elif pos is None or pd.isna(pos):
+        raise ArgminnError(f"{where}: no position")
     else:
         raise ArgminnError(f"{where}: position {pos!r} is not an integer")
     if pos < 1:
@@ -112,9 +116,11 @@ def variant_table(variants, path="variants"):
                                                          variants["alt"], ids)):
         where = f"{path}: line {lines[i]}" if lines is not None else f"{path}: row {i + 1}"
         records.append((*_record(chrom, pos, ref, alt, vid, where), lines[i] if lines is not None else i + 1))
-    table = pd.DataFrame(records, columns=COLUMNS)
-    others = [c for c in variants.columns if c not in COLUMNS]
-    return pd.concat([table, variants[others].reset_index(drop=True)], axis=1)
+    table = pd.DataFrame(records, columns=COLUMNS, index=variants.index)  # the caller's index kept
+    for column in variants.columns:  # the caller's other columns, after ours
+        if column not in COLUMNS:
+            table[column] = variants[column].to_numpy()
+    return table
 
 
 def check_variants(variants, fasta_path, length, path="variants", offset=None):

@@ -85,6 +85,14 @@ def spacing_bin(kind, width=5):
     return f"{head} spacing {lo}-{lo + width - 1}, {strand}"
 
 
+def discovery_dir(out, name):
+    """``out``, or ``out``/discovery where the whole suite (`python -m benchmarks --out DIR`) put it."""
+    suite = os.path.join(out, "discovery")
+    if not os.path.exists(os.path.join(out, name, "data")) and os.path.exists(os.path.join(suite, name, "data")):
+        return suite
+    return out
+
+
 def dataset_errors(out, name, sensitivity=0.95, bin_width=5, split="test"):
     """{method: {"threshold", "positives", "by_kind": {kind: [n negatives, n above threshold]}}} on ``split``."""
     if split not in SPLITS:
@@ -93,9 +101,7 @@ def dataset_errors(out, name, sensitivity=0.95, bin_width=5, split="test"):
         raise ArgminnError(f"errors: 'sensitivity' must be in (0, 1), got {sensitivity}")
     if name not in GRAMMARS:
         raise ArgminnError(f"errors: unknown dataset {name!r} (one of {', '.join(GRAMMARS)})")
-    suite = os.path.join(out, "discovery")  # `python -m benchmarks --out DIR` puts discovery there
-    if not os.path.exists(os.path.join(out, name, "data")) and os.path.exists(os.path.join(suite, name, "data")):
-        out = suite
+    out = discovery_dir(out, name)
     data_dir = os.path.join(out, name, "data")
     if not os.path.exists(os.path.join(data_dir, "simulation.json")):
         raise ArgminnError(f"{data_dir}: no benchmark data; run python -m benchmarks.discovery --out {out} first")
@@ -157,7 +163,7 @@ def main(out, name, sensitivity=0.95, bin_width=5, split="test"):
     print(f"{name}: {GRAMMARS[name].rule}")
     print(table_text(report, sensitivity, split))
     filename = "errors.json" if split == "test" else f"errors_{split}.json"
-    with atomic_write(os.path.join(out, name, filename), force=True) as handle:
+    with atomic_write(os.path.join(discovery_dir(out, name), name, filename), force=True) as handle:
         json.dump({"dataset": name, "split": split, "sensitivity": sensitivity, "bin_width": bin_width,
                    "methods": report}, handle, indent=1)
     return report

@@ -185,7 +185,9 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "discovery").symlink_to(tmp_path, target_is_directory=True)
-    assert errors.dataset_errors(str(suite), "fixed_spacing") == err
+    (tmp_path / "fixed_spacing" / "errors.json").unlink()
+    assert errors.main(str(suite), "fixed_spacing") == err
+    assert (tmp_path / "fixed_spacing" / "errors.json").exists() and not (suite / "fixed_spacing").exists()
     with pytest.raises(ArgminnError, match="unknown split 'holdout'"):
         errors.dataset_errors(str(tmp_path), "fixed_spacing", split="holdout")
     with pytest.raises(ArgminnError, match="no benchmark data"):

@@ -103,6 +103,11 @@ def test_score_variants_takes_a_plain_table_checked_row_by_row(tmp_path, fasta):
     out = score_variants(model, plain, fasta)
     assert out["id"].tolist() == ["chr1:30C>T"] and out["note"].tolist() == ["mine"]
     assert out["task0_diff"].tolist() == from_file["task0_diff"].tolist()
+    assert score_variants(model, plain.set_axis([7]), fasta).index.tolist() == [7]  # the caller's rows kept
+    two = pd.DataFrame({"chrom": ["chr1", "chr1"], "pos": [30, None], "ref": ["C", "A"], "alt": ["T", "C"]})
+    with pytest.raises(ArgminnError, match="row 2: no position"):
+        variant_table(two)
+    assert variant_table(two.iloc[:1])["pos"].tolist() == [30]  # whole numbers in a float column
     for table, message in ((plain.drop(columns=["alt"]), "no alt column(s); a variant table needs chrom, pos"),
                            (plain.assign(pos=[30.5]), "row 1: position 30.5 is not an integer"),
                            (plain.assign(ref=["CA"]), "row 1: CA>T is not a single-nucleotide variant"),
