@@ -75,7 +75,7 @@ def _record(chrom, pos, ref, alt, vid, where):
         pos = int(pos)
     elif isinstance(pos, numbers.Real) and not isinstance(pos, bool) and float(pos).is_integer():
         pos = int(pos)  # a whole number in a float column (pandas makes one where any value is missing)
-    elif pos is None or pd.isna(pos):
+    elif pos is None or (pd.api.types.is_scalar(pos) and pd.isna(pos)):
         raise ArgminnError(f"{where}: no position")
     else:
         raise ArgminnError(f"{where}: position {pos!r} is not an integer")
