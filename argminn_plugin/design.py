@@ -308,8 +308,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                             int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
                             step=step)
     os.makedirs(out_dir, exist_ok=True)
-    with output_set([os.path.join(out_dir, name) for name in outputs], force) as stage:  # all, or none
-        path = {name: stage[os.path.join(out_dir, name)] for name in outputs}
+    with output_set(out_dir, outputs, force) as path:  # all, or none
         with atomic_write(path["effects.tsv"], force=True) as handle:
             effects.to_csv(handle, sep="\t", index=False, float_format="%.4f")
         with atomic_write(path["design.tsv"], force=True) as handle:

@@ -91,30 +91,29 @@ def _sigint_deferred():
 
 
 @contextlib.contextmanager
-def output_set(paths, force=False):
-    """Write a command's several output files as one set.
+def output_set(directory, names, force=False):
+    """Write a command's several output files (``names`` in ``directory``) as one set.
 
-    Each of ``paths`` is refused over an existing file unless ``force``.
-    Yields ``stage``: path -> a hidden temporary name beside it, for the
+    Each is refused over an existing file unless ``force``. Yields
+    ``stage``: name -> a hidden temporary path beside its output, for the
     writers in the block to write to. When the block ends, the staged files
-    are renamed over their paths together (a path the block did not write is
-    left alone; a Ctrl-C during the renames takes effect after them); on an
-    exception or an interrupt before that every staged file is removed, so
-    the earlier outputs (or none) are left, never part of a new set beside
-    the rest of an old one.
+    are renamed over their outputs together (an output the block did not
+    write is left alone; a Ctrl-C during the renames takes effect after
+    them); on an exception or an interrupt before that every staged file is
+    removed, so the earlier outputs (or none) are left, never part of a new
+    set beside the rest of an old one.
     """
-    paths = list(paths)
-    for path in paths:
+    paths = {name: os.path.join(directory, name) for name in names}
+    for path in paths.values():
         check_writable(path, force)
     token = secrets.token_hex(4)
-    stage = {path: os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{token}.partial")
-             for path in paths}
+    stage = {name: os.path.join(directory, f".{name}.{token}.partial") for name in paths}
     try:
         yield stage
         with _sigint_deferred():  # a Ctrl-C between two renames would leave a mixed set
-            for path in paths:
-                if os.path.exists(stage[path]):
-                    os.replace(stage[path], path)
+            for name, path in paths.items():
+                if os.path.exists(stage[name]):
+                    os.replace(stage[name], path)
     finally:
         for staged in stage.values():
             with contextlib.suppress(FileNotFoundError):

@@ -355,8 +355,7 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
         summary["coverage_mean"] = {k: float(v.mean()) for k, v in curves.items()}
         summary["coverage_at_n_true"] = {k: float(v[-1]) for k, v in curves.items()}
     written = names[:3] + (["spacing.png"] if len(syntax) else []) + (names[4:] if truth is not None else [])
-    with output_set([os.path.join(out_dir, name) for name in written], force) as stage:  # all, or none
-        path = {name: stage[os.path.join(out_dir, name)] for name in written}
+    with output_set(out_dir, written, force) as path:  # all, or none
         with atomic_write(path["instances.tsv"], force=True) as handle:
             calls.to_csv(handle, sep="\t", index=False, float_format="%.6g")
         with atomic_write(path["instances.bed"], force=True) as handle:

@@ -44,10 +44,9 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
     """
     motif_ids = _planted_ids(planted) if planted else None  # a bad file fails before any work
     os.makedirs(out_dir, exist_ok=True)
-    paths = {k: os.path.join(out_dir, k) for k in ("motifs.meme", "motifs.tsv", "tomtom.tsv", "logos.png",
-                                                    "report.json")}
-    for path in paths.values():
-        check_writable(path, force)
+    outputs = ("motifs.meme", "motifs.tsv", "tomtom.tsv", "logos.png", "report.json")
+    for name in outputs:
+        check_writable(os.path.join(out_dir, name), force)
     targets = targets if targets is not None else jaspar_database()
     table, ppms = extract_motifs(model, X, method=method)
     p, q, offsets, strands = tomtom_qvalues(ppms, targets, alignments=True)
@@ -81,8 +80,7 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
             for name in recovery[mid]:
                 table.loc[table["name"] == name, cols] = match(name, column_for_id(q, mid))
 
-    with output_set(paths.values(), force) as stage:  # all five, or none if interrupted
-        staged = {k: stage[v] for k, v in paths.items()}
+    with output_set(out_dir, outputs, force) as staged:  # all five, or none if interrupted
         write_meme(staged["motifs.meme"], ppms, force=True)
         save_logos(ppms, staged["logos.png"], force=True, title="ARGMINN filters (active)")
         with atomic_write(staged["motifs.tsv"], force=True) as handle:

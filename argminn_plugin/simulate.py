@@ -283,8 +283,7 @@ def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, 
         for i, name, s, e, strand in instances:
             inst_rows.append(f"{chrom}\t{starts[i] + s}\t{starts[i] + e}\t{name}\t{strand}\t{split}\t"
                              f"{chrom}:{starts[i]}-{starts[i] + length}\t{s}\t{e}\t{labels[i]}")
-    with output_set([os.path.join(out_dir, name) for name in OUTPUTS], force) as stage:  # all, or none
-        path = {name: stage[os.path.join(out_dir, name)] for name in OUTPUTS}
+    with output_set(out_dir, OUTPUTS, force) as path:  # all, or none
         write_fasta(path["genome.fa"], genome.keys(), genome.values(), force=True)
         with atomic_write(path["peaks.bed"], force=True) as handle:
             handle.write("#chrom\tstart\tend\tlabel\n")

@@ -455,11 +455,10 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     print(table_text(results))
     for k, v in report.get("targets", {}).items():
         print(f"target: {k}: {'MET' if v['met'] else 'NOT MET'} ({v['detail']})")
-    paths = [os.path.join(out, "discovery.json"), os.path.join(out, "discovery.png")]
-    with output_set(paths, force=True) as stage:  # the table and its figure, together
-        with atomic_write(stage[paths[0]], force=True) as handle:
+    with output_set(out, ["discovery.json", "discovery.png"], force=True) as stage:  # the table and its figure
+        with atomic_write(stage["discovery.json"], force=True) as handle:
             json.dump(report, handle, indent=1)
-        plot(results, stage[paths[1]])
+        plot(results, stage["discovery.png"])
     print(f"wrote {os.path.join(out, 'discovery.json')} and discovery.png ({report['seconds']} s)")
     return report
 

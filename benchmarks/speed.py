@@ -422,11 +422,10 @@ def main(out, smoke=False, threads=2):
               "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
               "load_average_before": load_before, "load_average_after": load_average(),
               "cpu_busy_before": busy_before}
-    paths = [os.path.join(out, "speed.json"), os.path.join(out, "scaling.png")]
-    with output_set(paths, force=True) as stage:  # the figures and their plot, together
-        with atomic_write(stage[paths[0]], force=True) as handle:
+    with output_set(out, ["speed.json", "scaling.png"], force=True) as stage:  # the figures and their plot
+        with atomic_write(stage["speed.json"], force=True) as handle:
             json.dump(result, handle, indent=1)
-        plot(scaling, stage[paths[1]])
+        plot(scaling, stage["scaling.png"])
     return result
 
 

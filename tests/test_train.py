@@ -148,11 +148,12 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for_them(tmp_path, monkeypatch):
     import signal
 
-    paths = [str(tmp_path / name) for name in ("a.txt", "b.txt", "c.txt")]
+    names = ["a.txt", "b.txt", "c.txt"]
+    paths = [os.path.join(str(tmp_path), name) for name in names]
     with pytest.raises(RuntimeError):  # fails after two of three are written: none is left
-        with output_set(paths) as stage:
-            for path in paths[:2]:
-                with open(stage[path], "w") as handle:
+        with output_set(str(tmp_path), names) as stage:
+            for name in names[:2]:
+                with open(stage[name], "w") as handle:
                     handle.write("new")
             raise RuntimeError("killed")
     assert os.listdir(tmp_path) == []
@@ -160,7 +161,7 @@ def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for
         with open(path, "w") as handle:
             handle.write("old")
     with pytest.raises(ArgminnError, match="output exists"):
-        with output_set(paths):
+        with output_set(str(tmp_path), names):
             pass
     handler = signal.getsignal(signal.SIGINT)
     real_replace, renamed = os.replace, []
@@ -173,9 +174,9 @@ def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
-        with output_set(paths, force=True) as stage:
-            for path in paths:
-                with open(stage[path], "w") as handle:
+        with output_set(str(tmp_path), names, force=True) as stage:
+            for name in names:
+                with open(stage[name], "w") as handle:
                     handle.write("new")
     monkeypatch.undo()
     assert renamed == paths and sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt", "c.txt"]
