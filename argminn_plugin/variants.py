@@ -159,9 +159,13 @@ def variant_windows(variants, fasta_path, length, path="variants", offset=None):
     Returns (X (N, 4, L) reference windows, substitutions (N, 3) long tensor of
     (row, position, alt index) for tangermeme, window start per variant).
     """
+    return _windows(variant_table(variants, path), fasta_path, length, path, offset)
+
+
+def _windows(variants, fasta_path, length, path, offset):
+    """:func:`variant_windows` on a table :func:`variant_table` has checked already."""
     from tangermeme.io import extract_loci
 
-    variants = variant_table(variants, path)
     fasta, loci, offset = check_variants(variants, fasta_path, length, path, offset)
     X = extract_loci(loci=loci[["chrom", "start", "end"]], sequences=fasta, in_window=length, verbose=False,
                      ignore=["N"]).float()
@@ -183,7 +187,7 @@ def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", pa
     from tangermeme.variant_effect import substitution_effect
 
     variants = variant_table(variants, path)
-    X, subs, starts = variant_windows(variants, fasta_path, model.config.input_length, path, offset)
+    X, subs, starts = _windows(variants, fasta_path, model.config.input_length, path, offset)
     model.eval()
     before, after = substitution_effect(model, X, subs, batch_size=batch_size, device=device, verbose=False)
     out = variants.drop(columns=["line"]).copy()
