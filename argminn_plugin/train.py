@@ -649,6 +649,12 @@ def _state(model, optimizer, epoch, stop, history, train_cfg):
             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
 
 
+def _run_exists(out_dir):
+    """The refusal to train over a run already in ``out_dir`` without resume or force."""
+    return ArgminnError(f"{out_dir}: holds a training run already; pass --resume (resume=True) to continue it or "
+                        "--force (force=True) to start again")
+
+
 def train(model_config, train_config, train_data, valid_data, out_dir, resume=False, force=False, verbose=True):
     """Train a model (ARGMINN, or a baseline given its config); returns (best model, history).
 
@@ -742,8 +748,7 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
             return None
         if not resume:
             if not force:
-                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume (resume=True) to "
-                                   "continue it or --force (force=True) to start again")
+                raise _run_exists(out_dir)
             return None
         # checked before any candidate trains: a run under way must be one of these candidates' continuation
         state = safe_load_torch(last_path)
@@ -824,8 +829,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             return None
         if not resume:
             if not force:
-                raise ArgminnError(f"{out_dir}: holds a training run already; pass --resume (resume=True) to "
-                                   "continue it or --force (force=True) to start again")
+                raise _run_exists(out_dir)
             new_run()
             return None
         state = safe_load_torch(last_path)
