@@ -13,17 +13,68 @@ from .errors import ArgminnError
 from .runtime import steady_allocator
 
 
-def _dataset_paths(args):
-    """(fasta, bed, valid_chroms, test_chroms, length) from --data or explicit flags."""
+def _data_length(args):
+    """The window length of a dataset written by 'argminn simulate' (--data), else None."""
+    if not args.data:
+        return None
+    from .simulate import dataset_meta
+
+    return dataset_meta(args.data)["length"]
+
+
+def _sources(args, labelled):
+    """Refuse mixed or incomplete data flags: --data, or --fasta with --bed, or --fasta with --peaks
+    (and, where labels are needed, --negatives)."""
+    peaks, negatives, summits = (getattr(args, k, None) for k in ("peaks", "negatives", "summits"))
+    if args.data:
+        given = [flag for flag, v in (("--fasta", args.fasta), ("--bed", args.bed), ("--peaks", peaks),
+                                      ("--negatives", negatives)) if v]
+        if given:
+            raise ArgminnError(f"--data gives the genome and intervals; drop {', '.join(given)} or drop --data")
+        return
+    if args.bed and (peaks or negatives):
+        raise ArgminnError("give --bed (labelled intervals) or --peaks/--negatives, not both")
+    if negatives and not peaks:
+        raise ArgminnError("--negatives needs --peaks (the positives)")
+    if summits and not peaks:
+        raise ArgminnError("--summits reads the summits of --peaks (a narrowPeak file); there is no --peaks")
+    if peaks and labelled and not negatives:
+        raise ArgminnError("--peaks needs --negatives (BED of regions labelled 0, e.g. from 'bpnet negatives')")
+    if not args.fasta or not (args.bed or peaks):
+        raise ArgminnError("give --data DIR, or --fasta with --bed, or --fasta with --peaks and --negatives")
+
+
+def _labelled_splits(args, length):
+    """({'train', 'valid', 'test'}: (X, y, bed), task names) from --data, --fasta --bed (0/1 label
+    columns) or --fasta --peaks --negatives (one task: peak or not)."""
+    from .data import load_peaks, load_splits
+
+    _sources(args, labelled=True)
     if args.data:
         from .simulate import dataset_meta
 
-        meta = dataset_meta(args.data)
-        return (os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"),
-                [meta["splits"]["valid"]], [meta["splits"]["test"]], meta["length"])
-    if not (args.fasta and args.bed):
-        raise ArgminnError("give --data DIR, or both --fasta and --bed")
-    return args.fasta, args.bed, args.valid_chroms, args.test_chroms, None
+        splits = dataset_meta(args.data)["splits"]
+        return load_splits(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"), length,
+                           [splits["valid"]], [splits["test"]])
+    if args.peaks:
+        return load_peaks(args.fasta, args.peaks, args.negatives, length, args.valid_chroms, args.test_chroms,
+                          summits=args.summits)
+    return load_splits(args.fasta, args.bed, length, args.valid_chroms, args.test_chroms)
+
+
+def _intervals(args, length):
+    """(X, bed) of every interval of --data, --fasta --bed or --fasta --peaks (labels not read)."""
+    from .data import load_intervals
+
+    _sources(args, labelled=False)
+    if args.data:
+        X, _, bed, _ = load_intervals(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"),
+                                      length)
+    elif args.peaks:
+        X, _, bed, _ = load_intervals(args.fasta, args.peaks, length, summits=args.summits)
+    else:
+        X, _, bed, _ = load_intervals(args.fasta, args.bed, length)
+    return X, bed
 
 
 def _overrides(pairs, where):
@@ -55,11 +106,11 @@ def cmd_simulate(args):
 
 def cmd_train(args):
     from .config import TrainConfig
-    from .data import load_splits
     from .fileio import atomic_write
     from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, train
 
-    fasta, bed, valid, test, length = _dataset_paths(args)
+    _sources(args, labelled=True)  # a flag mix-up is named before any file is read
+    length = _data_length(args)
     defaults = {"input_length": length} if length else {}
     config_cls = ARCHITECTURES[getattr(args, "architecture", "argminn")][0]
     mc = _load_config(config_cls, args.model_config, args.model_set, "--model-set", **defaults)
@@ -72,7 +123,7 @@ def cmd_train(args):
         if info.rank > 0:
             dist.barrier()  # let rank 0 open the FASTA first: pyfaidx may have to build its .fai index
         try:
-            splits, names = load_splits(fasta, bed, mc.input_length, valid, test)
+            splits, names = _labelled_splits(args, mc.input_length)
         finally:
             if info.world > 1 and info.rank == 0:
                 dist.barrier()
@@ -115,7 +166,7 @@ def cmd_predict(args):
 
     check_writable(args.output, args.force)  # before the work, not after it
     model = load_model(args.model)
-    bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size)
+    bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size, summits=args.summits)
     write_predictions(args.output, bed, logits, model.config.names, force=args.force)
     print(f"wrote {len(bed)} predictions to {args.output}")
 
@@ -161,21 +212,18 @@ def cmd_variants(args):
 
 
 def cmd_instances(args):
-    from .data import load_intervals, load_splits, rows_with_label
+    from .data import rows_with_label
     from .interpret import instance_report
     from .simulate import planted_instances
 
     model = _argminn_model(args.model, "argminn instances")
     truth = None
     if args.data:
-        fasta, bed_path, valid, test, _ = _dataset_paths(args)
-        splits, _ = load_splits(fasta, bed_path, model.config.input_length, valid, test)
+        splits, _ = _labelled_splits(args, model.config.input_length)
         X, y, bed = rows_with_label(*splits[args.split]) if args.positives else splits[args.split]
         truth = planted_instances(args.data, bed)
-    elif args.fasta and args.bed:
-        X, _, bed, _ = load_intervals(args.fasta, args.bed, model.config.input_length)
     else:
-        raise ArgminnError("give --data DIR, or both --fasta and --bed")
+        X, bed = _intervals(args, model.config.input_length)
     summary = instance_report(model, X, bed, args.motifs, args.out, truth=truth, force=args.force)
     print(json.dumps(summary, indent=1))
 
@@ -183,12 +231,11 @@ def cmd_instances(args):
 def cmd_design(args):
     import pandas as pd
 
-    from .data import load_splits, rows_with_label
+    from .data import rows_with_label
     from .design import design_report
 
     model = _argminn_model(args.model, "argminn design")
-    fasta, bed_path, valid, test, _ = _dataset_paths(args)
-    splits, _ = load_splits(fasta, bed_path, model.config.input_length, valid, test)
+    splits, _ = _labelled_splits(args, model.config.input_length)
     negatives, positives = (rows_with_label(*splits[args.split], label=k)[0] for k in (0, 1))
     syntax_path = os.path.join(args.instances, "syntax.tsv")
     if not os.path.isfile(syntax_path):
@@ -206,10 +253,7 @@ def cmd_motifs(args):
     model = load_model(args.model)
     X = None
     if args.data or args.fasta:
-        from .data import load_intervals
-
-        fasta, bed, *_ = _dataset_paths(args)
-        X = load_intervals(fasta, bed, model.config.input_length)[0]
+        X = _intervals(args, model.config.input_length)[0]
     table = motif_report(model, X, args.out, force=args.force, planted=args.planted, method=args.method)
     print(table.to_string(index=False))
 
@@ -271,7 +315,8 @@ def cmd_demo(args):
     else:  # on --resume, data a killed run left incomplete (no simulation.json) is written again
         cmd_simulate(argparse.Namespace(out=data_dir, config=None, set=args.sim_set,
                                         force=args.force or args.resume))
-    ns = argparse.Namespace(data=data_dir, fasta=None, bed=None, valid_chroms=None, test_chroms=None,
+    ns = argparse.Namespace(data=data_dir, fasta=None, bed=None, peaks=None, negatives=None, summits=False,
+                            valid_chroms=None, test_chroms=None,
                             model_config=None, model_set=args.model_set, train_config=None,
                             train_set=train_set, out=run_dir, resume=args.resume,
                             force=args.force, quiet=args.quiet)
@@ -315,7 +360,16 @@ def build_parser():
     def data_args(p, required_labels=True):
         p.add_argument("--data", help="dataset directory written by 'argminn simulate'")
         p.add_argument("--fasta", help="genome FASTA (indexed with pyfaidx)")
-        p.add_argument("--bed", help="BED of intervals" + (" with 0/1 label columns" if required_labels else ""))
+        p.add_argument("--bed", help="BED of intervals" + (" with 0/1 label columns" if required_labels else "")
+                       + "; plain or gzipped")
+        p.add_argument("--peaks", help="instead of --bed: BED or narrowPeak of peaks (bpnet-lite's 'peaks')"
+                       + (", labelled 1" if required_labels else ""))
+        if required_labels:
+            p.add_argument("--negatives", help="with --peaks: BED of regions labelled 0 (bpnet-lite's 'negatives', "
+                                               "e.g. from 'bpnet negatives')")
+        p.add_argument("--summits", action="store_true",
+                       help="with --peaks: centre the windows on the narrowPeak summits (column 10), as "
+                            "bpnet-lite's summits=True")
         p.add_argument("--valid-chroms", nargs="+", default=["chr2"],
                        help="validation chromosomes, with --fasta/--bed (default: chr2, as 'argminn simulate' "
                             "lays out its genome; --data reads them from the dataset)")
@@ -340,7 +394,9 @@ def build_parser():
     p = sub.add_parser("predict", help="predict intervals of a FASTA")
     p.add_argument("--model", required=True, help="model file (model.pt)")
     p.add_argument("--fasta", required=True, help="genome FASTA")
-    p.add_argument("--bed", required=True, help="BED of intervals (windows are centred on them)")
+    p.add_argument("--bed", required=True, help="BED of intervals (windows are centred on them); plain or gzipped")
+    p.add_argument("--summits", action="store_true", help="--bed is a narrowPeak: centre the windows on its "
+                                                           "summits (column 10); the output keeps its coordinates")
     p.add_argument("-o", "--output", required=True, help="output TSV")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")

@@ -130,18 +130,35 @@ def open_fasta(path):
         raise ArgminnError(f"{path}: cannot read as FASTA ({msg})") from None
 
 
-def read_bed(path, label_columns=False):
-    """Read a BED file (chrom, start, end[, ...]) with line-numbered checks.
+def _open_text(path):
+    """A text handle on ``path``, read through gzip when the file is gzipped (ENCODE ships .bed.gz)."""
+    import gzip
+
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt") if gzipped else open(path)
+
+
+def read_bed(path, label_columns=False, summits=False):
+    """Read a BED file (chrom, start, end[, ...]), plain or gzipped, with line-numbered checks.
 
     With ``label_columns=True`` the columns after the first three are 0/1
     labels, one per task; a header line starting with '#' names them (as
-    written by ``argminn simulate``). Returns (DataFrame, task_names).
+    written by ``argminn simulate``). With ``summits=True`` the file is a
+    narrowPeak (BED6+4) whose tenth column is the summit's offset from the
+    start: each interval is moved, keeping its width, so that its centre is
+    the summit (tangermeme's and bpnet-lite's ``summits=True`` rule; the
+    narrowPeak value -1, no summit called, keeps the interval's centre); the
+    file's own coordinates stay in ``peak_start`` / ``peak_end``.
+    Returns (DataFrame, task_names).
     """
+    if label_columns and summits:
+        raise ArgminnError(f"{path}: a narrowPeak file (summits) has no label columns")
     if not os.path.isfile(path):
         raise ArgminnError(f"{path}: BED file not found")
     rows, lines, header = [], [], None
     try:
-        with open(path) as handle:
+        with _open_text(path) as handle:
             for lineno, line in enumerate(handle, 1):
                 text = line.rstrip("\n\r")
                 if not text.strip() or text.startswith(("track", "browser")):
@@ -165,8 +182,9 @@ def read_bed(path, label_columns=False):
                     raise ArgminnError(f"{path}: line {lineno}: start {start} is not before end {end}")
                 rows.append(fields)
                 lines.append(lineno)
-    except UnicodeDecodeError:
-        raise ArgminnError(f"{path}: not a plain-text BED file (gzipped? decompress it first)") from None
+    except (UnicodeDecodeError, EOFError, OSError) as exc:
+        what = "not a text BED file" if isinstance(exc, UnicodeDecodeError) else f"cannot read ({exc})"
+        raise ArgminnError(f"{path}: {what}") from None
     if not rows:
         raise ArgminnError(f"{path}: no intervals (empty BED)")
     if label_columns:  # every row must carry every task's label
@@ -194,7 +212,33 @@ def read_bed(path, label_columns=False):
                     raise ArgminnError(f"{path}: line {lineno}: label {value!r} is not 0 or 1")
         df = df.rename(columns=dict(zip(label_cols, names)))
         df[names] = df[names].astype(np.float32)
+    if summits:
+        df = _centre_on_summits(df, path)
     return df, list(names)
+
+
+def _centre_on_summits(df, path):
+    """Move each narrowPeak interval, same width, so that its centre is the summit (see ``read_bed``)."""
+    if "col10" not in df.columns:
+        raise ArgminnError(f"{path}: line {df['line'].iloc[0]}: {len(df.columns) - 1} column(s); summits are read "
+                           "from a narrowPeak file's tenth column")
+    start, end = df["start"].to_numpy(), df["end"].to_numpy()
+    summit = np.empty(len(df), dtype=np.int64)
+    for i, (value, lineno) in enumerate(zip(df["col10"], df["line"])):
+        try:
+            summit[i] = int(value)
+        except ValueError:
+            raise ArgminnError(f"{path}: line {lineno}: summit (column 10) {value!r} is not an integer") from None
+        if summit[i] == -1:  # narrowPeak: no summit called
+            summit[i] = (end[i] - start[i]) // 2
+        elif not 0 <= summit[i] < end[i] - start[i]:
+            raise ArgminnError(f"{path}: line {lineno}: summit {summit[i]} (column 10) is not inside the "
+                               f"{end[i] - start[i]}-bp peak (it counts from the start: 0 to width - 1)")
+    width = end - start
+    df = df.assign(peak_start=start, peak_end=end)
+    df["start"] = start + summit - width // 2
+    df["end"] = df["start"] + width
+    return df
 
 
 def centred_windows(bed, length):
@@ -218,24 +262,57 @@ def check_intervals(bed, fasta, length, path="BED"):
                                f"interval runs past the chromosome ({chrom} is {size} bp)")
 
 
-def load_intervals(fasta_path, bed_path, length, label_columns=False):
+def load_intervals(fasta_path, bed_path, length, label_columns=False, summits=False):
     """FASTA + BED -> (X (N, 4, length) float32, labels or None, bed, task names).
 
-    Windows of ``length`` bp centred on each interval are cut by
+    Windows of ``length`` bp centred on each interval (on each summit of a
+    narrowPeak file with ``summits=True``) are cut by
     ``tangermeme.io.extract_loci`` after every interval is checked.
     """
-    from tangermeme.io import extract_loci
-
-    bed, names = read_bed(bed_path, label_columns=label_columns)
+    bed, names = read_bed(bed_path, label_columns=label_columns, summits=summits)
     fasta = open_fasta(fasta_path)
-    check_intervals(bed, fasta, length, bed_path)
-    check_letters(fasta, bed, length, fasta_path, source=bed_path)
-    loci = bed[["chrom", "start", "end"]].reset_index(drop=True)
-    X = extract_loci(loci=loci, sequences=fasta, in_window=length, verbose=False, ignore=["N"]).float()
-    if X.shape[0] != len(bed):
-        raise ArgminnError(f"{bed_path}: {len(bed)} intervals but {X.shape[0]} windows were extracted")
+    X = _extract(fasta, fasta_path, [(bed, bed_path)], length)
     y = torch.tensor(bed[names].to_numpy(), dtype=torch.float32) if names else None
     return X, y, bed, names
+
+
+def _extract(fasta, fasta_path, beds, length):
+    """Check each (bed, path) against the FASTA, then cut all their windows, in order, with extract_loci."""
+    from tangermeme.io import extract_loci
+
+    for bed, path in beds:
+        check_intervals(bed, fasta, length, path)
+        check_letters(fasta, bed, length, fasta_path, source=path)
+    loci = pd.concat([bed[["chrom", "start", "end"]] for bed, _ in beds], ignore_index=True)
+    X = extract_loci(loci=loci, sequences=fasta, in_window=length, verbose=False, ignore=["N"]).float()
+    if X.shape[0] != len(loci):
+        raise ArgminnError(f"{', '.join(p for _, p in beds)}: {len(loci)} intervals but {X.shape[0]} windows "
+                           "were extracted")
+    return X
+
+
+def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, test_chroms, summits=False,
+               task_name=None):
+    """Peaks + negatives (bpnet-lite's two BED files) + FASTA -> one-task labelled splits, as ``load_splits``.
+
+    The peaks (plain BED, or narrowPeak centred on its summits with
+    ``summits=True``) are the positives, label 1; the negatives (BED, e.g.
+    the GC-matched regions of ``bpnet negatives``; always centred on their
+    intervals, as bpnet-lite does) label 0. The task is named ``task_name``,
+    by default after the peaks file (``CTCF.narrowPeak.gz`` -> ``CTCF``).
+    """
+    peaks, _ = read_bed(peaks_path, summits=summits)
+    negatives, _ = read_bed(negatives_path)
+    fasta = open_fasta(fasta_path)
+    X = _extract(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)], length)
+    name = task_name or os.path.basename(peaks_path).split(".")[0] or "peak"
+    if name in set(peaks.columns) | set(negatives.columns) | {"source"}:  # a file named start.bed
+        name += "_peak"
+    bed = pd.concat([peaks.assign(source=peaks_path), negatives.assign(source=negatives_path)],
+                    ignore_index=True)
+    bed[name] = np.r_[np.ones(len(peaks)), np.zeros(len(negatives))].astype(np.float32)
+    y = torch.tensor(bed[[name]].to_numpy(), dtype=torch.float32)
+    return _split_by_chrom(X, y, bed, valid_chroms, test_chroms, f"{peaks_path} + {negatives_path}"), [name]
 
 
 def check_letters(fasta, bed, length, path, source="BED"):
@@ -254,6 +331,11 @@ def check_letters(fasta, bed, length, path, source="BED"):
 def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms):
     """Labelled BED + FASTA -> {'train', 'valid', 'test'}: (X, y, bed); split by chromosome."""
     X, y, bed, names = load_intervals(fasta_path, bed_path, length, label_columns=True)
+    return _split_by_chrom(X, y, bed, valid_chroms, test_chroms, bed_path), names
+
+
+def _split_by_chrom(X, y, bed, valid_chroms, test_chroms, where):
+    """{'train', 'valid', 'test'}: (X, y, bed) by chromosome; ``where`` names the data in errors."""
     valid_chroms, test_chroms = set(valid_chroms), set(test_chroms)
     if valid_chroms & test_chroms:
         raise ArgminnError(f"chromosome(s) {sorted(valid_chroms & test_chroms)} are both validation and test")
@@ -263,11 +345,11 @@ def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms):
     out = {}
     for split, mask in masks.items():
         if split != "test" and not mask.any():
-            raise ArgminnError(f"{bed_path}: no intervals in the {split} split (chromosomes: "
+            raise ArgminnError(f"{where}: no intervals in the {split} split (chromosomes: "
                                f"{sorted(valid_chroms) if split == 'valid' else 'all others'})")
         idx = torch.from_numpy(np.flatnonzero(mask))
         out[split] = (X[idx], y[idx], bed.iloc[idx.numpy()].reset_index(drop=True))
-    return out, names
+    return out
 
 
 def rows_with_label(X, y, bed, label=1, task=0):

@@ -16,18 +16,20 @@ def predict(model, X, batch_size=256, device="cpu", verbose=False):
     return _predict(model, X, batch_size=batch_size, device=device, verbose=verbose)
 
 
-def predict_intervals(model, fasta, bed, batch_size=256, device="cpu"):
-    """Windows centred on BED intervals -> (bed DataFrame, (N, T) logits)."""
-    X, _, table, _ = load_intervals(fasta, bed, model.config.input_length)
+def predict_intervals(model, fasta, bed, batch_size=256, device="cpu", summits=False):
+    """Windows centred on BED intervals (on narrowPeak summits with ``summits``) -> (bed DataFrame, (N, T) logits)."""
+    X, _, table, _ = load_intervals(fasta, bed, model.config.input_length, summits=summits)
     return table, predict(model, X, batch_size=batch_size, device=device)
 
 
 def write_predictions(path, bed, logits, names, force=False):
-    """TSV: chrom, start, end, then per task the probability and the logit."""
+    """TSV: chrom, start, end (the BED's own, also where windows were centred on summits), then per task the
+    probability and the logit."""
     logits = logits.detach().cpu().numpy() if torch.is_tensor(logits) else np.asarray(logits)
     probs = 1 / (1 + np.exp(-logits))
     with atomic_write(path, "w", force=force) as handle:
         handle.write("\t".join(["chrom", "start", "end"] + [c for n in names for c in (n, n + "_logit")]) + "\n")
-        for i, (chrom, start, end) in enumerate(zip(bed["chrom"], bed["start"], bed["end"])):
+        own = ("peak_start", "peak_end") if "peak_start" in bed.columns else ("start", "end")
+        for i, (chrom, start, end) in enumerate(zip(bed["chrom"], bed[own[0]], bed[own[1]])):
             vals = [f"{v:.6g}" for t in range(len(names)) for v in (probs[i, t], logits[i, t])]
             handle.write("\t".join([str(chrom), str(start), str(end)] + vals) + "\n")

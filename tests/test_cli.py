@@ -179,8 +179,54 @@ def test_an_interrupt_inside_compiled_code_is_reported_as_an_interrupt(tmp_path,
         main(["simulate", "--out", str(tmp_path / "s")])
 
 
+def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path, capsys):
+    """bpnet-lite's inputs: a narrowPeak of peaks (windows on the summits) and a gzipped BED of negatives
+    give the same labelled windows as the dataset's labelled BED; train and predict read them."""
+    import gzip
+
+    from argminn_plugin.data import load_peaks, load_splits
+
+    labelled = pd.read_csv(dataset / "peaks.bed", sep="\t")
+    labelled.columns = ["chrom", "start", "end", "label"]
+    pos, neg = labelled[labelled["label"] == 1], labelled[labelled["label"] == 0]
+    peaks = tmp_path / "pos.narrowPeak"  # summits 10 bp right of a centre moved 10 bp left: the same windows
+    with open(peaks, "w") as handle:
+        for chrom, start, end in zip(pos["chrom"], pos["start"], pos["end"]):
+            handle.write(f"{chrom}\t{start - 10}\t{end - 10}\tpeak\t0\t.\t5\t-1\t-1\t{(end - start) // 2 + 10}\n")
+    negatives = tmp_path / "neg.bed.gz"
+    negatives.write_bytes(gzip.compress(neg[["chrom", "start", "end"]].to_csv(sep="\t", header=False,
+                                                                              index=False).encode()))
+    genome = str(dataset / "genome.fa")
+    ours, names = load_peaks(genome, str(peaks), str(negatives), 100, ["chr2"], ["chr3"], summits=True)
+    theirs, _ = load_splits(genome, str(dataset / "peaks.bed"), 100, ["chr2"], ["chr3"])
+    assert names == ["pos"]
+    for split in ("train", "valid", "test"):
+        (X, y, bed), (X2, y2, bed2) = ours[split], theirs[split]
+        order, order2 = (torch.tensor(b.sort_values(["chrom", "start"]).index) for b in (bed, bed2))
+        assert len(X) == len(X2) > 0 and torch.equal(X[order], X2[order2]) and torch.equal(y[order], y2[order2])
+    run = tmp_path / "run"
+    assert main(["train", "--fasta", genome, "--peaks", str(peaks), "--negatives", str(negatives), "--summits",
+                 "--out", str(run), "--quiet", "--train-set", "max_epochs=1", "--model-set", "input_length=100",
+                 *SMALL_MODEL]) == 0
+    assert list(json.loads((run / "metrics.json").read_text())["valid"]) == ["pos"]
+    out = tmp_path / "pred.tsv"
+    assert main(["predict", "--model", str(run / "model.pt"), "--fasta", genome, "--bed", str(peaks), "--summits",
+                 "-o", str(out)]) == 0
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns) == ["chrom", "start", "end", "pos", "pos_logit"]
+    assert table["start"].tolist() == (pos["start"] - 10).tolist()  # the file's own coordinates
+    model = load_model(str(run / "model.pt"))
+    with torch.no_grad():
+        logits = model(torch.cat([ours[s][0][ours[s][1][:, 0] == 1] for s in ("train", "valid", "test")]))
+    assert torch.allclose(torch.tensor(sorted(table["pos_logit"])), logits[:, 0].sort().values, atol=1e-4)
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--out", "x"], "give --data DIR, or both --fasta and --bed"),
+    (["train", "--out", "x"], "give --data DIR, or --fasta with --bed, or --fasta with --peaks and --negatives"),
+    (["train", "--out", "x", "--fasta", "g.fa", "--peaks", "p.bed"], "--peaks needs --negatives"),
+    (["train", "--out", "x", "--fasta", "g.fa", "--bed", "l.bed", "--peaks", "p.bed"], "give --bed (labelled"),
+    (["train", "--out", "x", "--fasta", "g.fa", "--bed", "l.bed", "--summits"], "--summits reads the summits of"),
+    (["train", "--out", "x", "--data", "d", "--fasta", "g.fa"], "drop --fasta or drop --data"),
     (["predict", "--model", "nope.pt", "--fasta", "a.fa", "--bed", "b.bed", "-o", "o.tsv"], "model file not found"),
     (["simulate", "--out", "s", "--set", "n_trian=5"], "unknown key(s) 'n_trian'"),
     (["train", "--data", ".", "--out", "x"], "not a dataset directory"),
@@ -327,12 +373,15 @@ def test_cli_refusals_are_one_line_errors(dataset, trained, tmp_path, capsys):
     # an output that is a directory: refused before the work, even with --force
     assert main([*predict, "-o", str(tmp_path), "--force"]) == 2
     assert f"{tmp_path}: is a directory; give a file name" in capsys.readouterr().err
-    # a gzipped BED, a gzipped VCF named .vcf, a binary config file
+    # a binary BED, a gzipped VCF named .vcf, a binary config file
     import gzip
-    gz_bed = tmp_path / "peaks.bed"
-    gz_bed.write_bytes(gzip.compress((dataset / "peaks.bed").read_bytes()))
-    assert main([*predict[:-2], "--bed", str(gz_bed), "-o", str(tmp_path / "p.tsv")]) == 2
-    assert "peaks.bed: not a plain-text BED file (gzipped? decompress it first)" in capsys.readouterr().err
+    binary_bed = tmp_path / "peaks.bed"
+    binary_bed.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert main([*predict[:-2], "--bed", str(binary_bed), "-o", str(tmp_path / "p.tsv")]) == 2
+    assert "peaks.bed: not a text BED file" in capsys.readouterr().err
+    binary_bed.write_bytes(gzip.compress(b"chr1\t0\t10\n")[:-6])  # a cut-off download
+    assert main([*predict[:-2], "--bed", str(binary_bed), "-o", str(tmp_path / "p.tsv")]) == 2
+    assert "peaks.bed: cannot read (" in capsys.readouterr().err
     gz_vcf = tmp_path / "gz.vcf"
     gz_vcf.write_bytes(gzip.compress(vcf.read_bytes()))
     assert main(["variants", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),

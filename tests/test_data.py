@@ -130,3 +130,63 @@ def test_stale_index_is_rebuilt(tmp_path):
     path.write_text(">c\nCCCCCCCCCCGG\n")
     os.utime(path, (time.time() + 5, time.time() + 5))
     assert decode(load_intervals(str(path), bed, 10)[0])[0] == "C" * 10
+
+
+def test_narrowpeak_summits_centre_windows_as_tangermeme_does(tmp_path, genome):
+    from tangermeme.io import extract_loci
+
+    fasta, seq1, seq2 = genome
+    rows = ["chrA\t10\t30\tp1\t0\t.\t1\t1\t1\t4", "chrA\t20\t41\tp2\t0\t.\t1\t1\t1\t15",
+            "chrB\t4\t20\tp3\t0\t.\t1\t1\t1\t0"]
+    peaks = write(tmp_path / "p.narrowPeak", "\n".join(rows) + "\n")
+    X, _, table, _ = load_intervals(fasta, peaks, 8, summits=True)
+    # summits at 14, 35 and 4: [10, 18), [31, 39), [0, 8)
+    assert decode(X) == [seq1[10:18].upper(), seq1[31:39].upper(), seq2[0:8]]
+    assert torch.equal(X, extract_loci(peaks, fasta, in_window=8, summits=True, verbose=False, ignore=["N"]).float())
+    assert table["peak_start"].tolist() == [10, 20, 4] and table["peak_end"].tolist() == [30, 41, 20]
+    # the narrowPeak -1 (no summit called) keeps the interval's centre
+    nosummit = write(tmp_path / "n.narrowPeak", "chrA\t20\t30\t.\t0\t.\t1\t1\t1\t-1\n")
+    assert decode(load_intervals(fasta, nosummit, 8, summits=True)[0]) == [seq1[21:29].upper()]
+    for content, message in (("chrA\t10\t30\n", r"line 1: 3 column\(s\); summits are read from a narrowPeak"),
+                             ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\tx\n", "line 1: summit \\(column 10\\) 'x' is not an"),
+                             ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\t20\n", "line 1: summit 20 \\(column 10\\) is not "
+                                                                      "inside the 20-bp peak")):
+        with pytest.raises(ArgminnError, match="bad.narrowPeak: " + message):
+            load_intervals(fasta, write(tmp_path / "bad.narrowPeak", content), 8, summits=True)
+
+
+def test_gzipped_bed_reads_as_the_plain_one(tmp_path, genome):
+    import gzip
+
+    text = "#chrom\tstart\tend\tgood\nchrA\t0\t10\t1\nchrB\t0\t10\t0\n"
+    plain = write(tmp_path / "l.bed", text)
+    packed = tmp_path / "l.bed.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    X, y, bed, names = load_intervals(genome[0], plain, 10, label_columns=True)
+    X2, y2, bed2, names2 = load_intervals(genome[0], str(packed), 10, label_columns=True)
+    assert torch.equal(X, X2) and torch.equal(y, y2) and names == names2 == ["good"] and bed.equals(bed2)
+
+
+def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
+    from argminn_plugin.data import load_peaks
+
+    fasta, seq1, seq2 = genome
+    peaks = write(tmp_path / "CTCF.narrowPeak", "chrA\t10\t30\t.\t0\t.\t1\t1\t1\t4\nchrB\t4\t20\t.\t0\t.\t1\t1\t1\t0\n")
+    negatives = write(tmp_path / "neg.bed", "chrA\t40\t50\nchrB\t20\t30\nchrA\t0\t8\n")
+    splits, names = load_peaks(fasta, peaks, negatives, 8, ["chrB"], [], summits=True)
+    assert names == ["CTCF"]
+    X, y, bed = splits["train"]  # chrA: the first peak, then the first and third negatives
+    assert decode(X) == [seq1[10:18].upper(), seq1[41:49].upper(), seq1[0:8].upper()]
+    assert y[:, 0].tolist() == [1, 0, 0] and bed["source"].tolist() == [peaks, negatives, negatives]
+    Xv, yv, _ = splits["valid"]
+    assert decode(Xv) == [seq2[0:8], seq2[21:29]] and yv[:, 0].tolist() == [1, 0]
+    assert len(splits["test"][0]) == 0
+    # each file's errors name that file and its line
+    bad_negatives = write(tmp_path / "badneg.bed", "chrA\t40\t50\nchrQ\t0\t10\n")
+    with pytest.raises(ArgminnError, match="badneg.bed: line 2: chromosome 'chrQ' is not in the FASTA"):
+        load_peaks(fasta, peaks, bad_negatives, 8, ["chrB"], [], summits=True)
+    with pytest.raises(ArgminnError, match="no intervals in the valid split"):
+        load_peaks(fasta, peaks, negatives, 8, ["chrZ"], [], summits=True)
+    # a peaks file named like a BED column keeps the column: the task is renamed
+    start = write(tmp_path / "start.bed", "chrA\t10\t30\n")
+    assert load_peaks(fasta, start, negatives, 8, ["chrB"], [])[1] == ["start_peak"]
