@@ -106,7 +106,7 @@ def cmd_simulate(args):
 
 def cmd_train(args):
     from .config import TrainConfig
-    from .fileio import atomic_write
+    from .fileio import atomic_write, dump_json, json_ready
     from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, train
 
     _sources(args, labelled=True)  # a flag mix-up is named before any file is read
@@ -143,8 +143,8 @@ def cmd_train(args):
             _, probs = evaluate(model, X, y)
             metrics[split] = dict(zip(names, classification_metrics(y, probs)))
     with atomic_write(os.path.join(args.out, "metrics.json"), force=True) as handle:
-        json.dump(metrics, handle, indent=2)
-    print(json.dumps({k: metrics[k] for k in metrics if k in ("valid", "test")}))
+        dump_json(metrics, handle, indent=2)
+    print(json.dumps(json_ready({k: metrics[k] for k in metrics if k in ("valid", "test")})))
     return model, splits
 
 

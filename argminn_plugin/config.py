@@ -7,6 +7,7 @@ memory stream, 4 attention layers with 4 heads, each regularizer weighted 1e-3.
 
 import dataclasses
 import json
+import math
 import numbers
 import os
 import typing
@@ -82,6 +83,8 @@ class _Config:
             raise ArgminnError(f"{path}: not a text file (a JSON config is expected)") from None
         return cls.from_dict(data, where=path)
 
+    _may_be_infinite = ()  # float fields where infinity means "no limit"
+
     def _check_types(self):
         """Every field's type, checked on every construction (not only through from_dict), numpy scalars made
         plain values and lists tuples; the first step of each config's ``__post_init__``."""
@@ -89,6 +92,11 @@ class _Config:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             checked = _check_type(field.name, value, hints[field.name], type(self).__name__)
+            if isinstance(checked, float) and not math.isfinite(checked) and (
+                    math.isnan(checked) or field.name not in self._may_be_infinite):
+                # JSON's NaN and Infinity parse; NaN is no setting, and infinity only where it means "no limit"
+                raise ArgminnError(f"{type(self).__name__}: key '{field.name}' must be a finite number, got "
+                                   f"{checked!r}")
             if checked is not value:
                 object.__setattr__(self, field.name, checked)  # frozen dataclasses
 
@@ -295,6 +303,8 @@ class TrainConfig(_Config):
     prune_tolerance: float = 0.1
     num_threads: int = 0  # 0: leave torch's default
 
+    _may_be_infinite = ("prune_tolerance",)  # no limit: the pruned model is kept whatever its loss
+
     def __post_init__(self):
         self._check_types()
         if self.overlap_units not in ("raw", "normalized"):
@@ -305,9 +315,18 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'ramp_start' must be in (0, 1), got {self.ramp_start}")
         if self.l1_target not in ("weights", "activations"):
             raise ArgminnError(f"TrainConfig: 'l1_target' must be 'weights' or 'activations', got {self.l1_target!r}")
-        for name in ("batch_size", "max_epochs"):
+        for name in ("max_epochs", "patience"):
             if getattr(self, name) < 1:
                 raise ArgminnError(f"TrainConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:  # a batch of one row is dropped (shard_batches): an epoch would have no batch
+            raise ArgminnError(f"TrainConfig: 'batch_size' must be >= 2 (batch norm needs two rows), got "
+                               f"{self.batch_size}")
+        if not 0 <= self.seed < 2 ** 62:
+            raise ArgminnError(f"TrainConfig: 'seed' must be in [0, 2**62), got {self.seed}")
+        if self.num_threads < 0:
+            raise ArgminnError(f"TrainConfig: 'num_threads' must be >= 0 (0: torch's default), got {self.num_threads}")
+        if self.min_delta < 0:
+            raise ArgminnError(f"TrainConfig: 'min_delta' must be >= 0, got {self.min_delta}")
         if not 0 <= self.resample_share <= 1:
             raise ArgminnError(f"TrainConfig: 'resample_share' must be in [0, 1], got {self.resample_share}")
         if self.resample_until < 0:

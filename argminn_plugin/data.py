@@ -95,7 +95,13 @@ def check_X(X, length=None, name="X"):
 
 def check_labels(y, n=None, name="labels"):
     """Validate binary labels; returns a float32 (N, T) tensor."""
-    y = torch.as_tensor(np.asarray(y), dtype=torch.float32)
+    try:
+        y = torch.as_tensor(np.asarray(y.detach().cpu() if torch.is_tensor(y) else y), dtype=torch.float32)
+    except (TypeError, ValueError):  # strings, None, ragged lists
+        kind = getattr(y, "dtype", None)
+        what = f"{type(y).__name__} of {kind}" if kind is not None else type(y).__name__
+        raise ArgminnError(f"{name}: expected numeric 0/1 labels of shape (N,) or (N, T), got {what} (text, "
+                           "missing values or rows of unequal length?)") from None
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2:

@@ -13,6 +13,8 @@ model file never executes code from it.
 
 import contextlib
 import io
+import json
+import math
 import os
 import secrets
 import signal
@@ -39,6 +41,23 @@ def check_writable(path, force=False):
         raise ArgminnError(f"{path}: is a directory; give a file name for this output")
     if os.path.exists(path) and not force:
         raise ArgminnError(f"{path}: output exists; pass --force (force=True in Python) to overwrite it")
+
+
+def json_ready(obj):
+    """``obj`` with every NaN or infinite float made None (JSON null): an auROC of a split with one class is
+    undefined, and strict JSON readers (jq, JavaScript) refuse Python's bare NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def dump_json(obj, handle, **kwargs):
+    """``json.dump`` of ``json_ready(obj)``, strict: a non-finite number never reaches the file."""
+    json.dump(json_ready(obj), handle, allow_nan=False, **kwargs)
 
 
 @contextlib.contextmanager

@@ -135,6 +135,11 @@ test:
 """
 
 
+def _metric(value):
+    """A metric of metrics.json for the model's description: null (undefined: one class in the split) as n/a."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _description(model):
     c = model.config
     if model.architecture == "argminn":
@@ -261,7 +266,7 @@ def _write_export(model, model_path, out_dir, data_dir, n_examples):
         with open(metrics_path) as handle:
             test = json.load(handle).get("test", {})
         trained_doc = "Held-out test chromosome: " + ", ".join(
-            f"{t} auROC {m['auroc']:.3f}, auPRC {m['auprc']:.3f}" for t, m in test.items()) + "."
+            f"{t} auROC {_metric(m['auroc'])}, auPRC {_metric(m['auprc'])}" for t, m in test.items()) + "."
     names = c.names
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, model_fingerprint, output_set
+from .fileio import atomic_write, check_writable, dump_json, model_fingerprint, output_set
 from .motifs import (best_matches, column_for_id, extract_motifs, jaspar_database, resolve_method, save_logos,
                      tomtom_qvalues, write_meme)
 
@@ -88,7 +88,7 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         with atomic_write(staged["tomtom.tsv"], force=True) as handle:
             matches.to_csv(handle, sep="\t", index=False)
         with atomic_write(staged["report.json"], force=True) as handle:
-            json.dump(report, handle, indent=2)
+            dump_json(report, handle, indent=2)
     if planted:
         print(f"planted motifs -> filters with TOMTOM q < {Q_THRESHOLD}: {report['planted']}")
     return table

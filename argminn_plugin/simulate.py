@@ -25,7 +25,7 @@ import numpy as np
 
 from .config import _Config
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, output_set, write_fasta
+from .fileio import atomic_write, check_writable, dump_json, output_set, write_fasta
 
 SPLITS = {"train": "chr1", "valid": "chr2", "test": "chr3"}
 
@@ -296,7 +296,7 @@ def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, 
             handle.write("\n".join(inst_rows) + "\n")
         write_meme(path["motifs.meme"], motifs, force=True)
         with atomic_write(path["simulation.json"], force=True) as handle:
-            json.dump(summary, handle, indent=2)
+            dump_json(summary, handle, indent=2)
 
 
 def planted_instances(data_dir, bed):

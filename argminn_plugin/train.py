@@ -36,7 +36,7 @@ from .baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement
 from .errors import ArgminnError
-from .fileio import atomic_save_torch, atomic_write, safe_load_torch
+from .fileio import atomic_save_torch, atomic_write, dump_json, safe_load_torch
 from .losses import attention_entropy, filter_overlap_loss, l1_loss, normalizing_scale
 from .model import ARGMINN
 
@@ -637,7 +637,11 @@ def _check_same_run(state, mc, tc, path):
     """Refuse a checkpoint (read from ``path``) that is not a training state of model ``mc`` with settings ``tc``."""
     if state.get("format") != STATE_FORMAT:
         raise ArgminnError(f"{path}: not an ARGMINN training state")
-    if state["model_config"] != mc.to_dict() or not _same_training(state["train_config"], tc.to_dict()):
+    try:  # read through the config class, as the training config is: a key added since takes its default
+        saved = type(mc).from_dict(state["model_config"]).to_dict()
+    except ArgminnError:
+        saved = None
+    if saved != mc.to_dict() or not _same_training(state["train_config"], tc.to_dict()):
         raise ArgminnError(f"{path}: {_OTHER_RUN}")
 
 
@@ -647,6 +651,22 @@ def _state(model, optimizer, epoch, stop, history, train_cfg):
             "train_config": train_cfg.to_dict(), "epoch": epoch, "stop": stop, "history": history,
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+
+
+RUN_FILES = ("last.pt", "model.pt", "history.json", "metrics.json", "warmup_candidates.json")
+
+
+def _clear_run(out_dir, warmups=True):
+    """Rank 0, on a forced new run: remove the old run's files (and, with ``warmups``, its warm-up
+    candidates) before anything trains, so that a new run killed early is never resumed as the old one."""
+    import shutil
+
+    for name in RUN_FILES if warmups else ("warmup_candidates.json",):
+        path = os.path.join(out_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
+    if warmups and os.path.isdir(os.path.join(out_dir, "warmup_candidates")):
+        shutil.rmtree(os.path.join(out_dir, "warmup_candidates"))
 
 
 def _run_exists(out_dir):
@@ -744,11 +764,13 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
     seeds = [tc.seed + CANDIDATE_SEED_STEP * i for i in range(k)]
 
     def check_out_dir():  # rank 0: the seed of a main run already under way, or None
-        if not os.path.exists(last_path):
-            return None
         if not resume:
-            if not force:
+            if os.path.exists(last_path) and not force:
                 raise _run_exists(out_dir)
+            if force:
+                _clear_run(out_dir)  # the old run's main files and candidates: none is resumed as this run's
+            return None
+        if not os.path.exists(last_path):
             return None
         # checked before any candidate trains: a run under way must be one of these candidates' continuation
         state = safe_load_torch(last_path)
@@ -779,7 +801,7 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
 
     def adopt():  # rank 0
         with atomic_write(os.path.join(out_dir, "warmup_candidates.json"), force=True) as handle:
-            json.dump({"warmup_epochs": epochs, "chosen_seed": chosen.seed, "candidates": candidates}, handle,
+            dump_json({"warmup_epochs": epochs, "chosen_seed": chosen.seed, "candidates": candidates}, handle,
                       indent=1)
         run_dir = os.path.join(out_dir, candidates[best]["run_dir"])
         state = safe_load_torch(os.path.join(run_dir, "last.pt"))
@@ -789,7 +811,7 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
             handle.write(source.read())
         atomic_save_torch(state, last_path, force=True)
         with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
-            json.dump(state["history"], handle, indent=1)
+            dump_json(state["history"], handle, indent=1)
 
     _from_rank0(adopt, info)
     if verbose:
@@ -815,22 +837,17 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
 
     last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "model.pt")
 
-    def new_run():  # rank 0: a warm-up record left by an earlier run would describe another run
-        record = os.path.join(out_dir, "warmup_candidates.json")
-        if os.path.exists(record):
-            os.remove(record)
-
     def read_checkpoint():  # rank 0
         os.makedirs(out_dir, exist_ok=True)
         if not os.path.exists(last_path):
             if resume and verbose:
                 print(f"no checkpoint in {out_dir}; starting a new run")
-            new_run()
+            _clear_run(out_dir, warmups=False)  # a warm-up record left by an earlier run describes another run
             return None
         if not resume:
             if not force:
                 raise _run_exists(out_dir)
-            new_run()
+            _clear_run(out_dir)
             return None
         state = safe_load_torch(last_path)
         _check_same_run(state, mc, tc, last_path)
@@ -870,7 +887,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
     def write_state(epoch):  # rank 0
         atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
         with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
-            json.dump(history, handle, indent=1)
+            dump_json(history, handle, indent=1)
 
     def begin_attempt(prune, epoch):
         """A pruning attempt's filters zeroed and a fresh optimizer; the decision saved, so a resumed run goes on

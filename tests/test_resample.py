@@ -662,7 +662,7 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
 
 def test_pruning_settings_are_checked():
     for bad, match in (({"prune_similar": 1.0}, r"'prune_similar' must be in \[0, 1\) \(0: off\), got 1.0"),
-                       ({"prune_similar": float("nan")}, "'prune_similar' must be in"),
+                       ({"prune_similar": float("nan")}, "'prune_similar' must be a finite number, got nan"),
                        ({"prune_epochs": 0}, "'prune_epochs' must be >= 1, got 0"),
                        ({"prune_patience": 0}, "'prune_patience' must be >= 1"),
                        ({"prune_tolerance": -0.1}, "'prune_tolerance' must be >= 0, got -0.1")):

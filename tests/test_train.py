@@ -348,3 +348,94 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
                          "max_epochs": 3}, r"now 3 epoch\(s\), max_epochs 3\); set 'warmup_candidates=1'")):
         with pytest.raises(ArgminnError, match=match):
             TrainConfig(**bad)
+
+
+def test_a_forced_run_killed_early_is_never_resumed_as_the_run_it_replaced(tmp_path, monkeypatch):
+    """--force removes the old run's files before anything trains: killed in its first epoch, the new run
+    resumes as a new run on its own data, not as the old run (which had the same settings)."""
+    import argminn_plugin.train as train_module
+
+    tc = TrainConfig(max_epochs=2, batch_size=16)
+    out = tmp_path / "run"
+    old, _ = train(CFG, tc, data(0), data(1), str(out), verbose=False)
+    (out / "metrics.json").write_text("{}")  # the CLI's, of the old run
+    real = train_module.regularized_loss
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "regularized_loss", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(CFG, tc, data(5), data(6), str(out), force=True, verbose=False)
+    assert os.listdir(out) == []
+    monkeypatch.setattr(train_module, "regularized_loss", real)
+    resumed, history = train(CFG, tc, data(5), data(6), str(out), resume=True, verbose=False)
+    fresh, fresh_history = train(CFG, tc, data(5), data(6), str(tmp_path / "fresh"), verbose=False)
+    assert len(history) == 2 and [h["val_loss"] for h in history] == [h["val_loss"] for h in fresh_history]
+    assert all(torch.equal(resumed.state_dict()[k], fresh.state_dict()[k]) for k in fresh.state_dict())
+    # with warm-up candidates, the old candidates go too: none is reused by the new run's resume
+    warm = TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1,
+                       warmup_candidates=2)
+    train(CFG, warm, data(0), data(1), str(out), force=True, verbose=False)
+    assert sorted(os.listdir(out / "warmup_candidates")) == ["seed0", "seed1000"]
+    monkeypatch.setattr(train_module, "regularized_loss", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(CFG, warm, data(5), data(6), str(out), force=True, verbose=False)
+    assert not (out / "last.pt").exists() and os.listdir(out / "warmup_candidates") == ["seed0"]
+    assert os.listdir(out / "warmup_candidates" / "seed0") == []
+
+
+def test_resume_reads_a_checkpoint_from_before_a_model_config_key_existed(tmp_path):
+    tc = TrainConfig(max_epochs=1, batch_size=32)
+    train(CFG, tc, data(0), data(1), str(tmp_path), verbose=False)
+    last = tmp_path / "last.pt"
+    state = safe_load_torch(str(last))
+    del state["model_config"]["attention_sink"]  # a key added after this checkpoint was written
+    torch.save(state, last)
+    _, history = train(CFG, tc, data(0), data(1), str(tmp_path), resume=True, verbose=False)
+    assert len(history) == 1
+    state["model_config"]["n_filters"] = 4  # another model is still refused
+    torch.save(state, last)
+    with pytest.raises(ArgminnError, match="different model or training config"):
+        train(CFG, tc, data(0), data(1), str(tmp_path), resume=True, verbose=False)
+
+
+@pytest.mark.parametrize("labels", [["0", "1"] * 32, None, [[0, 1]] * 32 + [[1]] * 32, "ab"])
+def test_labels_that_are_not_numbers_are_one_line_errors(tmp_path, labels):
+    with pytest.raises(ArgminnError, match="training labels: expected numeric 0/1 labels of shape"):
+        train(CFG, TrainConfig(max_epochs=1), (data(0)[0], labels), data(1), str(tmp_path), verbose=False)
+
+
+def test_labels_that_require_grad_are_taken(tmp_path):
+    X, y = data(0)
+    _, history = train(CFG, TrainConfig(max_epochs=1, batch_size=32), (X, y.clone().requires_grad_()), data(1),
+                       str(tmp_path), verbose=False)
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=1), "'batch_size' must be >= 2"),
+    (dict(seed=-1), r"'seed' must be in \[0, 2\*\*62\)"),
+    (dict(seed=2 ** 64), r"'seed' must be in \[0, 2\*\*62\)"),
+    (dict(num_threads=-2), "'num_threads' must be >= 0"),
+    (dict(patience=0), "'patience' must be >= 1"),
+    (dict(min_delta=-1.0), "'min_delta' must be >= 0"),
+    (dict(learning_rate=float("nan")), "key 'learning_rate' must be a finite number, got nan"),
+    (dict(overlap_weight=float("nan")), "key 'overlap_weight' must be a finite number"),
+    (dict(entropy_weight=float("inf")), "key 'entropy_weight' must be a finite number"),
+])
+def test_train_config_refuses_settings_that_cannot_train(kwargs, message):
+    with pytest.raises(ArgminnError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_an_undefined_auroc_is_null_in_the_json_files(tmp_path):
+    """Validation rows of one class: the auROC is undefined (NaN in Python), written as null, strict JSON."""
+    import math
+
+    X, y = data(1)
+    _, history = train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), (X, torch.zeros_like(y)),
+                       str(tmp_path), verbose=False)
+    assert math.isnan(history[0]["val_auroc"])
+    saved = json.loads((tmp_path / "history.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert saved[0]["val_auroc"] is None and saved[0]["val_loss"] == history[0]["val_loss"]
