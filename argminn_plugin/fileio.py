@@ -84,6 +84,21 @@ def atomic_write(path, mode="w", force=False):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory):
+    """Flush the directory entry of a rename to disk (POSIX), so a power cut after it keeps the new file."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not openable as a directory here (e.g. Windows): the rename stands as the OS keeps it
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems do not sync directories
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -133,6 +148,7 @@ def output_set(directory, names, force=False):
             for name, path in paths.items():
                 if os.path.exists(stage[name]):
                     os.replace(stage[name], path)
+        _sync_directory(directory)
     finally:
         for staged in stage.values():
             with contextlib.suppress(FileNotFoundError):

@@ -851,6 +851,9 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             return None
         state = safe_load_torch(last_path)
         _check_same_run(state, mc, tc, last_path)
+        if not os.path.exists(best_path):  # written before every last.pt: the run's best epoch so far is lost
+            raise ArgminnError(f"{out_dir}: last.pt without model.pt (the best epoch so far); a run resumes with "
+                               "both, or starts again with --force (force=True)")
         return state
 
     state = _from_rank0(read_checkpoint, info)

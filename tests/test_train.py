@@ -439,3 +439,11 @@ def test_an_undefined_auroc_is_null_in_the_json_files(tmp_path):
     assert math.isnan(history[0]["val_auroc"])
     saved = json.loads((tmp_path / "history.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert saved[0]["val_auroc"] is None and saved[0]["val_loss"] == history[0]["val_loss"]
+
+
+def test_resume_without_the_best_model_is_refused_before_training(tmp_path):
+    tc = TrainConfig(max_epochs=1, batch_size=32)
+    train(CFG, tc, data(0), data(1), str(tmp_path), verbose=False)
+    os.remove(tmp_path / "model.pt")
+    with pytest.raises(ArgminnError, match="last.pt without model.pt"):
+        train(CFG, tc.replace(max_epochs=1), data(0), data(1), str(tmp_path), resume=True, verbose=False)
