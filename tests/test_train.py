@@ -322,10 +322,7 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
     assert safe_load_torch(str(out / "last.pt"))["train_config"]["seed"] == record["chosen_seed"]
     assert run_train_config(str(out)) == tc  # the config asked for, rebuilt from the record
     assert run_train_config(str(tmp_path / "plain")).seed == record["chosen_seed"]
-    # resumed with more epochs: the candidates are reused, the main run goes on
-    more = tc.replace(max_epochs=5)
-    with pytest.raises(ArgminnError, match="different model or training config"):  # max_epochs is the config's
-        train(CFG, more, data(0), data(1), str(out), resume=True, verbose=False)
+    # resumed: the candidates are reused, the main run goes on (here: it is finished)
     _, again = train(CFG, tc, data(0), data(1), str(out), resume=True, verbose=False)
     assert [h["val_loss"] for h in again] == [h["val_loss"] for h in history]
     # resumed with another seed: refused before any candidate trains (none of its candidates exists)
@@ -447,3 +444,30 @@ def test_resume_without_the_best_model_is_refused_before_training(tmp_path):
     os.remove(tmp_path / "model.pt")
     with pytest.raises(ArgminnError, match="last.pt without model.pt"):
         train(CFG, tc.replace(max_epochs=1), data(0), data(1), str(tmp_path), resume=True, verbose=False)
+
+
+def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path, capsys):
+    """max_epochs only says where a run stops: resumed with a larger one, a run ends as one started with it
+    (with warm-up candidates too); a smaller one than the epochs trained is refused; a run that ended by early
+    stopping does not train further."""
+    base = dict(batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1, patience=10)
+    for extra in ({}, {"warmup_candidates": 2}):
+        short, long = TrainConfig(max_epochs=3, **base, **extra), TrainConfig(max_epochs=5, **base, **extra)
+        out = tmp_path / f"run{len(extra)}"
+        train(CFG, short, data(0), data(1), str(out), verbose=False)
+        resumed, history = train(CFG, long, data(0), data(1), str(out), resume=True, verbose=False)
+        whole, whole_history = train(CFG, long, data(0), data(1), str(tmp_path / f"whole{len(extra)}"),
+                                     verbose=False)
+        assert [h["val_loss"] for h in history] == [h["val_loss"] for h in whole_history] and len(history) == 5
+        assert all(torch.equal(resumed.state_dict()[k], whole.state_dict()[k]) for k in whole.state_dict())
+        assert run_train_config(str(out)) == long
+        with pytest.raises(ArgminnError, match="max_epochs 4: the run has trained 5 epochs already"):
+            train(CFG, long.replace(max_epochs=4), data(0), data(1), str(out), resume=True, verbose=False)
+    stopped = TrainConfig(max_epochs=20, batch_size=16, patience=1, min_delta=10.0)  # stops at epoch 2
+    _, history = train(CFG, stopped, data(0), data(1), str(tmp_path / "stopped"), verbose=False)
+    assert len(history) == 2
+    capsys.readouterr()
+    _, again = train(CFG, stopped.replace(max_epochs=30), data(0), data(1), str(tmp_path / "stopped"),
+                     resume=True)
+    assert len(again) == 2 and "ended after epoch 2 (early stopping); it does not train further" in \
+        capsys.readouterr().out
