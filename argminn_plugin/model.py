@@ -92,10 +92,16 @@ class MotifScanner(nn.Module):
         return torch.cat([self.conv.weight, self.rc_weight()], dim=0), torch.cat([self.conv.bias, self.conv.bias])
 
     def forward(self, X):
-        if self.reverse_complement:  # one convolution with both orientations of every filter
+        conv = self._modules["conv"]
+        if not self.reverse_complement:
+            pre = conv(X)
+        elif conv._forward_hooks or conv._forward_pre_hooks or _global_hooks():
+            # Hooks on the conv (first-layer read-outs, knock-outs) see it run on each strand: on X, then on
+            # its reverse complement, whose output flipped back is the minus strand's (the same numbers as
+            # the merged convolution's second half).
+            pre = torch.cat([conv(X), conv(X.flip([1, 2])).flip([2])], 1)
+        else:  # one convolution with both orientations of every filter
             pre = F.conv1d(X, *self.both_strands())
-        else:
-            pre = self.conv(X)
         return self.relu(pre)
 
 
@@ -324,7 +330,7 @@ class ARGMINN(nn.Module):
                     return None
                 called.append(module)
         # The scanner, when it is the plain two-strand MotifScanner, runs as one convolution with the merged
-        # weights of both strands (cached with the rest) unless it or its ReLU carries a hook; its modules
+        # weights of both strands (cached with the rest) unless it, its conv or its ReLU carries a hook; its modules
         # are keyed (a replaced conv drops the cache) but never disable the path.
         scanner = top["scanner"]
         scan = []
@@ -336,14 +342,14 @@ class ARGMINN(nn.Module):
         return [norm, proj, *layers, *linears, *products], called, scan
 
     def train(self, mode=True):
-        # Edits that bypass version counters (through ``.data``, fused
-        # optimizers) of anything the cache merges (the scanner's weights, the
-        # memory, the positional encoding, the batch norm, the token projection,
-        # the attention maps) are seen after the next switch of mode or forward
-        # pass with autograd on; eval() on a model already in eval mode
-        # (tangermeme calls it on every predict) keeps the cache.
-        if mode != self.training:
-            self._fold_cache = None
+        # Every eval() drops the inference cache (one re-merge, ~1 ms, per call;
+        # tangermeme calls it on every predict): edits that bypass version
+        # counters (through ``.data``, fused optimizers) of the attention maps,
+        # the token projection, the memory or the positional encoding are seen
+        # after it (or a forward pass with autograd on). The scanner's and the
+        # batch norm's tensors, where knock-outs are made, are compared by
+        # value on every pass (see ``_folded``).
+        self._fold_cache = None
         return super().train(mode)
 
     def __getstate__(self):  # pickles (torch.save(model), deepcopy) carry no cache
@@ -361,7 +367,9 @@ class ARGMINN(nn.Module):
         buffers (the memory and the positional encoding): the cache is
         keyed on the modules, the tensors themselves, their storage and their
         in-place version counters, so an optimizer step, ``load_state_dict``,
-        ``.to()`` or an in-place edit invalidates it. Not cached for inference
+        ``.to()`` or an in-place edit invalidates it; the scanner's and the
+        batch norm's tensors are compared by value as well (a ``.data`` edit
+        bumps no counter), and ``eval()`` drops the cache. Not cached for inference
         tensors (``torch.inference_mode``), which have no version counter.
         """
         if self.training or torch.is_grad_enabled() or _global_hooks() or _autocast_or_tracing():
@@ -388,9 +396,14 @@ class ARGMINN(nn.Module):
             if any(t.is_inference() for t in tensors):
                 return self._fold(scan)
             raise
+        # the scanner's and the norm's few small tensors, where filters are knocked out (often through .data,
+        # which no version counter sees), are compared by value too: ~15 us a pass
+        watched = [t for m in (self.scanner, self.norm) for t in (*m.parameters(), *m.buffers())]
         cached = getattr(self, "_fold_cache", None)  # None too in a model pickled before the cache existed
-        if cached is None or cached[0] != modules or cached[1] != key:  # modules compare by identity
-            self._fold_cache = cached = (modules, key, self._fold(scan), tensors)
+        if cached is None or cached[0] != modules or cached[1] != key or not all(  # modules compare by identity
+                torch.equal(a, b) for a, b in zip(cached[4], watched)):
+            self._fold_cache = cached = (modules, key, self._fold(scan), tensors,
+                                         [t.detach().clone() for t in watched])
         return cached[2]
 
     def _fold(self, scan=()):
@@ -441,8 +454,8 @@ class ARGMINN(nn.Module):
     def _run_folded(self, X, keep, folded):
         scan, (q_first, const_first), layers = folded
         scanner = self._modules["scanner"]
-        if scan is not None and not (scanner._forward_hooks or scanner._forward_pre_hooks or (
-                relu := scanner._modules["relu"])._forward_hooks or relu._forward_pre_hooks):
+        if scan is not None and not any(m._forward_hooks or m._forward_pre_hooks for m in (
+                scanner, scanner._modules["conv"], scanner._modules["relu"])):
             acts = F.relu(F.conv1d(X, *scan))  # MotifScanner.forward with both strands' weights merged once
         else:
             acts = scanner(X)  # (N, K, P); hooks on the scanner (motif knock-outs) apply

@@ -74,8 +74,9 @@ def model_payload(model):
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
 
 
-def save_model(model, path, force=True):
-    """Write config + CPU state_dict (no pickled classes) atomically."""
+def save_model(model, path, force=False):
+    """Write config + CPU state_dict (no pickled classes) atomically; an existing file is replaced only with
+    ``force`` (as every other output)."""
     atomic_save_torch(model_payload(model), path, force=force)
 
 
@@ -1034,7 +1035,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
 
         def write_epoch():  # rank 0; a failure is raised on every rank, none is left waiting
             if stop["best_epoch"] == epoch + 1:
-                save_model(model, best_path)
+                save_model(model, best_path, force=True)
             write_state(epoch)
 
         _from_rank0(write_epoch, info)

@@ -115,6 +115,10 @@ def test_model_file_roundtrip(tmp_path, small_config):
     loaded = load_model(str(path))
     X = random_onehot(3, 60)
     assert torch.equal(loaded(X), model(X))
+    with pytest.raises(ArgminnError, match="output exists; pass --force"):  # never replaced silently
+        save_model(ARGMINN(small_config), str(path))
+    save_model(ARGMINN(small_config), str(path), force=True)
+    assert not torch.equal(load_model(str(path))(X), model(X))
 
 
 def test_truncated_model_file_is_a_clear_error(tmp_path, small_config):
@@ -419,6 +423,28 @@ def test_inference_cache_follows_every_weight_change(small_config, sink):
     fused.step()
     model.eval()  # already in eval mode: keeps nothing stale either way
     assert not torch.allclose(sixth, check())
+    # a knock-out through .data (no version counter moves): a filter or a batch-norm channel is seen on the next
+    # pass; an attention map after eval(), which tangermeme calls on every predict
+    before = check()
+    model.scanner.conv.weight.data[0].zero_()
+    model.scanner.conv.weight.data[1:].mul_(-3.0)
+    knocked = check()
+    assert not torch.allclose(before, knocked)
+    model.norm.weight.data[1] = 0.0
+    model.norm.bias.data.add_(2.0)
+    assert not torch.allclose(knocked, check())
+    with torch.no_grad():
+        stale = model(X)
+    model.layers[0].value.weight.data.mul_(-1.0)
+    model.eval()
+    assert not torch.allclose(stale, check())
+    from tangermeme.predict import predict as tangermeme_predict
+
+    model.head.weight.data.mul_(-1.0)
+    expected = ARGMINN(small_config).eval()
+    expected.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(tangermeme_predict(model, X, verbose=False), expected(X))
     model.norm = torch.nn.Identity()  # a replaced module, no train()/eval() call
     with torch.no_grad():
         replaced = model(X)
@@ -535,3 +561,42 @@ def test_attention_sink_is_one_more_key_and_value(small_config):
     with torch.no_grad():
         diff = model(X)[:, 0] - model(refs.reshape(-1, 4, c.input_length))[:, 0].reshape(4, 3).mean(1)
     assert torch.allclose(attr.sum((1, 2)), diff, atol=1e-8) and diff.abs().max() > 1e-3
+
+
+def test_hooks_on_the_scanners_conv_see_each_strand_and_knock_filters_out(small_config):
+    """The usual CNN read-out: a forward hook on the first conv (model.motif_conv) fires, once per strand,
+    and a hook that zeroes a filter's output channel is the filter's knock-out, on both strands; on the
+    module path and on the no-grad inference path alike."""
+    torch.manual_seed(3)
+    model = ARGMINN(small_config).eval()
+    X = random_onehot(4, small_config.input_length)
+    with torch.no_grad():
+        plain = model(X)
+        acts = model.scanner(X)
+    seen = []
+    handle = model.motif_conv.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
+    with torch.no_grad():
+        assert torch.allclose(model(X), plain, atol=1e-5)
+    f = small_config.n_filters
+    assert [o.shape for o in seen] == [(4, f, acts.shape[2])] * 2
+    assert torch.allclose(torch.relu(torch.cat([seen[0], seen[1].flip([2])], 1)), acts, atol=1e-5)
+    handle.remove()
+
+    def zero_filter_1(module, inputs, output):
+        output = output.clone()
+        output[:, 1] = -1.0  # below zero: nothing passes the ReLU
+        return output
+
+    module, channels = model.motif_knockout(1)
+    knock = module.register_forward_hook(lambda m, i, o: o.index_fill(1, torch.tensor(channels), 0.0))
+    with torch.no_grad():
+        expected = model(X)
+    knock.remove()
+    assert not torch.allclose(expected, plain, atol=1e-4)
+    handle = model.motif_conv.register_forward_hook(zero_filter_1)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            assert torch.allclose(model(X), expected, atol=1e-5)
+    handle.remove()
+    with torch.no_grad():
+        assert torch.equal(model(X), plain)  # the merged convolution again
