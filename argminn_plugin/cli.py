@@ -261,7 +261,8 @@ def cmd_motifs(args):
 def cmd_export_kipoi(args):
     from .kipoi_export import export_kipoi
 
-    export_kipoi(args.model, args.out, args.data, n_examples=args.n_examples, force=args.force)
+    export_kipoi(args.model, args.out, args.data, n_examples=args.n_examples, force=args.force, fasta=args.fasta,
+                 bed=args.bed, trained_on=args.trained_on)
     print(f"wrote the Kipoi model directory {args.out}; check it with: kipoi test {args.out} --source dir")
 
 
@@ -461,7 +462,12 @@ def build_parser():
     p = sub.add_parser("export-kipoi", help="write a Kipoi model directory (weights, model.yaml, examples, "
                                             "test.expect) for a trained model")
     p.add_argument("--model", required=True, help="model file (model.pt)")
-    p.add_argument("--data", required=True, help="the dataset directory (example files come from its test split)")
+    p.add_argument("--data", help="the dataset directory of 'argminn simulate' (example files come from its test "
+                                  "split)")
+    p.add_argument("--fasta", help="instead of --data: a genome FASTA ...")
+    p.add_argument("--bed", help="... and a BED whose first intervals become the example files (e.g. held-out "
+                                 "peaks); each window is cut out, the genome is not copied")
+    p.add_argument("--trained-on", help="what the model was trained on, for model.yaml's trained_on")
     p.add_argument("--out", required=True, help="Kipoi model directory to write (e.g. kipoi_model)")
     p.add_argument("--n-examples", type=_positive_int, default=20, help="intervals in the example BED")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")

@@ -24,7 +24,8 @@ from .errors import ArgminnError
 
 
 @torch.no_grad()
-def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0, filters=None):
+def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0, filters=None,
+                   head_weights=None):
     """Per sequence and scanner position: the attention score, top filter, its activation and strand.
 
     ``filters``: the filters a position may point at (default: every filter),
@@ -37,8 +38,11 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
     it attends to over X (the mean over sequences of sum_p attention * top
     activation, scaled so the largest is 1) raised to ``head_power``; a
     position's score is the weighted sum of the attention it receives. With
-    ``head_power=0`` every head counts the same. Returns (N, P) arrays and the
-    (layers, heads) weights.
+    ``head_power=0`` every head counts the same. So a sequence's scores depend
+    on the other sequences of X through these weights: ``head_weights`` (the
+    (layers, heads) array an earlier call returned, e.g. on the training
+    positives) fixes them, and then each sequence is scored alone. Returns
+    (N, P) arrays and the (layers, heads) weights.
     """
     from tqdm.auto import tqdm
 
@@ -66,8 +70,15 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
             out[k].append(v.cpu())
     scan = {k: torch.cat(v) for k, v in out.items()}
     att = scan.pop("attention")  # (N, layers, heads, P)
-    focus = (att * scan["activation"][:, None, None, :]).sum(-1).mean(0)
-    weights = (focus / focus.max().clamp_min(1e-12)) ** head_power
+    if head_weights is not None:
+        weights = torch.as_tensor(np.asarray(head_weights), dtype=att.dtype)
+        if tuple(weights.shape) != tuple(att.shape[1:3]) or not torch.isfinite(weights).all():
+            raise ArgminnError(f"instances: 'head_weights' must be a finite (layers, heads) = "
+                               f"{tuple(att.shape[1:3])} array, as attention_scan returns; got shape "
+                               f"{tuple(weights.shape)}")
+    else:
+        focus = (att * scan["activation"][:, None, None, :]).sum(-1).mean(0)
+        weights = (focus / focus.max().clamp_min(1e-12)) ** head_power
     scan["attention"] = (att * weights[None, :, :, None]).sum((1, 2))
     return {k: v.numpy() for k, v in scan.items()}, weights.numpy()
 
@@ -160,7 +171,7 @@ def _calls_from_scan(scan, annotation, w, sep, min_attention, max_per_sequence):
 
 
 def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verbose=False, min_separation=None,
-                   max_per_sequence=None, min_attention=0.0, head_power=4.0, filters=None):
+                   max_per_sequence=None, min_attention=0.0, head_power=4.0, filters=None, head_weights=None):
     """Motif instances by tracing attention back to the scanner, in one forward pass.
 
     annotation: optional {filter: {...}} from :func:`annotation_from_table`
@@ -172,7 +183,10 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     filter fires at an edge (spacings and effects stay exact; the BED that
     :func:`instance_report` writes is clipped to the window). ``filters``:
     the filters calls may point at (default: all; see :func:`attention_scan`;
-    none: no calls). With an attention sink (ModelConfig.attention_sink) the
+    none: no calls). The heads are weighted by what they attend to over X
+    (see :func:`attention_scan`), so a sequence's calls can differ with the
+    sequences called beside it; ``head_weights`` from an earlier
+    :func:`attention_scan` fixes the weights. With an attention sink (ModelConfig.attention_sink) the
     positions' attention leaves out the sink's share, so a ``min_attention``
     compares against less than a model without one gives.
     """
@@ -183,7 +197,7 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     filters = None if filters is None else list(filters)
     rows = []
     if filters != []:  # none: no motif to point at, no calls
-        scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power, filters)
+        scan, _ = attention_scan(model, X, batch_size, device, verbose, head_power, filters, head_weights)
         rows = _calls_from_scan(scan, annotation, w, w if min_separation is None else min_separation,
                                 min_attention, max_per_sequence)
     calls = pd.DataFrame(rows, columns=["sequence", "filter", "motif", "start", "end", "strand", "attention",

@@ -190,6 +190,35 @@ def _examples(data_dir, out_dir, n_examples):
     return os.path.join(example_dir, "intervals.bed"), os.path.join(example_dir, "sequences.fa"), meta
 
 
+def _examples_from(fasta_path, bed_path, length, out_dir, n_examples):
+    """Example files from any FASTA + BED (a model trained on real data): the BED's first ``n_examples``
+    intervals, each with the ``length``-bp window centred on it cut from the FASTA as a record of its own
+    (``<chrom>_<start>_<end>`` of the window; a whole genome is not copied), the interval shifted into it."""
+    from .data import centred_windows, check_intervals, check_letters, open_fasta, read_bed
+
+    bed, _ = read_bed(bed_path)
+    bed = bed.head(n_examples)
+    fasta = open_fasta(fasta_path)
+    check_intervals(bed, fasta, length, bed_path)
+    check_letters(fasta, bed, length, fasta_path, source=bed_path)
+    starts, ends = centred_windows(bed, length)
+    records, rows = [], []
+    for i, (chrom, s, e, ws, we) in enumerate(zip(bed["chrom"], bed["start"], bed["end"], starts, ends)):
+        name = f"{chrom}_{ws}_{we}"
+        records.append(f">{name}\n" + "\n".join(str(fasta[chrom][int(ws):int(we)])[j:j + 80]
+                                                for j in range(0, int(we - ws), 80)))
+        # the interval cut to the window keeps its centre, so the dataloader cuts the same window
+        lo, hi = max(s, ws) - ws, min(e, we) - ws
+        if (lo + hi) // 2 != length // 2:  # an interval longer than the window on one side only
+            lo, hi = length // 2, length // 2 + 1
+        rows.append(f"{name}\t{lo}\t{hi}\tinterval{i}")
+    example_dir = os.path.join(out_dir, "example_files")
+    os.makedirs(example_dir, exist_ok=True)
+    _write_text(os.path.join(example_dir, "sequences.fa"), "\n".join(records) + "\n")
+    _write_text(os.path.join(example_dir, "intervals.bed"), "\n".join(rows) + "\n")
+    return os.path.join(example_dir, "intervals.bed"), os.path.join(example_dir, "sequences.fa")
+
+
 def write_expect(path, model, intervals, fasta, batch_size=64):
     """test.expect.h5: 'inputs' and 'preds' as ``kipoi predict --keep_inputs`` writes them."""
     import h5py
@@ -208,8 +237,14 @@ def write_expect(path, model, intervals, fasta, batch_size=64):
     return X, preds
 
 
-def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
+def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False, fasta=None, bed=None,
+                 trained_on=None):
     """Write the Kipoi model directory for the model in ``model_path``.
+
+    The example files come from ``data_dir`` (a dataset of ``argminn
+    simulate``: its test split) or from any ``fasta`` + ``bed`` (a model
+    trained on real data: the BED's first intervals, e.g. held-out peaks);
+    ``trained_on`` describes the training data in model.yaml.
 
     Everything is written into a staging directory inside ``out_dir`` first
     and moved in only once all of it is written, model.yaml (which holds the
@@ -218,6 +253,9 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     """
     from .train import load_model
 
+    if (data_dir is None) == (fasta is None or bed is None) or (data_dir is not None and (fasta or bed)):
+        raise ArgminnError("export-kipoi: give the dataset directory (--data), or a FASTA and a BED of example "
+                           "intervals (--fasta and --bed)")
     model = load_model(model_path)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ArgminnError(f"{out_dir}: exists and is not a directory")
@@ -226,7 +264,7 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
     stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
     try:
-        _write_export(model, model_path, stage, data_dir, n_examples)
+        _write_export(model, model_path, stage, data_dir, n_examples, fasta, bed, trained_on)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
                          for root, _, names in os.walk(stage) for name in names)
         written.sort(key=lambda rel: rel == "model.yaml")  # model.yaml last
@@ -242,7 +280,8 @@ def export_kipoi(model_path, out_dir, data_dir, n_examples=20, force=False):
     return out_dir
 
 
-def _write_export(model, model_path, out_dir, data_dir, n_examples):
+def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=None, bed_path=None,
+                  trained_on=None):
     c = model.config
     weights = os.path.join(out_dir, "weights.pth")
     buffer = io.BytesIO()
@@ -254,7 +293,13 @@ def _write_export(model, model_path, out_dir, data_dir, n_examples):
     _write_text(os.path.join(out_dir, "model.py"), MODEL_PY)
     _write_text(os.path.join(out_dir, "dataloader.py"), DATALOADER_PY)
     _write_text(os.path.join(out_dir, "dataloader.yaml"), DATALOADER_YAML.format(length=c.input_length))
-    intervals, fasta, meta = _examples(data_dir, out_dir, n_examples)
+    if data_dir is not None:
+        intervals, fasta, meta = _examples(data_dir, out_dir, n_examples)
+        trained_on = trained_on or (f"argminn simulate dataset ({meta.get('rule', 'no rule recorded')}); "
+                                    f"splits by chromosome {meta['splits']}")
+    else:
+        intervals, fasta = _examples_from(fasta_path, bed_path, c.input_length, out_dir, n_examples)
+        trained_on = trained_on or "not recorded (export-kipoi --trained-on TEXT describes it)"
     expect_dir = os.path.join(out_dir, "downloaded", "model_files")
     os.makedirs(expect_dir, exist_ok=True)
     expect = os.path.join(expect_dir, "test.expect.h5")
@@ -271,8 +316,7 @@ def _write_export(model, model_path, out_dir, data_dir, n_examples):
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
         task_list=", ".join(names), column_labels="\n".join(f"      - {n}" for n in names),
-        trained_on=json.dumps(f"argminn simulate dataset ({meta.get('rule', 'no rule recorded')}); "
-                              f"splits by chromosome {meta['splits']}"),
+        trained_on=json.dumps(trained_on),
         expect_md5=md5sum(expect))
     _write_text(os.path.join(out_dir, "model.yaml"), text)
     for stale in (fasta + ".fai",):  # built while writing test.expect; Kipoi rebuilds it

@@ -366,3 +366,21 @@ def test_motif_extraction_and_design_check_their_inputs():
             design_scores(model, X, a, b, 12, orientation)
     with pytest.raises(ArgminnError, match="spacing must be a whole number of bases, got 12.5"):
         layouts(a, b, 12.5, "same", 40, start=0, far=27)
+
+
+def test_head_weights_fixed_once_score_each_sequence_alone(default_run):
+    """The heads are weighted over the sequences called together; weights measured once (on many
+    sequences) and passed back give a sequence the same calls alone as among the others."""
+    from argminn_plugin.interpret import attention_scan, call_instances
+
+    _, model, splits = default_run
+    X = rows_with_label(*splits["test"])[0][:60]
+    _, weights = attention_scan(model, X)
+    together = call_instances(model, X, head_weights=weights)
+    for i in (0, 7):
+        alone = call_instances(model, X[i:i + 1], head_weights=weights)
+        mine = together[together["sequence"] == i].drop(columns="sequence").reset_index(drop=True)
+        pd.testing.assert_frame_equal(alone.drop(columns="sequence"), mine, atol=1e-5)
+    assert call_instances(model, X).equals(together)  # the weights X itself gives
+    with pytest.raises(ArgminnError, match=r"'head_weights' must be a finite \(layers, heads\)"):
+        call_instances(model, X[:2], head_weights=weights[:1])

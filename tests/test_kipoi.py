@@ -98,6 +98,32 @@ def test_export_explainn(exported, tmp_path):
         assert torch.allclose(kipoi_model(X), torch.sigmoid(model(X)), atol=1e-6)
 
 
+def test_export_from_any_fasta_and_bed(exported, tmp_path, capsys):
+    """A model trained on real data exports from a FASTA and a BED: each example window is its own FASTA
+    record, the dataloader cuts the same windows as the library, and kipoi test passes."""
+    data, run, _ = exported
+    out = tmp_path / "real_kipoi"
+    bed = tmp_path / "held_out.bed"  # intervals wider than the window on one side, and narrow ones
+    bed.write_text("chr3\t30\t400\npeak\nchr3\t500\t505\tp2\nchr2\t2000\t2121\tp3\n".replace("\npeak", "\tp1"))
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--fasta", str(data / "genome.fa"),
+                 "--bed", str(bed), "--out", str(out), "--trained-on", "my ChIP-seq peaks"]) == 0
+    assert 'trained_on: "my ChIP-seq peaks"' in (out / "model.yaml").read_text()
+    model = load_model(str(run / "model.pt"))
+    expected = load_intervals(str(data / "genome.fa"), str(bed), 120)[0]
+    with h5py.File(out / "downloaded/model_files/test.expect.h5") as handle:
+        assert np.array_equal(handle["inputs"][:], expected.numpy())
+        with torch.no_grad():
+            assert np.allclose(handle["preds"][:], torch.sigmoid(model(expected)).numpy(), atol=1e-6)
+    records = [line for line in (out / "example_files/sequences.fa").read_text().splitlines() if line[0] == ">"]
+    assert records[0] == ">chr3_155_275" and len(records) == 3
+    result = kipoi("test", str(out), "--source", "dir", cwd=tmp_path)
+    assert result.returncode == 0 and "All predictions match" in result.stderr + result.stdout, result.stderr[-2000:]
+    capsys.readouterr()
+    for extra in ([], ["--data", str(data), "--fasta", str(data / "genome.fa"), "--bed", str(bed)]):
+        assert main(["export-kipoi", "--model", str(run / "model.pt"), "--out", str(tmp_path / "x"), *extra]) == 2
+        assert "give the dataset directory (--data), or a FASTA and a BED" in capsys.readouterr().err
+
+
 def test_kipoi_test_passes_offline(exported, tmp_path):
     result = kipoi("test", str(exported[2]), "--source", "dir", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
