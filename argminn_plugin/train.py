@@ -1042,7 +1042,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         if verbose:
             print(f"epoch {epoch + 1}: train loss {record['train_task']:.4f}  val loss {val_loss:.4f}  "
                   f"val auROC {record['val_auroc']:.4f}  ({record['seconds']} s)"
-                  + ("  [best]" if stop["best_epoch"] == epoch + 1 else "")
+                  + (("  [kept until the regularizers are on: not compared]" if prune is None and
+                      epoch + 1 < tc.settled_epoch else "  [best]") if stop["best_epoch"] == epoch + 1 else "")
                   + (f"  learning rate now {record['learning_rate']:.3g}" if "learning_rate" in record else ""))
         epoch += 1
     prune = stop.get("prune")

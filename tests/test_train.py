@@ -471,3 +471,10 @@ def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path, capsys):
                      resume=True)
     assert len(again) == 2 and "ended after epoch 2 (early stopping); it does not train further" in \
         capsys.readouterr().out
+
+
+def test_epochs_before_the_regularizers_are_on_are_not_printed_as_best(tmp_path, capsys):
+    train(CFG, TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=2), data(0), data(1), str(tmp_path))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert ["[best]" in line for line in lines] == [False, False, True]
+    assert all("[kept until the regularizers are on: not compared]" in line for line in lines[:2])
