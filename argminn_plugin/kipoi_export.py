@@ -54,6 +54,10 @@ args:
     doc: Window length; must equal the model's input length
     optional: true
     default: {length}
+  summits:
+    doc: The intervals file is a narrowPeak; centre each window on its summit (column 10), as bpnet-lite's summits=True
+    optional: true
+    default: false
 info:
   authors:
     - name: argminn-plugin developers

@@ -62,12 +62,14 @@ class IntervalDataLoader(_KipoiDataset):
         intervals_file: BED with chrom, start, end (further columns ignored).
         fasta_file: genome FASTA (a missing or stale .fai is rebuilt by pyfaidx).
         auto_resize_len: window length (the model's input length).
+        summits: the intervals file is a narrowPeak: centre each window on its
+            summit (column 10), as bpnet-lite's and tangermeme's ``summits=True``.
     """
 
-    def __init__(self, intervals_file, fasta_file, auto_resize_len=200):
+    def __init__(self, intervals_file, fasta_file, auto_resize_len=200, summits=False):
         from kipoiseq import Interval
 
-        self.bed, _ = read_bed(intervals_file)
+        self.bed, _ = read_bed(intervals_file, summits=bool(summits))
         fasta = open_fasta(fasta_file)
         check_intervals(self.bed, fasta, auto_resize_len, intervals_file)
         check_letters(fasta, self.bed, auto_resize_len, fasta_file, source=intervals_file)
