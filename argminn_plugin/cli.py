@@ -185,7 +185,9 @@ def cmd_variants(args):
         if ignored:
             raise ArgminnError(f"{', '.join(ignored)}: not used with --kipoi-model (kipoi-veff's windows put the "
                                "variant at L // 2 - 1); use --model for the tangermeme route")
-        table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants, batch_size=args.batch_size)
+        table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants, batch_size=args.batch_size,
+                                  skip_other=args.skip_other)
+        skipped = table.attrs.get("skipped", 0)
     else:
         from .train import load_model
         from .variants import read_variants, score_variants
@@ -197,7 +199,8 @@ def cmd_variants(args):
             from .interpret import read_annotation
 
             read_annotation(args.motifs, model=model)
-        variants = read_variants(args.variants)
+        variants = read_variants(args.variants, skip_other=args.skip_other)
+        skipped = variants.attrs["skipped"]
         table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, path=args.variants,
                                offset=args.offset)
         if args.motifs:
@@ -208,7 +211,8 @@ def cmd_variants(args):
             table = pd.concat([table.reset_index(drop=True), hits], axis=1)
     with atomic_write(args.output, force=args.force) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
-    print(f"scored {len(table)} variants; wrote {args.output}")
+    print(f"scored {len(table)} variants; wrote {args.output}"
+          + (f" (left out {skipped} allele(s) that are not SNVs: indels, symbolic or missing)" if skipped else ""))
 
 
 def cmd_instances(args):
@@ -440,7 +444,10 @@ def build_parser():
     p.add_argument("--motifs", help="output directory of 'argminn motifs': also report the called motif instance "
                                     "each variant falls in")
     p.add_argument("--fasta", required=True, help="genome FASTA")
-    p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt")
+    p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt; "
+                                                      "a multi-allelic record gives one SNV per allele")
+    p.add_argument("--skip-other", action="store_true",
+                   help="leave out alleles that are not SNVs (indels, symbolic or missing) instead of refusing the file")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")

@@ -44,7 +44,7 @@ def _variant_effects_block(path, key):
     return block
 
 
-def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32):
+def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other=False):
     """kipoi-veff ref/alt/diff of every SNV in ``variants_path`` (VCF or table) for a Kipoi model directory.
 
     Returns a DataFrame: chrom, pos, ref, alt, id, then ``<task>_ref``,
@@ -55,7 +55,7 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32):
     from kipoi_veff import score_variants
     from kipoi_veff.specs import VarEffectDataLoaderArgs, VarEffectModelArgs
 
-    variants = read_variants(variants_path)
+    variants = read_variants(variants_path, skip_other=skip_other)
     model_block = _variant_effects_block(os.path.join(model_dir, "model.yaml"), "seq_input")
     dl_block = _variant_effects_block(os.path.join(model_dir, "dataloader.yaml"), "bed_input")
     model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
@@ -88,4 +88,6 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32):
         for col in table.columns:
             out[f"{col}_{score}"] = np.asarray(table[col], dtype=float)
     # back in the input's order, as the tangermeme route keeps it (the VCF above had to be sorted)
-    return out.sort_values("line", kind="stable").drop(columns=["line"]).reset_index(drop=True)
+    out = out.sort_values("line", kind="stable").drop(columns=["line"]).reset_index(drop=True)
+    out.attrs["skipped"] = variants.attrs.get("skipped", 0)  # with skip_other: the alleles left out
+    return out

@@ -23,8 +23,14 @@ def _open_text(path):
     return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
 
 
-def read_variants(path):
-    """VCF or chrom/pos/ref/alt table -> DataFrame (chrom, pos, ref, alt, id, line); SNVs only."""
+def read_variants(path, skip_other=False):
+    """VCF or chrom/pos/ref/alt table -> DataFrame (chrom, pos, ref, alt, id, line); SNVs only.
+
+    A multi-allelic record (ALT ``C,G``) gives one SNV per allele (its ID, if
+    any, suffixed ``_<alt>``). Any other record (an indel, a symbolic or
+    missing allele) is an error naming its line, or with ``skip_other`` is
+    left out; ``df.attrs["skipped"]`` counts the alleles left out.
+    """
     if not os.path.isfile(path):
         raise ArgminnError(f"{path}: variant file not found")
     rows, header = [], None
@@ -49,16 +55,26 @@ def read_variants(path):
         raise ArgminnError(f"{path}: the header must name chrom, pos, ref and alt columns")
     col = {name: header.index(name) for name in ("chrom", "pos", "ref", "alt")}
     id_col = header.index("id") if "id" in header else None
-    records = []
+    records, skipped = [], 0
     for lineno, fields in rows:
         if len(fields) < len(header) and len(fields) <= max(col.values()):
             raise ArgminnError(f"{path}: line {lineno}: {len(fields)} field(s), expected {len(header)}")
         chrom, pos, ref, alt = (fields[col[k]] for k in ("chrom", "pos", "ref", "alt"))
         vid = fields[id_col] if id_col is not None else None
-        records.append((*_record(chrom, pos, ref, alt, vid, f"{path}: line {lineno}"), lineno))
+        alts = alt.split(",")
+        for allele in alts:
+            if skip_other and not (len(ref) == len(allele) == 1 and ref.upper() in ALPHABET
+                                   and allele.upper() in ALPHABET):
+                skipped += 1
+                continue
+            named = vid if len(alts) == 1 or vid is None or vid in ("", ".") else f"{vid}_{allele.upper()}"
+            records.append((*_record(chrom, pos, ref, allele, named, f"{path}: line {lineno}"), lineno))
     if not records:
-        raise ArgminnError(f"{path}: no variants (empty input)")
-    return pd.DataFrame(records, columns=COLUMNS)
+        raise ArgminnError(f"{path}: no variants (empty input)" if not skipped else
+                           f"{path}: no SNVs ({skipped} other allele(s) skipped)")
+    table = pd.DataFrame(records, columns=COLUMNS)
+    table.attrs["skipped"] = skipped
+    return table
 
 
 COLUMNS = ["chrom", "pos", "ref", "alt", "id", "line"]
@@ -84,7 +100,7 @@ def _record(chrom, pos, ref, alt, vid, where):
     ref, alt = str(ref).upper(), str(alt).upper()
     if len(ref) != 1 or len(alt) != 1 or ref not in ALPHABET or alt not in ALPHABET:
         raise ArgminnError(f"{where}: {ref}>{alt} is not a single-nucleotide variant of A, C, G, T "
-                           "(indels and multi-allelic records are not scored)")
+                           "(indels and symbolic alleles are not scored; --skip-other leaves them out)")
     if ref == alt:
         raise ArgminnError(f"{where}: ALT equals REF ({ref})")
     chrom = str(chrom)

@@ -291,6 +291,20 @@ def test_variants_command(dataset, trained, tmp_path, capsys):
                  "--variants", str(vcf), "-o", str(tmp_path / "e2.tsv")]) == 2
     err = capsys.readouterr().err
     assert f"line 2: REF {wrong} does not match the genome at chr3:1000 ({ref})" in err
+    # a real VCF: a multi-allelic SNV gives one row per allele; an indel is refused, or left out with --skip-other
+    others = [b for b in "ACGT" if b != ref]
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{ref}\t{others[0]},{others[1]}\n"
+                   f"chr3\t1010\t.\t{ref}A\t{ref}\nchr3\t1000\t.\t{ref}\t{others[2]},<DEL>\n")
+    run = ["variants", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+           "--variants", str(vcf)]
+    assert main([*run, "-o", str(tmp_path / "e3.tsv")]) == 2
+    assert f"line 3: {ref}A>{ref} is not a single-nucleotide variant" in capsys.readouterr().err
+    assert main([*run, "-o", str(tmp_path / "e3.tsv"), "--skip-other"]) == 0
+    out = capsys.readouterr().out
+    assert "scored 3 variants" in out and "left out 2 allele(s) that are not SNVs" in out
+    table = pd.read_csv(tmp_path / "e3.tsv", sep="\t")
+    assert table["id"].tolist() == [f"rsX_{others[0]}", f"rsX_{others[1]}", f"chr3:1000{ref}>{others[2]}"]
+    assert table.loc[0, "label_ref"] == table.loc[2, "label_ref"] != table.loc[0, "label_alt"]
 
 
 def test_config_file_errors(dataset, tmp_path, capsys):

@@ -261,11 +261,19 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
         pos = r.start + 3
         ref = str(fasta[r.chrom][pos - 1:pos]).upper()
         lines.append(f"{r.chrom}\t{pos}\tv{r.Index}\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 1) % 4]}")
+    # a multi-allelic record (one SNV per allele) and an indel, left out with skip_other
+    chrom, pos = lines[1].split("\t")[:2]
+    ref = lines[1].split("\t")[3]
+    alts = [b for b in "ACGT" if b != ref]
+    lines.insert(2, f"{chrom}\t{pos}\tmulti\t{ref}\t{alts[1]},{alts[2]},{ref}TT")
     vcf = tmp_path / "v.vcf"
     vcf.write_text("\n".join(lines) + "\n")
-    kv = kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf)).set_index("id")
+    kv = kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf), skip_other=True).set_index("id")
+    assert kv.attrs["skipped"] == 1
+    lines[2:3] = [f"{chrom}\t{pos}\tmulti_{a}\t{ref}\t{a}" for a in alts[1:]]  # as split
     model = load_model(str(run / "model.pt"))
-    tm = score_variants(model, read_variants(str(vcf)), str(data / "genome.fa"), offset=120 // 2 - 1).set_index("id")
+    tm = score_variants(model, read_variants(str(vcf), skip_other=True), str(data / "genome.fa"),
+                        offset=120 // 2 - 1).set_index("id")
     tm = tm.loc[kv.index]
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     assert np.allclose(kv["label_ref"], sig(tm["label_ref"]), atol=1e-6)
