@@ -28,7 +28,7 @@ def _sources(args, labelled):
     peaks, negatives, summits = (getattr(args, k, None) for k in ("peaks", "negatives", "summits"))
     if args.data:
         given = [flag for flag, v in (("--fasta", args.fasta), ("--bed", args.bed), ("--peaks", peaks),
-                                      ("--negatives", negatives)) if v]
+                                      ("--negatives", negatives), ("--summits", summits)) if v]
         if given:
             raise ArgminnError(f"--data gives the genome and intervals; drop {', '.join(given)} or drop --data")
         return
@@ -36,7 +36,7 @@ def _sources(args, labelled):
         raise ArgminnError("give --bed (labelled intervals) or --peaks/--negatives, not both")
     if negatives and not peaks:
         raise ArgminnError("--negatives needs --peaks (the positives)")
-    if summits and not peaks:
+    if summits and not (peaks or (args.bed and not labelled)):
         raise ArgminnError("--summits reads the summits of --peaks (a narrowPeak file); there is no --peaks")
     if peaks and labelled and not negatives:
         raise ArgminnError("--peaks needs --negatives (BED of regions labelled 0, e.g. from 'bpnet negatives')")
@@ -73,7 +73,7 @@ def _intervals(args, length):
     elif args.peaks:
         X, _, bed, _ = load_intervals(args.fasta, args.peaks, length, summits=args.summits)
     else:
-        X, _, bed, _ = load_intervals(args.fasta, args.bed, length)
+        X, _, bed, _ = load_intervals(args.fasta, args.bed, length, summits=bool(args.summits))
     return X, bed
 
 
@@ -254,10 +254,11 @@ def cmd_motifs(args):
     from .report import motif_report
     from .train import load_model
 
+    reads = any(getattr(args, k, None) for k in ("data", "fasta", "bed", "peaks", "summits"))
+    if reads:
+        _sources(args, labelled=False)  # a flag mix-up is named before any file is read
     model = load_model(args.model)
-    X = None
-    if args.data or args.fasta:
-        X = _intervals(args, model.config.input_length)[0]
+    X = _intervals(args, model.config.input_length)[0] if reads else None
     table = motif_report(model, X, args.out, force=args.force, planted=args.planted, method=args.method)
     print(table.to_string(index=False))
 
@@ -373,8 +374,8 @@ def build_parser():
             p.add_argument("--negatives", help="with --peaks: BED of regions labelled 0 (bpnet-lite's 'negatives', "
                                                "e.g. from 'bpnet negatives')")
         p.add_argument("--summits", action="store_true",
-                       help="with --peaks: centre the windows on the narrowPeak summits (column 10), as "
-                            "bpnet-lite's summits=True")
+                       help="with --peaks" + ("" if required_labels else " (or --bed)") + ": centre the windows on "
+                            "the narrowPeak summits (column 10), as bpnet-lite's summits=True")
         p.add_argument("--valid-chroms", nargs="+", default=["chr2"],
                        help="validation chromosomes, with --fasta/--bed (default: chr2, as 'argminn simulate' "
                             "lays out its genome; --data reads them from the dataset)")
@@ -447,7 +448,8 @@ def build_parser():
     p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt; "
                                                       "a multi-allelic record gives one SNV per allele")
     p.add_argument("--skip-other", action="store_true",
-                   help="leave out alleles that are not SNVs (indels, symbolic or missing) instead of refusing the file")
+                   help="leave out alleles that are not SNVs (indels, symbolic or missing) instead of refusing "
+                        "the file")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")

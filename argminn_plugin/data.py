@@ -198,6 +198,11 @@ def read_bed(path, label_columns=False, summits=False):
         if ragged:
             raise ArgminnError(f"{path}: line {ragged[1]}: {len(ragged[0])} columns, but line {lines[0]} has "
                                f"{len(rows[0])}; a labelled BED needs the same label columns on every line")
+    if summits:
+        short = next(((r, n) for r, n in zip(rows, lines) if len(r) < 10), None)
+        if short:
+            raise ArgminnError(f"{path}: line {short[1]}: {len(short[0])} column(s); summits are read from a "
+                               "narrowPeak file's tenth column")
     width = min(len(r) for r in rows)
     df = pd.DataFrame([r[:width] for r in rows])
     df.columns = ["chrom", "start", "end"] + [f"col{i}" for i in range(4, width + 1)]
@@ -225,9 +230,6 @@ def read_bed(path, label_columns=False, summits=False):
 
 def _centre_on_summits(df, path):
     """Move each narrowPeak interval, same width, so that its centre is the summit (see ``read_bed``)."""
-    if "col10" not in df.columns:
-        raise ArgminnError(f"{path}: line {df['line'].iloc[0]}: {len(df.columns) - 1} column(s); summits are read "
-                           "from a narrowPeak file's tenth column")
     start, end = df["start"].to_numpy(), df["end"].to_numpy()
     summit = np.empty(len(df), dtype=np.int64)
     for i, (value, lineno) in enumerate(zip(df["col10"], df["line"])):
@@ -318,7 +320,16 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
                     ignore_index=True)
     bed[name] = np.r_[np.ones(len(peaks)), np.zeros(len(negatives))].astype(np.float32)
     y = torch.tensor(bed[[name]].to_numpy(), dtype=torch.float32)
-    return _split_by_chrom(X, y, bed, valid_chroms, test_chroms, f"{peaks_path} + {negatives_path}"), [name]
+    splits = _split_by_chrom(X, y, bed, valid_chroms, test_chroms, f"{peaks_path} + {negatives_path}")
+    for split in ("train", "valid"):  # one class there: nothing to learn, or nothing to stop on
+        labels = splits[split][1][:, 0]
+        for value, path, what in ((1, peaks_path, "peaks"), (0, negatives_path, "negatives")):
+            if not (labels == value).any():
+                chroms = sorted(set(splits[split][2]["chrom"]))
+                raise ArgminnError(f"{path}: no {what} on the {split} split's chromosomes ({', '.join(chroms[:5])}"
+                                   f"{', ...' if len(chroms) > 5 else ''}); both files need intervals on the "
+                                   "training and the validation chromosomes (--valid-chroms, --test-chroms)")
+    return splits, [name]
 
 
 def check_letters(fasta, bed, length, path, source="BED"):

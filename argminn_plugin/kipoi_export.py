@@ -197,7 +197,8 @@ def _examples(data_dir, out_dir, n_examples):
 def _examples_from(fasta_path, bed_path, length, out_dir, n_examples):
     """Example files from any FASTA + BED (a model trained on real data): the BED's first ``n_examples``
     intervals, each with the ``length``-bp window centred on it cut from the FASTA as a record of its own
-    (``<chrom>_<start>_<end>`` of the window; a whole genome is not copied), the interval shifted into it."""
+    (``interval<i>_<chrom>_<start>_<end>`` of the window; a whole genome is not copied), the interval shifted
+    into it."""
     from .data import centred_windows, check_intervals, check_letters, open_fasta, read_bed
 
     bed, _ = read_bed(bed_path)
@@ -208,7 +209,7 @@ def _examples_from(fasta_path, bed_path, length, out_dir, n_examples):
     starts, ends = centred_windows(bed, length)
     records, rows = [], []
     for i, (chrom, s, e, ws, we) in enumerate(zip(bed["chrom"], bed["start"], bed["end"], starts, ends)):
-        name = f"{chrom}_{ws}_{we}"
+        name = f"interval{i}_{chrom}_{ws}_{we}"  # unique: intervals may share a centre (several summits a peak)
         records.append(f">{name}\n" + "\n".join(str(fasta[chrom][int(ws):int(we)])[j:j + 80]
                                                 for j in range(0, int(we - ws), 80)))
         # the interval cut to the window keeps its centre, so the dataloader cuts the same window
@@ -319,7 +320,7 @@ def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=N
     names = c.names
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
-        task_list=", ".join(names), column_labels="\n".join(f"      - {n}" for n in names),
+        task_list=", ".join(names), column_labels="\n".join(f"      - {json.dumps(n)}" for n in names),
         trained_on=json.dumps(trained_on),
         expect_md5=md5sum(expect))
     _write_text(os.path.join(out_dir, "model.yaml"), text)

@@ -607,8 +607,9 @@ def _broadcast_buffers(model):
 
 def _same_training(saved, current):
     """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it,
-    max_epochs, where it stops (nothing else reads it; see ``_train``), lr_patience without a learning-rate decay, resample_grace without resample_unused and the pruning
-    phase's settings without pruning aside).
+    max_epochs, where it stops (nothing else reads it; see ``_check_new_max_epochs``), lr_patience without a
+    learning-rate decay, resample_grace without resample_unused and the pruning phase's settings without
+    pruning aside).
 
     The saved one is read through TrainConfig first, so a checkpoint written
     before a key existed compares as that key's default.
@@ -646,20 +647,20 @@ def _check_same_run(state, mc, tc, path):
         raise ArgminnError(f"{path}: {_OTHER_RUN}")
 
 
-def _check_new_max_epochs(state, tc, verbose):
+def _check_new_max_epochs(state, tc):
     """A resumed run may be given another ``max_epochs``, the epoch it stops at: the same run as one started
-    with it, as long as the run has not trained past it; a run that ended otherwise (early stopping, or in
-    its pruning phase) is over whatever the number."""
+    with it, as long as the run has not trained past it; a run whose training ended otherwise (early stopping,
+    or at max_epochs with a pruning phase after it) is refused another number."""
     saved = state["train_config"].get("max_epochs", tc.max_epochs)
     if saved == tc.max_epochs:
         return
     stop = state["stop"]
     main_epochs = stop["prune"]["start_epoch"] if stop.get("prune") else state["epoch"] + 1
     if stop.get("done") or stop.get("prune"):
-        if verbose:
-            print(f"max_epochs {saved} -> {tc.max_epochs}: the run's training ended after epoch {main_epochs} "
-                  f"({'early stopping' if stop.get('done') else 'then its pruning phase began'}); it does not "
-                  "train further")
+        how = "by early stopping" if stop.get("done") else "and its pruning phase began"
+        raise ArgminnError(f"max_epochs {tc.max_epochs}: the run's training ended after epoch {main_epochs} {how}, so "
+                           f"another max_epochs does not train it further; resume with its own ({saved}) or start "
+                           "again with --force")
     elif tc.max_epochs < main_epochs:
         raise ArgminnError(f"max_epochs {tc.max_epochs}: the run has trained {main_epochs} epochs already (its "
                            f"max_epochs was {saved}); give at least {main_epochs}, or start again with --force")
@@ -887,7 +888,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, stop, history = state["epoch"] + 1, dict(state["stop"]), list(state["history"])
-        _check_new_max_epochs(state, tc, verbose)
+        _check_new_max_epochs(state, tc)
         if verbose:
             print(f"continuing {out_dir} after epoch {state['epoch'] + 1} (last.pt)")
 

@@ -227,6 +227,8 @@ def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path
     (["train", "--out", "x", "--fasta", "g.fa", "--bed", "l.bed", "--peaks", "p.bed"], "give --bed (labelled"),
     (["train", "--out", "x", "--fasta", "g.fa", "--bed", "l.bed", "--summits"], "--summits reads the summits of"),
     (["train", "--out", "x", "--data", "d", "--fasta", "g.fa"], "drop --fasta or drop --data"),
+    (["train", "--out", "x", "--data", "d", "--summits"], "drop --summits or drop --data"),
+    (["motifs", "--model", "m.pt", "--out", "x", "--peaks", "p.bed"], "give --data DIR, or --fasta with --bed"),
     (["predict", "--model", "nope.pt", "--fasta", "a.fa", "--bed", "b.bed", "-o", "o.tsv"], "model file not found"),
     (["simulate", "--out", "s", "--set", "n_trian=5"], "unknown key(s) 'n_trian'"),
     (["train", "--data", ".", "--out", "x"], "not a dataset directory"),

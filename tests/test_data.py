@@ -148,6 +148,7 @@ def test_narrowpeak_summits_centre_windows_as_tangermeme_does(tmp_path, genome):
     nosummit = write(tmp_path / "n.narrowPeak", "chrA\t20\t30\t.\t0\t.\t1\t1\t1\t-1\n")
     assert decode(load_intervals(fasta, nosummit, 8, summits=True)[0]) == [seq1[21:29].upper()]
     for content, message in (("chrA\t10\t30\n", r"line 1: 3 column\(s\); summits are read from a narrowPeak"),
+                             ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\t4\nchrA\t10\t30\t.\n", r"line 2: 4 column\(s\); summits"),
                              ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\tx\n", "line 1: summit \\(column 10\\) 'x' is not an"),
                              ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\t20\n", "line 1: summit 20 \\(column 10\\) is not "
                                                                       "inside the 20-bp peak")):
@@ -187,6 +188,13 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
         load_peaks(fasta, peaks, bad_negatives, 8, ["chrB"], [], summits=True)
     with pytest.raises(ArgminnError, match="no intervals in the valid split"):
         load_peaks(fasta, peaks, negatives, 8, ["chrZ"], [], summits=True)
+    # a split of one class: nothing to learn from, or nothing to stop on
+    chrA_only = write(tmp_path / "negA.bed", "chrA\t40\t50\n")
+    with pytest.raises(ArgminnError, match=r"negA.bed: no negatives on the valid split's chromosomes \(chrB\)"):
+        load_peaks(fasta, peaks, chrA_only, 8, ["chrB"], [], summits=True)
+    peaks_b = write(tmp_path / "B.bed", "chrB\t4\t20\n")
+    with pytest.raises(ArgminnError, match=r"B.bed: no peaks on the train split's chromosomes \(chrA\)"):
+        load_peaks(fasta, peaks_b, negatives, 8, ["chrB"], [])
     # a peaks file named like a BED column keeps the column: the task is renamed
-    start = write(tmp_path / "start.bed", "chrA\t10\t30\n")
+    start = write(tmp_path / "start.bed", "chrA\t10\t30\nchrB\t4\t20\n")
     assert load_peaks(fasta, start, negatives, 8, ["chrB"], [])[1] == ["start_peak"]

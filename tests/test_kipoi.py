@@ -104,7 +104,8 @@ def test_export_from_any_fasta_and_bed(exported, tmp_path, capsys):
     data, run, _ = exported
     out = tmp_path / "real_kipoi"
     bed = tmp_path / "held_out.bed"  # intervals wider than the window on one side, and narrow ones
-    bed.write_text("chr3\t30\t400\npeak\nchr3\t500\t505\tp2\nchr2\t2000\t2121\tp3\n".replace("\npeak", "\tp1"))
+    # and two intervals with one centre (a peak listed once per summit)
+    bed.write_text("chr3\t30\t400\tp1\nchr3\t500\t505\tp2\nchr2\t2000\t2121\tp3\nchr3\t501\t504\tp4\n")
     assert main(["export-kipoi", "--model", str(run / "model.pt"), "--fasta", str(data / "genome.fa"),
                  "--bed", str(bed), "--out", str(out), "--trained-on", "my ChIP-seq peaks"]) == 0
     assert 'trained_on: "my ChIP-seq peaks"' in (out / "model.yaml").read_text()
@@ -115,9 +116,19 @@ def test_export_from_any_fasta_and_bed(exported, tmp_path, capsys):
         with torch.no_grad():
             assert np.allclose(handle["preds"][:], torch.sigmoid(model(expected)).numpy(), atol=1e-6)
     records = [line for line in (out / "example_files/sequences.fa").read_text().splitlines() if line[0] == ">"]
-    assert records[0] == ">chr3_155_275" and len(records) == 3
+    assert records[0] == ">interval0_chr3_155_275" and len(records) == 4
     result = kipoi("test", str(out), "--source", "dir", cwd=tmp_path)
     assert result.returncode == 0 and "All predictions match" in result.stderr + result.stdout, result.stderr[-2000:]
+    # a task named like a YAML keyword stays a string in model.yaml
+    import yaml
+
+    from argminn_plugin import ARGMINN
+    from argminn_plugin.train import save_model
+    save_model(ARGMINN(model.config.replace(task_names=["on"])), str(tmp_path / "on.pt"))
+    assert main(["export-kipoi", "--model", str(tmp_path / "on.pt"), "--fasta", str(data / "genome.fa"),
+                 "--bed", str(bed), "--out", str(tmp_path / "on_kipoi")]) == 0
+    spec = yaml.safe_load((tmp_path / "on_kipoi" / "model.yaml").read_text())
+    assert spec["schema"]["targets"]["column_labels"] == ["on"]
     capsys.readouterr()
     for extra in ([], ["--data", str(data), "--fasta", str(data / "genome.fa"), "--bed", str(bed)]):
         assert main(["export-kipoi", "--model", str(run / "model.pt"), "--out", str(tmp_path / "x"), *extra]) == 2

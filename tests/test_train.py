@@ -439,17 +439,20 @@ def test_an_undefined_auroc_is_null_in_the_json_files(tmp_path):
 
 
 def test_resume_without_the_best_model_is_refused_before_training(tmp_path):
-    tc = TrainConfig(max_epochs=1, batch_size=32)
+    tc = TrainConfig(max_epochs=1, batch_size=32, patience=10)
     train(CFG, tc, data(0), data(1), str(tmp_path), verbose=False)
     os.remove(tmp_path / "model.pt")
+    before = (tmp_path / "last.pt").read_bytes()
     with pytest.raises(ArgminnError, match="last.pt without model.pt"):
-        train(CFG, tc.replace(max_epochs=1), data(0), data(1), str(tmp_path), resume=True, verbose=False)
+        train(CFG, tc.replace(max_epochs=3), data(0), data(1), str(tmp_path), resume=True, verbose=False)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 1
 
 
-def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path, capsys):
+def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path):
     """max_epochs only says where a run stops: resumed with a larger one, a run ends as one started with it
-    (with warm-up candidates too); a smaller one than the epochs trained is refused; a run that ended by early
-    stopping does not train further."""
+    (with warm-up candidates too); a smaller one than the epochs trained is refused, and so is another one for a
+    run whose training ended (early stopping, or a pruning phase begun)."""
     base = dict(batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1, patience=10)
     for extra in ({}, {"warmup_candidates": 2}):
         short, long = TrainConfig(max_epochs=3, **base, **extra), TrainConfig(max_epochs=5, **base, **extra)
@@ -466,11 +469,15 @@ def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path, capsys):
     stopped = TrainConfig(max_epochs=20, batch_size=16, patience=1, min_delta=10.0)  # stops at epoch 2
     _, history = train(CFG, stopped, data(0), data(1), str(tmp_path / "stopped"), verbose=False)
     assert len(history) == 2
-    capsys.readouterr()
-    _, again = train(CFG, stopped.replace(max_epochs=30), data(0), data(1), str(tmp_path / "stopped"),
-                     resume=True)
-    assert len(again) == 2 and "ended after epoch 2 (early stopping); it does not train further" in \
-        capsys.readouterr().out
+    with pytest.raises(ArgminnError, match="ended after epoch 2 by early stopping, so another max_epochs does not"):
+        train(CFG, stopped.replace(max_epochs=30), data(0), data(1), str(tmp_path / "stopped"), resume=True)
+    _, again = train(CFG, stopped, data(0), data(1), str(tmp_path / "stopped"), resume=True, verbose=False)
+    assert len(again) == 2
+    # with pruning after training, reaching max_epochs starts the pruning phase: training is over there too
+    pruned = TrainConfig(max_epochs=2, batch_size=16, prune_minor=0.3)
+    train(CFG, pruned, data(0), data(1), str(tmp_path / "pruned"), verbose=False)
+    with pytest.raises(ArgminnError, match="ended after epoch 2 and its pruning phase began"):
+        train(CFG, pruned.replace(max_epochs=4), data(0), data(1), str(tmp_path / "pruned"), resume=True)
 
 
 def test_epochs_before_the_regularizers_are_on_are_not_printed_as_best(tmp_path, capsys):
