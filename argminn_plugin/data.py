@@ -155,7 +155,8 @@ def read_bed(path, label_columns=False, summits=False):
     start: each interval is moved, keeping its width, so that its centre is
     the summit (tangermeme's and bpnet-lite's ``summits=True`` rule; the
     narrowPeak value -1, no summit called, keeps the interval's centre); the
-    file's own coordinates stay in ``peak_start`` / ``peak_end``.
+    file's own coordinates stay in ``peak_start`` / ``peak_end``, the summit
+    used in ``summit``.
     Returns (DataFrame, task_names).
     """
     if label_columns and summits:
@@ -243,7 +244,7 @@ def _centre_on_summits(df, path):
             raise ArgminnError(f"{path}: line {lineno}: summit {summit[i]} (column 10) is not inside the "
                                f"{end[i] - start[i]}-bp peak (it counts from the start: 0 to width - 1)")
     width = end - start
-    df = df.assign(peak_start=start, peak_end=end)
+    df = df.assign(peak_start=start, peak_end=end, summit=summit)
     df["start"] = start + summit - width // 2
     df["end"] = df["start"] + width
     return df

@@ -23,13 +23,15 @@ def predict_intervals(model, fasta, bed, batch_size=256, device="cpu", summits=F
 
 
 def write_predictions(path, bed, logits, names, force=False):
-    """TSV: chrom, start, end (the BED's own, also where windows were centred on summits), then per task the
-    probability and the logit."""
+    """TSV: chrom, start, end (the BED's own, also where windows were centred on summits, then the summit used),
+    then per task the probability and the logit."""
     logits = logits.detach().cpu().numpy() if torch.is_tensor(logits) else np.asarray(logits)
     probs = 1 / (1 + np.exp(-logits))
     with atomic_write(path, "w", force=force) as handle:
-        handle.write("\t".join(["chrom", "start", "end"] + [c for n in names for c in (n, n + "_logit")]) + "\n")
-        own = ("peak_start", "peak_end") if "peak_start" in bed.columns else ("start", "end")
-        for i, (chrom, start, end) in enumerate(zip(bed["chrom"], bed[own[0]], bed[own[1]])):
+        summits = "peak_start" in bed.columns  # a narrowPeak read with summits: its rows may share coordinates
+        head = ["chrom", "start", "end"] + (["summit"] if summits else [])
+        handle.write("\t".join(head + [c for n in names for c in (n, n + "_logit")]) + "\n")
+        cols = ["chrom", "peak_start", "peak_end", "summit"] if summits else ["chrom", "start", "end"]
+        for i, row in enumerate(zip(*(bed[c] for c in cols))):
             vals = [f"{v:.6g}" for t in range(len(names)) for v in (probs[i, t], logits[i, t])]
-            handle.write("\t".join([str(chrom), str(start), str(end)] + vals) + "\n")
+            handle.write("\t".join([str(v) for v in row] + vals) + "\n")

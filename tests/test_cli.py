@@ -213,8 +213,9 @@ def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path
     assert main(["predict", "--model", str(run / "model.pt"), "--fasta", genome, "--bed", str(peaks), "--summits",
                  "-o", str(out)]) == 0
     table = pd.read_csv(out, sep="\t")
-    assert list(table.columns) == ["chrom", "start", "end", "pos", "pos_logit"]
-    assert table["start"].tolist() == (pos["start"] - 10).tolist()  # the file's own coordinates
+    assert list(table.columns) == ["chrom", "start", "end", "summit", "pos", "pos_logit"]
+    assert table["start"].tolist() == (pos["start"] - 10).tolist()  # the file's own coordinates and summits
+    assert set(table["summit"]) == {60}
     model = load_model(str(run / "model.pt"))
     with torch.no_grad():
         logits = model(torch.cat([ours[s][0][ours[s][1][:, 0] == 1] for s in ("train", "valid", "test")]))
