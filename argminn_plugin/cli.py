@@ -28,7 +28,8 @@ def _sources(args, labelled):
     peaks, negatives, summits = (getattr(args, k, None) for k in ("peaks", "negatives", "summits"))
     if args.data:
         given = [flag for flag, v in (("--fasta", args.fasta), ("--bed", args.bed), ("--peaks", peaks),
-                                      ("--negatives", negatives), ("--summits", summits)) if v]
+                                      ("--negatives", negatives), ("--summits", summits),
+                                      ("--skip-outside", getattr(args, "skip_outside", None))) if v]
         if given:
             raise ArgminnError(f"--data gives the genome and intervals; drop {', '.join(given)} or drop --data")
         return
@@ -56,10 +57,11 @@ def _labelled_splits(args, length):
         splits = dataset_meta(args.data)["splits"]
         return load_splits(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"), length,
                            [splits["valid"]], [splits["test"]])
+    skip = bool(getattr(args, "skip_outside", False))
     if args.peaks:
         return load_peaks(args.fasta, args.peaks, args.negatives, length, args.valid_chroms, args.test_chroms,
-                          summits=args.summits)
-    return load_splits(args.fasta, args.bed, length, args.valid_chroms, args.test_chroms)
+                          summits=args.summits, skip=skip)
+    return load_splits(args.fasta, args.bed, length, args.valid_chroms, args.test_chroms, skip=skip)
 
 
 def _intervals(args, length):
@@ -70,10 +72,9 @@ def _intervals(args, length):
     if args.data:
         X, _, bed, _ = load_intervals(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"),
                                       length)
-    elif args.peaks:
-        X, _, bed, _ = load_intervals(args.fasta, args.peaks, length, summits=args.summits)
     else:
-        X, _, bed, _ = load_intervals(args.fasta, args.bed, length, summits=bool(args.summits))
+        X, _, bed, _ = load_intervals(args.fasta, args.peaks or args.bed, length, summits=bool(args.summits),
+                                      skip=bool(getattr(args, "skip_outside", False)))
     return X, bed
 
 
@@ -166,7 +167,8 @@ def cmd_predict(args):
 
     check_writable(args.output, args.force)  # before the work, not after it
     model = load_model(args.model)
-    bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size, summits=args.summits)
+    bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size, summits=args.summits,
+                                    skip=args.skip_outside)
     write_predictions(args.output, bed, logits, model.config.names, force=args.force)
     print(f"wrote {len(bed)} predictions to {args.output}")
 
@@ -351,6 +353,10 @@ def _positive_int(text):
     return value
 
 
+SKIP_OUTSIDE_HELP = ("leave out (counted, on stderr) intervals whose window is not inside a chromosome of the "
+                     "FASTA, as tangermeme's and bpnet-lite's loaders do, instead of refusing the file")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="argminn", description="ARGMINN: a mechanistically interpretable "
                                      "neural network for regulatory genomics")
@@ -376,6 +382,7 @@ def build_parser():
         p.add_argument("--summits", action="store_true",
                        help="with --peaks" + ("" if required_labels else " (or --bed)") + ": centre the windows on "
                             "the narrowPeak summits (column 10), as bpnet-lite's summits=True")
+        p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP)
         p.add_argument("--valid-chroms", nargs="+", default=["chr2"],
                        help="validation chromosomes, with --fasta/--bed (default: chr2, as 'argminn simulate' "
                             "lays out its genome; --data reads them from the dataset)")
@@ -403,6 +410,7 @@ def build_parser():
     p.add_argument("--bed", required=True, help="BED of intervals (windows are centred on them); plain or gzipped")
     p.add_argument("--summits", action="store_true", help="--bed is a narrowPeak: centre the windows on its "
                                                            "summits (column 10); the output keeps its coordinates")
+    p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP + " (no row for them)")
     p.add_argument("-o", "--output", required=True, help="output TSV")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")

@@ -271,15 +271,39 @@ def check_intervals(bed, fasta, length, path="BED"):
                                f"interval runs past the chromosome ({chrom} is {size} bp)")
 
 
-def load_intervals(fasta_path, bed_path, length, label_columns=False, summits=False):
+def skip_outside(bed, fasta, length, path="BED"):
+    """The rows of ``bed`` whose centred window lies on a chromosome of the FASTA, inside its ends (what
+    tangermeme's and bpnet-lite's loaders keep); how many were left out is printed to stderr, naming the
+    first one's line."""
+    import sys
+
+    start, end = centred_windows(bed, length)
+    sizes = {c: len(fasta[c]) for c in set(bed["chrom"]) if c in fasta}
+    outside = np.array([c not in sizes or s < 0 or e > sizes[c] for c, s, e in zip(bed["chrom"], start, end)],
+                       dtype=bool)
+    if not outside.any():
+        return bed
+    if outside.all():
+        raise ArgminnError(f"{path}: no interval's {length}-bp window lies inside a chromosome of the FASTA")
+    print(f"{path}: left out {int(outside.sum())} of {len(bed)} interval(s) whose {length}-bp window is not "
+          f"inside a chromosome of the FASTA (the first: line {bed['line'].to_numpy()[outside][0]})",
+          file=sys.stderr)
+    return bed[~outside].reset_index(drop=True)
+
+
+def load_intervals(fasta_path, bed_path, length, label_columns=False, summits=False, skip=False):
     """FASTA + BED -> (X (N, 4, length) float32, labels or None, bed, task names).
 
     Windows of ``length`` bp centred on each interval (on each summit of a
     narrowPeak file with ``summits=True``) are cut by
-    ``tangermeme.io.extract_loci`` after every interval is checked.
+    ``tangermeme.io.extract_loci`` after every interval is checked; an
+    interval whose window is not inside a chromosome of the FASTA is an error
+    naming its line, or with ``skip`` is left out (:func:`skip_outside`).
     """
     bed, names = read_bed(bed_path, label_columns=label_columns, summits=summits)
     fasta = open_fasta(fasta_path)
+    if skip:
+        bed = skip_outside(bed, fasta, length, bed_path)
     X = _extract(fasta, fasta_path, [(bed, bed_path)], length)
     y = torch.tensor(bed[names].to_numpy(), dtype=torch.float32) if names else None
     return X, y, bed, names
@@ -301,7 +325,7 @@ def _extract(fasta, fasta_path, beds, length):
 
 
 def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, test_chroms, summits=False,
-               task_name=None):
+               task_name=None, skip=False):
     """Peaks + negatives (bpnet-lite's two BED files) + FASTA -> one-task labelled splits, as ``load_splits``.
 
     The peaks (plain BED, or narrowPeak centred on its summits with
@@ -309,10 +333,14 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     the GC-matched regions of ``bpnet negatives``; always centred on their
     intervals, as bpnet-lite does) label 0. The task is named ``task_name``,
     by default after the peaks file (``CTCF.narrowPeak.gz`` -> ``CTCF``).
+    ``skip``: as in :func:`load_intervals`, for both files.
     """
     peaks, _ = read_bed(peaks_path, summits=summits)
     negatives, _ = read_bed(negatives_path)
     fasta = open_fasta(fasta_path)
+    if skip:
+        peaks = skip_outside(peaks, fasta, length, peaks_path)
+        negatives = skip_outside(negatives, fasta, length, negatives_path)
     X = _extract(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)], length)
     name = task_name or os.path.basename(peaks_path).split(".")[0] or "peak"
     if name in set(peaks.columns) | set(negatives.columns) | {"source"}:  # a file named start.bed
@@ -346,9 +374,10 @@ def check_letters(fasta, bed, length, path, source="BED"):
                                f"(window of {source} line {lineno}; IUPAC ambiguity codes are not accepted)")
 
 
-def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms):
-    """Labelled BED + FASTA -> {'train', 'valid', 'test'}: (X, y, bed); split by chromosome."""
-    X, y, bed, names = load_intervals(fasta_path, bed_path, length, label_columns=True)
+def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms, skip=False):
+    """Labelled BED + FASTA -> {'train', 'valid', 'test'}: (X, y, bed); split by chromosome (``skip``: as in
+    :func:`load_intervals`)."""
+    X, y, bed, names = load_intervals(fasta_path, bed_path, length, label_columns=True, skip=skip)
     return _split_by_chrom(X, y, bed, valid_chroms, test_chroms, bed_path), names
 
 

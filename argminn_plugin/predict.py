@@ -16,9 +16,10 @@ def predict(model, X, batch_size=256, device="cpu", verbose=False):
     return _predict(model, X, batch_size=batch_size, device=device, verbose=verbose)
 
 
-def predict_intervals(model, fasta, bed, batch_size=256, device="cpu", summits=False):
-    """Windows centred on BED intervals (on narrowPeak summits with ``summits``) -> (bed DataFrame, (N, T) logits)."""
-    X, _, table, _ = load_intervals(fasta, bed, model.config.input_length, summits=summits)
+def predict_intervals(model, fasta, bed, batch_size=256, device="cpu", summits=False, skip=False):
+    """Windows centred on BED intervals (on narrowPeak summits with ``summits``) -> (bed DataFrame, (N, T) logits);
+    ``skip``: intervals whose window is not inside a chromosome are left out (see ``data.load_intervals``)."""
+    X, _, table, _ = load_intervals(fasta, bed, model.config.input_length, summits=summits, skip=skip)
     return table, predict(model, X, batch_size=batch_size, device=device)
 
 

@@ -213,6 +213,15 @@ def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path
     assert main(["predict", "--model", str(run / "model.pt"), "--fasta", genome, "--bed", str(peaks), "--summits",
                  "-o", str(out)]) == 0
     table = pd.read_csv(out, sep="\t")
+    with open(peaks, "a") as handle:  # a peak on a contig the genome lacks: refused, or left out
+        handle.write("chrUn_x\t0\t50\tpeak\t0\t.\t5\t-1\t-1\t25\n")
+    predict = ["predict", "--model", str(run / "model.pt"), "--fasta", genome, "--bed", str(peaks), "--summits"]
+    capsys.readouterr()
+    assert main([*predict, "-o", str(tmp_path / "p2.tsv")]) == 2
+    assert f"line {len(pos) + 1}: chromosome 'chrUn_x' is not in the FASTA" in capsys.readouterr().err
+    assert main([*predict, "-o", str(tmp_path / "p2.tsv"), "--skip-outside"]) == 0
+    assert "left out 1 of" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "p2.tsv", sep="\t").equals(table)
     assert list(table.columns) == ["chrom", "start", "end", "summit", "pos", "pos_logit"]
     assert table["start"].tolist() == (pos["start"] - 10).tolist()  # the file's own coordinates and summits
     assert set(table["summit"]) == {60}

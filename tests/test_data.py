@@ -198,3 +198,26 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     # a peaks file named like a BED column keeps the column: the task is renamed
     start = write(tmp_path / "start.bed", "chrA\t10\t30\nchrB\t4\t20\n")
     assert load_peaks(fasta, start, negatives, 8, ["chrB"], [])[1] == ["start_peak"]
+
+
+def test_intervals_outside_the_genome_are_refused_or_skipped(tmp_path, genome, capsys):
+    """An interval whose window runs past a chromosome end, or lies on a chromosome the FASTA lacks, is an
+    error naming its line; with skip it is left out (as tangermeme and bpnet-lite do), counted on stderr."""
+    from argminn_plugin.data import load_peaks
+
+    fasta, seq1, seq2 = genome
+    bed = write(tmp_path / "r.bed", "chrA\t20\t30\nchrB\t28\t32\nchrEBV\t0\t10\nchrB\t10\t12\n")
+    with pytest.raises(ArgminnError, match="r.bed: line 2: the 8-bp window chrB:26-34 .* runs past"):
+        load_intervals(fasta, bed, 8)
+    X, _, table, _ = load_intervals(fasta, bed, 8, skip=True)
+    assert decode(X) == [seq1[21:29].upper(), seq2[7:15]] and table["line"].tolist() == [1, 4]
+    assert "r.bed: left out 2 of 4 interval(s) whose 8-bp window is not inside a chromosome of the FASTA " \
+           "(the first: line 2)" in capsys.readouterr().err
+    with pytest.raises(ArgminnError, match="no interval's 8-bp window lies inside"):
+        load_intervals(fasta, write(tmp_path / "off.bed", "chrEBV\t0\t10\n"), 8, skip=True)
+    peaks = write(tmp_path / "p.bed", "chrA\t20\t30\nchrB\t10\t12\nchrB\t30\t32\n")
+    negatives = write(tmp_path / "n.bed", "chrA\t40\t50\nchrB\t14\t18\nchrQ\t1\t2\n")
+    splits, _ = load_peaks(fasta, peaks, negatives, 8, ["chrB"], [], skip=True)
+    assert [len(splits[k][0]) for k in ("train", "valid")] == [2, 2]
+    err = capsys.readouterr().err
+    assert "p.bed: left out 1 of 3" in err and "n.bed: left out 1 of 3" in err
