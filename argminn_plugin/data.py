@@ -387,6 +387,15 @@ def _split_by_chrom(X, y, bed, valid_chroms, test_chroms, where):
     if valid_chroms & test_chroms:
         raise ArgminnError(f"chromosome(s) {sorted(valid_chroms & test_chroms)} are both validation and test")
     chrom = bed["chrom"].to_numpy()
+    present = set(chrom)
+    for flag, names in (("validation", valid_chroms), ("test", test_chroms)):
+        # a name that matches nothing would quietly leave that chromosome's intervals in training
+        absent = sorted(names - present)
+        if absent:
+            shown = sorted(present)
+            raise ArgminnError(f"{where}: no intervals on the {flag} chromosome(s) {', '.join(map(repr, absent))} "
+                               f"(the data's: {', '.join(shown[:8])}{', ...' if len(shown) > 8 else ''}; give "
+                               "several names separated by spaces)")
     masks = {"valid": np.isin(chrom, list(valid_chroms)), "test": np.isin(chrom, list(test_chroms))}
     masks["train"] = ~(masks["valid"] | masks["test"])
     out = {}

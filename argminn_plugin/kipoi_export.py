@@ -315,8 +315,9 @@ def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=N
     if os.path.isfile(metrics_path):
         with open(metrics_path) as handle:
             test = json.load(handle).get("test", {})
-        trained_doc = "Held-out test chromosome: " + ", ".join(
-            f"{t} auROC {_metric(m['auroc'])}, auPRC {_metric(m['auprc'])}" for t, m in test.items()) + "."
+        if test:  # a run without a test split has no test metrics
+            trained_doc = "Held-out test chromosome: " + ", ".join(
+                f"{t} auROC {_metric(m['auroc'])}, auPRC {_metric(m['auprc'])}" for t, m in test.items()) + "."
     names = c.names
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",

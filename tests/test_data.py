@@ -186,8 +186,14 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     bad_negatives = write(tmp_path / "badneg.bed", "chrA\t40\t50\nchrQ\t0\t10\n")
     with pytest.raises(ArgminnError, match="badneg.bed: line 2: chromosome 'chrQ' is not in the FASTA"):
         load_peaks(fasta, peaks, bad_negatives, 8, ["chrB"], [], summits=True)
-    with pytest.raises(ArgminnError, match="no intervals in the valid split"):
+    with pytest.raises(ArgminnError, match=r"no intervals on the validation chromosome\(s\) 'chrZ' \(the data's: "
+                                           r"chrA, chrB; give several names separated by spaces\)"):
         load_peaks(fasta, peaks, negatives, 8, ["chrZ"], [], summits=True)
+    # a test chromosome that matches nothing would leave the one meant in training
+    with pytest.raises(ArgminnError, match=r"no intervals on the test chromosome\(s\) 'chr1,chrA'"):
+        load_peaks(fasta, peaks, negatives, 8, ["chrB"], ["chr1,chrA"], summits=True)
+    with pytest.raises(ArgminnError, match="no intervals in the valid split"):
+        load_peaks(fasta, peaks, negatives, 8, [], [], summits=True)
     # a split of one class: nothing to learn from, or nothing to stop on
     chrA_only = write(tmp_path / "negA.bed", "chrA\t40\t50\n")
     with pytest.raises(ArgminnError, match=r"negA.bed: no negatives on the valid split's chromosomes \(chrB\)"):
