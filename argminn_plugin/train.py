@@ -605,11 +605,11 @@ def _broadcast_buffers(model):
 
 # --------------------------------------------------------------------- training
 
-def _same_training(saved, current):
-    """Two TrainConfig dicts describe the same training (num_threads, how many CPU threads run it,
-    max_epochs, where it stops (nothing else reads it; see ``_check_new_max_epochs``), lr_patience without a
-    learning-rate decay, resample_grace without resample_unused and the pruning phase's settings without
-    pruning aside).
+def _training_differences(saved, current):
+    """What differs between two TrainConfig dicts as training goes ([] for the same training): num_threads,
+    how many CPU threads run it, max_epochs, where it stops (nothing else reads it; see
+    ``_check_new_max_epochs``), lr_patience without a learning-rate decay, resample_grace without
+    resample_unused and the pruning phase's settings without pruning are left aside.
 
     The saved one is read through TrainConfig first, so a checkpoint written
     before a key existed compares as that key's default.
@@ -617,7 +617,7 @@ def _same_training(saved, current):
     try:
         saved = TrainConfig.from_dict(saved).to_dict()
     except ArgminnError:
-        return False
+        return ["a training config this version cannot read"]
 
     def what_trains(config):  # lr_patience does nothing without a decay, resample_grace without resample_unused,
         # the pruning phase's settings without pruning
@@ -628,23 +628,48 @@ def _same_training(saved, current):
                    if config.get("prune_similar") == 0 and config.get("prune_minor") == 0 else set()))
         return {k: v for k, v in config.items() if k not in skip}
 
-    return what_trains(saved) == what_trains(current)
+    return _differences(what_trains(saved), what_trains(current))
+
+
+def _differences(saved, current):
+    """'key saved -> current' for every key whose value differs between two dicts."""
+    return [f"{k} {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
+            if saved.get(k) != current.get(k)]
 
 
 _OTHER_RUN = ("was written with a different model or training config; resume with the same settings or start a "
               "new run directory")
 
 
-def _check_same_run(state, mc, tc, path):
-    """Refuse a checkpoint (read from ``path``) that is not a training state of model ``mc`` with settings ``tc``."""
+def data_fingerprint(*tensors):
+    """A hash of training and validation data (shapes, dtypes, bytes), kept in ``last.pt``: a resumed run
+    must see the same data."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{tuple(t.shape)}{t.dtype};".encode())
+        digest.update(t.numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _check_same_run(state, mc, tc, path, data=None):
+    """Refuse a checkpoint (read from ``path``) that is not a training state of model ``mc`` with settings ``tc``
+    (on data of fingerprint ``data``; a checkpoint written before fingerprints were kept is not checked)."""
     if state.get("format") != STATE_FORMAT:
         raise ArgminnError(f"{path}: not an ARGMINN training state")
     try:  # read through the config class, as the training config is: a key added since takes its default
         saved = type(mc).from_dict(state["model_config"]).to_dict()
+        differs = _differences(saved, mc.to_dict())
     except ArgminnError:
-        saved = None
-    if saved != mc.to_dict() or not _same_training(state["train_config"], tc.to_dict()):
-        raise ArgminnError(f"{path}: {_OTHER_RUN}")
+        differs = ["a model config of another architecture or version"]
+    differs += _training_differences(state["train_config"], tc.to_dict())
+    if differs:
+        raise ArgminnError(f"{path}: {_OTHER_RUN} ({'; '.join(differs)})")
+    if data is not None and state.get("data") not in (None, data):
+        raise ArgminnError(f"{path}: was trained on other data (the training or validation sequences or labels "
+                           "differ); resume with the same data, or start a new run (--force, or another --out)")
 
 
 def _check_new_max_epochs(state, tc):
@@ -666,8 +691,8 @@ def _check_new_max_epochs(state, tc):
                            f"max_epochs was {saved}); give at least {main_epochs}, or start again with --force")
 
 
-def _state(model, optimizer, epoch, stop, history, train_cfg):
-    return {"format": STATE_FORMAT, "version": FORMAT_VERSION, "architecture": model.architecture,
+def _state(model, optimizer, epoch, stop, history, train_cfg, data):
+    return {"format": STATE_FORMAT, "version": FORMAT_VERSION, "architecture": model.architecture, "data": data,
             "model_config": model.config.to_dict(),
             "train_config": train_cfg.to_dict(), "epoch": epoch, "stop": stop, "history": history,
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -736,10 +761,11 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
         if len(Xt) < 2 * info.world:
             raise ArgminnError(f"training data has {len(Xt)} row(s); batch norm needs at least 2 per process "
                                f"({info.world} process(es))")
+        data = data_fingerprint(Xt, yt, Xv, yv) if info.rank == 0 else None  # rank 0 checks and writes it
         if tc.warmup_candidates > 1:
             tc, resume = _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force,
-                                            verbose and info.rank == 0, info)
-        return _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose and info.rank == 0, info)
+                                            verbose and info.rank == 0, info, data)
+        return _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose and info.rank == 0, info, data)
 
 
 CANDIDATE_SEED_STEP = 1000  # warm-up candidate i trains from seed + CANDIDATE_SEED_STEP * i
@@ -766,7 +792,7 @@ def run_train_config(out_dir):
     return config
 
 
-def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
+def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=None):
     """Train ``tc.warmup_candidates`` warm-ups and set the main run up to continue the best; returns
     (the main run's config, resume).
 
@@ -799,7 +825,7 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         seed = saved.get("seed") if isinstance(saved, dict) else None
         if seed not in seeds:
             raise ArgminnError(f"{last_path}: {_OTHER_RUN}")
-        _check_same_run(state, mc, tc.replace(seed=seed, warmup_candidates=1), last_path)
+        _check_same_run(state, mc, tc.replace(seed=seed, warmup_candidates=1), last_path, data)
         return seed
 
     under_way = _from_rank0(check_out_dir, info)
@@ -814,7 +840,7 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
             print(f"warm-up candidate {i + 1}/{k} (seed {seed}): {epochs} epoch(s) in {run_dir}")
         candidate = tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1, prune_similar=0.0,
                                prune_minor=0.0)
-        _, history = _train(mc, candidate, Xt, yt, Xv, yv, run_dir, resume, force, verbose, info)
+        _, history = _train(mc, candidate, Xt, yt, Xv, yv, run_dir, resume, force, verbose, info, data)
         candidates.append({"seed": seed, "val_loss": history[-1]["val_loss"], "val_auroc": history[-1]["val_auroc"],
                            "run_dir": os.path.relpath(run_dir, out_dir)})
     best = min(range(k), key=lambda i: candidates[i]["val_loss"])
@@ -853,7 +879,7 @@ def _check_finite(which, loss, epoch, optimizer, out_dir):
                            "are from earlier epochs)")
 
 
-def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
+def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=None):
     from tqdm.auto import tqdm
 
     last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "model.pt")
@@ -871,7 +897,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
             _clear_run(out_dir)
             return None
         state = safe_load_torch(last_path)
-        _check_same_run(state, mc, tc, last_path)
+        _check_same_run(state, mc, tc, last_path, data)
         if not os.path.exists(best_path):  # written before every last.pt: the run's best epoch so far is lost
             raise ArgminnError(f"{out_dir}: last.pt without model.pt (the best epoch so far); a run resumes with "
                                "both, or starts again with --force (force=True)")
@@ -910,7 +936,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info):
         forward = DistributedDataParallel(forward, device_ids=[info.device] if info.device.type == "cuda" else None)
 
     def write_state(epoch):  # rank 0
-        atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc), last_path, force=True)
+        atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc, data), last_path, force=True)
         with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
             dump_json(history, handle, indent=1)
 

@@ -485,3 +485,25 @@ def test_epochs_before_the_regularizers_are_on_are_not_printed_as_best(tmp_path,
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
     assert ["[best]" in line for line in lines] == [False, False, True]
     assert all("[kept until the regularizers are on: not compared]" in line for line in lines[:2])
+
+
+def test_resume_on_other_data_is_refused_and_a_config_change_is_named(tmp_path):
+    tc = TrainConfig(max_epochs=1, batch_size=32)
+    train(CFG, tc, data(0), data(1), str(tmp_path / "run"), verbose=False)
+    more = tc.replace(max_epochs=2)
+    for train_data, valid_data in ((data(2), data(1)), (data(0), data(3)),
+                                   ((data(0)[0], 1 - data(0)[1]), data(1))):
+        with pytest.raises(ArgminnError, match="was trained on other data"):
+            train(CFG, more, train_data, valid_data, str(tmp_path / "run"), resume=True, verbose=False)
+    _, history = train(CFG, more, data(0), data(1), str(tmp_path / "run"), resume=True, verbose=False)
+    assert len(history) == 2
+    with pytest.raises(ArgminnError, match=r"different model or training config; .* \(n_filters 3 -> 4; "
+                                           r"batch_size 32 -> 16\)"):
+        train(CFG.replace(n_filters=4), more.replace(batch_size=16), data(0), data(1), str(tmp_path / "run"),
+              resume=True, verbose=False)
+    # the run under way after warm-up candidates is checked too, before any candidate trains again
+    warm = TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1,
+                       warmup_candidates=2)
+    train(CFG, warm, data(0), data(1), str(tmp_path / "warm"), verbose=False)
+    with pytest.raises(ArgminnError, match="was trained on other data"):
+        train(CFG, warm, data(4), data(1), str(tmp_path / "warm"), resume=True, verbose=False)
