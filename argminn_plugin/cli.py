@@ -29,7 +29,8 @@ def _sources(args, labelled):
     if args.data:
         given = [flag for flag, v in (("--fasta", args.fasta), ("--bed", args.bed), ("--peaks", peaks),
                                       ("--negatives", negatives), ("--summits", summits),
-                                      ("--skip-outside", getattr(args, "skip_outside", None))) if v]
+                                      ("--skip-outside", getattr(args, "skip_outside", None)),
+                                      ("--task-name", getattr(args, "task_name", None))) if v]
         if given:
             raise ArgminnError(f"--data gives the genome and intervals; drop {', '.join(given)} or drop --data")
         return
@@ -39,6 +40,8 @@ def _sources(args, labelled):
         raise ArgminnError("--negatives needs --peaks (the positives)")
     if summits and not (peaks or (args.bed and not labelled)):
         raise ArgminnError("--summits reads the summits of --peaks (a narrowPeak file); there is no --peaks")
+    if getattr(args, "task_name", None) and not peaks:
+        raise ArgminnError("--task-name names the task of --peaks; a labelled BED names its tasks in its header")
     if peaks and labelled and not negatives:
         raise ArgminnError("--peaks needs --negatives (BED of regions labelled 0, e.g. from 'bpnet negatives')")
     if not args.fasta or not (args.bed or peaks):
@@ -60,7 +63,7 @@ def _labelled_splits(args, length):
     skip = bool(getattr(args, "skip_outside", False))
     if args.peaks:
         return load_peaks(args.fasta, args.peaks, args.negatives, length, args.valid_chroms, args.test_chroms,
-                          summits=args.summits, skip=skip)
+                          summits=args.summits, skip=skip, task_name=getattr(args, "task_name", None))
     return load_splits(args.fasta, args.bed, length, args.valid_chroms, args.test_chroms, skip=skip)
 
 
@@ -222,11 +225,15 @@ def cmd_instances(args):
     from .interpret import instance_report
     from .simulate import planted_instances
 
+    if not args.data and (args.split or args.positives):  # with --fasta there are no splits nor labels
+        raise ArgminnError("--split and --positives choose among --data's sequences; with --fasta every interval of "
+                           "--bed/--peaks is called (give the ones wanted)")
     model = _argminn_model(args.model, "argminn instances")
     truth = None
     if args.data:
         splits, _ = _labelled_splits(args, model.config.input_length)
-        X, y, bed = rows_with_label(*splits[args.split]) if args.positives else splits[args.split]
+        split = args.split or "test"
+        X, y, bed = rows_with_label(*splits[split]) if args.positives else splits[split]
         truth = planted_instances(args.data, bed)
     else:
         X, bed = _intervals(args, model.config.input_length)
@@ -383,14 +390,17 @@ def build_parser():
                        help="with --peaks" + ("" if required_labels else " (or --bed)") + ": centre the windows on "
                             "the narrowPeak summits (column 10), as bpnet-lite's summits=True")
         p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP)
-        p.add_argument("--valid-chroms", nargs="+", default=["chr2"],
-                       help="validation chromosomes, with --fasta/--bed (default: chr2, as 'argminn simulate' "
-                            "lays out its genome; --data reads them from the dataset)")
-        p.add_argument("--test-chroms", nargs="+", default=["chr3"],
-                       help="test chromosomes, with --fasta/--bed (default: chr3; the rest train)")
+        if required_labels:  # where the splits are read (train, design); the others take every interval
+            p.add_argument("--valid-chroms", nargs="+", default=["chr2"],
+                           help="validation chromosomes, with --fasta (default: chr2, as 'argminn simulate' "
+                                "lays out its genome; --data reads them from the dataset)")
+            p.add_argument("--test-chroms", nargs="+", default=["chr3"],
+                           help="test chromosomes, with --fasta (default: chr3; the rest train)")
 
     p = sub.add_parser("train", help="train an ARGMINN model")
     data_args(p)
+    p.add_argument("--task-name", help="with --peaks: the task's name (default: the peaks file's name without its "
+                                       "extensions)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, model.pt, metrics.json)")
     p.add_argument("--architecture", choices=["argminn", "cnn", "explainn"], default="argminn",
                    help="ARGMINN, or a baseline for comparison: the standard CNN (CNNConfig keys) or ExplaiNN (ExplaiNNConfig keys)")
@@ -421,7 +431,8 @@ def build_parser():
     p.add_argument("--model", required=True, help="model file (model.pt)")
     p.add_argument("--motifs", required=True, help="output directory of 'argminn motifs' (motifs.tsv, motifs.meme)")
     data_args(p, required_labels=False)
-    p.add_argument("--split", choices=["train", "valid", "test"], default="test", help="with --data: which split")
+    p.add_argument("--split", choices=["train", "valid", "test"], help="with --data: which split (default: test; "
+                                                                        "with --fasta every interval is called)")
     p.add_argument("--positives", action="store_true", help="with --data: only the positive sequences")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

@@ -324,6 +324,15 @@ def _extract(fasta, fasta_path, beds, length):
     return X
 
 
+def _file_stem(path):
+    """The file's name without its BED-like extensions: ``K562.CTCF.narrowPeak.gz`` -> ``K562.CTCF``."""
+    name = os.path.basename(path)
+    for ext in (".gz", ".bgz", ".bed", ".narrowPeak", ".broadPeak", ".bed3", ".bed6", ".txt", ".tsv"):
+        if name.lower().endswith(ext.lower()):
+            name = name[:-len(ext)]
+    return name
+
+
 def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, test_chroms, summits=False,
                task_name=None, skip=False):
     """Peaks + negatives (bpnet-lite's two BED files) + FASTA -> one-task labelled splits, as ``load_splits``.
@@ -332,7 +341,7 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     ``summits=True``) are the positives, label 1; the negatives (BED, e.g.
     the GC-matched regions of ``bpnet negatives``; always centred on their
     intervals, as bpnet-lite does) label 0. The task is named ``task_name``,
-    by default after the peaks file (``CTCF.narrowPeak.gz`` -> ``CTCF``).
+    by default after the peaks file (``K562.CTCF.narrowPeak.gz`` -> ``K562.CTCF``).
     ``skip``: as in :func:`load_intervals`, for both files.
     """
     peaks, _ = read_bed(peaks_path, summits=summits)
@@ -342,7 +351,7 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
         peaks = skip_outside(peaks, fasta, length, peaks_path)
         negatives = skip_outside(negatives, fasta, length, negatives_path)
     X = _extract(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)], length)
-    name = task_name or os.path.basename(peaks_path).split(".")[0] or "peak"
+    name = task_name or _file_stem(peaks_path) or "peak"
     if name in set(peaks.columns) | set(negatives.columns) | {"source"}:  # a file named start.bed
         name += "_peak"
     bed = pd.concat([peaks.assign(source=peaks_path), negatives.assign(source=negatives_path)],

@@ -200,6 +200,8 @@ def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path
     ours, names = load_peaks(genome, str(peaks), str(negatives), 100, ["chr2"], ["chr3"], summits=True)
     theirs, _ = load_splits(genome, str(dataset / "peaks.bed"), 100, ["chr2"], ["chr3"])
     assert names == ["pos"]
+    assert load_peaks(genome, str(peaks), str(negatives), 100, ["chr2"], ["chr3"], summits=True,
+                      task_name="CTCF")[1] == ["CTCF"]
     for split in ("train", "valid", "test"):
         (X, y, bed), (X2, y2, bed2) = ours[split], theirs[split]
         order, order2 = (torch.tensor(b.sort_values(["chrom", "start"]).index) for b in (bed, bed2))
@@ -238,6 +240,9 @@ def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path
     (["train", "--out", "x", "--fasta", "g.fa", "--bed", "l.bed", "--summits"], "--summits reads the summits of"),
     (["train", "--out", "x", "--data", "d", "--fasta", "g.fa"], "drop --fasta or drop --data"),
     (["train", "--out", "x", "--data", "d", "--summits"], "drop --summits or drop --data"),
+    (["train", "--out", "x", "--fasta", "g.fa", "--bed", "l.bed", "--task-name", "t"], "--task-name names the task"),
+    (["instances", "--model", "m.pt", "--motifs", "mo", "--out", "x", "--fasta", "g.fa", "--bed", "b.bed",
+      "--positives"], "--split and --positives choose among --data's sequences"),
     (["motifs", "--model", "m.pt", "--out", "x", "--peaks", "p.bed"], "give --data DIR, or --fasta with --bed"),
     (["predict", "--model", "nope.pt", "--fasta", "a.fa", "--bed", "b.bed", "-o", "o.tsv"], "model file not found"),
     (["simulate", "--out", "s", "--set", "n_trian=5"], "unknown key(s) 'n_trian'"),

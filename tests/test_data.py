@@ -204,6 +204,8 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     # a peaks file named like a BED column keeps the column: the task is renamed
     start = write(tmp_path / "start.bed", "chrA\t10\t30\nchrB\t4\t20\n")
     assert load_peaks(fasta, start, negatives, 8, ["chrB"], [])[1] == ["start_peak"]
+    encode = write(tmp_path / "K562.CTCF.narrowPeak", "chrA\t10\t30\nchrB\t4\t20\n")
+    assert load_peaks(fasta, encode, negatives, 8, ["chrB"], [])[1] == ["K562.CTCF"]
 
 
 def test_intervals_outside_the_genome_are_refused_or_skipped(tmp_path, genome, capsys):
