@@ -191,7 +191,7 @@ def cmd_variants(args):
             raise ArgminnError(f"{', '.join(ignored)}: not used with --kipoi-model (kipoi-veff's windows put the "
                                "variant at L // 2 - 1); use --model for the tangermeme route")
         table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants, batch_size=args.batch_size,
-                                  skip_other=args.skip_other)
+                                  skip_other=args.skip_other, skip_outside=args.skip_outside)
         skipped = table.attrs.get("skipped", 0)
     else:
         from .train import load_model
@@ -206,6 +206,10 @@ def cmd_variants(args):
             read_annotation(args.motifs, model=model)
         variants = read_variants(args.variants, skip_other=args.skip_other)
         skipped = variants.attrs["skipped"]
+        if args.skip_outside:
+            from .variants import variants_inside
+
+            variants = variants_inside(variants, args.fasta, model.config.input_length, args.variants, args.offset)
         table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, path=args.variants,
                                offset=args.offset)
         if args.motifs:
@@ -276,7 +280,7 @@ def cmd_export_kipoi(args):
     from .kipoi_export import export_kipoi
 
     export_kipoi(args.model, args.out, args.data, n_examples=args.n_examples, force=args.force, fasta=args.fasta,
-                 bed=args.bed, trained_on=args.trained_on)
+                 bed=args.bed, trained_on=args.trained_on, summits=args.summits, skip=args.skip_outside)
     print(f"wrote the Kipoi model directory {args.out}; check it with: kipoi test {args.out} --source dir")
 
 
@@ -466,6 +470,9 @@ def build_parser():
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt; "
                                                       "a multi-allelic record gives one SNV per allele")
+    p.add_argument("--skip-outside", action="store_true",
+                   help="leave out (counted, on stderr) variants whose window is not inside a chromosome of the FASTA "
+                        "(near a chromosome end, or on a contig the FASTA lacks) instead of refusing the file")
     p.add_argument("--skip-other", action="store_true",
                    help="leave out alleles that are not SNVs (indels, symbolic or missing) instead of refusing "
                         "the file")
@@ -496,6 +503,9 @@ def build_parser():
     p.add_argument("--bed", help="... and a BED whose first intervals become the example files (e.g. held-out "
                                  "peaks); each window is cut out, the genome is not copied")
     p.add_argument("--trained-on", help="what the model was trained on, for model.yaml's trained_on")
+    p.add_argument("--summits", action="store_true", help="with --bed a narrowPeak: the example windows on its "
+                                                           "summits")
+    p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP)
     p.add_argument("--out", required=True, help="Kipoi model directory to write (e.g. kipoi_model)")
     p.add_argument("--n-examples", type=_positive_int, default=20, help="intervals in the example BED")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")

@@ -264,11 +264,12 @@ def check_intervals(bed, fasta, length, path="BED"):
         if chrom not in fasta:
             known = ", ".join(list(fasta.keys())[:5])
             raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
-                               f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''})")
+                               f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; --skip-outside leaves "
+                               "such lines out)")
         size = len(fasta[chrom])
         if s < 0 or e > size:
-            raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} centred on this "
-                               f"interval runs past the chromosome ({chrom} is {size} bp)")
+            raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} centred here runs "
+                               f"past the chromosome ({chrom} is {size} bp; --skip-outside leaves such lines out)")
 
 
 def skip_outside(bed, fasta, length, path="BED"):

@@ -58,6 +58,10 @@ args:
     doc: The intervals file is a narrowPeak; centre each window on its summit (column 10), as bpnet-lite's summits=True
     optional: true
     default: false
+  skip_outside:
+    doc: Leave out intervals whose window is not inside a chromosome of the FASTA (counted on stderr) instead of refusing the file
+    optional: true
+    default: false
 info:
   authors:
     - name: argminn-plugin developers
@@ -194,16 +198,18 @@ def _examples(data_dir, out_dir, n_examples):
     return os.path.join(example_dir, "intervals.bed"), os.path.join(example_dir, "sequences.fa"), meta
 
 
-def _examples_from(fasta_path, bed_path, length, out_dir, n_examples):
+def _examples_from(fasta_path, bed_path, length, out_dir, n_examples, summits=False, skip=False):
     """Example files from any FASTA + BED (a model trained on real data): the BED's first ``n_examples``
     intervals, each with the ``length``-bp window centred on it cut from the FASTA as a record of its own
     (``interval<i>_<chrom>_<start>_<end>`` of the window; a whole genome is not copied), the interval shifted
     into it."""
-    from .data import centred_windows, check_intervals, check_letters, open_fasta, read_bed
+    from .data import centred_windows, check_intervals, check_letters, open_fasta, read_bed, skip_outside
 
-    bed, _ = read_bed(bed_path)
-    bed = bed.head(n_examples)
+    bed, _ = read_bed(bed_path, summits=summits)  # summits: the windows on the summits, written as plain intervals
     fasta = open_fasta(fasta_path)
+    if skip:
+        bed = skip_outside(bed, fasta, length, bed_path)
+    bed = bed.head(n_examples)
     check_intervals(bed, fasta, length, bed_path)
     check_letters(fasta, bed, length, fasta_path, source=bed_path)
     starts, ends = centred_windows(bed, length)
@@ -243,13 +249,15 @@ def write_expect(path, model, intervals, fasta, batch_size=64):
 
 
 def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False, fasta=None, bed=None,
-                 trained_on=None):
+                 trained_on=None, summits=False, skip=False):
     """Write the Kipoi model directory for the model in ``model_path``.
 
     The example files come from ``data_dir`` (a dataset of ``argminn
     simulate``: its test split) or from any ``fasta`` + ``bed`` (a model
     trained on real data: the BED's first intervals, e.g. held-out peaks);
-    ``trained_on`` describes the training data in model.yaml.
+    ``trained_on`` describes the training data in model.yaml; ``summits``
+    (a narrowPeak ``bed``: the example windows on its summits) and ``skip``
+    (intervals outside the genome left out) as in ``data.load_intervals``.
 
     Everything is written into a staging directory inside ``out_dir`` first
     and moved in only once all of it is written, model.yaml (which holds the
@@ -258,7 +266,8 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
     """
     from .train import load_model
 
-    if (data_dir is None) == (fasta is None or bed is None) or (data_dir is not None and (fasta or bed)):
+    if (data_dir is None) == (fasta is None or bed is None) or (data_dir is not None and (fasta or bed or summits
+                                                                                        or skip)):
         raise ArgminnError("export-kipoi: give the dataset directory (--data), or a FASTA and a BED of example "
                            "intervals (--fasta and --bed)")
     model = load_model(model_path)
@@ -269,7 +278,7 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
     # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
     stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
     try:
-        _write_export(model, model_path, stage, data_dir, n_examples, fasta, bed, trained_on)
+        _write_export(model, model_path, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
                          for root, _, names in os.walk(stage) for name in names)
         written.sort(key=lambda rel: rel == "model.yaml")  # model.yaml last
@@ -286,7 +295,7 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
 
 
 def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=None, bed_path=None,
-                  trained_on=None):
+                  trained_on=None, summits=False, skip=False):
     c = model.config
     weights = os.path.join(out_dir, "weights.pth")
     buffer = io.BytesIO()
@@ -303,7 +312,7 @@ def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=N
         trained_on = trained_on or (f"argminn simulate dataset ({meta.get('rule', 'no rule recorded')}); "
                                     f"splits by chromosome {meta['splits']}")
     else:
-        intervals, fasta = _examples_from(fasta_path, bed_path, c.input_length, out_dir, n_examples)
+        intervals, fasta = _examples_from(fasta_path, bed_path, c.input_length, out_dir, n_examples, summits, skip)
         trained_on = trained_on or "not recorded (export-kipoi --trained-on TEXT describes it)"
     expect_dir = os.path.join(out_dir, "downloaded", "model_files")
     os.makedirs(expect_dir, exist_ok=True)

@@ -21,6 +21,7 @@ import torch
 from . import kipoi_compat  # noqa: F401  (np.string_ for kipoi's HDF5 writer)
 from .errors import ArgminnError
 from .data import centred_windows, check_intervals, check_letters, open_fasta, read_bed
+from .data import skip_outside as skip_outside_rows
 
 
 class KipoiModel(torch.nn.Module):
@@ -64,13 +65,17 @@ class IntervalDataLoader(_KipoiDataset):
         auto_resize_len: window length (the model's input length).
         summits: the intervals file is a narrowPeak: centre each window on its
             summit (column 10), as bpnet-lite's and tangermeme's ``summits=True``.
+        skip_outside: leave out intervals whose window is not inside a
+            chromosome of the FASTA (counted on stderr) instead of refusing.
     """
 
-    def __init__(self, intervals_file, fasta_file, auto_resize_len=200, summits=False):
+    def __init__(self, intervals_file, fasta_file, auto_resize_len=200, summits=False, skip_outside=False):
         from kipoiseq import Interval
 
         self.bed, _ = read_bed(intervals_file, summits=bool(summits))
         fasta = open_fasta(fasta_file)
+        if skip_outside:
+            self.bed = skip_outside_rows(self.bed, fasta, auto_resize_len, intervals_file)
         check_intervals(self.bed, fasta, auto_resize_len, intervals_file)
         check_letters(fasta, self.bed, auto_resize_len, fasta_file, source=intervals_file)
         self.fasta_file = fasta_file

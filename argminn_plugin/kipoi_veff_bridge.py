@@ -21,7 +21,7 @@ import numpy as np
 
 from . import kipoi_compat  # noqa: F401
 from .errors import ArgminnError
-from .variants import check_variants, read_variants
+from .variants import check_variants, read_variants, variants_inside
 
 
 class _NullWriter:
@@ -44,7 +44,7 @@ def _variant_effects_block(path, key):
     return block
 
 
-def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other=False):
+def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other=False, skip_outside=False):
     """kipoi-veff ref/alt/diff of every SNV in ``variants_path`` (VCF or table) for a Kipoi model directory.
 
     Returns a DataFrame: chrom, pos, ref, alt, id, then ``<task>_ref``,
@@ -56,12 +56,15 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
     from kipoi_veff.specs import VarEffectDataLoaderArgs, VarEffectModelArgs
 
     variants = read_variants(variants_path, skip_other=skip_other)
+    skipped = variants.attrs["skipped"]
     model_block = _variant_effects_block(os.path.join(model_dir, "model.yaml"), "seq_input")
     dl_block = _variant_effects_block(os.path.join(model_dir, "dataloader.yaml"), "bed_input")
     model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
     # The user's file checked as the tangermeme route checks it, on kipoi-veff's windows (variant at
     # index L // 2 - 1), so errors name that file and its lines, not the temporary VCF below.
     length = model.model.config.input_length
+    if skip_outside:
+        variants = variants_inside(variants, fasta, length, variants_path, offset=length // 2 - 1)
     check_variants(variants, fasta, length, variants_path, offset=length // 2 - 1)
     model.postprocessing = {"variant_effects": VarEffectModelArgs.from_config(model_block)}
     model.default_dataloader.postprocessing = {"variant_effects": VarEffectDataLoaderArgs.from_config(dl_block)}
@@ -89,5 +92,5 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
             out[f"{col}_{score}"] = np.asarray(table[col], dtype=float)
     # back in the input's order, as the tangermeme route keeps it (the VCF above had to be sorted)
     out = out.sort_values("line", kind="stable").drop(columns=["line"]).reset_index(drop=True)
-    out.attrs["skipped"] = variants.attrs.get("skipped", 0)  # with skip_other: the alleles left out
+    out.attrs["skipped"] = skipped  # with skip_other: the alleles left out
     return out

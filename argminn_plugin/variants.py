@@ -139,6 +139,25 @@ def variant_table(variants, path="variants"):
     return table
 
 
+def _loci(variants, length, offset):
+    """The windows' loci: a 1-bp locus [p - 1, p) is centred at index L // 2, shifted so the variant lands at
+    ``offset``."""
+    shift = length // 2 - offset
+    return pd.DataFrame({"chrom": variants["chrom"], "start": variants["pos"] - 1 + shift,
+                         "end": variants["pos"] + shift, "line": variants["line"]})
+
+
+def variants_inside(variants, fasta_path, length, path="variants", offset=None):
+    """The variants whose ``length``-bp window (variant at ``offset``, default ``length // 2``) lies inside a
+    chromosome of the FASTA; how many were left out is printed to stderr (``--skip-outside``)."""
+    from .data import skip_outside
+
+    offset = length // 2 if offset is None else offset
+    kept = skip_outside(_loci(variants, length, offset).reset_index(drop=True), open_fasta(fasta_path), length,
+                        path)
+    return variants[variants["line"].isin(set(kept["line"]))]
+
+
 def check_variants(variants, fasta_path, length, path="variants", offset=None):
     """Check every variant's window against the genome; returns (the FASTA, the windows' loci, offset).
 
@@ -152,10 +171,7 @@ def check_variants(variants, fasta_path, length, path="variants", offset=None):
     offset = length // 2 if offset is None else offset
     if not 0 <= offset < length:
         raise ArgminnError(f"variant offset {offset} is outside the {length}-bp window")
-    # A 1-bp locus [p - 1, p) is centred at index L // 2; shift it so the variant lands at `offset`.
-    shift = length // 2 - offset
-    loci = pd.DataFrame({"chrom": variants["chrom"], "start": variants["pos"] - 1 + shift,
-                         "end": variants["pos"] + shift, "line": variants["line"]})
+    loci = _loci(variants, length, offset)
     check_intervals(loci, fasta, length, path)
     for chrom, pos, ref, lineno in zip(variants["chrom"], variants["pos"], variants["ref"], variants["line"]):
         base = str(fasta[chrom][pos - 1:pos]).upper()

@@ -321,6 +321,15 @@ def test_variants_command(dataset, trained, tmp_path, capsys):
     assert "scored 3 variants" in out and "left out 2 allele(s) that are not SNVs" in out
     table = pd.read_csv(tmp_path / "e3.tsv", sep="\t")
     assert table["id"].tolist() == [f"rsX_{others[0]}", f"rsX_{others[1]}", f"chr3:1000{ref}>{others[2]}"]
+    # a variant whose window runs past the chromosome's start: refused, or left out with --skip-outside
+    near = str(seq[9:10]).upper()
+    with open(vcf, "a") as handle:
+        handle.write(f"chr3\t10\tedge\t{near}\t{'A' if near != 'A' else 'C'}\n")
+    assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other"]) == 2
+    assert "line 5: the 100-bp window chr3:-41-59 centred here runs past the chromosome" in capsys.readouterr().err
+    assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other", "--skip-outside"]) == 0
+    assert "left out 1 of 4 interval(s)" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "e4.tsv", sep="\t").equals(table)
     assert table.loc[0, "label_ref"] == table.loc[2, "label_ref"] != table.loc[0, "label_alt"]
 
 

@@ -119,6 +119,20 @@ def test_export_from_any_fasta_and_bed(exported, tmp_path, capsys):
     assert records[0] == ">interval0_chr3_155_275" and len(records) == 4
     result = kipoi("test", str(out), "--source", "dir", cwd=tmp_path)
     assert result.returncode == 0 and "All predictions match" in result.stderr + result.stdout, result.stderr[-2000:]
+    # a narrowPeak: the example windows on its summits; a peak on a contig the genome lacks left out
+    peaks = tmp_path / "held_out.narrowPeak"
+    peaks.write_text("chrUn_x\t0\t50\t.\t0\t.\t1\t-1\t-1\t5\n"
+                     "chr3\t100\t300\t.\t0\t.\t1\t-1\t-1\t17\nchr2\t2000\t2121\t.\t0\t.\t1\t-1\t-1\t-1\n")
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--fasta", str(data / "genome.fa"),
+                 "--bed", str(peaks), "--summits", "--out", str(tmp_path / "np_kipoi")]) == 2
+    assert "chromosome 'chrUn_x' is not in the FASTA" in capsys.readouterr().err
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--fasta", str(data / "genome.fa"),
+                 "--bed", str(peaks), "--summits", "--skip-outside", "--out", str(tmp_path / "np_kipoi")]) == 0
+    with h5py.File(tmp_path / "np_kipoi/downloaded/model_files/test.expect.h5") as handle:
+        summit_windows = load_intervals(str(data / "genome.fa"), str(peaks), 120, summits=True, skip=True)[0]
+        assert np.array_equal(handle["inputs"][:], summit_windows.numpy())
+    dl = IntervalDataLoader(str(peaks), str(data / "genome.fa"), 120, summits=True, skip_outside=True)
+    assert len(dl) == 2 and np.array_equal(dl[0]["inputs"], summit_windows[0].numpy())
     # a task named like a YAML keyword stays a string in model.yaml
     import yaml
 
