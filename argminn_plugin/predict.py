@@ -24,15 +24,15 @@ def predict_intervals(model, fasta, bed, batch_size=256, device="cpu", summits=F
 
 
 def write_predictions(path, bed, logits, names, force=False):
-    """TSV: chrom, start, end (the BED's own, also where windows were centred on summits, then the summit used),
-    then per task the probability and the logit."""
+    """TSV: chrom, start, end (the BED's own, also where windows were centred on summits, then the peak's name
+    and the summit used), then per task the probability and the logit."""
     logits = logits.detach().cpu().numpy() if torch.is_tensor(logits) else np.asarray(logits)
     probs = 1 / (1 + np.exp(-logits))
     with atomic_write(path, "w", force=force) as handle:
         summits = "peak_start" in bed.columns  # a narrowPeak read with summits: its rows may share coordinates
-        head = ["chrom", "start", "end"] + (["summit"] if summits else [])
+        head = ["chrom", "start", "end"] + (["name", "summit"] if summits else [])
         handle.write("\t".join(head + [c for n in names for c in (n, n + "_logit")]) + "\n")
-        cols = ["chrom", "peak_start", "peak_end", "summit"] if summits else ["chrom", "start", "end"]
+        cols = ["chrom", "peak_start", "peak_end", "col4", "summit"] if summits else ["chrom", "start", "end"]
         for i, row in enumerate(zip(*(bed[c] for c in cols))):
             vals = [f"{v:.6g}" for t in range(len(names)) for v in (probs[i, t], logits[i, t])]
             handle.write("\t".join([str(v) for v in row] + vals) + "\n")

@@ -224,7 +224,7 @@ def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path
     assert main([*predict, "-o", str(tmp_path / "p2.tsv"), "--skip-outside"]) == 0
     assert "left out 1 of" in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "p2.tsv", sep="\t").equals(table)
-    assert list(table.columns) == ["chrom", "start", "end", "summit", "pos", "pos_logit"]
+    assert list(table.columns) == ["chrom", "start", "end", "name", "summit", "pos", "pos_logit"]
     assert table["start"].tolist() == (pos["start"] - 10).tolist()  # the file's own coordinates and summits
     assert set(table["summit"]) == {60}
     model = load_model(str(run / "model.pt"))
