@@ -356,6 +356,8 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     length = model.config.input_length
     calls.insert(2, "genome_start", window_start[calls["sequence"]] + calls["start"].clip(0, length))
     calls.insert(3, "genome_end", window_start[calls["sequence"]] + calls["end"].clip(0, length))
+    if "line" in bed.columns:  # the BED line of each call's sequence (sequence counts rows, after any left out)
+        calls["line"] = bed["line"].to_numpy()[calls["sequence"]]
     syntax = syntax_readout(calls)
     summary = {"n_sequences": int(len(X)), "n_calls": int(len(calls))}
     if len(syntax):

@@ -58,6 +58,7 @@ def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run, tmp_
     top = summary["top_syntax"]
     assert (top["motif_a"], top["motif_b"], top["spacing"], top["orientation"]) == ("HNF4A", "FOXA2", 22, "same")
     calls = pd.read_csv(base / "instances/instances.tsv", sep="\t")
+    assert calls["line"].tolist() == bed["line"].to_numpy()[calls["sequence"]].tolist()  # the BED line of each
     best = calls[calls["rank"] == 1].merge(truth, on=["sequence", "motif"], suffixes=("", "_true"))
     assert (best["start"] == best["start_true"]).mean() > 0.9
     assert (best["strand"] == best["strand_true"]).mean() > 0.9
