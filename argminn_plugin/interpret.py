@@ -399,20 +399,24 @@ def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch
 
     Instances are called by attention on the reference window of each variant
     (the same window :func:`argminn_plugin.variants.score_variants` scores);
-    returns one row per variant: hit_motif, hit_strand, hit_attention (the
-    highest-attention call covering the variant; empty when none does).
+    returns one row per variant: hit_motif, hit_start, hit_end (the
+    instance's genome span, 0-based and end-exclusive as in BED), hit_strand,
+    hit_attention (the highest-attention call covering the variant; empty
+    when none does).
     """
     import os
 
     from .variants import variant_windows
 
     annotation, active = read_annotation(motif_dir, model=model) if motif_dir else (None, None)
-    X, subs, _ = variant_windows(variants, fasta, model.config.input_length, offset=offset)
+    X, subs, starts = variant_windows(variants, fasta, model.config.input_length, offset=offset)
     calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active)
     pos = subs[:, 1].numpy()
     hits = calls[(calls["start"] <= pos[calls["sequence"]]) & (pos[calls["sequence"]] < calls["end"])]
     best = hits.sort_values("attention", ascending=False, kind="stable").drop_duplicates("sequence")
     best = best.set_index("sequence")
-    rows = [(best.at[i, "motif"], best.at[i, "strand"], float(best.at[i, "attention"])) if i in best.index
-            else ("", "", 0.0) for i in range(len(variants))]
-    return pd.DataFrame(rows, columns=["hit_motif", "hit_strand", "hit_attention"])
+    rows = [(best.at[i, "motif"], int(starts[i] + best.at[i, "start"]), int(starts[i] + best.at[i, "end"]),
+             best.at[i, "strand"], float(best.at[i, "attention"])) if i in best.index
+            else ("", None, None, "", 0.0) for i in range(len(variants))]
+    table = pd.DataFrame(rows, columns=["hit_motif", "hit_start", "hit_end", "hit_strand", "hit_attention"])
+    return table.astype({"hit_start": "Int64", "hit_end": "Int64"})

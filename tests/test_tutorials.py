@@ -15,6 +15,8 @@ def test_tutorial_motifs_instances_syntax(tmp_path):
     # every SNV sits in a planted motif; most are traced to a called instance of that motif
     named = effects["id"].str.extract(r"snv_in_(\w+?)_")[0]
     assert (effects["hit_motif"] == named).mean() >= 0.5
+    hit = effects[effects["hit_motif"] != ""]  # the instance's genome span holds the variant (BED coordinates)
+    assert len(hit) and ((hit["hit_start"] <= hit["pos"] - 1) & (hit["pos"] - 1 < hit["hit_end"])).all()
     assert (effects["label_diff"].abs() > 0).all()
 
 
