@@ -357,6 +357,9 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
         name += "_peak"
     bed = pd.concat([peaks.assign(source=peaks_path), negatives.assign(source=negatives_path)],
                     ignore_index=True)
+    for column in ("peak_start", "peak_end", "summit"):  # the peaks' alone: integers, missing for the negatives
+        if column in bed.columns:
+            bed[column] = bed[column].astype("Int64")
     bed[name] = np.r_[np.ones(len(peaks)), np.zeros(len(negatives))].astype(np.float32)
     y = torch.tensor(bed[[name]].to_numpy(), dtype=torch.float32)
     splits = _split_by_chrom(X, y, bed, valid_chroms, test_chroms, f"{peaks_path} + {negatives_path}")

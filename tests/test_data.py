@@ -180,6 +180,7 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     X, y, bed = splits["train"]  # chrA: the first peak, then the first and third negatives
     assert decode(X) == [seq1[10:18].upper(), seq1[41:49].upper(), seq1[0:8].upper()]
     assert y[:, 0].tolist() == [1, 0, 0] and bed["source"].tolist() == [peaks, negatives, negatives]
+    assert bed["summit"].tolist()[0] == 4 and bed["summit"].isna().tolist() == [False, True, True]
     Xv, yv, _ = splits["valid"]
     assert decode(Xv) == [seq2[0:8], seq2[21:29]] and yv[:, 0].tolist() == [1, 0]
     assert len(splits["test"][0]) == 0
