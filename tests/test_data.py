@@ -98,7 +98,7 @@ def test_labelled_bed(tmp_path, genome):
     ("chrA\tfive\t9\n", "line 1: start/end must be integers"),
     ("chrA\t0\t10\nchrZ\t0\t10\n", "line 2: chromosome 'chrZ' is not in the FASTA"),
     ("chrB\t20\t32\n", r"line 1: the 20-bp window chrB:16-36 .* runs past the chromosome \(chrB is 32 bp; "
-                       "--skip-outside leaves such lines out\)"),
+                       r"--skip-outside leaves such lines out\)"),
     ("# only a header\n", "no intervals"),
 ])
 def test_bed_errors_name_file_and_line(tmp_path, genome, content, message):
