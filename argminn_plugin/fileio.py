@@ -188,21 +188,33 @@ def safe_load_torch(path):
         ) from None
 
 
+def _tensor_digest(digest, named):
+    """``digest`` (a hashlib object) fed each (name, tensor)'s name, shape, dtype and bytes; its hex digest."""
+    for name, value in named:
+        value = value.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(value.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def model_fingerprint(model):
     """A SHA-256 of a model's parameters and buffers (names, shapes, values as float32), to tell which model a
     derived output (a motif directory) came from. The same model in float64 or a copy of its file gives the same
     one; BatchNorm's step counter, which no output depends on, is left out."""
     import hashlib
 
-    digest = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        if name.endswith("num_batches_tracked"):
-            continue
-        value = value.detach().cpu()
-        value = value.to(torch.float32) if value.is_floating_point() else value
-        digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
-        digest.update(value.contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return _tensor_digest(hashlib.sha256(), (
+        (name, value.to(torch.float32) if value.is_floating_point() else value)
+        for name, value in sorted(model.state_dict().items()) if not name.endswith("num_batches_tracked")))
+
+
+def data_fingerprint(X_train, y_train, X_valid, y_valid):
+    """A hash of training and validation data (shapes, dtypes, bytes), kept in a run's ``last.pt``: a resumed
+    run must see the same data."""
+    import hashlib
+
+    return _tensor_digest(hashlib.blake2b(digest_size=16), zip(("X_train", "y_train", "X_valid", "y_valid"),
+                                                               (X_train, y_train, X_valid, y_valid)))
 
 
 def pyplot():

@@ -36,7 +36,7 @@ from .baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement
 from .errors import ArgminnError
-from .fileio import atomic_save_torch, atomic_write, dump_json, safe_load_torch
+from .fileio import atomic_save_torch, atomic_write, data_fingerprint, dump_json, safe_load_torch
 from .losses import attention_entropy, filter_overlap_loss, l1_loss, normalizing_scale
 from .model import ARGMINN
 
@@ -639,19 +639,6 @@ def _differences(saved, current):
 
 _OTHER_RUN = ("was written with a different model or training config; resume with the same settings or start a "
               "new run directory")
-
-
-def data_fingerprint(*tensors):
-    """A hash of training and validation data (shapes, dtypes, bytes), kept in ``last.pt``: a resumed run
-    must see the same data."""
-    import hashlib
-
-    digest = hashlib.blake2b(digest_size=16)
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        digest.update(f"{tuple(t.shape)}{t.dtype};".encode())
-        digest.update(t.numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
 
 
 def _check_same_run(state, mc, tc, path, data=None):
