@@ -63,8 +63,7 @@ def read_variants(path, skip_other=False):
         vid = fields[id_col] if id_col is not None else None
         alts = alt.split(",")
         for allele in alts:
-            if skip_other and not (len(ref) == len(allele) == 1 and ref.upper() in ALPHABET
-                                   and allele.upper() in ALPHABET):
+            if skip_other and not _is_snv(ref, allele):
                 skipped += 1
                 continue
             named = vid if len(alts) == 1 or vid is None or vid in ("", ".") else f"{vid}_{allele.upper()}"
@@ -78,6 +77,11 @@ def read_variants(path, skip_other=False):
 
 
 COLUMNS = ["chrom", "pos", "ref", "alt", "id", "line"]
+
+
+def _is_snv(ref, alt):
+    """REF and ALT are one base each of A, C, G, T (any case)."""
+    return len(ref) == len(alt) == 1 and ref.upper() in ALPHABET and alt.upper() in ALPHABET
 
 
 def _record(chrom, pos, ref, alt, vid, where):
@@ -98,7 +102,7 @@ def _record(chrom, pos, ref, alt, vid, where):
     if pos < 1:
         raise ArgminnError(f"{where}: position {pos} is not 1-based (must be >= 1)")
     ref, alt = str(ref).upper(), str(alt).upper()
-    if len(ref) != 1 or len(alt) != 1 or ref not in ALPHABET or alt not in ALPHABET:
+    if not _is_snv(ref, alt):
         raise ArgminnError(f"{where}: {ref}>{alt} is not a single-nucleotide variant of A, C, G, T "
                            "(indels and symbolic alleles are not scored; --skip-other leaves them out)")
     if ref == alt:
