@@ -257,19 +257,30 @@ def centred_windows(bed, length):
     return start, start + length
 
 
+def _outside(bed, fasta, length):
+    """(window starts, ends, chromosome sizes, mask of rows whose centred window is not inside a chromosome of the
+    FASTA): the one rule behind :func:`check_intervals` and :func:`skip_outside`."""
+    start, end = centred_windows(bed, length)
+    sizes = {c: len(fasta[c]) for c in set(bed["chrom"]) if c in fasta}
+    outside = np.array([c not in sizes or s < 0 or e > sizes[c] for c, s, e in zip(bed["chrom"], start, end)],
+                       dtype=bool)
+    return start, end, sizes, outside
+
+
 def check_intervals(bed, fasta, length, path="BED"):
     """Every centred window must lie on a known chromosome, inside its ends."""
-    start, end = centred_windows(bed, length)
-    for chrom, s, e, lineno in zip(bed["chrom"], start, end, bed["line"]):
-        if chrom not in fasta:
-            known = ", ".join(list(fasta.keys())[:5])
-            raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
-                               f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; --skip-outside leaves "
-                               "such lines out)")
-        size = len(fasta[chrom])
-        if s < 0 or e > size:
-            raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} centred here runs "
-                               f"past the chromosome ({chrom} is {size} bp; --skip-outside leaves such lines out)")
+    start, end, sizes, outside = _outside(bed, fasta, length)
+    if not outside.any():
+        return
+    i = int(np.flatnonzero(outside)[0])
+    chrom, s, e, lineno = bed["chrom"].iloc[i], start[i], end[i], bed["line"].iloc[i]
+    if chrom not in sizes:
+        known = ", ".join(list(fasta.keys())[:5])
+        raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
+                           f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; --skip-outside leaves "
+                           "such lines out)")
+    raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} centred here runs "
+                       f"past the chromosome ({chrom} is {sizes[chrom]} bp; --skip-outside leaves such lines out)")
 
 
 def skip_outside(bed, fasta, length, path="BED"):
@@ -278,10 +289,7 @@ def skip_outside(bed, fasta, length, path="BED"):
     first one's line."""
     import sys
 
-    start, end = centred_windows(bed, length)
-    sizes = {c: len(fasta[c]) for c in set(bed["chrom"]) if c in fasta}
-    outside = np.array([c not in sizes or s < 0 or e > sizes[c] for c, s, e in zip(bed["chrom"], start, end)],
-                       dtype=bool)
+    outside = _outside(bed, fasta, length)[3]
     if not outside.any():
         return bed
     if outside.all():
