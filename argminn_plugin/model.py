@@ -282,7 +282,7 @@ class ARGMINN(nn.Module):
     # as, in eval mode, and none of them (nor a layer as a whole) carries a
     # forward hook (DeepLIFT, ablations); otherwise, and under autocast or
     # jit tracing, the module path runs.
-    # The scanner is called as a module when it or its ReLU carries a hook
+    # The scanner is called as a module when it, its conv or its ReLU carries a hook
     # (motif knock-outs), so such hooks apply on either path, and whenever it
     # is not the plain two-strand MotifScanner (one strand, another class or
     # forward, another conv or activation); otherwise its convolution runs
