@@ -364,6 +364,7 @@ def _positive_int(text):
     return value
 
 
+QUIET_HELP = "no progress bars (there are none when the output is not a terminal) and fewer messages"
 SKIP_OUTSIDE_HELP = ("leave out (counted, on stderr) intervals whose window is not inside a chromosome of the "
                      "FASTA, as tangermeme's and bpnet-lite's loaders do, instead of refusing the file")
 
@@ -414,8 +415,7 @@ def build_parser():
     p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override one TrainConfig key")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="start again even if --out holds a run")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bars (there are none when the output is not a terminal) and fewer messages")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="predict intervals of a FASTA")
@@ -528,8 +528,7 @@ def build_parser():
     p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override a TrainConfig key")
     p.add_argument("--resume", action="store_true", help="resume the training run")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bars (there are none when the output is not a terminal) and fewer messages")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_demo)
     return parser
 
