@@ -205,8 +205,13 @@ def call_instances(model, X, annotation=None, batch_size=256, device="cpu", verb
     return calls.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def fimo_instances(motifs, X, threshold=1e-3):
-    """The usual route: motifs (name -> (4, w) PPM) scanned with memelite FIMO; ranked by p-value."""
+def fimo_instances(motifs, X, threshold=1e-3, overlapping=False):
+    """The usual route: motifs (name -> (4, w) PPM) scanned with memelite FIMO; ranked by p-value.
+
+    Without ``overlapping``, a hit overlapping a better one (lower p-value, any motif, either strand) in its
+    sequence is dropped, as :func:`call_instances` keeps its calls a filter's width apart: a motif found
+    twice, or on both strands, then takes one place in the top-k calls, not two.
+    """
     from memelite import fimo
 
     if not motifs:
@@ -218,7 +223,16 @@ def fimo_instances(motifs, X, threshold=1e-3):
         return pd.DataFrame(columns=["sequence", "motif", "start", "end", "strand", "p_value"])
     table = table.rename(columns={"sequence_name": "sequence", "motif_name": "motif", "p-value": "p_value"})
     table = table[["sequence", "motif", "start", "end", "strand", "p_value"]].astype({"sequence": int})
-    return table.sort_values("p_value", kind="stable").reset_index(drop=True)
+    table = table.sort_values("p_value", kind="stable").reset_index(drop=True)
+    if overlapping:
+        return table
+    keep, taken = [], {}
+    for i, n, start, end in zip(table.index, table["sequence"], table["start"], table["end"]):
+        spans = taken.setdefault(n, [])
+        if all(end <= lo or start >= hi for lo, hi in spans):
+            spans.append((start, end))
+            keep.append(i)
+    return table.loc[keep].reset_index(drop=True)
 
 
 def coverage_curve(calls, truth, k_max=None, min_overlap=0.5):

@@ -10,7 +10,7 @@ import torch
 
 from argminn_plugin import ArgminnError
 from argminn_plugin.data import load_splits, one_hot_many, rows_with_label
-from argminn_plugin.interpret import _coordinates, coverage_curve, instance_report, syntax_readout
+from argminn_plugin.interpret import _coordinates, coverage_curve, fimo_instances, instance_report, syntax_readout
 from argminn_plugin.kipoi_support import KipoiModel
 from argminn_plugin.report import motif_report
 from argminn_plugin.simulate import planted_instances, simulate
@@ -119,6 +119,26 @@ def test_coverage_and_syntax_known_answers():
                           "strand": ["+", "-", "-", "+", "+", "-"], "rank": [1, 2, 1, 2, 1, 2]})
     syntax = syntax_readout(calls)
     assert syntax.values.tolist() == [["C", "P", 21, "opposite", 2], ["C", "P", -31, "opposite", 1]]
+
+
+def test_fimo_calls_overlapping_a_better_one_are_dropped():
+    """A motif found twice (two names, both strands) takes one place among the calls, as attention calls do."""
+    from argminn_plugin.simulate import jaspar_motif
+
+    spi1 = jaspar_motif("MA0080.7")[1]
+    site = "".join("ACGT"[i] for i in spi1.argmax(0))
+    seqs = ["T" * 30 + site + "T" * 30, "T" * 5 + site + "T" * 10 + site + "T" * (45 - len(site))]
+    X = one_hot_many(seqs)
+    motifs = {"a": spi1, "b": spi1.copy()}
+    every = fimo_instances(motifs, X, overlapping=True)
+    kept = fimo_instances(motifs, X)
+    assert len(every) > len(kept)
+    assert sorted(kept[["sequence", "start"]].itertuples(index=False, name=None)) == \
+        [(0, 30), (1, 5), (1, 5 + len(site) + 10)]
+    assert kept["p_value"].is_monotonic_increasing
+    for n, g in kept.groupby("sequence"):  # no two kept calls of a sequence overlap
+        spans = sorted(zip(g["start"], g["end"]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
 
 
 def test_design_by_learned_syntax(default_run, tmp_path):
