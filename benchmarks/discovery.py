@@ -12,27 +12,32 @@ settings (Adam, RC augmentation, early stopping on the validation split):
   motifs the same way; instances by FIMO;
 - ``CNN+DeepLIFT+MoDISco``: DeepLIFT/SHAP (tangermeme, dinucleotide-shuffled
   references) on the trained standard CNN over training positives, then
-  modisco-lite; motifs = positive patterns (PPM over the span where the
-  contribution-weighted matrix is >= 30% of its peak); instances = those
-  motifs scanned with FIMO. Its auROC/auPRC are the CNN's.
+  modisco-lite; motifs = the patterns of both metaclusters, positive and
+  negative (PPM over the span where the contribution-weighted matrix is >= 30%
+  of its peak); instances = those motifs scanned with FIMO. Its auROC/auPRC
+  are the CNN's.
 
 Metrics on the held-out split, per dataset and method:
 
 - auROC, auPRC;
-- per relevant motif: recovered (some discovered motif matches its JASPAR
-  matrix with TOMTOM q < 0.05; q is Benjamini-Hochberg over the JASPAR2024
+- per relevant motif: recovered (some discovered motif, cut like every
+  method's to its columns of >= 0.3 bits, matches its JASPAR matrix with
+  TOMTOM q < 0.05; q is Benjamini-Hochberg over the JASPAR2024
   CORE vertebrate database, which holds all planted matrices) and its
   redundancy (how many discovered motifs match it);
 - extraneous: discovered motifs that match no relevant motif (distractor
   matches are counted too and reported apart);
 - top-k instance coverage on the held-out positives: the fraction of planted
   relevant instances overlapped (>= 50%) by the top-k calls, at k = number of
-  true instances, and its mean over k = 1..that number.
+  true instances, and its mean over k = 1..that number (in every method's
+  calls, a call overlapping a better one in its sequence is dropped, as
+  ARGMINN's attention calls are).
 
 Every (dataset, method) result is saved as it finishes
 (``<out>/<dataset>/<method>/result.json``); a re-run skips finished ones, so a
-killed run resumes. Prints the tables and writes discovery.json and
-discovery.png to ``--out``.
+killed run resumes; ``--rescore`` scores finished ones again with the
+current metrics, from their saved models (no training). Prints the tables and
+writes discovery.json and discovery.png to ``--out``.
 
 Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 1.5 hours on 2 cores)
       python -m benchmarks.discovery --out /tmp/smoke --smoke           (a minute or two; used by the tests)
@@ -55,7 +60,8 @@ from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.fileio import atomic_write, output_set, pyplot, safe_load_torch, save_png
 from argminn_plugin.interpret import active_filters, call_instances, coverage_curve, fimo_instances
-from argminn_plugin.motifs import column_for_id, extract_motifs, jaspar_database, tomtom_qvalues, write_meme
+from argminn_plugin.motifs import (column_for_id, extract_motifs, information_content, jaspar_database, tomtom_qvalues,
+                                   trim, write_meme)
 from argminn_plugin.simulate import planted_instances
 from argminn_plugin.train import classification_metrics, evaluate, load_model, run_train_config, train
 
@@ -194,7 +200,13 @@ def train_config(method, mode, seed, threads):
 # ----------------------------------------------------------------- motif sets
 
 def modisco_motifs(model, X, n_shuffles=10, max_sequences=2000, seed=0, min_fraction=0.3):
-    """DeepLIFT/SHAP (tangermeme) on ``model`` over X, then modisco-lite: name -> (4, w) PPM."""
+    """DeepLIFT/SHAP (tangermeme) on ``model`` over X, then modisco-lite: name -> (4, w) PPM.
+
+    Both metaclusters' patterns (``pos_pattern<k>``, ``neg_pattern<k>``), as the filter methods count every used
+    filter whichever way it moves the prediction; each cut to the span where its contribution-weighted matrix is
+    at least ``min_fraction`` of its peak (modisco's own trimming; :func:`motif_metrics` then trims every method's
+    motifs by one rule).
+    """
     from modiscolite.tfmodisco import TFMoDISco
     from tangermeme.deep_lift_shap import deep_lift_shap
 
@@ -203,42 +215,70 @@ def modisco_motifs(model, X, n_shuffles=10, max_sequences=2000, seed=0, min_frac
     hyp = deep_lift_shap(model, X, n_shuffles=n_shuffles, hypothetical=True, random_state=seed, batch_size=64)
     one_hot = X.numpy().transpose(0, 2, 1).astype(np.float32)  # modisco-lite wants N x L x 4
     hyp = hyp.numpy().transpose(0, 2, 1).astype(np.float32)
-    pos_patterns, _ = TFMoDISco(one_hot=one_hot, hypothetical_contribs=hyp, max_seqlets_per_metacluster=2000,
-                                sliding_window_size=15, flank_size=5, target_seqlet_fdr=0.05, n_leiden_runs=2,
-                                min_metacluster_size=20, final_min_cluster_size=20)
+    pos_patterns, neg_patterns = TFMoDISco(
+        one_hot=one_hot, hypothetical_contribs=hyp, max_seqlets_per_metacluster=2000, sliding_window_size=15,
+        flank_size=5, target_seqlet_fdr=0.05, n_leiden_runs=2, min_metacluster_size=20, final_min_cluster_size=20)
     motifs = {}
-    for k, pattern in enumerate(pos_patterns or []):
-        cwm = np.abs(pattern.contrib_scores).sum(1)
-        keep = np.flatnonzero(cwm >= min_fraction * cwm.max())
-        ppm = pattern.sequence[keep[0]:keep[-1] + 1].T
-        motifs[f"pattern{k}"] = ppm / ppm.sum(0, keepdims=True)
+    for sign, patterns in (("pos", pos_patterns), ("neg", neg_patterns)):
+        for k, pattern in enumerate(patterns or []):
+            cwm = np.abs(pattern.contrib_scores).sum(1)
+            keep = np.flatnonzero(cwm >= min_fraction * cwm.max())
+            ppm = pattern.sequence[keep[0]:keep[-1] + 1].T
+            motifs[f"{sign}_pattern{k}"] = ppm / ppm.sum(0, keepdims=True)
     return motifs
 
 
 # -------------------------------------------------------------------- metrics
 
-def motif_metrics(motifs, relevant, distractors, database):
-    """Recovery, redundancy and extraneous counts of a set of discovered motifs (name -> PPM)."""
-    out = {"n_motifs": len(motifs), "recovered": {}, "redundancy": {}, "matches": {}}
+# Every method's motifs are cut to their columns of at least this many bits before TOMTOM: the filter read-out
+# already trims so (argminn_plugin.motifs.trim, min_ic 0.3), MoDISco's patterns come cut by their own rule
+# (>= 30% of the contribution matrix's peak), which keeps long near-uniform flanks that lend a weak pattern
+# TOMTOM significance (a uniform 10-column matrix matches JASPAR's extended CTCF at q ~1e-11).
+TRIM_IC = 0.3
+
+
+def _match_sets(motifs, relevant, distractors, database):
+    """(relevant name -> names of the motifs matching it, the same for the distractors)."""
     if not motifs:
-        for name in relevant:
-            out["recovered"][name], out["redundancy"][name] = False, 0
-        out.update(extraneous=0, distractor_matches=0, all_recovered=False, all_redundancy_one=False)
-        return out
+        return {name: set() for name in relevant}, {name: set() for name in distractors}
     _, q = tomtom_qvalues(motifs, database)
-    hits = {name: set(q.index[q[column_for_id(q, mid)] < Q_THRESHOLD]) for name, mid in relevant.items()}
-    decoys = {name: set(q.index[q[column_for_id(q, mid)] < Q_THRESHOLD]) for name, mid in distractors.items()}
-    matched = set().union(*hits.values()) if hits else set()
-    for name in relevant:
-        out["recovered"][name] = bool(hits[name])
-        out["redundancy"][name] = len(hits[name])
-        out["matches"][name] = sorted(hits[name])
+    return ({name: set(q.index[q[column_for_id(q, mid)] < Q_THRESHOLD]) for name, mid in relevant.items()},
+            {name: set(q.index[q[column_for_id(q, mid)] < Q_THRESHOLD]) for name, mid in distractors.items()})
+
+
+def motif_metrics(motifs, relevant, distractors, database, min_ic=TRIM_IC):
+    """Recovery, redundancy and extraneous counts of a set of discovered motifs (name -> PPM).
+
+    Every motif is first cut to its flanks' columns of at least ``min_ic`` bits (None: as given); one with no
+    such column matches nothing (it counts as extraneous, listed under ``uninformative_motifs``). A motif
+    matching two or more relevant motifs counts for each (``composite_motifs`` lists them). With ``min_ic``,
+    ``as_read`` holds the counts on the motifs as given.
+    """
+    uninformative = []
+    scored = {}
+    for name, ppm in motifs.items():
+        if min_ic is None:
+            scored[name] = ppm
+        elif (information_content(ppm) >= min_ic).any():
+            scored[name] = trim(ppm, min_ic)[0]
+        else:
+            uninformative.append(name)
+    hits, decoys = _match_sets(scored, relevant, distractors, database)
+    matched = set().union(*hits.values())
+    out = {"n_motifs": len(motifs), "recovered": {name: bool(hits[name]) for name in relevant},
+           "redundancy": {name: len(hits[name]) for name in relevant},
+           "matches": {name: sorted(hits[name]) for name in relevant}}
     extraneous = [m for m in motifs if m not in matched]
     out["extraneous"] = len(extraneous)
     out["extraneous_motifs"] = extraneous
-    out["distractor_matches"] = len(set().union(*decoys.values()) - matched) if decoys else 0
+    out["uninformative_motifs"] = uninformative
+    out["composite_motifs"] = [m for m in motifs if sum(m in h for h in hits.values()) > 1]
+    out["distractor_matches"] = len(set().union(*decoys.values()) - matched)
     out["all_recovered"] = all(out["recovered"].values())
     out["all_redundancy_one"] = all(v == 1 for v in out["redundancy"].values())
+    if min_ic is not None:
+        plain = motif_metrics(motifs, relevant, distractors, database, None)
+        out["as_read"] = {k: plain[k] for k in ("recovered", "redundancy", "extraneous", "extraneous_motifs")}
     return out
 
 
@@ -252,21 +292,25 @@ def coverage_metrics(calls, truth):
 
 # ------------------------------------------------------------------ one method
 
-def run_method(method, data, truth, grammar, length, run_dir, mode, seed, threads, database, cnn_dir=None):
+def run_method(method, data, truth, grammar, length, run_dir, mode, seed, threads, database, cnn_dir=None,
+               rescore=None):
     """Train (or reuse) a model, read its motifs and instances, score them; returns the result dict.
 
     ``seed`` is the training seed (initial weights, batch order, augmentation,
-    MoDISco's shuffles), not the data's.
+    MoDISco's shuffles), not the data's. ``rescore``: the run's earlier result;
+    its saved model is scored again (its training time kept), nothing trained.
     """
     (Xt, yt, _), (Xv, yv, _), (Xs, ys, bed_s) = data["train"], data["valid"], data["test"]
     t0 = time.time()
     if method == "CNN+DeepLIFT+MoDISco":
         model = load_model(os.path.join(cnn_dir, "model.pt"))
+    elif rescore is not None:
+        model = load_model(os.path.join(run_dir, "model.pt"))
     else:
         cfg = model_configs(length)[method]
         model, _ = train(cfg, train_config(method, mode, seed, threads), (Xt, yt), (Xv, yv), run_dir,
                          resume=True, verbose=False)
-    train_seconds = time.time() - t0
+    train_seconds = time.time() - t0 if rescore is None else rescore["train_seconds"]
     _, probs = evaluate(model, Xs, ys)
     pred = classification_metrics(ys.numpy(), probs.numpy())[0]
     Xpos_train = rows_with_label(Xt, yt, data["train"][2])[0]
@@ -331,8 +375,11 @@ def grammar_ids(names):
     return {name: MOTIFS[name] for name in names}
 
 
-def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True, train_seed=None):
-    """One dataset: data drawn with ``seed``, models trained with ``train_seed`` (default: ``seed``)."""
+def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True, train_seed=None, rescore=False):
+    """One dataset: data drawn with ``seed``, models trained with ``train_seed`` (default: ``seed``).
+
+    ``rescore``: finished runs are scored again from their saved models (unfinished ones train as usual).
+    """
     train_seed = seed if train_seed is None else train_seed
     grammar = GRAMMARS[name]
     data_dir = os.path.join(out, name, "data")
@@ -350,13 +397,15 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True,
     for method in methods:
         run_dir = os.path.join(out, name, method.replace("+", "_"))
         done = os.path.join(run_dir, "result.json")
+        earlier = None
         if os.path.exists(done):
             check_reusable(run_dir, method, mode, train_seed, threads, length)
-            results[method] = json.load(open(done))
-        else:
+            with open(done) as handle:
+                earlier = results[method] = json.load(handle)
+        if earlier is None or rescore:
             os.makedirs(run_dir, exist_ok=True)
             results[method] = run_method(method, data, truth, grammar, length, run_dir, mode, train_seed, threads,
-                                         database, cnn_dir=os.path.join(out, name, "CNN"))
+                                         database, cnn_dir=os.path.join(out, name, "CNN"), rescore=earlier)
         if verbose:
             r = results[method]
             print(f"  {name:18s} {method:22s} auROC {r['auroc']:.3f}  recovered "
@@ -431,7 +480,7 @@ def plot(results, path):
     save_png(fig, path, force=True)
 
 
-def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None):
+def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None, rescore=False):
     mode = "smoke" if smoke else "full"
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -445,7 +494,8 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     t0 = time.time()
     for name in datasets or GRAMMARS:
         print(f"{name}: {GRAMMARS[name].rule}", flush=True)
-        results[name] = run_dataset(name, out, mode, seed, threads, methods, database, train_seed=train_seed)
+        results[name] = run_dataset(name, out, mode, seed, threads, methods, database, train_seed=train_seed,
+                                    rescore=rescore)
     report = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
               "threads": threads, "seconds": round(time.time() - t0, 1),
               "results": results}
@@ -475,11 +525,14 @@ def cli(argv=None):
                         help="training seed (initial weights, batch order, augmentation), default: --seed; "
                              "another training run on the same data")
     parser.add_argument("--threads", type=at_least(1), default=2)
+    parser.add_argument("--rescore", action="store_true",
+                        help="score finished runs again with the current metrics, from their saved models "
+                             "(nothing retrained; runs not finished train as usual)")
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
     with one_line_errors("benchmarks.discovery"):  # e.g. another seed in the same --out
-        main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed)
+        main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed, args.rescore)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,20 @@ def test_motif_metrics_count_recovery_redundancy_and_extraneous(monkeypatch):
     assert not m["all_recovered"]
     m = discovery.motif_metrics({"a": spi1, "g": gata1}, {"SPI1": "MA0080.7", "GATA1": "MA0035.5"}, {}, db)
     assert m["all_recovered"] and m["all_redundancy_one"] and m["extraneous"] == 0
+    assert m["uninformative_motifs"] == [] and m["composite_motifs"] == []
+    # every motif is cut to its informative columns first: SPI1 inside uniform flanks is still SPI1, a uniform
+    # matrix matches nothing, and a motif holding two relevant ones is listed as composite
+    flat = np.full((4, 12), 0.25)
+    m = discovery.motif_metrics({"padded": np.concatenate([flat, spi1, flat], 1), "flat": flat,
+                                 "pair": np.concatenate([spi1, gata1], 1)},
+                                {"SPI1": "MA0080.7", "GATA1": "MA0035.5"}, {}, db)
+    assert m["recovered"] == {"SPI1": True, "GATA1": True}
+    assert m["matches"]["SPI1"] == ["padded", "pair"] and m["matches"]["GATA1"] == ["pair"]
+    assert m["extraneous_motifs"] == ["flat"] and m["uninformative_motifs"] == ["flat"]
+    assert m["composite_motifs"] == ["pair"]
+    assert set(m["as_read"]) == {"recovered", "redundancy", "extraneous", "extraneous_motifs"}
+    untrimmed = discovery.motif_metrics({"flat": flat}, {"SPI1": "MA0080.7"}, {}, db, min_ic=None)
+    assert untrimmed["uninformative_motifs"] == [] and "as_read" not in untrimmed
 
 
 def test_targets_are_checked_as_stated(monkeypatch):
@@ -196,6 +210,17 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     stamp = (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns
     discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     assert (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp
+    # --rescore scores the saved models again, training nothing: the same results
+    folder = tmp_path / "single_motif"
+    before = {m: json.loads((folder / m.replace("+", "_") / "result.json").read_text()) for m in discovery.METHODS}
+    checkpoint = (folder / "ARGMINN" / "last.pt").stat().st_mtime_ns
+    discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1, rescore=True)
+    assert (folder / "ARGMINN" / "result.json").stat().st_mtime_ns != stamp
+    assert (folder / "ARGMINN" / "last.pt").stat().st_mtime_ns == checkpoint
+    for m, earlier in before.items():
+        again = json.loads((folder / m.replace("+", "_") / "result.json").read_text())
+        assert {k: v for k, v in again.items() if k != "interpret_seconds"} == \
+            {k: v for k, v in earlier.items() if k != "interpret_seconds"}, m
     # ... but not one trained with other settings
     trained_with = discovery.train_config("ARGMINN", "smoke", 0, 1).overlap_weight
     trained_settings = dict(discovery.ARGMINN_TRAIN)
