@@ -6,7 +6,9 @@ User errors print one line (``argminn: error: ...``) and exit with status 2.
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 
 from .config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, TrainConfig
 from .errors import ArgminnError
@@ -533,9 +535,39 @@ def build_parser():
     return parser
 
 
+class Terminated(BaseException):
+    """A SIGTERM (kill, timeout, a batch scheduler) raised where the command is, so its outputs are cleaned up as
+    on Ctrl-C: no staged or half-written file is left."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _interrupted(exc):
+    """'interrupted' or 'terminated' for a Ctrl-C / SIGTERM (also as numba-compiled code wraps it), else None."""
+    for cause in (exc, exc.__cause__ or exc.__context__):
+        if isinstance(cause, KeyboardInterrupt):
+            return "interrupted", 130
+        if isinstance(cause, Terminated):
+            return "terminated", 143
+    return None
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     steady_allocator()  # no page-fault churn on every batch's tensors (ARGMINN_MALLOC_TUNING=0: off)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args):
     try:
         args.func(args)
     # bad input, and the file system's refusals (an output path that is a file, no permission, disk full)
@@ -544,14 +576,13 @@ def main(argv=None):
             exc = f"{exc.filename}: exists and is a file; an output directory is needed there"
         print(f"argminn: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("argminn: interrupted", file=sys.stderr)
-        return 130
-    except SystemError as exc:  # Ctrl-C inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped
-        if not isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+    except (KeyboardInterrupt, Terminated, SystemError) as exc:
+        # SystemError: a Ctrl-C or SIGTERM inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped
+        found = _interrupted(exc)
+        if found is None:
             raise
-        print("argminn: interrupted", file=sys.stderr)
-        return 130
+        print(f"argminn: {found[0]}", file=sys.stderr)
+        return found[1]
     return 0
 
 

@@ -102,26 +102,32 @@ def _sync_directory(directory):
 
 
 @contextlib.contextmanager
-def _sigint_deferred():
-    """Hold a SIGINT (Ctrl-C) that arrives inside the block until it ends, then deliver it as it would have been.
+def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Hold a SIGINT (Ctrl-C) or SIGTERM (kill, timeout, a batch scheduler) that arrives inside the block until it
+    ends, then deliver it as it would have been.
 
-    Only in the main thread (the only one where Python takes signals); elsewhere the block runs as it is.
+    Only in the main thread (the only one where Python takes signals); elsewhere the block runs as it is. A signal
+    whose handler was set outside Python is left alone.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:  # None: set outside Python
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+    previous = {signum: handler for signum, handler in previous.items() if handler is not None}
     held = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    for signum in previous:
+        signal.signal(signum, lambda got, frame: held.append((got, frame)))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:
-        if callable(previous):  # Python's default handler raises KeyboardInterrupt here
-            previous(signal.SIGINT, held[0])
-        elif previous == signal.SIG_DFL:
-            os.kill(os.getpid(), signal.SIGINT)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum, frame in held[:1]:  # the first one held is delivered, as it would have been
+        handler = previous[signum]
+        if callable(handler):  # Python's default SIGINT handler raises KeyboardInterrupt here
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager
@@ -132,8 +138,8 @@ def output_set(directory, names, force=False):
     ``stage``: name -> a hidden temporary path beside its output, for the
     writers in the block to write to. When the block ends, the staged files
     are renamed over their outputs together (an output the block did not
-    write is left alone; a Ctrl-C during the renames takes effect after
-    them); on an exception or an interrupt before that every staged file is
+    write is left alone; a Ctrl-C or SIGTERM during the renames takes effect
+    after them); on an exception or an interrupt before that every staged file is
     removed, so the earlier outputs (or none) are left, never part of a new
     set beside the rest of an old one.
     """
@@ -144,7 +150,7 @@ def output_set(directory, names, force=False):
     stage = {name: os.path.join(directory, f".{name}.{token}.partial") for name in paths}
     try:
         yield stage
-        with _sigint_deferred():  # a Ctrl-C between two renames would leave a mixed set
+        with _signals_deferred():  # a Ctrl-C or SIGTERM between two renames would leave a mixed set
             for name, path in paths.items():
                 if os.path.exists(stage[name]):
                     os.replace(stage[name], path)

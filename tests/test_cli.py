@@ -287,6 +287,22 @@ def test_sigkill_then_resume_gives_the_same_model(dataset, tmp_path):
     assert [h["val_loss"] for h in a["history"]] == [h["val_loss"] for h in b["history"]]
 
 
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    """kill / timeout / a batch scheduler send SIGTERM: the command stops with 143 and leaves no staged file."""
+    out = tmp_path / "sim"
+    proc = subprocess.Popen([sys.executable, "-m", "argminn_plugin.cli", "simulate", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, staged = time.time() + 120, []
+    while not staged and time.time() < deadline and proc.poll() is None:
+        staged = [name for name in (os.listdir(out) if out.exists() else []) if name.endswith(".partial")]
+        time.sleep(0.005)
+    assert staged, "the signal should land while outputs are staged"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "argminn: terminated"
+    assert not [name for name in os.listdir(out) if name.endswith(".partial")]
+
+
 def test_variants_command(dataset, trained, tmp_path, capsys):
     import pyfaidx
 

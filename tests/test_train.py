@@ -182,6 +182,35 @@ def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for
     assert renamed == paths and sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt", "c.txt"]
     assert [open(path).read() for path in paths] == ["new"] * 3  # the whole new set, then the interrupt
     assert signal.getsignal(signal.SIGINT) is handler
+    # a SIGTERM (here with a handler that raises, as the command line sets) waits for the renames too
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        renamed.clear()
+
+        def replace_then_term(source, target):
+            real_replace(source, target)
+            renamed.append(target)
+            if len(renamed) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        monkeypatch.setattr(os, "replace", replace_then_term)
+        with pytest.raises(Stop):
+            with output_set(str(tmp_path), names, force=True) as stage:
+                for name in names:
+                    with open(stage[name], "w") as handle:
+                        handle.write("newer")
+        monkeypatch.undo()
+        assert renamed == paths and [open(path).read() for path in paths] == ["newer"] * 3
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_last_batch_of_one_row_is_skipped_and_one_row_is_refused(tmp_path):
