@@ -181,8 +181,9 @@ def read_bed(path, label_columns=False, summits=False):
                 try:
                     start, end = int(fields[1]), int(fields[2])
                 except ValueError:
+                    hint = "; a header line? start it with '#'" if not rows else ""
                     raise ArgminnError(f"{path}: line {lineno}: start/end must be integers, got "
-                                       f"{fields[1]!r}, {fields[2]!r}") from None
+                                       f"{fields[1]!r}, {fields[2]!r}{hint}") from None
                 if start < 0:
                     raise ArgminnError(f"{path}: line {lineno}: start {start} is negative")
                 if start >= end:
@@ -267,8 +268,9 @@ def _outside(bed, fasta, length):
     return start, end, sizes, outside
 
 
-def check_intervals(bed, fasta, length, path="BED"):
-    """Every centred window must lie on a known chromosome, inside its ends."""
+def check_intervals(bed, fasta, length, path="BED", skip_option="--skip-outside"):
+    """Every centred window must lie on a known chromosome, inside its ends (the error names ``skip_option``, the
+    caller's way to leave such lines out)."""
     start, end, sizes, outside = _outside(bed, fasta, length)
     if not outside.any():
         return
@@ -277,10 +279,10 @@ def check_intervals(bed, fasta, length, path="BED"):
     if chrom not in sizes:
         known = ", ".join(list(fasta.keys())[:5])
         raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
-                           f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; --skip-outside leaves "
+                           f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; {skip_option} leaves "
                            "such lines out)")
     raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} centred here runs "
-                       f"past the chromosome ({chrom} is {sizes[chrom]} bp; --skip-outside leaves such lines out)")
+                       f"past the chromosome ({chrom} is {sizes[chrom]} bp; {skip_option} leaves such lines out)")
 
 
 def skip_outside(bed, fasta, length, path="BED"):

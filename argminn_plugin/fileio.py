@@ -189,6 +189,9 @@ def safe_load_torch(path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, tampered or not a torch file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if first.startswith("Weights only load failed"):
+            # torch's own text goes on to suggest weights_only=False, which would run whatever code the file holds
+            first = "it is not a torch file of tensors and plain data, the only kind loaded here"
         raise ArgminnError(
             f"{path}: not a valid ARGMINN model file (truncated, tampered or not made by argminn): {first}"
         ) from None

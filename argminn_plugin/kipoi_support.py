@@ -76,7 +76,8 @@ class IntervalDataLoader(_KipoiDataset):
         fasta = open_fasta(fasta_file)
         if skip_outside:
             self.bed = skip_outside_rows(self.bed, fasta, auto_resize_len, intervals_file)
-        check_intervals(self.bed, fasta, auto_resize_len, intervals_file)
+        check_intervals(self.bed, fasta, auto_resize_len, intervals_file,
+                        skip_option='the dataloader argument "skip_outside": true')
         check_letters(fasta, self.bed, auto_resize_len, fasta_file, source=intervals_file)
         self.fasta_file = fasta_file
         starts, ends = centred_windows(self.bed, auto_resize_len)

@@ -96,6 +96,8 @@ def test_labelled_bed(tmp_path, genome):
     ("chrA\t5\n", r"line 1: 2 column\(s\)"),
     ("chrA\t5\t3\n", "line 1: start 5 is not before end 3"),
     ("chrA\tfive\t9\n", "line 1: start/end must be integers"),
+    ("chrom\tstart\tend\tlabel\nchrA\t1\t9\t1\n", "line 1: start/end must be integers, got 'start', 'end'; a "
+                                                   "header line\\? start it with '#'"),
     ("chrA\t0\t10\nchrZ\t0\t10\n", "line 2: chromosome 'chrZ' is not in the FASTA"),
     ("chrB\t20\t32\n", r"line 1: the 20-bp window chrB:16-36 .* runs past the chromosome \(chrB is 32 bp; "
                        r"--skip-outside leaves such lines out\)"),

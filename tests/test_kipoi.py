@@ -133,6 +133,8 @@ def test_export_from_any_fasta_and_bed(exported, tmp_path, capsys):
         assert np.array_equal(handle["inputs"][:], summit_windows.numpy())
     dl = IntervalDataLoader(str(peaks), str(data / "genome.fa"), 120, summits=True, skip_outside=True)
     assert len(dl) == 2 and np.array_equal(dl[0]["inputs"], summit_windows[0].numpy())
+    with pytest.raises(ArgminnError, match='not in the FASTA .*; the dataloader argument "skip_outside": true leaves'):
+        IntervalDataLoader(str(peaks), str(data / "genome.fa"), 120, summits=True)  # Kipoi's option, not the CLI's
     # a task named like a YAML keyword stays a string in model.yaml
     import yaml
 

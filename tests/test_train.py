@@ -116,9 +116,14 @@ def test_tampered_model_file_does_not_run_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "model.pt"
     torch.save({"format": "argminn-model", "payload": Exploit()}, path, pickle_protocol=2)
-    with pytest.raises(ArgminnError, match="not a valid ARGMINN model file"):
+    with pytest.raises(ArgminnError, match="not a valid ARGMINN model file") as caught:
         load_model(str(path))
     assert not (tmp_path / "pwned").exists()
+    assert "weights_only" not in str(caught.value)  # torch's advice to load it unsafely is not passed on
+    path.write_text(">chr1\nACGT\n")  # a FASTA given as the model
+    with pytest.raises(ArgminnError, match="not a valid ARGMINN model file") as caught:
+        load_model(str(path))
+    assert "weights_only" not in str(caught.value)
     path.write_bytes(pickle.dumps({"x": 1}))
     with pytest.raises(ArgminnError, match="not a valid ARGMINN model file|not an ARGMINN model file"):
         load_model(str(path))
