@@ -320,6 +320,10 @@ def cmd_demo(args):
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
     train_set = DEMO_TRAIN_SET + (args.train_set or [])
     _load_config(TrainConfig, None, train_set, "--train-set")  # bad settings are refused before simulating
+    if not (args.resume or args.force) and any(os.path.exists(d) for d in (data_dir, run_dir)):
+        raise ArgminnError(f"{args.out}: holds an earlier demo (output exists); pass --resume to continue it (a "
+                           "killed run picks up from its last epoch; motifs, instances and design are written "
+                           "again) or --force to start again")
     if args.resume and not args.force and os.path.isfile(os.path.join(data_dir, "simulation.json")):
         # simulation.json is written last: the data is complete; reuse it if it is what these settings make
         from .simulate import SimulationConfig, dataset_meta

@@ -474,7 +474,7 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     assert any((out / "design").iterdir())
     capsys.readouterr()
     assert main(["demo", "--out", str(out), *tiny]) == 2  # no silent overwrite
-    assert "output exists" in capsys.readouterr().err
+    assert "holds an earlier demo (output exists); pass --resume to continue it" in capsys.readouterr().err
     genome = (out / "data" / "genome.fa").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--resume", *tiny]) == 0  # complete data: reused
     assert (out / "data" / "genome.fa").stat().st_mtime_ns == genome
