@@ -561,8 +561,8 @@ def _interrupted(exc):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     steady_allocator()  # no page-fault churn on every batch's tensors (ARGMINN_MALLOC_TUNING=0: off)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
+    previous = None  # SIGTERM left alone where it is ignored or handled by someone else (or not the main thread)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run(args)

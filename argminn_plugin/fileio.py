@@ -120,8 +120,17 @@ def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        # blocked while the handlers are put back: a signal between two restores would otherwise raise here and
+        # leave the other signal's holding handler installed; one that arrives meanwhile is delivered on unblocking
+        blocking = hasattr(signal, "pthread_sigmask")
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_BLOCK, list(previous))
+        try:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        finally:
+            if blocking:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, list(previous))
     for signum, frame in held[:1]:  # the first one held is delivered, as it would have been
         handler = previous[signum]
         if callable(handler):  # Python's default SIGINT handler raises KeyboardInterrupt here
