@@ -36,7 +36,8 @@ Metrics on the held-out split, per dataset and method:
 Every (dataset, method) result is saved as it finishes
 (``<out>/<dataset>/<method>/result.json``); a re-run skips finished ones, so a
 killed run resumes; ``--rescore`` scores finished ones again with the
-current metrics, from their saved models (no training). Prints the tables and
+current metrics, from their saved models (no training; the motif set first
+scored is kept as ``motifs.before_rescore.meme``). Prints the tables and
 writes discovery.json and discovery.png to ``--out``.
 
 Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 1.5 hours on 2 cores)
@@ -246,6 +247,17 @@ def _match_sets(motifs, relevant, distractors, database):
             {name: set(q.index[q[column_for_id(q, mid)] < Q_THRESHOLD]) for name, mid in distractors.items()})
 
 
+def shared_cut(motifs, min_ic=TRIM_IC):
+    """(name -> motif cut to its flanks' columns of >= ``min_ic`` bits, names of the motifs with no such column)."""
+    scored, uninformative = {}, []
+    for name, ppm in motifs.items():
+        if (information_content(ppm) >= min_ic).any():
+            scored[name] = trim(ppm, min_ic)[0]
+        else:
+            uninformative.append(name)
+    return scored, uninformative
+
+
 def motif_metrics(motifs, relevant, distractors, database, min_ic=TRIM_IC):
     """Recovery, redundancy and extraneous counts of a set of discovered motifs (name -> PPM).
 
@@ -254,15 +266,7 @@ def motif_metrics(motifs, relevant, distractors, database, min_ic=TRIM_IC):
     matching two or more relevant motifs counts for each (``composite_motifs`` lists them). With ``min_ic``,
     ``as_read`` holds the counts on the motifs as given.
     """
-    uninformative = []
-    scored = {}
-    for name, ppm in motifs.items():
-        if min_ic is None:
-            scored[name] = ppm
-        elif (information_content(ppm) >= min_ic).any():
-            scored[name] = trim(ppm, min_ic)[0]
-        else:
-            uninformative.append(name)
+    scored, uninformative = (dict(motifs), []) if min_ic is None else shared_cut(motifs, min_ic)
     hits, decoys = _match_sets(scored, relevant, distractors, database)
     matched = set().union(*hits.values())
     out = {"n_motifs": len(motifs), "recovered": {name: bool(hits[name]) for name in relevant},
@@ -324,11 +328,17 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     if method == "ARGMINN":
         annotation = {int(r.filter): {"name": r.name, "lo": int(r.start), "hi": int(r.end)} for r in table.itertuples()}
         calls = call_instances(model, Xpos_test, annotation, filters=active_filters(table))
-    else:
-        calls = fimo_instances(motifs, Xpos_test)
+    else:  # the motifs as TOMTOM sees them: MoDISco's near-uniform flanks would widen every hit, and with it the
+        # span within which a hit hides weaker ones (fimo_instances drops hits overlapping a better one)
+        calls = fimo_instances(shared_cut(motifs)[0], Xpos_test)
     interpret_seconds = time.time() - t1
+    meme = os.path.join(run_dir, "motifs.meme")
+    if rescore is not None and os.path.exists(meme) and not os.path.exists(os.path.join(run_dir, KEPT_MEME)):
+        os.replace(meme, os.path.join(run_dir, KEPT_MEME))  # the set the earlier result was scored on
     if motifs:
-        write_meme(os.path.join(run_dir, "motifs.meme"), motifs, force=True)
+        write_meme(meme, motifs, force=True)
+    elif os.path.exists(meme):
+        os.unlink(meme)  # not this result's motifs
 
     result = {"method": method, "dataset": grammar.name, **pred,
               **motif_metrics(motifs, grammar_ids(grammar.relevant), grammar_ids(grammar.distractors), database),
@@ -337,6 +347,9 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     with atomic_write(os.path.join(run_dir, "result.json"), force=True) as handle:
         json.dump(result, handle, indent=1)
     return result
+
+
+KEPT_MEME = "motifs.before_rescore.meme"  # a run's motif set as first scored, kept by its first --rescore
 
 
 def check_reusable(run_dir, method, mode, seed, threads, length):

@@ -130,6 +130,50 @@ def test_motif_metrics_count_recovery_redundancy_and_extraneous(monkeypatch):
     assert set(m["as_read"]) == {"recovered", "redundancy", "extraneous", "extraneous_motifs"}
     untrimmed = discovery.motif_metrics({"flat": flat}, {"SPI1": "MA0080.7"}, {}, db, min_ic=None)
     assert untrimmed["uninformative_motifs"] == [] and "as_read" not in untrimmed
+    # why: uninformative columns lend TOMTOM significance; a uniform matrix "matches" the extended CTCF matrix as
+    # read (q ~1e-10), and matches nothing once cut
+    m = discovery.motif_metrics({"flat": flat[:, :10]}, {"CTCF": "MA1929.2"}, {}, db)
+    assert m["as_read"]["recovered"] == {"CTCF": True} and m["as_read"]["extraneous"] == 0
+    assert m["recovered"] == {"CTCF": False} and m["extraneous_motifs"] == ["flat"]
+
+
+def test_modisco_motifs_keep_both_metaclusters_cut_by_their_contributions(monkeypatch):
+    """Positive and negative patterns are both discovered motifs, each cut where its CWM is >= 30% of its peak."""
+    import types
+
+    import modiscolite.tfmodisco
+    import numpy as np
+    import tangermeme.deep_lift_shap
+    import torch
+
+    discovery = _bench(monkeypatch, "discovery")
+    seen = {}
+
+    def fake_shap(model, X, **kwargs):
+        seen["shap"] = (tuple(X.shape), kwargs["hypothetical"], kwargs["random_state"])
+        return torch.zeros_like(X)
+
+    def pattern(weights, base):
+        contrib = np.zeros((len(weights), 4), dtype=np.float32)
+        contrib[:, 0] = weights
+        sequence = np.full((len(weights), 4), 0.1, dtype=np.float32)
+        sequence[np.arange(len(weights)), base] = 0.7
+        return types.SimpleNamespace(contrib_scores=contrib, sequence=sequence)
+
+    def fake_modisco(one_hot, hypothetical_contribs, **kwargs):
+        seen["modisco"] = (one_hot.shape, hypothetical_contribs.shape)
+        return ([pattern([0.1, 1.0, 0.5, 0.2], [0, 1, 2, 3])],
+                [pattern([-0.05, -0.1, -1.0, -0.9, -0.3], [3, 3, 0, 1, 2])])
+
+    monkeypatch.setattr(tangermeme.deep_lift_shap, "deep_lift_shap", fake_shap)
+    monkeypatch.setattr(modiscolite.tfmodisco, "TFMoDISco", fake_modisco)
+    X = torch.zeros(3, 4, 20)
+    motifs = discovery.modisco_motifs(torch.nn.Identity(), X, seed=7)
+    assert seen == {"shap": ((3, 4, 20), True, 7), "modisco": ((3, 20, 4), (3, 20, 4))}  # N x L x 4 for modisco
+    assert list(motifs) == ["pos_pattern0", "neg_pattern0"]
+    assert motifs["pos_pattern0"].shape == (4, 2) and motifs["pos_pattern0"].argmax(0).tolist() == [1, 2]
+    assert motifs["neg_pattern0"].shape == (4, 3) and motifs["neg_pattern0"].argmax(0).tolist() == [0, 1, 2]
+    assert np.allclose(motifs["neg_pattern0"].sum(0), 1)
 
 
 def test_targets_are_checked_as_stated(monkeypatch):
@@ -219,6 +263,10 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     assert (folder / "ARGMINN" / "last.pt").stat().st_mtime_ns == checkpoint
     for m, earlier in before.items():
         again = json.loads((folder / m.replace("+", "_") / "result.json").read_text())
+        kept = folder / m.replace("+", "_") / discovery.KEPT_MEME  # the set first scored, beside the new one
+        assert kept.exists() == (folder / m.replace("+", "_") / "motifs.meme").exists() == (earlier["n_motifs"] > 0)
+        if kept.exists():
+            assert kept.read_text() == (folder / m.replace("+", "_") / "motifs.meme").read_text()
         assert {k: v for k, v in again.items() if k != "interpret_seconds"} == \
             {k: v for k, v in earlier.items() if k != "interpret_seconds"}, m
     # ... but not one trained with other settings
