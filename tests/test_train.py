@@ -168,26 +168,8 @@ def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for
     with pytest.raises(ArgminnError, match="output exists"):
         with output_set(str(tmp_path), names):
             pass
-    handler = signal.getsignal(signal.SIGINT)
-    real_replace, renamed = os.replace, []
-
-    def replace(source, target):  # Ctrl-C right after the first rename
-        real_replace(source, target)
-        renamed.append(target)
-        if len(renamed) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(KeyboardInterrupt):
-        with output_set(str(tmp_path), names, force=True) as stage:
-            for name in names:
-                with open(stage[name], "w") as handle:
-                    handle.write("new")
-    monkeypatch.undo()
-    assert renamed == paths and sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt", "c.txt"]
-    assert [open(path).read() for path in paths] == ["new"] * 3  # the whole new set, then the interrupt
-    assert signal.getsignal(signal.SIGINT) is handler
-    # a SIGTERM (here with a handler that raises, as the command line sets) waits for the renames too
+    # a Ctrl-C, or a SIGTERM (here with a handler that raises, as the command line sets), right after the first
+    # rename waits for the others: the whole new set, then the interrupt
 
     class Stop(Exception):
         pass
@@ -195,25 +177,28 @@ def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for
     def stop(signum, frame):
         raise Stop()
 
+    real_replace = os.replace
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        renamed.clear()
+        for signum, raised, text in ((signal.SIGINT, KeyboardInterrupt, "new"), (signal.SIGTERM, Stop, "newer")):
+            handler, renamed = signal.getsignal(signum), []
 
-        def replace_then_term(source, target):
-            real_replace(source, target)
-            renamed.append(target)
-            if len(renamed) == 1:
-                os.kill(os.getpid(), signal.SIGTERM)
+            def replace(source, target, signum=signum, renamed=renamed):
+                real_replace(source, target)
+                renamed.append(target)
+                if len(renamed) == 1:
+                    os.kill(os.getpid(), signum)
 
-        monkeypatch.setattr(os, "replace", replace_then_term)
-        with pytest.raises(Stop):
-            with output_set(str(tmp_path), names, force=True) as stage:
-                for name in names:
-                    with open(stage[name], "w") as handle:
-                        handle.write("newer")
-        monkeypatch.undo()
-        assert renamed == paths and [open(path).read() for path in paths] == ["newer"] * 3
-        assert signal.getsignal(signal.SIGTERM) is stop
+            monkeypatch.setattr(os, "replace", replace)
+            with pytest.raises(raised):
+                with output_set(str(tmp_path), names, force=True) as stage:
+                    for name in names:
+                        with open(stage[name], "w") as handle:
+                            handle.write(text)
+            monkeypatch.undo()
+            assert renamed == paths and sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt", "c.txt"]
+            assert [open(path).read() for path in paths] == [text] * 3
+            assert signal.getsignal(signum) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
 
