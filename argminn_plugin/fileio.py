@@ -131,7 +131,7 @@ def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
         finally:
             if blocking:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, list(previous))
-    for signum, frame in held[:1]:  # the first one held is delivered, as it would have been
+    for signum, frame in held:  # delivered as they would have been; the first that acts ends the block
         handler = previous[signum]
         if callable(handler):  # Python's default SIGINT handler raises KeyboardInterrupt here
             handler(signum, frame)
