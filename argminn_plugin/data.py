@@ -313,20 +313,28 @@ def load_intervals(fasta_path, bed_path, length, label_columns=False, summits=Fa
     """
     bed, names = read_bed(bed_path, label_columns=label_columns, summits=summits)
     fasta = open_fasta(fasta_path)
-    if skip:
-        bed = skip_outside(bed, fasta, length, bed_path)
-    X = _extract(fasta, fasta_path, [(bed, bed_path)], length)
+    bed, = usable_intervals(fasta, fasta_path, [(bed, bed_path)], length, skip)
+    X = _extract(fasta, [(bed, bed_path)], length)
     y = torch.tensor(bed[names].to_numpy(), dtype=torch.float32) if names else None
     return X, y, bed, names
 
 
-def _extract(fasta, fasta_path, beds, length):
-    """Check each (bed, path) against the FASTA, then cut all their windows, in order, with extract_loci."""
+def usable_intervals(fasta, fasta_path, beds, length, skip=False, skip_option="--skip-outside"):
+    """The beds of ``beds`` ((bed, path) pairs) with every ``length``-bp window checked against the FASTA: inside
+    a chromosome (an error naming ``skip_option``, or with ``skip`` the rows outside left out, every file's
+    before any is checked: :func:`skip_outside`) and of ACGTN letters (:func:`check_letters`)."""
+    if skip:
+        beds = [(skip_outside(bed, fasta, length, path), path) for bed, path in beds]
+    for bed, path in beds:
+        check_intervals(bed, fasta, length, path, skip_option)
+        check_letters(fasta, bed, length, fasta_path, source=path)
+    return [bed for bed, _ in beds]
+
+
+def _extract(fasta, beds, length):
+    """Cut the windows of every (bed, path) checked by :func:`usable_intervals`, in order, with extract_loci."""
     from tangermeme.io import extract_loci
 
-    for bed, path in beds:
-        check_intervals(bed, fasta, length, path)
-        check_letters(fasta, bed, length, fasta_path, source=path)
     loci = pd.concat([bed[["chrom", "start", "end"]] for bed, _ in beds], ignore_index=True)
     X = extract_loci(loci=loci, sequences=fasta, in_window=length, verbose=False, ignore=["N"]).float()
     if X.shape[0] != len(loci):
@@ -358,10 +366,9 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     peaks, _ = read_bed(peaks_path, summits=summits)
     negatives, _ = read_bed(negatives_path)
     fasta = open_fasta(fasta_path)
-    if skip:
-        peaks = skip_outside(peaks, fasta, length, peaks_path)
-        negatives = skip_outside(negatives, fasta, length, negatives_path)
-    X = _extract(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)], length)
+    peaks, negatives = usable_intervals(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)],
+                                        length, skip)
+    X = _extract(fasta, [(peaks, peaks_path), (negatives, negatives_path)], length)
     name = task_name or _file_stem(peaks_path) or "peak"
     if name in set(peaks.columns) | set(negatives.columns) | {"source"}:  # a file named start.bed
         name += "_peak"

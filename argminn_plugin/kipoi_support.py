@@ -20,8 +20,7 @@ import torch
 
 from . import kipoi_compat  # noqa: F401  (np.string_ for kipoi's HDF5 writer)
 from .errors import ArgminnError
-from .data import centred_windows, check_intervals, check_letters, open_fasta, read_bed
-from .data import skip_outside as skip_outside_rows
+from .data import centred_windows, open_fasta, read_bed, usable_intervals
 
 
 class KipoiModel(torch.nn.Module):
@@ -74,11 +73,8 @@ class IntervalDataLoader(_KipoiDataset):
 
         self.bed, _ = read_bed(intervals_file, summits=bool(summits))
         fasta = open_fasta(fasta_file)
-        if skip_outside:
-            self.bed = skip_outside_rows(self.bed, fasta, auto_resize_len, intervals_file)
-        check_intervals(self.bed, fasta, auto_resize_len, intervals_file,
-                        skip_option='the dataloader argument "skip_outside": true')
-        check_letters(fasta, self.bed, auto_resize_len, fasta_file, source=intervals_file)
+        self.bed, = usable_intervals(fasta, fasta_file, [(self.bed, intervals_file)], auto_resize_len,
+                                     bool(skip_outside), skip_option='the dataloader argument "skip_outside": true')
         self.fasta_file = fasta_file
         starts, ends = centred_windows(self.bed, auto_resize_len)
         self.intervals = [Interval(c, int(s), int(e)) for c, s, e in zip(self.bed["chrom"], starts, ends)]
