@@ -281,7 +281,9 @@ def motif_metrics(motifs, relevant, distractors, database, min_ic=TRIM_IC):
     out["all_recovered"] = all(out["recovered"].values())
     out["all_redundancy_one"] = all(v == 1 for v in out["redundancy"].values())
     if min_ic is not None:
-        plain = motif_metrics(motifs, relevant, distractors, database, None)
+        # the cut only drops columns: where it kept every motif whole, the motifs as read are these (no second TOMTOM)
+        unchanged = not uninformative and all(scored[n].shape == np.shape(motifs[n]) for n in motifs)
+        plain = out if unchanged else motif_metrics(motifs, relevant, distractors, database, None)
         out["as_read"] = {k: plain[k] for k in ("recovered", "redundancy", "extraneous", "extraneous_motifs")}
     return out
 
