@@ -472,26 +472,32 @@ class ARGMINN(nn.Module):
         for i, (layer, (w_q, b_q, w_o, b_o)) in enumerate(zip(self.layers, layers)):
             m = layer._modules
             h = layer.n_heads
+            sink = layer.sink is not None  # without one, no slicing (each view costs a few us at small batches)
             if i == 0:  # the query from the memory: its encoding and sink scores are constants (see _fold)
                 scores = torch.matmul(q_first, acts)  # (H, K) x (N, K, P) -> (N, H, P)
-                scores += const_first[:, :p]
-                if layer.sink is not None:
+                if sink:
+                    scores += const_first[:, :p]
                     scores = torch.cat([scores, const_first[:, p:].expand(n, h, 1)], 2)
+                else:
+                    scores += const_first  # (H, P)
             else:
                 q = F.linear(stream, w_q, b_q).view(n, h, -1)  # (N, H, K + E [+ 1: the sink's score])
+                q_pos = q[:, :, :k + e] if sink else q
                 if stacked is not None:
-                    scores = torch.bmm(q[:, :, :k + e], stacked)  # (N, H, P)
+                    scores = torch.bmm(q_pos, stacked)  # (N, H, P)
                 else:
-                    scores = torch.baddbmm(torch.matmul(q[:, :, k:k + e], enc), q[:, :, :k], acts)
-                if layer.sink is not None:
+                    scores = torch.baddbmm(torch.matmul(q_pos[:, :, k:], enc), q_pos[:, :, :k], acts)
+                if sink:
                     scores = torch.cat([scores, q[:, :, k + e:]], 2)
             attn = torch.softmax(scores, -1)
-            attn, sunk = attn[:, :, :p], attn[:, :, p:]  # sunk: the sink's share (no columns without one)
+            if sink:
+                attn, sunk = attn[:, :, :p], attn[:, :, p:]  # sunk: the sink's share
             if stacked is not None:  # (N, H, K + E [+ 1])
                 mixed = torch.bmm(attn, stacked.transpose(1, 2))
-                mixed = torch.cat([mixed, sunk], 2) if layer.sink is not None else mixed
+                mixed = torch.cat([mixed, sunk], 2) if sink else mixed
             else:
-                mixed = torch.cat([torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t()), sunk], 2)
+                parts = [torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t())]
+                mixed = torch.cat(parts + [sunk] if sink else parts, 2)
             mixed = F.linear(mixed.reshape(n, -1), w_o, b_o)
             # layer.update, applied as functions (see above); parameters read from _parameters (no __getattr__)
             x = _layer_norm(m["norm1"], mixed)
