@@ -467,6 +467,7 @@ class ARGMINN(nn.Module):
         # Small batches of short sequences: the activations and the encoding stacked into one (N, K + E, P)
         # tensor, so a layer's scores and mix are one product each (see _STACK_MAX_POSITIONS).
         stacked = torch.cat([acts, enc.expand(n, e, p)], 1) if n * p <= self._STACK_MAX_POSITIONS else None
+        stacked_t = stacked.transpose(1, 2) if stacked is not None else None  # for the mixes: (N, P, K + E)
         stream = None  # the memory, until the first layer adds to it
         attention = []
         for i, (layer, (w_q, b_q, w_o, b_o)) in enumerate(zip(self.layers, layers)):
@@ -474,12 +475,11 @@ class ARGMINN(nn.Module):
             h = layer.n_heads
             sink = layer.sink is not None  # without one, no slicing (each view costs a few us at small batches)
             if i == 0:  # the query from the memory: its encoding and sink scores are constants (see _fold)
-                scores = torch.matmul(q_first, acts)  # (H, K) x (N, K, P) -> (N, H, P)
+                # (H, P) + (H, K) x (N, K, P) -> (N, H, P) in one product
+                scores = torch.baddbmm((const_first[:, :p] if sink else const_first).expand(n, h, p),
+                                       q_first.expand(n, h, k), acts)
                 if sink:
-                    scores += const_first[:, :p]
                     scores = torch.cat([scores, const_first[:, p:].expand(n, h, 1)], 2)
-                else:
-                    scores += const_first  # (H, P)
             else:
                 q = F.linear(stream, w_q, b_q).view(n, h, -1)  # (N, H, K + E [+ 1: the sink's score])
                 q_pos = q[:, :, :k + e] if sink else q
@@ -493,7 +493,7 @@ class ARGMINN(nn.Module):
             if sink:
                 attn, sunk = attn[:, :, :p], attn[:, :, p:]  # sunk: the sink's share
             if stacked is not None:  # (N, H, K + E [+ 1])
-                mixed = torch.bmm(attn, stacked.transpose(1, 2))
+                mixed = torch.bmm(attn, stacked_t)
                 mixed = torch.cat([mixed, sunk], 2) if sink else mixed
             else:
                 parts = [torch.bmm(attn, acts.transpose(1, 2)), torch.matmul(attn, enc.t())]
