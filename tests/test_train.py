@@ -179,6 +179,9 @@ def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for
 
     real_replace = os.replace
     previous = signal.signal(signal.SIGTERM, stop)
+    # Python's own Ctrl-C handler, which a test run started in the background by a non-interactive shell
+    # does not have (SIGINT is ignored there from the start)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for signum, raised, text in ((signal.SIGINT, KeyboardInterrupt, "new"), (signal.SIGTERM, Stop, "newer")):
             handler, renamed = signal.getsignal(signum), []
@@ -201,6 +204,7 @@ def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for
             assert signal.getsignal(signum) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def test_last_batch_of_one_row_is_skipped_and_one_row_is_refused(tmp_path):
