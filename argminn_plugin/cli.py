@@ -549,7 +549,8 @@ def _terminate(signum, frame):
 
 
 def _interrupted(exc):
-    """'interrupted' or 'terminated' for a Ctrl-C / SIGTERM (also as numba-compiled code wraps it), else None."""
+    """(message, exit status) for a Ctrl-C, ('interrupted', 130), or a SIGTERM, ('terminated', 143), also as
+    numba-compiled code wraps them; else None."""
     for cause in (exc, exc.__cause__ or exc.__context__):
         if isinstance(cause, KeyboardInterrupt):
             return "interrupted", 130

@@ -298,6 +298,9 @@ def coverage_metrics(calls, truth):
 
 # ------------------------------------------------------------------ one method
 
+KEPT_MEME = "motifs.before_rescore.meme"  # a run's motif set as first scored, kept by its first --rescore
+
+
 def run_method(method, data, truth, grammar, length, run_dir, mode, seed, threads, database, cnn_dir=None,
                rescore=None):
     """Train (or reuse) a model, read its motifs and instances, score them; returns the result dict.
@@ -349,9 +352,6 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     with atomic_write(os.path.join(run_dir, "result.json"), force=True) as handle:
         json.dump(result, handle, indent=1)
     return result
-
-
-KEPT_MEME = "motifs.before_rescore.meme"  # a run's motif set as first scored, kept by its first --rescore
 
 
 def check_reusable(run_dir, method, mode, seed, threads, length):
