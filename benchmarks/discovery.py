@@ -191,10 +191,31 @@ def model_configs(length):
 SMOKE_WARMUPS = {"overlap_warmup": 1, "l1_warmup": 1, "entropy_warmup": 1}
 
 
-def train_config(method, mode, seed, threads):
+# What the benchmark fixes for every method itself: --argminn-set does not change these.
+NOT_SETTABLE = ("seed", "max_epochs", "patience", "num_threads")
+
+
+def check_argminn_set(argminn_set):
+    """``argminn_set`` (a dict of TrainConfig fields) changes ARGMINN's training setting for a variant run;
+    a field TrainConfig does not have, or one the benchmark fixes for every method, is refused."""
+    fields = set(TrainConfig().to_dict())
+    unknown = sorted(k for k in argminn_set if k not in fields)
+    if unknown:
+        raise ArgminnError(f"--argminn-set: no TrainConfig field {', '.join(map(repr, unknown))}")
+    fixed = sorted(k for k in argminn_set if k in NOT_SETTABLE)
+    if fixed:
+        raise ArgminnError(f"--argminn-set: {', '.join(map(repr, fixed))} is the benchmark's, the same for every "
+                           f"method (the training seed: --train-seed)")
+
+
+def train_config(method, mode, seed, threads, argminn_set=None):
+    """The TrainConfig ``method`` trains with; ``argminn_set``: ARGMINN's setting changed for a variant run."""
     extra = ARGMINN_TRAIN if method == "ARGMINN" else {}
     if extra and mode == "smoke":
         extra = {**extra, **SMOKE_WARMUPS}
+    if method == "ARGMINN" and argminn_set:
+        check_argminn_set(argminn_set)
+        extra = {**extra, **argminn_set}
     return TrainConfig(seed=seed, max_epochs=EPOCHS[mode], patience=PATIENCE, num_threads=threads, **extra)
 
 
@@ -302,12 +323,13 @@ KEPT_MEME = "motifs.before_rescore.meme"  # a run's motif set as first scored, k
 
 
 def run_method(method, data, truth, grammar, length, run_dir, mode, seed, threads, database, cnn_dir=None,
-               rescore=None):
+               rescore=None, argminn_set=None):
     """Train (or reuse) a model, read its motifs and instances, score them; returns the result dict.
 
     ``seed`` is the training seed (initial weights, batch order, augmentation,
     MoDISco's shuffles), not the data's. ``rescore``: the run's earlier result;
     its saved model is scored again (its training time kept), nothing trained.
+    ``argminn_set``: ARGMINN's training setting changed (:func:`train_config`).
     """
     (Xt, yt, _), (Xv, yv, _), (Xs, ys, bed_s) = data["train"], data["valid"], data["test"]
     t0 = time.time()
@@ -317,7 +339,7 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
         model = load_model(os.path.join(run_dir, "model.pt"))
     else:
         cfg = model_configs(length)[method]
-        model, _ = train(cfg, train_config(method, mode, seed, threads), (Xt, yt), (Xv, yv), run_dir,
+        model, _ = train(cfg, train_config(method, mode, seed, threads, argminn_set), (Xt, yt), (Xv, yv), run_dir,
                          resume=True, verbose=False)
     train_seconds = time.time() - t0 if rescore is None else rescore["train_seconds"]
     _, probs = evaluate(model, Xs, ys)
@@ -354,7 +376,7 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     return result
 
 
-def check_reusable(run_dir, method, mode, seed, threads, length):
+def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None):
     """A finished result is reused only if it was trained with the model and settings this run would use.
 
     MoDISco's result explains the CNN next to it, so it is checked through that CNN.
@@ -363,7 +385,7 @@ def check_reusable(run_dir, method, mode, seed, threads, length):
         run_dir, method = os.path.join(os.path.dirname(run_dir), "CNN"), "CNN"
     state = safe_load_torch(os.path.join(run_dir, "last.pt"))
     stored = run_train_config(run_dir).to_dict()  # as asked for (with warm-up candidates: not the chosen seed's)
-    current = train_config(method, mode, seed, threads).to_dict()
+    current = train_config(method, mode, seed, threads, argminn_set).to_dict()
     differ = sorted(k for k in current if k != "num_threads" and stored[k] != current[k])
     if differ:
         raise ArgminnError(f"{run_dir}: trained with other settings ({', '.join(f'{k}={stored[k]!r}' for k in differ)}"
@@ -390,10 +412,12 @@ def grammar_ids(names):
     return {name: MOTIFS[name] for name in names}
 
 
-def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True, train_seed=None, rescore=False):
+def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True, train_seed=None, rescore=False,
+                argminn_set=None):
     """One dataset: data drawn with ``seed``, models trained with ``train_seed`` (default: ``seed``).
 
     ``rescore``: finished runs are scored again from their saved models (unfinished ones train as usual).
+    ``argminn_set``: ARGMINN's training setting changed (:func:`train_config`).
     """
     train_seed = seed if train_seed is None else train_seed
     grammar = GRAMMARS[name]
@@ -414,13 +438,14 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True,
         done = os.path.join(run_dir, "result.json")
         earlier = None
         if os.path.exists(done):
-            check_reusable(run_dir, method, mode, train_seed, threads, length)
+            check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set)
             with open(done) as handle:
                 earlier = results[method] = json.load(handle)
         if earlier is None or rescore:
             os.makedirs(run_dir, exist_ok=True)
             results[method] = run_method(method, data, truth, grammar, length, run_dir, mode, train_seed, threads,
-                                         database, cnn_dir=os.path.join(out, name, "CNN"), rescore=earlier)
+                                         database, cnn_dir=os.path.join(out, name, "CNN"), rescore=earlier,
+                                         argminn_set=argminn_set)
         if verbose:
             r = results[method]
             print(f"  {name:18s} {method:22s} auROC {r['auroc']:.3f}  recovered "
@@ -495,8 +520,11 @@ def plot(results, path):
     save_png(fig, path, force=True)
 
 
-def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None, rescore=False):
+def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None, rescore=False,
+         argminn_set=None):
     mode = "smoke" if smoke else "full"
+    if argminn_set:  # the whole setting checked before any data is drawn (a field, or a value of the wrong type)
+        train_config("ARGMINN", mode, seed if train_seed is None else train_seed, threads, argminn_set)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ArgminnError(f"discovery: unknown method(s) {', '.join(map(repr, unknown))} "
@@ -510,10 +538,10 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     for name in datasets or GRAMMARS:
         print(f"{name}: {GRAMMARS[name].rule}", flush=True)
         results[name] = run_dataset(name, out, mode, seed, threads, methods, database, train_seed=train_seed,
-                                    rescore=rescore)
+                                    rescore=rescore, argminn_set=argminn_set)
     report = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
               "threads": threads, "seconds": round(time.time() - t0, 1),
-              "results": results}
+              **({"argminn_set": argminn_set} if argminn_set else {}), "results": results}
     if set(METHODS) <= set(methods):
         report["targets"] = {k: {"met": met, "datasets": where, "detail": detail}
                              for k, (met, where, detail) in targets(results).items()}
@@ -526,6 +554,17 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
         plot(results, stage["discovery.png"])
     print(f"wrote {os.path.join(out, 'discovery.json')} and discovery.png ({report['seconds']} s)")
     return report
+
+
+def setting(text):
+    """An argparse type: ``FIELD=VALUE``, the value read as JSON (numbers, true/false), else kept as text."""
+    field, sep, value = text.partition("=")
+    if not sep or not field:
+        raise argparse.ArgumentTypeError(f"not FIELD=VALUE: {text!r}")
+    try:
+        return field, json.loads(value)
+    except ValueError:
+        return field, value
 
 
 def cli(argv=None):
@@ -543,11 +582,19 @@ def cli(argv=None):
     parser.add_argument("--rescore", action="store_true",
                         help="score finished runs again with the current metrics, from their saved models "
                              "(nothing retrained; runs not finished train as usual)")
+    parser.add_argument("--argminn-set", action="append", type=setting, default=[], metavar="FIELD=VALUE",
+                        help="a variant run: ARGMINN trains with this TrainConfig field changed (repeatable; the "
+                             "value read as JSON, else as text: warmup_candidates=3, overlap_units=raw); use its "
+                             "own --out, a finished run with another setting is not reused")
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
+    argminn_set = dict(args.argminn_set)
+    if len(argminn_set) < len(args.argminn_set):
+        parser.error("--argminn-set: a field given twice")
     with one_line_errors("benchmarks.discovery"):  # e.g. another seed in the same --out
-        main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed, args.rescore)
+        main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed, args.rescore,
+             argminn_set or None)
 
 
 if __name__ == "__main__":

@@ -276,6 +276,10 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     with pytest.raises(ArgminnError, match=re.escape(f"overlap_weight={trained_with!r} instead of overlap_weight=0.5")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     monkeypatch.setattr(discovery, "ARGMINN_TRAIN", trained_settings)
+    # ... nor, for a variant run (--argminn-set), one trained with the benchmark's own setting
+    with pytest.raises(ArgminnError, match=re.escape(f"overlap_weight={trained_with!r} instead of overlap_weight=0.5")):
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1,
+                       argminn_set={"overlap_weight": 0.5})
     # ... nor one trained with another training seed (same data: --train-seed)
     with pytest.raises(ArgminnError, match=re.escape("seed=0 instead of seed=5")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1, train_seed=5)
@@ -399,7 +403,40 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
         with pytest.raises(SystemExit) as stop:
             discovery.cli(["--out", str(tmp_path / "bad"), "--smoke", *argv])
         assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
+    for argv, message in ((["--argminn-set", "warmup_candidates"], "not FIELD=VALUE: 'warmup_candidates'"),
+                          (["--argminn-set", "l1_weight=0", "--argminn-set", "l1_weight=1"], "a field given twice"),
+                          (["--argminn-set", "filters=3"], "--argminn-set: no TrainConfig field 'filters'"),
+                          (["--argminn-set", "seed=3"], "'seed' is the benchmark's, the same for every method"),
+                          (["--argminn-set", "warmup_candidates=many"], "warmup_candidates")):
+        with pytest.raises(SystemExit) as stop:
+            discovery.cli(["--out", str(tmp_path / "bad"), "--smoke", *argv])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err.splitlines()[-1], err
     with pytest.raises(SystemExit) as stop:
         suite.main(["--out", str(tmp_path / "bad"), "--smoke", "--threads", "-1"])
     assert stop.value.code == 2 and "argument --threads: must be >= 1, got -1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_discovery_variant_run_trains_argminn_with_the_setting_changed(tmp_path, monkeypatch):
+    """--argminn-set changes ARGMINN's TrainConfig alone, is recorded, and its run is reused under it only."""
+    discovery = _bench(monkeypatch, "discovery")
+    assert discovery.setting("overlap_units=raw") == ("overlap_units", "raw")
+    assert discovery.setting("lr_decay=0.5") == ("lr_decay", 0.5) and discovery.setting("x==1") == ("x", "=1")
+    variant = {"warmup_candidates": 3, "overlap_units": "raw"}
+    changed = discovery.train_config("ARGMINN", "smoke", 0, 1, variant)
+    assert changed == discovery.train_config("ARGMINN", "smoke", 0, 1).replace(**variant)
+    assert discovery.train_config("CNN", "smoke", 0, 1, variant) == discovery.train_config("CNN", "smoke", 0, 1)
+    out = tmp_path / "variant"
+    discovery.cli(["--out", str(out), "--smoke", "--datasets", "single_motif", "--threads", "1",
+                   "--methods", "ARGMINN", "--argminn-set", "warmup_candidates=3"])
+    saved = json.loads((out / "discovery.json").read_text())
+    assert saved["argminn_set"] == {"warmup_candidates": 3}
+    record = json.loads((out / "single_motif" / "ARGMINN" / "warmup_candidates.json").read_text())
+    assert [c["seed"] for c in record["candidates"]] == [0, 1000, 2000]
+    stamp = (out / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns
+    discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1,
+                   argminn_set={"warmup_candidates": 3})
+    assert (out / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp  # reused
+    with pytest.raises(ArgminnError, match=re.escape("warmup_candidates=3 instead of warmup_candidates=2")):
+        discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
