@@ -165,6 +165,32 @@ def _argminn_model(path, command):
     return model
 
 
+def _device(text):
+    """argparse type: a torch device this machine has ('cpu', 'cuda', 'cuda:1', 'mps'), checked before any work."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here (torch {torch.__version__}); "
+                                             "use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA "
+                                             "device(s), numbered from 0")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use --device cpu")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{text!r}: only cpu, cuda and mps are supported")
+    return str(device)
+
+
+DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N or mps; refused if this machine lacks it"
+
+
 def cmd_predict(args):
     from .fileio import check_writable
     from .predict import predict_intervals, write_predictions
@@ -172,8 +198,8 @@ def cmd_predict(args):
 
     check_writable(args.output, args.force)  # before the work, not after it
     model = load_model(args.model)
-    bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size, summits=args.summits,
-                                    skip=args.skip_outside)
+    bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size, device=args.device,
+                                    summits=args.summits, skip=args.skip_outside)
     write_predictions(args.output, bed, logits, model.config.names, force=args.force)
     print(f"wrote {len(bed)} predictions to {args.output}")
 
@@ -192,6 +218,9 @@ def cmd_variants(args):
         if ignored:
             raise ArgminnError(f"{', '.join(ignored)}: not used with --kipoi-model (kipoi-veff's windows put the "
                                "variant at L // 2 - 1); use --model for the tangermeme route")
+        if args.device != "cpu":
+            raise ArgminnError(f"--device {args.device}: not used with --kipoi-model (the Kipoi model directory's "
+                               "model runs on the CPU); use --model for the tangermeme route")
         table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants, batch_size=args.batch_size,
                                   skip_other=args.skip_other, skip_outside=args.skip_outside)
         skipped = table.attrs.get("skipped", 0)
@@ -212,13 +241,13 @@ def cmd_variants(args):
             from .variants import variants_inside
 
             variants = variants_inside(variants, args.fasta, model.config.input_length, args.variants, args.offset)
-        table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, path=args.variants,
-                               offset=args.offset)
+        table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, device=args.device,
+                               path=args.variants, offset=args.offset)
         if args.motifs:
             from .interpret import variant_instances
 
             hits = variant_instances(model, variants, args.fasta, args.motifs, offset=args.offset,
-                                     batch_size=args.batch_size)
+                                     batch_size=args.batch_size, device=args.device)
             table = pd.concat([table.reset_index(drop=True), hits], axis=1)
     with atomic_write(args.output, force=args.force) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
@@ -243,7 +272,8 @@ def cmd_instances(args):
         truth = planted_instances(args.data, bed)
     else:
         X, bed = _intervals(args, model.config.input_length)
-    summary = instance_report(model, X, bed, args.motifs, args.out, truth=truth, force=args.force)
+    summary = instance_report(model, X, bed, args.motifs, args.out, truth=truth, force=args.force,
+                              device=args.device)
     print(json.dumps(summary, indent=1))
 
 
@@ -433,6 +463,7 @@ def build_parser():
     p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP + " (no row for them)")
     p.add_argument("-o", "--output", required=True, help="output TSV")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_predict)
 
@@ -445,6 +476,7 @@ def build_parser():
                                                                         "with --fasta every interval is called)")
     p.add_argument("--positives", action="store_true", help="with --data: only the positive sequences")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_instances)
 
@@ -484,6 +516,7 @@ def build_parser():
                         "the file")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP + " (with --model only)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_variants)
 

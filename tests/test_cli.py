@@ -233,6 +233,63 @@ def test_train_and_predict_from_bpnet_lite_peaks_and_negatives(dataset, tmp_path
     assert torch.allclose(torch.tensor(sorted(table["pos_logit"])), logits[:, 0].sort().values, atol=1e-4)
 
 
+def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refused(dataset, trained, tmp_path,
+                                                                                   capsys, monkeypatch):
+    """--device cpu gives the default output; a device that is not there, or not a device, is one argparse error
+    before any work; the device chosen is the one predict, variants and instances run the model on."""
+    import argminn_plugin.interpret as interpret
+    import argminn_plugin.predict as predict_module
+    import argminn_plugin.variants as variants_module
+
+    fasta, bed = str(dataset / "genome.fa"), str(dataset / "peaks.bed")
+    predict = ["predict", "--model", str(trained / "model.pt"), "--fasta", fasta, "--bed", bed]
+    assert main(predict + ["-o", str(tmp_path / "a.tsv")]) == 0
+    assert main(predict + ["-o", str(tmp_path / "b.tsv"), "--device", "cpu"]) == 0
+    assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for device, message in (("cuda", "'cuda': CUDA is not available here"), ("mps", "'mps': MPS is not available"),
+                            ("gpu", "not a torch device: 'gpu'"), ("meta", "only cpu, cuda and mps")):
+        with pytest.raises(SystemExit) as stop:
+            main(predict + ["-o", str(tmp_path / "c.tsv"), "--device", device])
+        assert stop.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "c.tsv").exists()
+    # a machine with one GPU (simulated: the device is recorded where the model would run, not used)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SystemExit) as stop:
+        main(predict + ["-o", str(tmp_path / "c.tsv"), "--device", "cuda:1"])
+    assert stop.value.code == 2 and "this machine has 1 CUDA device(s)" in capsys.readouterr().err
+    seen = []
+
+    def recorder(real):
+        def call(*args, device="cpu", **kwargs):
+            seen.append(device)
+            return real(*args, device="cpu", **kwargs)
+        return call
+
+    monkeypatch.setattr(predict_module, "predict_intervals", recorder(predict_module.predict_intervals))
+    monkeypatch.setattr(variants_module, "score_variants", recorder(variants_module.score_variants))
+    monkeypatch.setattr(interpret, "instance_report", recorder(interpret.instance_report))
+    assert main(predict + ["-o", str(tmp_path / "c.tsv"), "--device", "cuda"]) == 0
+    assert (tmp_path / "c.tsv").read_text() == (tmp_path / "a.tsv").read_text()
+    import pyfaidx
+
+    ref = str(pyfaidx.Fasta(fasta)["chr3"][999:1000]).upper()
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{ref}\t{'A' if ref != 'A' else 'C'}\n")
+    variants = ["variants", "--fasta", fasta, "--variants", str(vcf), "--device", "cuda:0"]
+    assert main(variants + ["--model", str(trained / "model.pt"), "-o", str(tmp_path / "v.tsv")]) == 0
+    assert main(["motifs", "--model", str(trained / "model.pt"), "--data", str(dataset), "--out",
+                 str(tmp_path / "motifs")]) == 0
+    assert main(["instances", "--model", str(trained / "model.pt"), "--motifs", str(tmp_path / "motifs"),
+                 "--data", str(dataset), "--positives", "--out", str(tmp_path / "inst"), "--device", "cuda"]) == 0
+    assert seen == ["cuda", "cuda:0", "cuda"]
+    capsys.readouterr()
+    assert main(variants + ["--kipoi-model", str(tmp_path), "-o", str(tmp_path / "k.tsv")]) == 2
+    assert "--device cuda:0: not used with --kipoi-model" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--out", "x"], "give --data DIR, or --fasta with --bed, or --fasta with --peaks and --negatives"),
     (["train", "--out", "x", "--fasta", "g.fa", "--peaks", "p.bed"], "--peaks needs --negatives"),
