@@ -423,20 +423,21 @@ def test_discovery_variant_run_trains_argminn_with_the_setting_changed(tmp_path,
     discovery = _bench(monkeypatch, "discovery")
     assert discovery.setting("overlap_units=raw") == ("overlap_units", "raw")
     assert discovery.setting("lr_decay=0.5") == ("lr_decay", 0.5) and discovery.setting("x==1") == ("x", "=1")
-    variant = {"warmup_candidates": 3, "overlap_units": "raw"}
+    k = discovery.ARGMINN_TRAIN["warmup_candidates"] + 1  # one more warm-up than the benchmark's
+    variant = {"warmup_candidates": k, "overlap_units": "raw"}
     changed = discovery.train_config("ARGMINN", "smoke", 0, 1, variant)
     assert changed == discovery.train_config("ARGMINN", "smoke", 0, 1).replace(**variant)
     assert discovery.train_config("CNN", "smoke", 0, 1, variant) == discovery.train_config("CNN", "smoke", 0, 1)
     out = tmp_path / "variant"
     discovery.cli(["--out", str(out), "--smoke", "--datasets", "single_motif", "--threads", "1",
-                   "--methods", "ARGMINN", "--argminn-set", "warmup_candidates=3"])
+                   "--methods", "ARGMINN", "--argminn-set", f"warmup_candidates={k}"])
     saved = json.loads((out / "discovery.json").read_text())
-    assert saved["argminn_set"] == {"warmup_candidates": 3}
+    assert saved["argminn_set"] == {"warmup_candidates": k}
     record = json.loads((out / "single_motif" / "ARGMINN" / "warmup_candidates.json").read_text())
-    assert [c["seed"] for c in record["candidates"]] == [0, 1000, 2000]
+    assert [c["seed"] for c in record["candidates"]] == [1000 * i for i in range(k)]
     stamp = (out / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns
     discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1,
-                   argminn_set={"warmup_candidates": 3})
+                   argminn_set={"warmup_candidates": k})
     assert (out / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp  # reused
-    with pytest.raises(ArgminnError, match=re.escape("warmup_candidates=3 instead of warmup_candidates=2")):
+    with pytest.raises(ArgminnError, match=re.escape(f"warmup_candidates={k} instead of warmup_candidates={k - 1}")):
         discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)

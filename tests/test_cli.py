@@ -522,11 +522,11 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     tiny = ["--quiet", "--sim-set", "n_train=300", "--sim-set", "n_valid=60", "--sim-set", "n_test=60",
             "--sim-set", "length=120", "--sim-set", "spacing=15", "--train-set", "max_epochs=2",
             "--model-set", "n_layers=2", "--model-set", "stream_dim=32",
-            # the demo's two warm-up candidates, one epoch each
+            # the demo's three warm-up candidates, one epoch each
             "--train-set", "overlap_warmup=1", "--train-set", "l1_warmup=1", "--train-set", "entropy_warmup=1"]
     assert main(["demo", "--out", str(out), *tiny]) == 0
     for name in ("data/simulation.json", "run/model.pt", "motifs/motifs.tsv", "instances/syntax.tsv",
-                 "run/warmup_candidates.json", "run/warmup_candidates/seed1000/last.pt"):
+                 "run/warmup_candidates.json", "run/warmup_candidates/seed2000/last.pt"):
         assert (out / name).exists(), name
     assert any((out / "design").iterdir())
     capsys.readouterr()

@@ -3,7 +3,7 @@
 The same steps as `argminn demo`, through the Python API, on a dataset and
 budget you choose. Without `--quick`, the default dataset and the demo's
 tuned setting (config.TUNED_TRAIN: regularizers warmed up over 20 epochs,
-filter resampling, the better of two warm-ups, one of two filters with one
+filter resampling, the best of three warm-ups, one of two filters with one
 motif pruned at the end, sharper attention) are used (about 2.5 minutes on 2 cores). `--quick` (used by
 the tests) trains the same model for 6 epochs on a smaller dataset, in about
 a minute, with the design defaults: the tuned setting's regularizers are not
