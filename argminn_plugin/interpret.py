@@ -47,7 +47,6 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
     from tqdm.auto import tqdm
 
     X = check_X(X, model.config.input_length)
-    model = model.to(device).eval()
     X = X.to(next(model.parameters()).dtype)  # a model in float64 (as for DeepLIFT) gets float64 input
     chosen = None  # every filter
     if filters is not None:
@@ -58,16 +57,21 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
                                f"got {given}")
         chosen = torch.as_tensor(sorted(int(f) for f in given), dtype=torch.long, device=device)
     out = {k: [] for k in ("attention", "filter", "activation", "strand")}
-    for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
-        parts = model.interims(X[i:i + batch_size].to(device))
-        if chosen is None:
-            act, filt = parts["activations"].max(1)  # (n, P)
-        else:
-            act, pick = parts["activations"][:, chosen].max(1)
-            filt = chosen[pick]
-        strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
-        for k, v in zip(out, (torch.stack(parts["attention"], 1), filt, act, strand)):
-            out[k].append(v.cpu())
+    home = next(model.parameters()).device  # where the model goes back to, as tangermeme's predict does
+    model = model.to(device).eval()
+    try:
+        for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
+            parts = model.interims(X[i:i + batch_size].to(device))
+            if chosen is None:
+                act, filt = parts["activations"].max(1)  # (n, P)
+            else:
+                act, pick = parts["activations"][:, chosen].max(1)
+                filt = chosen[pick]
+            strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
+            for k, v in zip(out, (torch.stack(parts["attention"], 1), filt, act, strand)):
+                out[k].append(v.cpu())
+    finally:
+        model.to(home)
     scan = {k: torch.cat(v) for k, v in out.items()}
     att = scan.pop("attention")  # (N, layers, heads, P)
     if head_weights is not None:

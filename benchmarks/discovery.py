@@ -195,7 +195,7 @@ def model_configs(length):
 
 
 # The smoke run's 2 epochs hold no 10-epoch warm-up: there, ARGMINN's regularizers come on after one
-# epoch, so the smoke run still trains two warm-up candidates and switches the terms on.
+# epoch, so the smoke run still trains its warm-up candidates and switches the terms on.
 SMOKE_WARMUPS = {"overlap_warmup": 1, "l1_warmup": 1, "entropy_warmup": 1}
 
 
@@ -212,8 +212,8 @@ def check_argminn_set(argminn_set):
         raise ArgminnError(f"--argminn-set: no TrainConfig field {', '.join(map(repr, unknown))}")
     fixed = sorted(k for k in argminn_set if k in NOT_SETTABLE)
     if fixed:
-        raise ArgminnError(f"--argminn-set: {', '.join(map(repr, fixed))} is the benchmark's, the same for every "
-                           f"method (the training seed: --train-seed)")
+        raise ArgminnError(f"--argminn-set: {', '.join(map(repr, fixed))}: the benchmark's, the same for every "
+                           f"method" + (" (the training seed: --train-seed)" if "seed" in fixed else ""))
 
 
 def train_config(method, mode, seed, threads, argminn_set=None):
@@ -532,6 +532,8 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
          argminn_set=None):
     mode = "smoke" if smoke else "full"
     if argminn_set:  # the whole setting checked before any data is drawn (a field, or a value of the wrong type)
+        if "ARGMINN" not in methods:
+            raise ArgminnError("--argminn-set changes ARGMINN's training: include ARGMINN in --methods")
         train_config("ARGMINN", mode, seed if train_seed is None else train_seed, threads, argminn_set)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -592,8 +594,9 @@ def cli(argv=None):
                              "(nothing retrained; runs not finished train as usual)")
     parser.add_argument("--argminn-set", action="append", type=setting, default=[], metavar="FIELD=VALUE",
                         help="a variant run: ARGMINN trains with this TrainConfig field changed (repeatable; the "
-                             "value read as JSON, else as text: warmup_candidates=3, overlap_units=raw); use its "
-                             "own --out, a finished run with another setting is not reused")
+                             "value read as JSON, else as text: warmup_candidates=2, overlap_units=raw, "
+                             "reverse_complement_augment=false); use its own --out, a finished run with another "
+                             "setting is not reused")
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")

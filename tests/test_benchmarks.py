@@ -406,7 +406,10 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
     for argv, message in ((["--argminn-set", "warmup_candidates"], "not FIELD=VALUE: 'warmup_candidates'"),
                           (["--argminn-set", "l1_weight=0", "--argminn-set", "l1_weight=1"], "a field given twice"),
                           (["--argminn-set", "filters=3"], "--argminn-set: no TrainConfig field 'filters'"),
-                          (["--argminn-set", "seed=3"], "'seed' is the benchmark's, the same for every method"),
+                          (["--argminn-set", "seed=3"], "'seed': the benchmark's, the same for every method (the "
+                                                        "training seed: --train-seed)"),
+                          (["--argminn-set", "patience=3"], "'patience': the benchmark's, the same for every method"),
+                          (["--methods", "CNN", "--argminn-set", "l1_weight=0"], "include ARGMINN in --methods"),
                           (["--argminn-set", "warmup_candidates=many"], "warmup_candidates")):
         with pytest.raises(SystemExit) as stop:
             discovery.cli(["--out", str(tmp_path / "bad"), "--smoke", *argv])

@@ -244,7 +244,7 @@ def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refu
     fasta, bed = str(dataset / "genome.fa"), str(dataset / "peaks.bed")
     predict = ["predict", "--model", str(trained / "model.pt"), "--fasta", fasta, "--bed", bed]
     assert main(predict + ["-o", str(tmp_path / "a.tsv")]) == 0
-    assert main(predict + ["-o", str(tmp_path / "b.tsv"), "--device", "cpu"]) == 0
+    assert main(predict + ["-o", str(tmp_path / "b.tsv"), "--device", "cpu:0"]) == 0  # cpu:N is the CPU
     assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -271,6 +271,7 @@ def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refu
     monkeypatch.setattr(predict_module, "predict_intervals", recorder(predict_module.predict_intervals))
     monkeypatch.setattr(variants_module, "score_variants", recorder(variants_module.score_variants))
     monkeypatch.setattr(interpret, "instance_report", recorder(interpret.instance_report))
+    monkeypatch.setattr(interpret, "variant_instances", recorder(interpret.variant_instances))
     assert main(predict + ["-o", str(tmp_path / "c.tsv"), "--device", "cuda"]) == 0
     assert (tmp_path / "c.tsv").read_text() == (tmp_path / "a.tsv").read_text()
     import pyfaidx
@@ -279,15 +280,19 @@ def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refu
     vcf = tmp_path / "v.vcf"
     vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{ref}\t{'A' if ref != 'A' else 'C'}\n")
     variants = ["variants", "--fasta", fasta, "--variants", str(vcf), "--device", "cuda:0"]
-    assert main(variants + ["--model", str(trained / "model.pt"), "-o", str(tmp_path / "v.tsv")]) == 0
     assert main(["motifs", "--model", str(trained / "model.pt"), "--data", str(dataset), "--out",
                  str(tmp_path / "motifs")]) == 0
+    assert main(variants + ["--model", str(trained / "model.pt"), "--motifs", str(tmp_path / "motifs"),
+                            "-o", str(tmp_path / "v.tsv")]) == 0
     assert main(["instances", "--model", str(trained / "model.pt"), "--motifs", str(tmp_path / "motifs"),
                  "--data", str(dataset), "--positives", "--out", str(tmp_path / "inst"), "--device", "cuda"]) == 0
-    assert seen == ["cuda", "cuda:0", "cuda"]
+    assert seen == ["cuda", "cuda:0", "cuda:0", "cuda"]  # predict, variants (effects, instances), instances
     capsys.readouterr()
     assert main(variants + ["--kipoi-model", str(tmp_path), "-o", str(tmp_path / "k.tsv")]) == 2
     assert "--device cuda:0: not used with --kipoi-model" in capsys.readouterr().err
+    from argminn_plugin.cli import _device
+
+    assert _device("cpu:3") == "cpu" and _device("cuda:0") == "cuda:0"  # the Kipoi route takes any CPU
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -324,6 +324,35 @@ def test_instances_point_only_at_the_filters_given():
             call_instances(model, X, filters=bad)
 
 
+def test_attention_scan_puts_the_model_back_where_it_was(monkeypatch):
+    """The scan runs the model on ``device`` and moves it back afterwards, also when the pass fails (as
+    tangermeme's predict does): a caller's next CPU call still works. Recorded through Module.to (no GPU here)."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.interpret import attention_scan
+    from conftest import random_onehot
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4)).eval()
+    X = random_onehot(8, 40, seed=3)
+    moves = []
+    real_to = torch.nn.Module.to
+
+    def to(self, *args, **kwargs):
+        if self is model:
+            moves.append(str(args[0]))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", to)
+    attention_scan(model, X, device="cpu")
+    assert moves == ["cpu", "cpu"]
+    moves.clear()
+    monkeypatch.setattr(model, "interims", lambda X: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        attention_scan(model, X, device="cpu")
+    assert moves == ["cpu", "cpu"]
+
+
 def test_call_instances_on_a_float64_model_and_min_separation():
     """A model in float64 (as for DeepLIFT) calls the same instances; min_separation=0 means no spacing
     between calls (not the default of one filter width); a negative one is an error."""
