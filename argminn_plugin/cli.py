@@ -183,12 +183,9 @@ def _device(text):
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
             raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use --device cpu")
-        return "mps"  # one MPS device: mps:N names the same one
     elif device.type != "cpu":
         raise argparse.ArgumentTypeError(f"{text!r}: only cpu, cuda and mps are supported")
-    else:
-        return "cpu"  # cpu:N is the CPU too
-    return str(device)
+    return str(device) if device.type == "cuda" else device.type  # cpu:N and mps:N name the one CPU / MPS device
 
 
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N or mps; refused if this machine lacks it"
