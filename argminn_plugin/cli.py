@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from .config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, TrainConfig
+from .config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, TrainConfig, settings_from_pairs
 from .errors import ArgminnError
 from .runtime import steady_allocator
 
@@ -83,23 +83,9 @@ def _intervals(args, length):
     return X, bed
 
 
-def _overrides(pairs, where):
-    """key=value strings -> dict, values parsed as JSON where they parse."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ArgminnError(f"{where}: {pair!r} is not key=value")
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def _load_config(cls, path, pairs, where, **defaults):
     base = cls.from_json(path).to_dict() if path else {}
-    return cls.from_dict({**defaults, **base, **_overrides(pairs, where)}, where=path or where)
+    return cls.from_dict({**defaults, **base, **settings_from_pairs(pairs, where)}, where=path or where)
 
 
 def cmd_simulate(args):
@@ -116,11 +102,11 @@ def cmd_train(args):
     from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, train
 
     _sources(args, labelled=True)  # a flag mix-up is named before any file is read
+    tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set")  # and a bad setting
     length = _data_length(args)
     defaults = {"input_length": length} if length else {}
     config_cls = ARCHITECTURES[getattr(args, "architecture", "argminn")][0]
     mc = _load_config(config_cls, args.model_config, args.model_set, "--model-set", **defaults)
-    tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set")
     # Under torchrun (WORLD_SIZE > 1) every process loads the data and trains
     # its share of each batch; rank 0 alone writes the run directory and prints.
     import torch.distributed as dist
@@ -348,17 +334,21 @@ def cmd_demo(args):
         raise ArgminnError("demo runs in one process; under torchrun use 'argminn train'")
     data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
-    train_set = DEMO_TRAIN_SET + (args.train_set or [])
-    _load_config(TrainConfig, None, train_set, "--train-set")  # bad settings are refused before simulating
+    from .simulate import SimulationConfig
+
+    # the demo's setting, each key the user gives replaced; bad settings are refused before simulating
+    given = settings_from_pairs(args.train_set, "--train-set")
+    train_set = [pair for pair in DEMO_TRAIN_SET if pair.partition("=")[0] not in given] + (args.train_set or [])
+    _load_config(TrainConfig, None, train_set, "--train-set")
+    wanted = _load_config(SimulationConfig, None, args.sim_set, "--sim-set").to_dict()
     if not (args.resume or args.force) and any(os.path.exists(d) for d in (data_dir, run_dir)):
         raise ArgminnError(f"{args.out}: holds an earlier demo (output exists); pass --resume to continue it (a "
                            "killed run picks up from its last epoch; motifs, instances and design are written "
                            "again) or --force to start again")
     if args.resume and not args.force and os.path.isfile(os.path.join(data_dir, "simulation.json")):
         # simulation.json is written last: the data is complete; reuse it if it is what these settings make
-        from .simulate import SimulationConfig, dataset_meta
+        from .simulate import dataset_meta
 
-        wanted = _load_config(SimulationConfig, None, args.sim_set, "--set").to_dict()
         saved = dataset_meta(data_dir).get("config")
         try:  # a key added since the data was written takes its default, which made the same data
             saved = SimulationConfig.from_dict(saved).to_dict() if isinstance(saved, dict) else saved

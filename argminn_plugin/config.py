@@ -51,6 +51,24 @@ def _check_type(name, value, annotation, where):
     return value
 
 
+def settings_from_pairs(pairs, where):
+    """``KEY=VALUE`` strings (``--set``, ``--train-set``, ``--argminn-set``) -> dict, each value read as JSON
+    (numbers, true/false, lists) where it parses, else kept as text. A string without ``=`` or without a key,
+    and a key given twice, are refused, named with ``where``; the keys and types are the config's to check."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ArgminnError(f"{where}: {pair!r} is not KEY=VALUE")
+        if key in out:
+            raise ArgminnError(f"{where}: key {key!r} given twice")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
 class _Config:
     """Mixin: construction from dicts/JSON with strict key and type checks."""
 

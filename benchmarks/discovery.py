@@ -56,7 +56,7 @@ import torch
 
 from argminn_plugin import ModelConfig, TrainConfig
 from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
-from argminn_plugin.config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN
+from argminn_plugin.config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, settings_from_pairs
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.fileio import atomic_write, output_set, pyplot, safe_load_torch, save_png
@@ -206,10 +206,8 @@ NOT_SETTABLE = ("seed", "max_epochs", "patience", "num_threads")
 def check_argminn_set(argminn_set):
     """``argminn_set`` (a dict of TrainConfig fields) changes ARGMINN's training setting for a variant run;
     a field TrainConfig does not have, or one the benchmark fixes for every method, is refused."""
-    fields = set(TrainConfig().to_dict())
-    unknown = sorted(k for k in argminn_set if k not in fields)
-    if unknown:
-        raise ArgminnError(f"--argminn-set: no TrainConfig field {', '.join(map(repr, unknown))}")
+    # a field TrainConfig lacks, a mistyped value, or one that does not go with the rest of ARGMINN's setting
+    TrainConfig.from_dict({**ARGMINN_TRAIN, **argminn_set}, where="--argminn-set")
     fixed = sorted(k for k in argminn_set if k in NOT_SETTABLE)
     if fixed:
         raise ArgminnError(f"--argminn-set: {', '.join(map(repr, fixed))}: the benchmark's, the same for every "
@@ -566,17 +564,6 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     return report
 
 
-def setting(text):
-    """An argparse type: ``FIELD=VALUE``, the value read as JSON (numbers, true/false), else kept as text."""
-    field, sep, value = text.partition("=")
-    if not sep or not field:
-        raise argparse.ArgumentTypeError(f"not FIELD=VALUE: {text!r}")
-    try:
-        return field, json.loads(value)
-    except ValueError:
-        return field, value
-
-
 def cli(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True)
@@ -592,7 +579,7 @@ def cli(argv=None):
     parser.add_argument("--rescore", action="store_true",
                         help="score finished runs again with the current metrics, from their saved models "
                              "(nothing retrained; runs not finished train as usual)")
-    parser.add_argument("--argminn-set", action="append", type=setting, default=[], metavar="FIELD=VALUE",
+    parser.add_argument("--argminn-set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a variant run: ARGMINN trains with this TrainConfig field changed (repeatable; the "
                              "value read as JSON, else as text: warmup_candidates=2, overlap_units=raw, "
                              "reverse_complement_augment=false); use its own --out, a finished run with another "
@@ -600,9 +587,10 @@ def cli(argv=None):
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
-    argminn_set = dict(args.argminn_set)
-    if len(argminn_set) < len(args.argminn_set):
-        parser.error("--argminn-set: a field given twice")
+    try:
+        argminn_set = settings_from_pairs(args.argminn_set, "--argminn-set")
+    except ArgminnError as exc:
+        parser.error(str(exc))
     with one_line_errors("benchmarks.discovery"):  # e.g. another seed in the same --out
         main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed, args.rescore,
              argminn_set or None)

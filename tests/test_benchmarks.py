@@ -403,9 +403,10 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
         with pytest.raises(SystemExit) as stop:
             discovery.cli(["--out", str(tmp_path / "bad"), "--smoke", *argv])
         assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
-    for argv, message in ((["--argminn-set", "warmup_candidates"], "not FIELD=VALUE: 'warmup_candidates'"),
-                          (["--argminn-set", "l1_weight=0", "--argminn-set", "l1_weight=1"], "a field given twice"),
-                          (["--argminn-set", "filters=3"], "--argminn-set: no TrainConfig field 'filters'"),
+    for argv, message in ((["--argminn-set", "warmup_candidates"], "--argminn-set: 'warmup_candidates' is not KEY=VALUE"),
+                          (["--argminn-set", "l1_weight=0", "--argminn-set", "l1_weight=1"],
+                           "--argminn-set: key 'l1_weight' given twice"),
+                          (["--argminn-set", "filters=3"], "--argminn-set: unknown key(s) 'filters'; valid keys are"),
                           (["--argminn-set", "seed=3"], "'seed': the benchmark's, the same for every method (the "
                                                         "training seed: --train-seed)"),
                           (["--argminn-set", "patience=3"], "'patience': the benchmark's, the same for every method"),
@@ -424,8 +425,6 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
 def test_discovery_variant_run_trains_argminn_with_the_setting_changed(tmp_path, monkeypatch):
     """--argminn-set changes ARGMINN's TrainConfig alone, is recorded, and its run is reused under it only."""
     discovery = _bench(monkeypatch, "discovery")
-    assert discovery.setting("overlap_units=raw") == ("overlap_units", "raw")
-    assert discovery.setting("lr_decay=0.5") == ("lr_decay", 0.5) and discovery.setting("x==1") == ("x", "=1")
     k = discovery.ARGMINN_TRAIN["warmup_candidates"] + 1  # one more warm-up than the benchmark's
     variant = {"warmup_candidates": k, "overlap_units": "raw"}
     changed = discovery.train_config("ARGMINN", "smoke", 0, 1, variant)

@@ -80,6 +80,22 @@ def test_config_rejects_unknown_and_mistyped_keys():
         ModelConfig(input_length=5, filter_width=10)
 
 
+def test_key_value_settings_are_read_as_json_else_text():
+    """One reader for --set, --train-set and the benchmark's --argminn-set."""
+    from argminn_plugin.config import settings_from_pairs
+
+    read = settings_from_pairs(["overlap_units=raw", "lr_decay=0.5", "x==1", "reverse_complement_augment=false",
+                                "milestones=[1, 2]", "name="], "--set")
+    assert read == {"overlap_units": "raw", "lr_decay": 0.5, "x": "=1", "reverse_complement_augment": False,
+                    "milestones": [1, 2], "name": ""}
+    assert settings_from_pairs(None, "--set") == {}
+    for pairs, message in ((["lr"], "--set: 'lr' is not KEY=VALUE"), (["=1"], "--set: '=1' is not KEY=VALUE"),
+                           (["lr=1", "lr=2"], "--set: key 'lr' given twice")):
+        with pytest.raises(ArgminnError) as caught:
+            settings_from_pairs(pairs, "--set")
+        assert str(caught.value) == message
+
+
 def test_design_defaults():
     c = ModelConfig()
     assert (c.n_filters, c.filter_width, c.pos_enc_dim, c.token_dim, c.stream_dim, c.n_layers, c.n_heads) == \
