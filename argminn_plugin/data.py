@@ -136,8 +136,9 @@ def open_fasta(path):
         raise ArgminnError(f"{path}: cannot read as FASTA ({msg})") from None
 
 
-def _open_text(path):
-    """A text handle on ``path``, read through gzip when the file is gzipped (ENCODE ships .bed.gz)."""
+def open_text(path):
+    """A text handle on ``path``, read through gzip when the file is gzipped, whatever its name (ENCODE ships
+    .bed.gz; a .vcf.gz is BGZF, which gzip reads)."""
     import gzip
 
     with open(path, "rb") as raw:
@@ -165,7 +166,7 @@ def read_bed(path, label_columns=False, summits=False):
         raise ArgminnError(f"{path}: BED file not found")
     rows, lines, header = [], [], None
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             for lineno, line in enumerate(handle, 1):
                 text = line.rstrip("\n\r")
                 if not text.strip() or text.startswith(("track", "browser")):

@@ -8,19 +8,14 @@ error naming the file and line. Effects are scored with tangermeme's
 variant (the variant sits at window index ``L // 2``).
 """
 
-import gzip
 import numbers
 import os
 
 import pandas as pd
 import torch
 
-from .data import ALPHABET, check_intervals, check_letters, open_fasta
+from .data import ALPHABET, check_intervals, check_letters, open_fasta, open_text
 from .errors import ArgminnError
-
-
-def _open_text(path):
-    return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
 
 
 def read_variants(path, skip_other=False):
@@ -35,7 +30,7 @@ def read_variants(path, skip_other=False):
         raise ArgminnError(f"{path}: variant file not found")
     rows, header = [], None
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             for lineno, line in enumerate(handle, 1):
                 text = line.rstrip("\n\r")
                 if not text.strip() or text.startswith("##"):
@@ -49,8 +44,9 @@ def read_variants(path, skip_other=False):
                     raise ArgminnError(f"{path}: line {lineno}: no header line; expected a VCF '#CHROM POS ID REF ALT' "
                                        "line or a table header with chrom, pos, ref, alt")
                 rows.append((lineno, fields))
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
-        raise ArgminnError(f"{path}: not a plain-text VCF or table, nor a gzipped one named .gz") from None
+    except (UnicodeDecodeError, EOFError, OSError) as exc:  # gzipped or not, whatever the name (as a BED is read)
+        what = "not a text VCF or table" if isinstance(exc, UnicodeDecodeError) else f"cannot read ({exc})"
+        raise ArgminnError(f"{path}: {what}") from None
     if header is None or not {"chrom", "pos", "ref", "alt"} <= set(header):
         raise ArgminnError(f"{path}: the header must name chrom, pos, ref and alt columns")
     col = {name: header.index(name) for name in ("chrom", "pos", "ref", "alt")}

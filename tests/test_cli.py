@@ -495,7 +495,7 @@ def test_cli_refusals_are_one_line_errors(dataset, trained, tmp_path, capsys):
     # an output that is a directory: refused before the work, even with --force
     assert main([*predict, "-o", str(tmp_path), "--force"]) == 2
     assert f"{tmp_path}: is a directory; give a file name" in capsys.readouterr().err
-    # a binary BED, a gzipped VCF named .vcf, a binary config file
+    # a binary BED, a cut-off gzipped VCF, a binary VCF, a binary config file
     import gzip
     binary_bed = tmp_path / "peaks.bed"
     binary_bed.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
@@ -505,10 +505,14 @@ def test_cli_refusals_are_one_line_errors(dataset, trained, tmp_path, capsys):
     assert main([*predict[:-2], "--bed", str(binary_bed), "-o", str(tmp_path / "p.tsv")]) == 2
     assert "peaks.bed: cannot read (" in capsys.readouterr().err
     gz_vcf = tmp_path / "gz.vcf"
-    gz_vcf.write_bytes(gzip.compress(vcf.read_bytes()))
+    gz_vcf.write_bytes(gzip.compress(vcf.read_bytes())[:-6])  # a cut-off download
     assert main(["variants", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
                  "--variants", str(gz_vcf), "-o", str(tmp_path / "v.tsv")]) == 2
-    assert "gz.vcf: not a plain-text VCF or table, nor a gzipped one named .gz" in capsys.readouterr().err
+    assert "gz.vcf: cannot read (" in capsys.readouterr().err
+    gz_vcf.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert main(["variants", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+                 "--variants", str(gz_vcf), "-o", str(tmp_path / "v.tsv")]) == 2
+    assert "gz.vcf: not a text VCF or table" in capsys.readouterr().err
     binary = tmp_path / "config.json"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
     assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "run"), "--train-config", str(binary)]) == 2

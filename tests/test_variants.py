@@ -38,6 +38,13 @@ def test_read_vcf_and_table(tmp_path):
     table.write_text("#chrom\tposition\tref\talt\n")
     with pytest.raises(ArgminnError, match="header must name"):
         read_variants(str(table))
+    # gzipped (bgzip's output is gzip too): read whatever the name, as a BED is
+    import gzip
+
+    plain = vcf(tmp_path, ("chr1", 30, "rs1", "C", "T", ".", ".", "."))
+    for name in ("v.vcf.gz", "zipped.vcf"):
+        (tmp_path / name).write_bytes(gzip.compress(open(plain, "rb").read()))
+        assert read_variants(str(tmp_path / name)).equals(read_variants(plain))
 
 
 @pytest.mark.parametrize("record, message", [
