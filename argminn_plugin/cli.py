@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from .config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, TrainConfig, settings_from_pairs
+from .config import HEAD_WEIGHTS, TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, TrainConfig, settings_from_pairs
 from .errors import ArgminnError
 from .runtime import steady_allocator
 
@@ -175,6 +175,9 @@ def _device(text):
 
 
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N or mps; refused if this machine lacks it"
+HEAD_WEIGHTS_HELP = ("how the attention heads are weighed: 'motifs' (default) as measured where --motifs were read "
+                     "(its report.json), so each sequence's calls do not depend on the others called; 'called' "
+                     "over the sequences called here (also where --motifs recorded no weights)")
 
 
 def cmd_predict(args):
@@ -233,7 +236,7 @@ def cmd_variants(args):
             from .interpret import variant_instances
 
             hits = variant_instances(model, variants, args.fasta, args.motifs, offset=args.offset,
-                                     batch_size=args.batch_size, device=args.device)
+                                     batch_size=args.batch_size, device=args.device, head_weights=args.head_weights)
             table = pd.concat([table.reset_index(drop=True), hits], axis=1)
     with atomic_write(args.output, force=args.force) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
@@ -259,7 +262,7 @@ def cmd_instances(args):
     else:
         X, bed = _intervals(args, model.config.input_length)
     summary = instance_report(model, X, bed, args.motifs, args.out, truth=truth, force=args.force,
-                              device=args.device)
+                              device=args.device, head_weights=args.head_weights)
     print(json.dumps(summary, indent=1))
 
 
@@ -465,6 +468,7 @@ def build_parser():
     p.add_argument("--split", choices=["train", "valid", "test"], help="with --data: which split (default: test; "
                                                                         "with --fasta every interval is called)")
     p.add_argument("--positives", action="store_true", help="with --data: only the positive sequences")
+    p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default="motifs", help=HEAD_WEIGHTS_HELP)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -495,6 +499,8 @@ def build_parser():
                                               "uses L // 2 - 1; with --model only)")
     p.add_argument("--motifs", help="output directory of 'argminn motifs': also report the called motif instance "
                                     "each variant falls in")
+    p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default="motifs",
+                   help=HEAD_WEIGHTS_HELP + " (with --motifs)")
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt; "
                                                       "a multi-allelic record gives one SNV per allele")

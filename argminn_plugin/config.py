@@ -51,6 +51,11 @@ def _check_type(name, value, annotation, where):
     return value
 
 
+# How call_instances' attention heads are weighed in instance_report and variant_instances (and the CLI):
+# as measured where the motifs were read ('argminn motifs' saves it), or over the sequences called.
+HEAD_WEIGHTS = ("motifs", "called")
+
+
 def settings_from_pairs(pairs, where):
     """``KEY=VALUE`` strings (``--set``, ``--train-set``, ``--argminn-set``) -> dict, each value read as JSON
     (numbers, true/false, lists) where it parses, else kept as text. A string without ``=`` or without a key,

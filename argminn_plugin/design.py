@@ -264,7 +264,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     import os
 
     from .fileio import atomic_write, check_writable, output_set, pyplot, save_png, write_fasta
-    from .interpret import call_instances, read_annotation
+    from .interpret import call_instances, read_annotation, saved_head_weights
     from .motifs import read_meme
 
     outputs = ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv")
@@ -303,7 +303,8 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     table["n_starts"] = table["n_starts"].astype("Int64")
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} {int(rule['spacing']):+d} bp, "
                              f"{rule['orientation']} strand")
-    calls = call_instances(model, positives, annotation, filters=active) if positives is not None else None
+    calls = None if positives is None else call_instances(model, positives, annotation, filters=active,
+                                                          head_weights=saved_head_weights(motif_dir, model))
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
                             int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
                             step=step)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .config import HEAD_WEIGHTS
 from .data import check_X
 from .errors import ArgminnError
 
@@ -136,6 +137,44 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
                                "first")
     table = pd.read_csv(path, sep="\t")
     return annotation_from_table(table, q_threshold), active_filters(table) if "active" in table else None
+
+
+def saved_head_weights(motif_dir, model):
+    """The (layers, heads) weights ``argminn motifs`` measured on the sequences it read the motifs from
+    (``report.json``'s ``head_weights``), or None where it recorded none (a directory written before they
+    were recorded, or motifs read from the weights alone). Checked against the model's layers and heads."""
+    import json
+    import os
+
+    path = os.path.join(motif_dir, "report.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            saved = json.load(handle).get("head_weights")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise ArgminnError(f"{path}: not a readable motif report ({exc})") from None
+    if saved is None:
+        return None
+    shape = (model.config.n_layers, model.config.n_heads)
+    try:
+        weights = np.asarray(saved, dtype=float)
+    except (TypeError, ValueError):
+        weights = None
+    if weights is None or weights.shape != shape or not np.isfinite(weights).all():
+        raise ArgminnError(f"{path}: 'head_weights' must be a finite {shape[0]} x {shape[1]} (layers x heads) "
+                           f"list, as 'argminn motifs' writes it")
+    return weights
+
+
+def _head_weights(how, motif_dir, model):
+    """(weights for attention_scan, what they are) under ``how`` (one of HEAD_WEIGHTS)."""
+    if how not in HEAD_WEIGHTS:
+        raise ArgminnError(f"instances: head_weights must be one of {', '.join(HEAD_WEIGHTS)}, got {how!r}")
+    weights = saved_head_weights(motif_dir, model) if how == "motifs" and motif_dir else None
+    if weights is None:
+        return None, "over the sequences called"
+    return weights, f"from {motif_dir}/report.json (the sequences the motifs were read from)"
 
 
 def active_filters(table):
@@ -339,14 +378,19 @@ def plot_coverage(curves, path, force=False):
     save_png(fig, path, force=force)
 
 
-def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, batch_size=256, device="cpu"):
+def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, batch_size=256, device="cpu",
+                    head_weights="motifs"):
     """Call instances on X (windows of ``bed``) and write the tables and figures to ``out_dir``.
 
     Writes instances.tsv (ranked calls with genome coordinates), instances.bed,
     syntax.tsv and spacing.png (the most frequent motif pair). With ``truth``
     (planted instances: sequence, start, end in window coordinates) also
     coverage.tsv and coverage.png: top-k coverage of the attention calls and
-    of the motifs in ``motif_dir`` scanned with FIMO. Returns a summary dict.
+    of the motifs in ``motif_dir`` scanned with FIMO. ``head_weights``:
+    "motifs" weighs the heads as measured where the motifs were read
+    (:func:`saved_head_weights`; each sequence's calls then do not depend on
+    the others called; where none were saved, as "called"), "called" over X
+    itself. Returns a summary dict.
     """
     import os
 
@@ -365,8 +409,10 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     if active == []:
         raise ArgminnError(f"{motif_dir}/motifs.tsv: no active filter (the model uses none of its filters as a "
                            "motif), so there are no instances to call")
+    weights, weighed = _head_weights(head_weights, motif_dir, model)
     os.makedirs(out_dir, exist_ok=True)
-    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active)
+    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active,
+                           head_weights=weights)
     window_start = bed["start"].to_numpy() + (bed["end"].to_numpy() - bed["start"].to_numpy()) // 2 \
         - model.config.input_length // 2
     calls.insert(1, "chrom", bed["chrom"].to_numpy()[calls["sequence"]])
@@ -377,7 +423,7 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     if "line" in bed.columns:  # the BED line of each call's sequence (sequence counts rows, after any left out)
         calls["line"] = bed["line"].to_numpy()[calls["sequence"]]
     syntax = syntax_readout(calls)
-    summary = {"n_sequences": int(len(X)), "n_calls": int(len(calls))}
+    summary = {"n_sequences": int(len(X)), "n_calls": int(len(calls)), "head_weights": weighed}
     if len(syntax):
         top = syntax.iloc[0]
         summary["top_syntax"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in top.items()}
@@ -412,7 +458,8 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     return summary
 
 
-def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch_size=256, device="cpu"):
+def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch_size=256, device="cpu",
+                      head_weights="motifs"):
     """For each SNV, the called motif instance it falls in (the mechanistic reason for its effect).
 
     Instances are called by attention on the reference window of each variant
@@ -420,15 +467,19 @@ def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch
     returns one row per variant: hit_motif, hit_start, hit_end (the
     instance's genome span, 0-based and end-exclusive as in BED), hit_strand,
     hit_attention (the highest-attention call covering the variant; empty
-    when none does).
+    when none does). ``head_weights`` as in :func:`instance_report`: with
+    "motifs" (and motifs saved with their weights), a variant's hit does not
+    depend on the other variants scored with it.
     """
     import os
 
     from .variants import variant_windows
 
     annotation, active = read_annotation(motif_dir, model=model) if motif_dir else (None, None)
+    weights, _ = _head_weights(head_weights, motif_dir, model)
     X, subs, starts = variant_windows(variants, fasta, model.config.input_length, offset=offset)
-    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active)
+    calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active,
+                           head_weights=weights)
     pos = subs[:, 1].numpy()
     hits = calls[(calls["start"] <= pos[calls["sequence"]]) & (pos[calls["sequence"]] < calls["end"])]
     best = hits.sort_values("attention", ascending=False, kind="stable").drop_duplicates("sequence")

@@ -7,6 +7,7 @@ import numpy as np
 
 from .errors import ArgminnError
 from .fileio import atomic_write, check_writable, dump_json, model_fingerprint, output_set
+from .interpret import active_filters, attention_scan
 from .motifs import (best_matches, column_for_id, extract_motifs, jaspar_database, resolve_method, save_logos,
                      tomtom_qvalues, write_meme)
 
@@ -70,6 +71,14 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
     report = {"model_fingerprint": model_fingerprint(model), "method": resolve_method(method, X),
               "n_filters": int(len(table)),
               "n_active": int(table["active"].sum()), "active": table.loc[table["active"], "name"].tolist()}
+    active = active_filters(table)
+    if X is not None and active and getattr(model, "architecture", None) == "argminn":
+        # How much each (layer, head) attends to these motifs, measured on the sequences they were read from:
+        # 'argminn instances', 'variants --motifs' and 'design' weigh the heads by it, so a sequence's calls
+        # do not depend on the sequences called beside it (interpret.attention_scan).
+        _, weights = attention_scan(model, X, filters=active)
+        report["head_weights"] = weights.tolist()
+        report["head_weights_sequences"] = int(len(X))
     if planted:
         recovery = planted_recovery(q, motif_ids)
         report["planted"] = recovery

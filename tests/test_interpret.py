@@ -4,6 +4,7 @@ import json
 import os
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -434,3 +435,59 @@ def test_head_weights_fixed_once_score_each_sequence_alone(default_run):
     assert call_instances(model, X).equals(together)  # the weights X itself gives
     with pytest.raises(ArgminnError, match=r"'head_weights' must be a finite \(layers, heads\)"):
         call_instances(model, X[:2], head_weights=weights[:1])
+
+
+def test_motif_report_saves_head_weights_that_instances_and_variants_use(default_run, tmp_path):
+    """'argminn motifs' records the head weights of the sequences it read the motifs from; instances and
+    variant hits weighed by them are the same for a sequence alone as among others ('called': over X)."""
+    import shutil
+
+    import pyfaidx
+
+    from argminn_plugin.interpret import active_filters, attention_scan, saved_head_weights, variant_instances
+    from argminn_plugin.variants import variant_table
+
+    base, model, splits = default_run
+    motifs = base / "motifs"
+    if not (motifs / "motifs.tsv").exists():
+        motif_report(model, splits["train"][0], str(motifs), planted=str(base / "data/simulation.json"))
+    saved = saved_head_weights(str(motifs), model)
+    active = active_filters(pd.read_csv(motifs / "motifs.tsv", sep="\t"))
+    np.testing.assert_allclose(saved, attention_scan(model, splits["train"][0], filters=active)[1], rtol=1e-5)
+    assert json.loads((motifs / "report.json").read_text())["head_weights_sequences"] == len(splits["train"][0])
+
+    positives, _, bed = rows_with_label(*splits["test"])
+    many = instance_report(model, positives[:40], bed.iloc[:40], str(motifs), str(tmp_path / "many"))
+    assert many["head_weights"].startswith(f"from {motifs}/report.json")
+    instance_report(model, positives[5:6], bed.iloc[5:6], str(motifs), str(tmp_path / "one"))
+    read = {k: pd.read_csv(tmp_path / k / "instances.tsv", sep="\t") for k in ("many", "one")}
+    mine = read["many"][read["many"]["sequence"] == 5].drop(columns="sequence").reset_index(drop=True)
+    assert len(mine) > 0
+    pd.testing.assert_frame_equal(read["one"].drop(columns="sequence"), mine, atol=1e-5)
+    called = instance_report(model, positives[:40], bed.iloc[:40], str(motifs), str(tmp_path / "called"),
+                             head_weights="called")
+    assert called["head_weights"] == "over the sequences called"
+
+    # SNVs in the top calls of three held-out positives: each one's hit alone is its hit among the three
+    genome = pyfaidx.Fasta(str(base / "data/genome.fa"))
+    rows = []
+    for r in read["many"][read["many"]["rank"] == 1].head(3).itertuples():
+        pos = r.genome_start + 2  # 1-based, the call's second base
+        ref = str(genome[r.chrom][pos - 1]).upper()
+        rows.append((r.chrom, pos, ref, "A" if ref != "A" else "C"))
+    variants = variant_table(pd.DataFrame(rows, columns=["chrom", "pos", "ref", "alt"]))
+    fasta = str(base / "data/genome.fa")
+    together = variant_instances(model, variants, fasta, str(motifs))
+    assert (together["hit_motif"] != "").all(), together
+    for i in range(3):
+        alone = variant_instances(model, variants.iloc[i:i + 1].reset_index(drop=True), fasta, str(motifs))
+        pd.testing.assert_frame_equal(alone, together.iloc[i:i + 1].reset_index(drop=True), atol=1e-5)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(motifs, broken)
+    report = json.loads((broken / "report.json").read_text())
+    (broken / "report.json").write_text(json.dumps({**report, "head_weights": [[1.0]]}))
+    with pytest.raises(ArgminnError, match=r"report.json: 'head_weights' must be a finite 4 x 4"):
+        instance_report(model, positives[:2], bed.iloc[:2], str(broken), str(tmp_path / "x"))
+    with pytest.raises(ArgminnError, match="head_weights must be one of motifs, called"):
+        instance_report(model, positives[:2], bed.iloc[:2], str(motifs), str(tmp_path / "x"), head_weights="all")
