@@ -135,7 +135,10 @@ def test_interrupted_commands_leave_no_part_of_their_outputs_and_motifs_name_the
     capsys.readouterr()
     assert main(["instances", "--model", model, "--motifs", str(out), "--data", str(dataset),
                  "--out", str(tmp_path / "inst")]) == 0
-    capsys.readouterr()
+    assert json.loads(capsys.readouterr().out)["head_weights"].startswith(f"from {out}/report.json")
+    assert main(["instances", "--model", model, "--motifs", str(out), "--data", str(dataset),
+                 "--out", str(tmp_path / "inst_called"), "--head-weights", "called"]) == 0
+    assert json.loads(capsys.readouterr().out)["head_weights"] == "over the sequences called"
     for argv in (["instances", "--model", str(other / "model.pt"), "--motifs", str(out), "--data", str(dataset),
                   "--out", str(tmp_path / "inst2")],
                  ["design", "--model", str(other / "model.pt"), "--motifs", str(out), "--instances",
