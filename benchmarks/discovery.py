@@ -5,7 +5,9 @@ are trained on the same training split with the same training loop and
 settings (Adam, RC augmentation, early stopping on the validation split):
 
 - ``ARGMINN``: motifs = its filters (seqlet read-out, inactive filters
-  dropped); instances = attention traced back to the scanner, one forward pass;
+  dropped); instances = attention traced back to the scanner, one forward pass,
+  the heads weighed over the held-out positives called (``argminn instances
+  --head-weights called``; every recorded run was scored so);
 - ``CNN``: the standard CNN, first-layer filters read as motifs the same way;
   instances = those motifs scanned with FIMO (memelite);
 - ``ExplaiNN``: independent CNN units + linear layer, unit filters read as
@@ -203,15 +205,23 @@ SMOKE_WARMUPS = {"overlap_warmup": 1, "l1_warmup": 1, "entropy_warmup": 1}
 NOT_SETTABLE = ("seed", "max_epochs", "patience", "num_threads")
 
 
-def check_argminn_set(argminn_set):
-    """``argminn_set`` (a dict of TrainConfig fields) changes ARGMINN's training setting for a variant run;
-    a field TrainConfig does not have, or one the benchmark fixes for every method, is refused."""
-    # a field TrainConfig lacks, a mistyped value, or one that does not go with the rest of ARGMINN's setting
-    TrainConfig.from_dict({**ARGMINN_TRAIN, **argminn_set}, where="--argminn-set")
+def check_argminn_set(argminn_set, mode="full"):
+    """``argminn_set`` (a dict of TrainConfig fields) changes ARGMINN's training setting for a variant run.
+    A field the benchmark fixes for every method is refused first; then the setting ARGMINN would train with
+    in ``mode`` (its epochs and patience included) must be a valid TrainConfig: no unknown field, no value of
+    the wrong type, nothing that does not go with the rest."""
     fixed = sorted(k for k in argminn_set if k in NOT_SETTABLE)
     if fixed:
         raise ArgminnError(f"--argminn-set: {', '.join(map(repr, fixed))}: the benchmark's, the same for every "
                            f"method" + (" (the training seed: --train-seed)" if "seed" in fixed else ""))
+    settings = {**ARGMINN_TRAIN, **(SMOKE_WARMUPS if mode == "smoke" else {}), **argminn_set,
+                "max_epochs": EPOCHS[mode], "patience": PATIENCE}
+    try:
+        TrainConfig.from_dict(settings, where="--argminn-set")
+    except ArgminnError as exc:
+        message = str(exc)
+        raise ArgminnError(message if message.startswith("--argminn-set") else
+                           f"--argminn-set: {message} (the benchmark trains up to {EPOCHS[mode]} epochs)") from None
 
 
 def train_config(method, mode, seed, threads, argminn_set=None):
@@ -220,7 +230,7 @@ def train_config(method, mode, seed, threads, argminn_set=None):
     if extra and mode == "smoke":
         extra = {**extra, **SMOKE_WARMUPS}
     if method == "ARGMINN" and argminn_set:
-        check_argminn_set(argminn_set)
+        check_argminn_set(argminn_set, mode)
         extra = {**extra, **argminn_set}
     return TrainConfig(seed=seed, max_epochs=EPOCHS[mode], patience=PATIENCE, num_threads=threads, **extra)
 
@@ -579,7 +589,7 @@ def cli(argv=None):
     parser.add_argument("--rescore", action="store_true",
                         help="score finished runs again with the current metrics, from their saved models "
                              "(nothing retrained; runs not finished train as usual)")
-    parser.add_argument("--argminn-set", action="append", default=[], metavar="FIELD=VALUE",
+    parser.add_argument("--argminn-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a variant run: ARGMINN trains with this TrainConfig field changed (repeatable; the "
                              "value read as JSON, else as text: warmup_candidates=2, overlap_units=raw, "
                              "reverse_complement_augment=false); use its own --out, a finished run with another "

@@ -425,6 +425,11 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
 def test_discovery_variant_run_trains_argminn_with_the_setting_changed(tmp_path, monkeypatch):
     """--argminn-set changes ARGMINN's TrainConfig alone, is recorded, and its run is reused under it only."""
     discovery = _bench(monkeypatch, "discovery")
+    # checked with the epochs the benchmark trains: warm-ups past TrainConfig's default 40 epochs are valid
+    late = {"overlap_warmup": 45, "l1_warmup": 45, "entropy_warmup": 45, "resample_until": 60}
+    assert discovery.train_config("ARGMINN", "full", 0, 1, late).overlap_warmup == 45
+    with pytest.raises(ArgminnError, match=r"^--argminn-set: TrainConfig: .*\(the benchmark trains up to 100 epochs\)$"):
+        discovery.train_config("ARGMINN", "full", 0, 1, {"overlap_warmup": 200})
     k = discovery.ARGMINN_TRAIN["warmup_candidates"] + 1  # one more warm-up than the benchmark's
     variant = {"warmup_candidates": k, "overlap_units": "raw"}
     changed = discovery.train_config("ARGMINN", "smoke", 0, 1, variant)
