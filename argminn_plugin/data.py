@@ -12,6 +12,7 @@ accepted (soft-masked genomes); N becomes an all-zero column; any other letter
 """
 
 import os
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -136,6 +137,16 @@ def open_fasta(path):
         raise ArgminnError(f"{path}: cannot read as FASTA ({msg})") from None
 
 
+def unreadable(path, exc, kind):
+    """The one-line error for a text input that cannot be read (an exception of :data:`UNREADABLE`): not
+    text, or a broken or cut-off gzip."""
+    what = f"not a text {kind}" if isinstance(exc, UnicodeDecodeError) else f"cannot read ({exc})"
+    return ArgminnError(f"{path}: {what}")
+
+
+UNREADABLE = (UnicodeDecodeError, EOFError, OSError, zlib.error)  # reading through open_text
+
+
 def open_text(path):
     """A text handle on ``path``, read through gzip when the file is gzipped, whatever its name (ENCODE ships
     .bed.gz; a .vcf.gz is BGZF, which gzip reads)."""
@@ -191,9 +202,8 @@ def read_bed(path, label_columns=False, summits=False):
                     raise ArgminnError(f"{path}: line {lineno}: start {start} is not before end {end}")
                 rows.append(fields)
                 lines.append(lineno)
-    except (UnicodeDecodeError, EOFError, OSError) as exc:
-        what = "not a text BED file" if isinstance(exc, UnicodeDecodeError) else f"cannot read ({exc})"
-        raise ArgminnError(f"{path}: {what}") from None
+    except UNREADABLE as exc:
+        raise unreadable(path, exc, "BED file") from None
     if not rows:
         raise ArgminnError(f"{path}: no intervals (empty BED)")
     if label_columns:  # every row must carry every task's label

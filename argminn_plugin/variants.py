@@ -14,7 +14,7 @@ import os
 import pandas as pd
 import torch
 
-from .data import ALPHABET, check_intervals, check_letters, open_fasta, open_text
+from .data import ALPHABET, UNREADABLE, check_intervals, check_letters, open_fasta, open_text, unreadable
 from .errors import ArgminnError
 
 
@@ -44,9 +44,8 @@ def read_variants(path, skip_other=False):
                     raise ArgminnError(f"{path}: line {lineno}: no header line; expected a VCF '#CHROM POS ID REF ALT' "
                                        "line or a table header with chrom, pos, ref, alt")
                 rows.append((lineno, fields))
-    except (UnicodeDecodeError, EOFError, OSError) as exc:  # gzipped or not, whatever the name (as a BED is read)
-        what = "not a text VCF or table" if isinstance(exc, UnicodeDecodeError) else f"cannot read ({exc})"
-        raise ArgminnError(f"{path}: {what}") from None
+    except UNREADABLE as exc:  # gzipped or not, whatever the name (as a BED is read)
+        raise unreadable(path, exc, "VCF or table") from None
     if header is None or not {"chrom", "pos", "ref", "alt"} <= set(header):
         raise ArgminnError(f"{path}: the header must name chrom, pos, ref and alt columns")
     col = {name: header.index(name) for name in ("chrom", "pos", "ref", "alt")}

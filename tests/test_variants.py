@@ -45,6 +45,11 @@ def test_read_vcf_and_table(tmp_path):
     for name in ("v.vcf.gz", "zipped.vcf"):
         (tmp_path / name).write_bytes(gzip.compress(open(plain, "rb").read()))
         assert read_variants(str(tmp_path / name)).equals(read_variants(plain))
+    broken = bytearray(gzip.compress(open(plain, "rb").read() * 50))
+    broken[30:60] = bytes(b ^ 0xFF for b in broken[30:60])  # corrupted inside, not cut off
+    (tmp_path / "broken.vcf.gz").write_bytes(bytes(broken))
+    with pytest.raises(ArgminnError, match=r"broken.vcf.gz: cannot read \("):
+        read_variants(str(tmp_path / "broken.vcf.gz"))
 
 
 @pytest.mark.parametrize("record, message", [
