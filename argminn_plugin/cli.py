@@ -203,7 +203,8 @@ def cmd_variants(args):
         from .kipoi_veff_bridge import kipoi_veff_scores
 
         ignored = [flag for flag, value in (("--model", args.model), ("--motifs", args.motifs),
-                                            ("--offset", args.offset)) if value is not None]
+                                            ("--offset", args.offset), ("--head-weights", args.head_weights))
+                   if value is not None]
         if ignored:
             raise ArgminnError(f"{', '.join(ignored)}: not used with --kipoi-model (kipoi-veff's windows put the "
                                "variant at L // 2 - 1); use --model for the tangermeme route")
@@ -219,11 +220,15 @@ def cmd_variants(args):
 
         if not args.model:
             raise ArgminnError("give --model (tangermeme route) or --kipoi-model (kipoi-veff route)")
+        if args.head_weights and not args.motifs:
+            raise ArgminnError("--head-weights weighs the heads that call the motif instance each variant falls "
+                               "in: give it with --motifs")
         model = _argminn_model(args.model, "argminn variants --motifs") if args.motifs else load_model(args.model)
-        if args.motifs:  # another model's motifs: refused before the scoring
-            from .interpret import read_annotation
+        if args.motifs:  # another model's motifs, or unreadable head weights: refused before the scoring
+            from .interpret import read_annotation, resolve_head_weights
 
             read_annotation(args.motifs, model=model)
+            resolve_head_weights(args.head_weights or "motifs", args.motifs, model, "variants")
         variants = read_variants(args.variants, skip_other=args.skip_other)
         skipped = variants.attrs["skipped"]
         if args.skip_outside:
@@ -236,7 +241,8 @@ def cmd_variants(args):
             from .interpret import variant_instances
 
             hits = variant_instances(model, variants, args.fasta, args.motifs, offset=args.offset,
-                                     batch_size=args.batch_size, device=args.device, head_weights=args.head_weights)
+                                     batch_size=args.batch_size, device=args.device,
+                                     head_weights=args.head_weights or "motifs")
             table = pd.concat([table.reset_index(drop=True), hits], axis=1)
     with atomic_write(args.output, force=args.force) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
@@ -280,7 +286,7 @@ def cmd_design(args):
         raise ArgminnError(f"{args.instances}: no syntax.tsv; run 'argminn instances' first")
     table = design_report(model, negatives, args.motifs, pd.read_csv(syntax_path, sep="\t"), args.out,
                           n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force,
-                          positives=positives, step=args.start_step)
+                          positives=positives, step=args.start_step, head_weights=args.head_weights)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -487,6 +493,9 @@ def build_parser():
     p.add_argument("--n-greedy", type=int, default=4, help="backgrounds designed by tangermeme greedy substitution")
     p.add_argument("--start-step", type=_positive_int, default=5,
                    help="bp between the starts at which each design and control is placed (default 5)")
+    p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default="motifs",
+                   help=HEAD_WEIGHTS_HELP + " (the calls whose knock-outs are scored; give what 'argminn instances' "
+                                            "was given)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_design)
@@ -499,8 +508,8 @@ def build_parser():
                                               "uses L // 2 - 1; with --model only)")
     p.add_argument("--motifs", help="output directory of 'argminn motifs': also report the called motif instance "
                                     "each variant falls in")
-    p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default="motifs",
-                   help=HEAD_WEIGHTS_HELP + " (with --motifs)")
+    p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default=None,
+                   help=HEAD_WEIGHTS_HELP.replace("'motifs' (default)", "'motifs' (default with --motifs)"))
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--variants", required=True, help="VCF (.vcf or .vcf.gz) or TSV with chrom, pos, ref, alt; "
                                                       "a multi-allelic record gives one SNV per allele")

@@ -245,7 +245,7 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu"):
 
 
 def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_greedy=4, force=False,
-                  random_state=0, positives=None, step=5):
+                  random_state=0, positives=None, step=5, head_weights="motifs"):
     """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv, design_starts.tsv, designs.fa,
     design.png, effects.tsv.
 
@@ -258,13 +258,15 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     probability. Both motifs must be named (matched to a known motif) in
     ``motif_dir``/motifs.tsv. effects.tsv holds :func:`motif_effects`
     (marginalization and cooperativity on the backgrounds, over the same
-    starts; with ``positives``, knock-outs of the called instances). Returns
-    the score table (designs, controls, and the greedy black-box designs).
+    starts; with ``positives``, knock-outs of the called instances, the
+    heads weighed as ``head_weights`` says, as in
+    :func:`argminn_plugin.interpret.instance_report`). Returns the score
+    table (designs, controls, and the greedy black-box designs).
     """
     import os
 
     from .fileio import atomic_write, check_writable, output_set, pyplot, save_png, write_fasta
-    from .interpret import call_instances, read_annotation, saved_head_weights
+    from .interpret import call_instances, read_annotation, resolve_head_weights
     from .motifs import read_meme
 
     outputs = ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv")
@@ -274,6 +276,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
     rule = syntax.iloc[0]
     annotation, active = read_annotation(motif_dir, model=model)
+    weights, _ = resolve_head_weights(head_weights, motif_dir, model, "design")
     ppms = read_meme(os.path.join(motif_dir, "motifs.meme"))
     by_name = {ann["name"]: f for f, ann in annotation.items()}
     motifs = []
@@ -304,7 +307,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} {int(rule['spacing']):+d} bp, "
                              f"{rule['orientation']} strand")
     calls = None if positives is None else call_instances(model, positives, annotation, filters=active,
-                                                          head_weights=saved_head_weights(motif_dir, model))
+                                                          head_weights=weights)
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
                             int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
                             step=step)

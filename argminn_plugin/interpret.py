@@ -24,6 +24,64 @@ from .data import check_X
 from .errors import ArgminnError
 
 
+def _chosen_filters(model, filters, device):
+    """``filters`` checked, as a sorted index tensor on ``device`` (None: every filter)."""
+    if filters is None:
+        return None
+    given = list(filters)
+    if not given or not all(isinstance(f, (int, np.integer)) and 0 <= f < model.config.n_filters for f in given):
+        raise ArgminnError(f"instances: 'filters' must name at least one of filters 0..{model.config.n_filters - 1}, "
+                           f"got {given}")
+    return torch.as_tensor(sorted(int(f) for f in given), dtype=torch.long, device=device)
+
+
+def _scan_batches(model, X, batch_size, device, verbose, filters):
+    """Per batch of X: (attention (n, layers, heads, P), top filter, its activation, its strand (n, P)), on the
+    CPU; the model runs on ``device`` and goes back where it was, also on error (as tangermeme's predict does)."""
+    from tqdm.auto import tqdm
+
+    chosen = _chosen_filters(model, filters, device)
+    home = next(model.parameters()).device
+    model = model.to(device).eval()
+    try:
+        for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
+            parts = model.interims(X[i:i + batch_size].to(device))
+            if chosen is None:
+                act, filt = parts["activations"].max(1)  # (n, P)
+            else:
+                act, pick = parts["activations"][:, chosen].max(1)
+                filt = chosen[pick]
+            strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
+            yield torch.stack(parts["attention"], 1).cpu(), filt.cpu(), act.cpu(), strand.cpu()
+    finally:
+        model.to(home)
+
+
+def _focus(att, act):
+    """Per (layer, head): the attention times top activation over positions, summed over the batch's sequences."""
+    return (att * act[:, None, None, :]).sum((0, -1))
+
+
+def _weights_from_focus(focus, head_power):
+    return (focus / focus.max().clamp_min(1e-12)) ** head_power
+
+
+def _checked_X(model, X):
+    X = check_X(X, model.config.input_length)
+    return X.to(next(model.parameters()).dtype)  # a model in float64 (as for DeepLIFT) gets float64 input
+
+
+@torch.no_grad()
+def measure_head_weights(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0, filters=None):
+    """The (layers, heads) weights :func:`attention_scan` gives the heads over X, measured batch by batch
+    (no attention map of all of X is kept): what ``argminn motifs`` saves for the later calls."""
+    X = _checked_X(model, X)
+    focus = 0
+    for att, _, act, _ in _scan_batches(model, X, batch_size, device, verbose, filters):
+        focus = focus + _focus(att, act)
+    return _weights_from_focus(focus / len(X), head_power).numpy()
+
+
 @torch.no_grad()
 def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0, filters=None,
                    head_weights=None):
@@ -41,38 +99,15 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
     position's score is the weighted sum of the attention it receives. With
     ``head_power=0`` every head counts the same. So a sequence's scores depend
     on the other sequences of X through these weights: ``head_weights`` (the
-    (layers, heads) array an earlier call returned, e.g. on the training
-    positives) fixes them, and then each sequence is scored alone. Returns
-    (N, P) arrays and the (layers, heads) weights.
+    (layers, heads) array an earlier call or :func:`measure_head_weights` returned,
+    e.g. on the training positives) fixes them, and then each sequence is
+    scored alone. Returns (N, P) arrays and the (layers, heads) weights.
     """
-    from tqdm.auto import tqdm
-
-    X = check_X(X, model.config.input_length)
-    X = X.to(next(model.parameters()).dtype)  # a model in float64 (as for DeepLIFT) gets float64 input
-    chosen = None  # every filter
-    if filters is not None:
-        given = list(filters)
-        if not given or not all(isinstance(f, (int, np.integer)) and 0 <= f < model.config.n_filters
-                                for f in given):
-            raise ArgminnError(f"instances: 'filters' must name at least one of filters 0..{model.config.n_filters - 1}, "
-                               f"got {given}")
-        chosen = torch.as_tensor(sorted(int(f) for f in given), dtype=torch.long, device=device)
+    X = _checked_X(model, X)
     out = {k: [] for k in ("attention", "filter", "activation", "strand")}
-    home = next(model.parameters()).device  # where the model goes back to, as tangermeme's predict does
-    model = model.to(device).eval()
-    try:
-        for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
-            parts = model.interims(X[i:i + batch_size].to(device))
-            if chosen is None:
-                act, filt = parts["activations"].max(1)  # (n, P)
-            else:
-                act, pick = parts["activations"][:, chosen].max(1)
-                filt = chosen[pick]
-            strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
-            for k, v in zip(out, (torch.stack(parts["attention"], 1), filt, act, strand)):
-                out[k].append(v.cpu())
-    finally:
-        model.to(home)
+    for batch in _scan_batches(model, X, batch_size, device, verbose, filters):
+        for k, v in zip(out, batch):
+            out[k].append(v)
     scan = {k: torch.cat(v) for k, v in out.items()}
     att = scan.pop("attention")  # (N, layers, heads, P)
     if head_weights is not None:
@@ -82,8 +117,7 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
                                f"{tuple(att.shape[1:3])} array, as attention_scan returns; got shape "
                                f"{tuple(weights.shape)}")
     else:
-        focus = (att * scan["activation"][:, None, None, :]).sum(-1).mean(0)
-        weights = (focus / focus.max().clamp_min(1e-12)) ** head_power
+        weights = _weights_from_focus(_focus(att, scan["activation"]) / len(X), head_power)
     scan["attention"] = (att * weights[None, :, :, None]).sum((1, 2))
     return {k: v.numpy() for k, v in scan.items()}, weights.numpy()
 
@@ -124,36 +158,38 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
     path = os.path.join(motif_dir, "motifs.tsv")
     if not os.path.isfile(path):
         raise ArgminnError(f"{motif_dir}: no motifs.tsv; run 'argminn motifs' first")
-    report = os.path.join(motif_dir, "report.json")
-    if model is not None and os.path.isfile(report):
-        try:
-            with open(report) as handle:
-                recorded = json.load(handle).get("model_fingerprint")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
-            raise ArgminnError(f"{report}: not a readable motif report ({exc})") from None
-        if recorded is not None and recorded != model_fingerprint(model):
-            raise ArgminnError(f"{motif_dir}: these motifs were read from another model than the one given "
-                               "(report.json's model_fingerprint differs); run 'argminn motifs' with this model "
-                               "first")
+    recorded = _motif_report(motif_dir).get("model_fingerprint") if model is not None else None
+    if recorded is not None and recorded != model_fingerprint(model):
+        raise ArgminnError(f"{motif_dir}: these motifs were read from another model than the one given "
+                           "(report.json's model_fingerprint differs); run 'argminn motifs' with this model "
+                           "first")
     table = pd.read_csv(path, sep="\t")
     return annotation_from_table(table, q_threshold), active_filters(table) if "active" in table else None
+
+
+def _motif_report(motif_dir):
+    """``motif_dir/report.json`` as a dict ({} where there is none: a directory written before it was)."""
+    import json
+    import os
+
+    path = os.path.join(motif_dir, "report.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as handle:
+            report = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ArgminnError(f"{path}: not a readable motif report ({exc})") from None
+    if not isinstance(report, dict):
+        raise ArgminnError(f"{path}: not a readable motif report (a JSON object is expected)")
+    return report
 
 
 def saved_head_weights(motif_dir, model):
     """The (layers, heads) weights ``argminn motifs`` measured on the sequences it read the motifs from
     (``report.json``'s ``head_weights``), or None where it recorded none (a directory written before they
     were recorded, or motifs read from the weights alone). Checked against the model's layers and heads."""
-    import json
-    import os
-
-    path = os.path.join(motif_dir, "report.json")
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as handle:
-            saved = json.load(handle).get("head_weights")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
-        raise ArgminnError(f"{path}: not a readable motif report ({exc})") from None
+    saved = _motif_report(motif_dir).get("head_weights")
     if saved is None:
         return None
     shape = (model.config.n_layers, model.config.n_heads)
@@ -162,15 +198,18 @@ def saved_head_weights(motif_dir, model):
     except (TypeError, ValueError):
         weights = None
     if weights is None or weights.shape != shape or not np.isfinite(weights).all():
-        raise ArgminnError(f"{path}: 'head_weights' must be a finite {shape[0]} x {shape[1]} (layers x heads) "
-                           f"list, as 'argminn motifs' writes it")
+        raise ArgminnError(f"{motif_dir}/report.json: 'head_weights' must be a finite {shape[0]} x {shape[1]} "
+                           f"(layers x heads) list, as 'argminn motifs' writes it")
     return weights
 
 
-def _head_weights(how, motif_dir, model):
-    """(weights for attention_scan, what they are) under ``how`` (one of HEAD_WEIGHTS)."""
+def resolve_head_weights(how, motif_dir, model, where):
+    """(weights for :func:`attention_scan`, what they are) under ``how``: "motifs" the ones saved in
+    ``motif_dir`` (:func:`saved_head_weights`; where there are none, as "called"), "called" None (measured
+    over the sequences called). ``where`` names the caller in an error."""
     if how not in HEAD_WEIGHTS:
-        raise ArgminnError(f"instances: head_weights must be one of {', '.join(HEAD_WEIGHTS)}, got {how!r}")
+        raise ArgminnError(f"{where}: head_weights must be one of {', '.join(map(repr, HEAD_WEIGHTS))}, got "
+                           f"{how!r} (an array of weights goes to call_instances / attention_scan)")
     weights = saved_head_weights(motif_dir, model) if how == "motifs" and motif_dir else None
     if weights is None:
         return None, "over the sequences called"
@@ -409,7 +448,7 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     if active == []:
         raise ArgminnError(f"{motif_dir}/motifs.tsv: no active filter (the model uses none of its filters as a "
                            "motif), so there are no instances to call")
-    weights, weighed = _head_weights(head_weights, motif_dir, model)
+    weights, weighed = resolve_head_weights(head_weights, motif_dir, model, "instances")
     os.makedirs(out_dir, exist_ok=True)
     calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active,
                            head_weights=weights)
@@ -476,7 +515,7 @@ def variant_instances(model, variants, fasta, motif_dir=None, offset=None, batch
     from .variants import variant_windows
 
     annotation, active = read_annotation(motif_dir, model=model) if motif_dir else (None, None)
-    weights, _ = _head_weights(head_weights, motif_dir, model)
+    weights, _ = resolve_head_weights(head_weights, motif_dir, model, "variants")
     X, subs, starts = variant_windows(variants, fasta, model.config.input_length, offset=offset)
     calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active,
                            head_weights=weights)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .errors import ArgminnError
 from .fileio import atomic_write, check_writable, dump_json, model_fingerprint, output_set
-from .interpret import active_filters, attention_scan
+from .interpret import active_filters, measure_head_weights
 from .motifs import (best_matches, column_for_id, extract_motifs, jaspar_database, resolve_method, save_logos,
                      tomtom_qvalues, write_meme)
 
@@ -76,8 +76,7 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         # How much each (layer, head) attends to these motifs, measured on the sequences they were read from:
         # 'argminn instances', 'variants --motifs' and 'design' weigh the heads by it, so a sequence's calls
         # do not depend on the sequences called beside it (interpret.attention_scan).
-        _, weights = attention_scan(model, X, filters=active)
-        report["head_weights"] = weights.tolist()
+        report["head_weights"] = measure_head_weights(model, X, filters=active).tolist()
         report["head_weights_sequences"] = int(len(X))
     if planted:
         recovery = planted_recovery(q, motif_ids)

@@ -312,6 +312,11 @@ def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refu
     (["predict", "--model", "nope.pt", "--fasta", "a.fa", "--bed", "b.bed", "-o", "o.tsv"], "model file not found"),
     (["simulate", "--out", "s", "--set", "n_trian=5"], "unknown key(s) 'n_trian'"),
     (["simulate", "--out", "s", "--set", "n_train"], "--set: 'n_train' is not KEY=VALUE"),
+    (["variants", "--model", "m.pt", "--fasta", "g.fa", "--variants", "v.vcf", "-o", "o.tsv", "--head-weights",
+      "called"], "--head-weights weighs the heads that call the motif instance each variant falls in: give it "
+                 "with --motifs"),
+    (["variants", "--kipoi-model", "k", "--fasta", "g.fa", "--variants", "v.vcf", "-o", "o.tsv", "--head-weights",
+      "motifs"], "--head-weights: not used with --kipoi-model"),
     (["simulate", "--out", "s", "--set", "=5"], "--set: '=5' is not KEY=VALUE"),
     (["train", "--data", "d", "--out", "x", "--train-set", "lr=1e-3", "--train-set", "lr=1e-4"],
      "--train-set: key 'lr' given twice"),

@@ -444,7 +444,9 @@ def test_motif_report_saves_head_weights_that_instances_and_variants_use(default
 
     import pyfaidx
 
-    from argminn_plugin.interpret import active_filters, attention_scan, saved_head_weights, variant_instances
+    from argminn_plugin.design import design_report
+    from argminn_plugin.interpret import (active_filters, attention_scan, call_instances, read_annotation,
+                                          saved_head_weights, variant_instances)
     from argminn_plugin.variants import variant_table
 
     base, model, splits = default_run
@@ -467,6 +469,14 @@ def test_motif_report_saves_head_weights_that_instances_and_variants_use(default
     called = instance_report(model, positives[:40], bed.iloc[:40], str(motifs), str(tmp_path / "called"),
                              head_weights="called")
     assert called["head_weights"] == "over the sequences called"
+    # 'called': the heads weighed over these 40 sequences, as call_instances weighs them without weights
+    annotation, _ = read_annotation(str(motifs), model=model)
+    plain = call_instances(model, positives[:40], annotation, filters=active)
+    read["called"] = pd.read_csv(tmp_path / "called" / "instances.tsv", sep="\t")
+    assert read["called"][["sequence", "motif", "start"]].values.tolist() == \
+        plain[["sequence", "motif", "start"]].values.tolist()
+    np.testing.assert_allclose(read["called"]["attention"], plain["attention"], rtol=1e-5)
+    assert not np.allclose(read["many"]["attention"], read["called"]["attention"])  # the saved weights differ
 
     # SNVs in the top calls of three held-out positives: each one's hit alone is its hit among the three
     genome = pyfaidx.Fasta(str(base / "data/genome.fa"))
@@ -483,11 +493,25 @@ def test_motif_report_saves_head_weights_that_instances_and_variants_use(default
         alone = variant_instances(model, variants.iloc[i:i + 1].reset_index(drop=True), fasta, str(motifs))
         pd.testing.assert_frame_equal(alone, together.iloc[i:i + 1].reset_index(drop=True), atol=1e-5)
 
+    # a directory without saved weights (written before they were saved): weighed over the sequences called
+    older = tmp_path / "older"
+    shutil.copytree(motifs, older)
+    report = json.loads((older / "report.json").read_text())
+    (older / "report.json").write_text(json.dumps({k: v for k, v in report.items() if k != "head_weights"}))
+    fallback = instance_report(model, positives[:40], bed.iloc[:40], str(older), str(tmp_path / "fallback"))
+    assert fallback["head_weights"] == "over the sequences called"
+    assert pd.read_csv(tmp_path / "fallback" / "instances.tsv", sep="\t").equals(read["called"])
+
+    # unreadable weights: refused before any output, by instances, variants and design
     broken = tmp_path / "broken"
     shutil.copytree(motifs, broken)
-    report = json.loads((broken / "report.json").read_text())
     (broken / "report.json").write_text(json.dumps({**report, "head_weights": [[1.0]]}))
-    with pytest.raises(ArgminnError, match=r"report.json: 'head_weights' must be a finite 4 x 4"):
-        instance_report(model, positives[:2], bed.iloc[:2], str(broken), str(tmp_path / "x"))
-    with pytest.raises(ArgminnError, match="head_weights must be one of motifs, called"):
+    syntax = pd.read_csv(tmp_path / "many" / "syntax.tsv", sep="\t")
+    for run in (lambda: instance_report(model, positives[:2], bed.iloc[:2], str(broken), str(tmp_path / "x")),
+                lambda: variant_instances(model, variants, fasta, str(broken)),
+                lambda: design_report(model, positives[:4], str(broken), syntax, str(tmp_path / "x"), n_greedy=0)):
+        with pytest.raises(ArgminnError, match=r"broken/report.json: 'head_weights' must be a finite 4 x 4"):
+            run()
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ArgminnError, match="instances: head_weights must be one of 'motifs', 'called', got 'all'"):
         instance_report(model, positives[:2], bed.iloc[:2], str(motifs), str(tmp_path / "x"), head_weights="all")
