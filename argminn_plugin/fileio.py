@@ -30,6 +30,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def read_json_object(path, what):
+    """The JSON object in ``path``; a file that cannot be read, is not JSON or holds no object is an
+    ArgminnError naming it as ``what`` (e.g. "simulation.json", "motif report")."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ArgminnError(f"{path}: not a readable {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ArgminnError(f"{path}: not a readable {what} (a JSON object is expected, got {type(data).__name__})")
+    return data
+
+
 def usual_mode(path):
     """Give a file made by ``tempfile.mkstemp`` (mode 0600) the mode a new file gets under this process's umask."""
     os.chmod(path, 0o666 & ~_UMASK)

@@ -169,20 +169,12 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
 
 def _motif_report(motif_dir):
     """``motif_dir/report.json`` as a dict ({} where there is none: a directory written before it was)."""
-    import json
     import os
 
+    from .fileio import read_json_object
+
     path = os.path.join(motif_dir, "report.json")
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path) as handle:
-            report = json.load(handle)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ArgminnError(f"{path}: not a readable motif report ({exc})") from None
-    if not isinstance(report, dict):
-        raise ArgminnError(f"{path}: not a readable motif report (a JSON object is expected)")
-    return report
+    return read_json_object(path, "motif report") if os.path.isfile(path) else {}
 
 
 def saved_head_weights(motif_dir, model):

@@ -1,12 +1,11 @@
 """The motif report: MEME, logos, TOMTOM vs JASPAR, planted-motif recovery."""
 
-import json
 import os
 
 import numpy as np
 
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, dump_json, model_fingerprint, output_set
+from .fileio import atomic_write, check_writable, dump_json, model_fingerprint, output_set, read_json_object
 from .interpret import active_filters, measure_head_weights
 from .motifs import (best_matches, column_for_id, extract_motifs, jaspar_database, resolve_method, save_logos,
                      tomtom_qvalues, write_meme)
@@ -25,12 +24,7 @@ def planted_recovery(q, motif_ids, threshold=Q_THRESHOLD):
 
 def _planted_ids(path):
     """The planted JASPAR IDs of a simulation.json (``config.motif_ids``), or an ArgminnError naming the problem."""
-    try:
-        with open(path) as handle:
-            meta = json.load(handle)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ArgminnError(f"{path}: not a readable simulation.json ({exc})") from None
-    config = meta.get("config") if isinstance(meta, dict) else None
+    config = read_json_object(path, "simulation.json").get("config")
     ids = config.get("motif_ids") if isinstance(config, dict) else None
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise ArgminnError(f"{path}: no planted motif IDs (config.motif_ids) to check the filters against")

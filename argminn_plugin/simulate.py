@@ -17,7 +17,6 @@ simulation.json (the parameters and split chromosomes).
 """
 
 import dataclasses
-import json
 import os
 import typing
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from .config import _Config
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, dump_json, output_set, write_fasta
+from .fileio import atomic_write, check_writable, dump_json, output_set, read_json_object, write_fasta
 
 SPLITS = {"train": "chr1", "valid": "chr2", "test": "chr3"}
 
@@ -231,13 +230,7 @@ def dataset_meta(data_dir, hint="make one with 'argminn simulate' or pass --fast
     path = os.path.join(data_dir, "simulation.json")
     if not os.path.isfile(path):
         raise ArgminnError(f"{data_dir}: not a dataset directory (no simulation.json); {hint}")
-    try:
-        with open(path) as handle:
-            meta = json.load(handle)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ArgminnError(f"{path}: not readable as JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ArgminnError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    meta = read_json_object(path, "simulation.json")
     splits, config = meta.get("splits"), meta.get("config")
     length = meta.get("length", config.get("length") if isinstance(config, dict) else None)
     missing = [name for name, ok in (

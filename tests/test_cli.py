@@ -466,7 +466,8 @@ def test_train_reads_a_benchmark_dataset_and_names_what_a_bad_simulation_json_la
     for text, message in ((json.dumps({**meta, "length": None}), "missing or invalid length (top level or in config)"),
                           (json.dumps({k: v for k, v in meta.items() if k != "splits"}),
                            "missing or invalid splits.valid, splits.test"),
-                          ("{not json", "not readable as JSON"), ("[1, 2]", "expected a JSON object, got list")):
+                          ("{not json", "not a readable simulation.json"),
+                          ("[1, 2]", "not a readable simulation.json (a JSON object is expected, got list)")):
         (bench / "simulation.json").write_text(text)
         assert main(["train", "--data", str(bench), "--out", str(tmp_path / "bad"), "--quiet"]) == 2
         err = capsys.readouterr().err.strip()
