@@ -345,9 +345,9 @@ def cmd_demo(args):
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
     from .simulate import SimulationConfig
 
-    # the demo's setting, each key the user gives replaced; bad settings are refused before simulating
-    given = settings_from_pairs(args.train_set, "--train-set")
-    train_set = [pair for pair in DEMO_TRAIN_SET if pair.partition("=")[0] not in given] + (args.train_set or [])
+    # the demo's setting, each key the user gives replaced (the last given wins); bad settings are refused
+    # before simulating
+    train_set = DEMO_TRAIN_SET + (args.train_set or [])
     _load_config(TrainConfig, None, train_set, "--train-set")
     wanted = _load_config(SimulationConfig, None, args.sim_set, "--sim-set").to_dict()
     if not (args.resume or args.force) and any(os.path.exists(d) for d in (data_dir, run_dir)):

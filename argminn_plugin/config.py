@@ -56,16 +56,18 @@ def _check_type(name, value, annotation, where):
 HEAD_WEIGHTS = ("motifs", "called")
 
 
-def settings_from_pairs(pairs, where):
+def settings_from_pairs(pairs, where, refuse_repeats=False):
     """``KEY=VALUE`` strings (``--set``, ``--train-set``, ``--argminn-set``) -> dict, each value read as JSON
-    (numbers, true/false, lists) where it parses, else kept as text. A string without ``=`` or without a key,
-    and a key given twice, are refused, named with ``where``; the keys and types are the config's to check."""
+    (numbers, true/false, lists) where it parses, else kept as text. A string without ``=`` or without a key
+    is refused, named with ``where``; a key given again replaces its earlier value (a script can append
+    overrides to a command), or with ``refuse_repeats`` is refused. The keys and types are the config's to
+    check."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ArgminnError(f"{where}: {pair!r} is not KEY=VALUE")
-        if key in out:
+        if refuse_repeats and key in out:
             raise ArgminnError(f"{where}: key {key!r} given twice")
         try:
             out[key] = json.loads(value)

@@ -598,7 +598,7 @@ def cli(argv=None):
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
     try:
-        argminn_set = settings_from_pairs(args.argminn_set, "--argminn-set")
+        argminn_set = settings_from_pairs(args.argminn_set, "--argminn-set", refuse_repeats=True)  # one setting
     except ArgminnError as exc:
         parser.error(str(exc))
     with one_line_errors("benchmarks.discovery"):  # e.g. another seed in the same --out

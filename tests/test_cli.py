@@ -318,8 +318,6 @@ def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refu
     (["variants", "--kipoi-model", "k", "--fasta", "g.fa", "--variants", "v.vcf", "-o", "o.tsv", "--head-weights",
       "motifs"], "--head-weights: not used with --kipoi-model"),
     (["simulate", "--out", "s", "--set", "=5"], "--set: '=5' is not KEY=VALUE"),
-    (["train", "--data", "d", "--out", "x", "--train-set", "lr=1e-3", "--train-set", "lr=1e-4"],
-     "--train-set: key 'lr' given twice"),
     (["train", "--data", ".", "--out", "x"], "not a dataset directory"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -574,10 +572,7 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "now 10 epoch(s), max_epochs 5" in err and "'warmup_candidates=1'" in err
     assert not (tmp_path / "short").exists()
-    # a key the user gives twice, or a simulation key that does not exist: named by its flag, nothing written
-    for extra, message in ((["--train-set", "patience=3", "--train-set", "patience=4"],
-                            "--train-set: key 'patience' given twice"),
-                           (["--sim-set", "n_trian=5"], "--sim-set: unknown key(s) 'n_trian'")):
-        assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", *extra]) == 2
-        assert message in capsys.readouterr().err
-        assert not (tmp_path / "bad").exists()
+    # a simulation key that does not exist: named by its flag, nothing written
+    assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", "--sim-set", "n_trian=5"]) == 2
+    assert "--sim-set: unknown key(s) 'n_trian'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -89,10 +89,11 @@ def test_key_value_settings_are_read_as_json_else_text():
     assert read == {"overlap_units": "raw", "lr_decay": 0.5, "x": "=1", "reverse_complement_augment": False,
                     "milestones": [1, 2], "name": ""}
     assert settings_from_pairs(None, "--set") == {}
+    assert settings_from_pairs(["lr=1", "lr=2"], "--set") == {"lr": 2}  # the last given wins
     for pairs, message in ((["lr"], "--set: 'lr' is not KEY=VALUE"), (["=1"], "--set: '=1' is not KEY=VALUE"),
                            (["lr=1", "lr=2"], "--set: key 'lr' given twice")):
         with pytest.raises(ArgminnError) as caught:
-            settings_from_pairs(pairs, "--set")
+            settings_from_pairs(pairs, "--set", refuse_repeats=True)
         assert str(caught.value) == message
 
 
