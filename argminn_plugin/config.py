@@ -51,8 +51,8 @@ def _check_type(name, value, annotation, where):
     return value
 
 
-# How call_instances' attention heads are weighed in instance_report and variant_instances (and the CLI):
-# as measured where the motifs were read ('argminn motifs' saves it), or over the sequences called.
+# How call_instances' attention heads are weighed in instance_report, variant_instances and design_report
+# (and the CLI): as measured where the motifs were read ('argminn motifs' saves it), or over the sequences called.
 HEAD_WEIGHTS = ("motifs", "called")
 
 

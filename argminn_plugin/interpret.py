@@ -150,7 +150,6 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
     recorded is not checked): another model's filters would be read as this
     one's without any other sign.
     """
-    import json
     import os
 
     from .fileio import model_fingerprint
