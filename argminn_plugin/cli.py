@@ -228,7 +228,12 @@ def cmd_variants(args):
             from .interpret import read_annotation, resolve_head_weights
 
             read_annotation(args.motifs, model=model)
-            resolve_head_weights(args.head_weights or "motifs", args.motifs, model, "variants")
+            weights, _ = resolve_head_weights(args.head_weights or "motifs", args.motifs, model, "variants")
+            if weights is None and args.head_weights != "called":  # said, as instances says it in its summary
+                print(f"note: {args.motifs}/report.json holds no head weights (written before they were saved, "
+                      "or motifs read without sequences): the heads are weighed over the variants scored here, "
+                      "so a variant's hit can depend on the others; run 'argminn motifs' again to save them",
+                      file=sys.stderr)
         variants = read_variants(args.variants, skip_other=args.skip_other)
         skipped = variants.attrs["skipped"]
         if args.skip_outside:

@@ -576,3 +576,24 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", "--sim-set", "n_trian=5"]) == 2
     assert "--sim-set: unknown key(s) 'n_trian'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_variants_say_when_the_motifs_hold_no_head_weights(dataset, trained, tmp_path, capsys):
+    """Motifs read without sequences save no head weights: variants --motifs says the heads are then weighed
+    over the variants scored (unless --head-weights called asks for that)."""
+    import pyfaidx
+
+    model, fasta = str(trained / "model.pt"), str(dataset / "genome.fa")
+    motifs = tmp_path / "motifs"
+    assert main(["motifs", "--model", model, "--out", str(motifs)]) == 0  # from the weights: no sequences
+    assert "head_weights" not in json.loads((motifs / "report.json").read_text())
+    ref = str(pyfaidx.Fasta(fasta)["chr3"][999:1000]).upper()
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{ref}\t{'A' if ref != 'A' else 'C'}\n")
+    run = ["variants", "--model", model, "--motifs", str(motifs), "--fasta", fasta, "--variants", str(vcf)]
+    capsys.readouterr()
+    assert main([*run, "-o", str(tmp_path / "a.tsv")]) == 0
+    assert "report.json holds no head weights" in capsys.readouterr().err
+    assert main([*run, "-o", str(tmp_path / "b.tsv"), "--head-weights", "called"]) == 0
+    assert "head weights" not in capsys.readouterr().err
+    assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
