@@ -205,34 +205,33 @@ SMOKE_WARMUPS = {"overlap_warmup": 1, "l1_warmup": 1, "entropy_warmup": 1}
 NOT_SETTABLE = ("seed", "max_epochs", "patience", "num_threads")
 
 
-def check_argminn_set(argminn_set, mode="full"):
-    """``argminn_set`` (a dict of TrainConfig fields) changes ARGMINN's training setting for a variant run.
-    A field the benchmark fixes for every method is refused first; then the setting ARGMINN would train with
-    in ``mode`` (its epochs and patience included) must be a valid TrainConfig: no unknown field, no value of
-    the wrong type, nothing that does not go with the rest."""
+def check_argminn_set(argminn_set):
+    """``argminn_set`` (a dict of TrainConfig fields) changes ARGMINN's training setting for a variant run; a
+    field the benchmark fixes for every method is refused (the rest is checked as the TrainConfig it makes,
+    :func:`train_config`)."""
     fixed = sorted(k for k in argminn_set if k in NOT_SETTABLE)
     if fixed:
         raise ArgminnError(f"--argminn-set: {', '.join(map(repr, fixed))}: the benchmark's, the same for every "
                            f"method" + (" (the training seed: --train-seed)" if "seed" in fixed else ""))
-    settings = {**ARGMINN_TRAIN, **(SMOKE_WARMUPS if mode == "smoke" else {}), **argminn_set,
-                "max_epochs": EPOCHS[mode], "patience": PATIENCE}
+
+
+def train_config(method, mode, seed, threads, argminn_set=None):
+    """The TrainConfig ``method`` trains with; ``argminn_set``: ARGMINN's setting changed for a variant run,
+    whose TrainConfig (the benchmark's epochs and patience included) must be valid: no unknown field, no
+    value of the wrong type, nothing that does not go with the rest."""
+    extra = ARGMINN_TRAIN if method == "ARGMINN" else {}
+    if extra and mode == "smoke":
+        extra = {**extra, **SMOKE_WARMUPS}
+    fixed = dict(seed=seed, max_epochs=EPOCHS[mode], patience=PATIENCE, num_threads=threads)
+    if method != "ARGMINN" or not argminn_set:
+        return TrainConfig(**fixed, **extra)
+    check_argminn_set(argminn_set)
     try:
-        TrainConfig.from_dict(settings, where="--argminn-set")
+        return TrainConfig.from_dict({**extra, **argminn_set, **fixed}, where="--argminn-set")
     except ArgminnError as exc:
         message = str(exc)
         raise ArgminnError(message if message.startswith("--argminn-set") else
                            f"--argminn-set: {message} (the benchmark trains up to {EPOCHS[mode]} epochs)") from None
-
-
-def train_config(method, mode, seed, threads, argminn_set=None):
-    """The TrainConfig ``method`` trains with; ``argminn_set``: ARGMINN's setting changed for a variant run."""
-    extra = ARGMINN_TRAIN if method == "ARGMINN" else {}
-    if extra and mode == "smoke":
-        extra = {**extra, **SMOKE_WARMUPS}
-    if method == "ARGMINN" and argminn_set:
-        check_argminn_set(argminn_set, mode)
-        extra = {**extra, **argminn_set}
-    return TrainConfig(seed=seed, max_epochs=EPOCHS[mode], patience=PATIENCE, num_threads=threads, **extra)
 
 
 # ----------------------------------------------------------------- motif sets
