@@ -543,6 +543,27 @@ def test_builds_and_runs_under_float64_default_dtype(small_config):
         torch.set_default_dtype(before)
 
 
+def test_torch_export_with_a_dynamic_batch(small_config, tmp_path):
+    """torch.export (TorchScript's successor; torch.jit.script is not supported) gives a program that
+    takes any batch size and matches the eager model, for a saved-and-loaded model too."""
+    torch.manual_seed(7)
+    model = ARGMINN(small_config.replace(n_tasks=2, attention_sink=True)).eval()
+    save_model(model, tmp_path / "model.pt")
+    model = load_model(tmp_path / "model.pt").eval()
+    n = small_config.input_length
+    program = torch.export.export(model, (random_onehot(3, n),),
+                                  dynamic_shapes={"X": {0: torch.export.Dim("batch")}})
+    with torch.no_grad():
+        for batch in (1, 5, 33):
+            X = random_onehot(batch, n, seed=batch)
+            assert torch.allclose(program.module()(X), model(X), atol=1e-6)
+    path = tmp_path / "model.pt2"
+    torch.export.save(program, path)
+    with torch.no_grad():
+        X = random_onehot(4, n, seed=11)
+        assert torch.allclose(torch.export.load(path).module()(X), model(X), atol=1e-6)
+
+
 def test_attention_sink_is_one_more_key_and_value(small_config):
     """With ModelConfig.attention_sink each layer's learned token is one more key/value beside the positions
     (explicit keys/values, as in the textbook formula); the attention returned covers the positions and
