@@ -359,7 +359,7 @@ def cmd_demo(args):
         raise ArgminnError(f"{args.out}: holds an earlier demo (output exists); pass --resume to continue it (a "
                            "killed run picks up from its last epoch; motifs, instances and design are written "
                            "again) or --force to start again")
-    if args.resume and not args.force and os.path.isfile(os.path.join(data_dir, "simulation.json")):
+    if args.resume and os.path.isfile(os.path.join(data_dir, "simulation.json")):
         # simulation.json is written last: the data is complete; reuse it if it is what these settings make
         from .simulate import dataset_meta
 
@@ -453,8 +453,9 @@ def build_parser():
     p.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="override one ModelConfig key")
     p.add_argument("--train-config", help="JSON file of TrainConfig keys")
     p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override one TrainConfig key")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="start again even if --out holds a run")
+    either = p.add_mutually_exclusive_group()
+    either.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    either.add_argument("--force", action="store_true", help="start again even if --out holds a run")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_train)
 
@@ -575,8 +576,9 @@ def build_parser():
     p.add_argument("--sim-set", action="append", metavar="KEY=VALUE", help="override a SimulationConfig key")
     p.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="override a ModelConfig key")
     p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override a TrainConfig key")
-    p.add_argument("--resume", action="store_true", help="resume the training run")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    either = p.add_mutually_exclusive_group()
+    either.add_argument("--resume", action="store_true", help="resume the training run")
+    either.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_demo)
     return parser

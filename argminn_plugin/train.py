@@ -729,6 +729,9 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
     ``history.json`` and prints; a resumed run's checkpoint is read by rank 0
     and sent to the others. Every rank returns the best model.
     """
+    if resume and force:
+        raise ArgminnError(f"{out_dir}: resume=True (--resume) continues the run there and force=True (--force) "
+                           "starts it again; pass one of them")
     mc = model_config if isinstance(model_config, tuple(c for c, _ in ARCHITECTURES.values())) \
         else ModelConfig.from_dict(model_config)
     tc = train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(train_config)

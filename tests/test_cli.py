@@ -552,6 +552,11 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["demo", "--out", str(out), *tiny]) == 2  # no silent overwrite
     assert "holds an earlier demo (output exists); pass --resume to continue it" in capsys.readouterr().err
+    for command in (["demo", "--out", str(out), *tiny], ["train", "--data", str(out / "data"), "--out",
+                                                           str(out / "run")]):
+        with pytest.raises(SystemExit) as stop:  # one continues the run, the other starts it again
+            main([*command, "--resume", "--force"])
+        assert stop.value.code == 2 and "--force: not allowed with argument --resume" in capsys.readouterr().err
     genome = (out / "data" / "genome.fa").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--resume", *tiny]) == 0  # complete data: reused
     assert (out / "data" / "genome.fa").stat().st_mtime_ns == genome
