@@ -16,13 +16,20 @@ import pandas as pd
 
 from .data import check_intervals, check_letters, open_fasta, read_bed
 from .errors import ArgminnError
-from .fileio import atomic_write
+from .fileio import atomic_write, check_writable
+
+
+def model_yaml(model_dir):
+    """The path of ``model_dir``'s model.yaml; an error if it is not a Kipoi model directory."""
+    path = os.path.join(model_dir, "model.yaml")
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{model_dir}: not a Kipoi model directory (no model.yaml)")
+    return path
 
 
 def kipoi_predict(model_dir, intervals, fasta, output, batch_size=64):
     """Run ``kipoi predict`` in a subprocess; returns the (N, T) predictions it wrote."""
-    if not os.path.isfile(os.path.join(model_dir, "model.yaml")):
-        raise ArgminnError(f"{model_dir}: not a Kipoi model directory (no model.yaml)")
+    model_yaml(model_dir)
     args = json.dumps({"intervals_file": os.path.abspath(intervals), "fasta_file": os.path.abspath(fasta)})
     cmd = [sys.executable, "-m", "kipoi", "predict", os.path.abspath(model_dir), "--source", "dir",
            "--dataloader_args", args, "--batch_size", str(batch_size), "-o", os.path.abspath(output)]
@@ -53,6 +60,10 @@ def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
     """auROC / auPRC per model and task, from ``kipoi predict`` on a labelled BED."""
     from .train import classification_metrics
 
+    if output:
+        check_writable(output, force)  # before any model runs, not after them all
+    for model_dir in model_dirs:
+        model_yaml(model_dir)
     bed, names = read_bed(bed_path, label_columns=True)
     y = bed[names].to_numpy()
     for model_dir in model_dirs:

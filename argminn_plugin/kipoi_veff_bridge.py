@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from . import kipoi_compat  # noqa: F401
+from .compare import model_yaml
 from .errors import ArgminnError
 from .variants import check_variants, read_variants, variants_inside
 
@@ -35,8 +36,16 @@ class _NullWriter:
 def _variant_effects_block(path, key):
     import yaml
 
-    with open(path) as handle:
-        spec = yaml.safe_load(handle) or {}
+    try:
+        with open(path) as handle:
+            spec = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise ArgminnError(f"{path}: {err.strerror or err}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ArgminnError(f"{path}: not readable as YAML ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+    if not isinstance(spec, dict):
+        raise ArgminnError(f"{path}: not a Kipoi yaml file (a {type(spec).__name__}, not a mapping)")
     block = (spec.get("postprocessing") or {}).get("variant_effects")
     if block is None or key not in block:
         raise ArgminnError(f"{path}: no 'postprocessing: variant_effects: {key}' block; re-export the model with "
@@ -55,10 +64,10 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
     from kipoi_veff import score_variants
     from kipoi_veff.specs import VarEffectDataLoaderArgs, VarEffectModelArgs
 
+    model_block = _variant_effects_block(model_yaml(model_dir), "seq_input")
+    dl_block = _variant_effects_block(os.path.join(model_dir, "dataloader.yaml"), "bed_input")
     variants = read_variants(variants_path, skip_other=skip_other)
     skipped = variants.attrs["skipped"]
-    model_block = _variant_effects_block(os.path.join(model_dir, "model.yaml"), "seq_input")
-    dl_block = _variant_effects_block(os.path.join(model_dir, "dataloader.yaml"), "bed_input")
     model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
     # The user's file checked as the tangermeme route checks it, on kipoi-veff's windows (variant at
     # index L // 2 - 1), so errors name that file and its lines, not the temporary VCF below.

@@ -3,6 +3,7 @@
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -237,7 +238,7 @@ def test_shipped_model_directory(tmp_path):
             assert np.allclose(handle["preds"][:], model(X).numpy(), atol=1e-6)
 
 
-def test_compare_two_kipoi_models(exported, tmp_path):
+def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch):
     """ARGMINN and the CNN baseline, both exported, scored through kipoi predict on the same test BED."""
     from argminn_plugin.compare import compare_models
 
@@ -265,6 +266,17 @@ def test_compare_two_kipoi_models(exported, tmp_path):
     bad.write_text((data / "test.bed").read_text().splitlines()[0] + "\nchr3\t0\t10\t1\n")
     with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 2: the 120-bp window chr3:-55-65")):
         compare_models([str(argminn_dir)], str(data / "genome.fa"), str(bad))
+    # an existing output, or a directory that is no Kipoi model, is refused before any model runs
+    import argminn_plugin.compare as compare
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("kipoi predict ran")
+
+    monkeypatch.setattr(compare, "kipoi_predict", no_run)
+    with pytest.raises(ArgminnError, match=re.escape(f"{out}: output exists; pass --force")):
+        compare_models([str(argminn_dir)], str(data / "genome.fa"), str(data / "test.bed"), output=str(out))
+    with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path}: not a Kipoi model directory (no model.yaml)")):
+        compare_models([str(argminn_dir), str(tmp_path)], str(data / "genome.fa"), str(data / "test.bed"))
 
 
 def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
@@ -324,6 +336,17 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
     bad.write_text("\n".join(lines[:2] + ["\t".join(fields[:3] + [wrong_ref] + [ref])]) + "\n")
     with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 3: REF {wrong_ref} does not match the genome")):
         kipoi_veff_scores(str(out), str(data / "genome.fa"), str(bad))
+    # a directory without model.yaml, or with one that is not YAML, is a one-line error naming it
+    with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path}: not a Kipoi model directory (no model.yaml)")):
+        kipoi_veff_scores(str(tmp_path), str(data / "genome.fa"), str(vcf))
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "model.yaml").write_text("a: [\n")
+    with pytest.raises(ArgminnError, match=re.escape(f"{broken / 'model.yaml'}: not readable as YAML (ParserError")):
+        kipoi_veff_scores(str(broken), str(data / "genome.fa"), str(vcf))
+    (broken / "model.yaml").write_bytes(b"\xff\xfe: 1\n")
+    with pytest.raises(ArgminnError, match="not readable as YAML \\(UnicodeDecodeError"):
+        kipoi_veff_scores(str(broken), str(data / "genome.fa"), str(vcf))
 
 
 def test_kipoi_model_names_a_bad_config_file(tmp_path):
