@@ -175,7 +175,7 @@ def read_bed(path, label_columns=False, summits=False):
         raise ArgminnError(f"{path}: a narrowPeak file (summits) has no label columns")
     if not os.path.isfile(path):
         raise ArgminnError(f"{path}: BED file not found")
-    rows, lines, header = [], [], None
+    rows, lines, header, header_line = [], [], None, None
     try:
         with open_text(path) as handle:
             for lineno, line in enumerate(handle, 1):
@@ -184,7 +184,7 @@ def read_bed(path, label_columns=False, summits=False):
                     continue
                 if text.startswith("#"):
                     if header is None and not rows:
-                        header = text.lstrip("#").split("\t")
+                        header, header_line = text.lstrip("#").split("\t"), lineno
                     continue
                 fields = text.split("\t")
                 if len(fields) < 3:
@@ -230,6 +230,14 @@ def read_bed(path, label_columns=False, summits=False):
                                "column per task")
         label_cols = list(df.columns[3:width])
         names = header[3:width] if header and len(header) >= width else [f"task{i}" for i in range(width - 3)]
+        taken = [n for n in names if n in ("chrom", "start", "end", "line") or not n.strip()]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if taken or repeated:
+            what = (f"{', '.join(map(repr, repeated))} named twice" if repeated else
+                    f"{', '.join(map(repr, taken))} is not a task name (chrom, start, end and line are the "
+                    "intervals' own columns; a name cannot be blank)")
+            raise ArgminnError(f"{path}: line {header_line} (the header): task column {what}; give each label "
+                               "column its own name")
         for col in label_cols:
             for value, lineno in zip(df[col], df["line"]):
                 if value not in ("0", "1"):

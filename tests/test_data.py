@@ -1,4 +1,5 @@
 import os
+import re
 import time
 
 import numpy as np
@@ -90,6 +91,13 @@ def test_labelled_bed(tmp_path, genome):
     with pytest.raises(ArgminnError, match=r"r.bed: line 3: 4 columns, but line 2 has 5; a labelled BED needs"):
         load_intervals(fasta, ragged, 10, label_columns=True)
     assert len(load_intervals(fasta, ragged, 10)[0]) == 2  # unlabelled: extra columns are free
+    # task names are the header's: each its own, none of the intervals' own columns
+    for names, what in (("a\ta", "'a' named twice"), ("end\tb", "'end' is not a task name"),
+                        ("line\tb", "'line' is not a task name"), (" \tb", "' ' is not a task name")):
+        clash = write(tmp_path / "c.bed", f"track x\n#chrom\tstart\tend\t{names}\nchrA\t0\t10\t1\t0\n")
+        with pytest.raises(ArgminnError, match=re.escape(f"c.bed: line 2 (the header): task column {what}")):
+            load_intervals(fasta, clash, 10, label_columns=True)
+        assert len(load_intervals(fasta, clash, 10)[0]) == 1  # unlabelled: the header names nothing
 
 
 @pytest.mark.parametrize("content, message", [
