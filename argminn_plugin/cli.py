@@ -278,18 +278,14 @@ def cmd_instances(args):
 
 
 def cmd_design(args):
-    import pandas as pd
-
     from .data import rows_with_label
-    from .design import design_report
+    from .design import design_report, read_syntax
 
     model = _argminn_model(args.model, "argminn design")
+    syntax = read_syntax(args.instances)
     splits, _ = _labelled_splits(args, model.config.input_length)
     negatives, positives = (rows_with_label(*splits[args.split], label=k)[0] for k in (0, 1))
-    syntax_path = os.path.join(args.instances, "syntax.tsv")
-    if not os.path.isfile(syntax_path):
-        raise ArgminnError(f"{args.instances}: no syntax.tsv; run 'argminn instances' first")
-    table = design_report(model, negatives, args.motifs, pd.read_csv(syntax_path, sep="\t"), args.out,
+    table = design_report(model, negatives, args.motifs, syntax, args.out,
                           n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force,
                           positives=positives, step=args.start_step, head_weights=args.head_weights)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -336,10 +332,8 @@ DEMO_TRAIN_SET = [f"{key}={json.dumps(value)}" for key, value in TUNED_TRAIN.ite
 
 def cmd_demo(args):
     """simulate -> train -> motifs -> instances -> design on the embedded default data, with the checks."""
-    import pandas as pd
-
     from .data import rows_with_label
-    from .design import design_report
+    from .design import design_report, read_syntax
     from .interpret import instance_report
     from .report import motif_report
     from .simulate import planted_instances
@@ -387,8 +381,7 @@ def cmd_demo(args):
     summary = instance_report(model, positives, bed, motif_dir, instance_dir,
                               truth=planted_instances(data_dir, bed), force=True)
     print("instances on the held-out positives:", json.dumps(summary))
-    syntax = pd.read_csv(os.path.join(instance_dir, "syntax.tsv"), sep="\t")
-    table = design_report(model, rows_with_label(*splits["test"], label=0)[0], motif_dir, syntax,
+    table = design_report(model, rows_with_label(*splits["test"], label=0)[0], motif_dir, read_syntax(instance_dir),
                           os.path.join(args.out, "design"), force=True, positives=positives)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

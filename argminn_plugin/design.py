@@ -20,6 +20,19 @@ from .errors import ArgminnError
 from .motifs import consensus
 
 COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
+SYNTAX_COLUMNS = ("motif_a", "motif_b", "spacing", "orientation")  # what design_report reads of syntax.tsv
+
+
+def read_syntax(instance_dir):
+    """``instance_dir/syntax.tsv`` (``argminn instances``' syntax read-out), checked as design reads it."""
+    import os
+
+    from .fileio import read_tsv
+
+    path = os.path.join(instance_dir, "syntax.tsv")
+    if not os.path.isfile(path):
+        raise ArgminnError(f"{instance_dir}: no syntax.tsv; run 'argminn instances' first")
+    return read_tsv(path, "syntax table", SYNTAX_COLUMNS, "run 'argminn instances' again")
 
 
 def oriented_motif(ppm, ann):

@@ -43,6 +43,24 @@ def read_json_object(path, what):
     return data
 
 
+def read_tsv(path, what, columns=(), hint=""):
+    """The tab-separated table in ``path`` (one this package wrote: ``what``, e.g. "motif table"); a file
+    that cannot be read or parsed, or lacks one of ``columns``, is an ArgminnError naming it (``hint``: what
+    writes it again)."""
+    import pandas as pd
+
+    advice = f"; {hint}" if hint else ""
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas' EmptyDataError, ParserError: ValueErrors
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        raise ArgminnError(f"{path}: not a readable {what} ({type(exc).__name__}: {detail}){advice}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ArgminnError(f"{path}: not a readable {what} (no column {', '.join(map(repr, missing))}){advice}")
+    return table
+
+
 def usual_mode(path):
     """Give a file made by ``tempfile.mkstemp`` (mode 0600) the mode a new file gets under this process's umask."""
     os.chmod(path, 0o666 & ~_UMASK)

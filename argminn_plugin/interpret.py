@@ -122,6 +122,11 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
     return {k: v.numpy() for k, v in scan.items()}, weights.numpy()
 
 
+# What annotation_from_table reads of a motif table
+MOTIF_TABLE_COLUMNS = ("filter", "start", "end", "best_match", "best_q", "match_offset", "match_strand",
+                       "match_width")
+
+
 def annotation_from_table(table, q_threshold=0.05):
     """Per-filter annotation for :func:`call_instances` from a ``motifs.tsv`` table.
 
@@ -152,7 +157,7 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
     """
     import os
 
-    from .fileio import model_fingerprint
+    from .fileio import model_fingerprint, read_tsv
 
     path = os.path.join(motif_dir, "motifs.tsv")
     if not os.path.isfile(path):
@@ -162,7 +167,7 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
         raise ArgminnError(f"{motif_dir}: these motifs were read from another model than the one given "
                            "(report.json's model_fingerprint differs); run 'argminn motifs' with this model "
                            "first")
-    table = pd.read_csv(path, sep="\t")
+    table = read_tsv(path, "motif table", MOTIF_TABLE_COLUMNS, "run 'argminn motifs' again")
     return annotation_from_table(table, q_threshold), active_filters(table) if "active" in table else None
 
 

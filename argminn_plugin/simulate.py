@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import _Config
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, dump_json, output_set, read_json_object, write_fasta
+from .fileio import atomic_write, check_writable, dump_json, output_set, read_json_object, read_tsv, write_fasta
 
 SPLITS = {"train": "chr1", "valid": "chr2", "test": "chr3"}
 
@@ -303,7 +303,8 @@ def planted_instances(data_dir, bed):
     path = os.path.join(data_dir, "instances.tsv")
     if not os.path.isfile(path):
         raise ArgminnError(f"{data_dir}: no instances.tsv (not a dataset written by 'argminn simulate')")
-    inst = pd.read_csv(path, sep="\t")
+    inst = read_tsv(path, "planted-instance table", ("window", "motif", "window_start", "window_end", "strand"),
+                    "simulate the dataset again")
     windows = bed["chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
     index = {w: i for i, w in enumerate(windows)}
     inst = inst[inst["window"].isin(index)]

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from argminn_plugin import ArgminnError
 from argminn_plugin.cli import main
 from argminn_plugin.train import load_model, safe_load_torch
 
@@ -602,3 +604,40 @@ def test_variants_say_when_the_motifs_hold_no_head_weights(dataset, trained, tmp
     assert main([*run, "-o", str(tmp_path / "b.tsv"), "--head-weights", "called"]) == 0
     assert "head weights" not in capsys.readouterr().err
     assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
+
+
+def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_path, capsys):
+    """motifs.tsv, syntax.tsv and a dataset's instances.tsv that are empty, not text or lack a column the
+    command reads: a one-line error naming the file and what writes it again, nothing written."""
+    from argminn_plugin.simulate import planted_instances
+
+    model = str(trained / "model.pt")
+    motifs, inst = tmp_path / "motifs", tmp_path / "inst"
+    assert main(["motifs", "--model", model, "--out", str(motifs)]) == 0
+    good = (motifs / "motifs.tsv").read_bytes()
+    damaged = ((b"", "EmptyDataError"), (b"\xff\xfe\x00bad\n", "UnicodeDecodeError"),
+               (b"filter\tstart\n0\t1\n", "no column 'end'"))
+    for content, message in damaged:
+        (motifs / "motifs.tsv").write_bytes(content)
+        assert main(["instances", "--model", model, "--motifs", str(motifs), "--data", str(dataset),
+                     "--out", str(inst)]) == 2
+        err = capsys.readouterr().err
+        assert f"{motifs / 'motifs.tsv'}: not a readable motif table (" in err and message in err, err
+        assert "run 'argminn motifs' again" in err and len(err.strip().splitlines()) == 1
+    assert not inst.exists()
+    (motifs / "motifs.tsv").write_bytes(good)
+    inst.mkdir()
+    design = ["design", "--model", model, "--motifs", str(motifs), "--instances", str(inst), "--data",
+              str(dataset), "--out", str(tmp_path / "design")]
+    for content, message in ((b"", "EmptyDataError"), (b"motif_a\tmotif_b\nA\tB\n", "no column 'spacing'")):
+        (inst / "syntax.tsv").write_bytes(content)
+        assert main(design) == 2
+        err = capsys.readouterr().err
+        assert f"{inst / 'syntax.tsv'}: not a readable syntax table (" in err and message in err, err
+    assert not (tmp_path / "design").exists()
+    copy = tmp_path / "data"
+    copy.mkdir()
+    (copy / "instances.tsv").write_text("")
+    with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'instances.tsv'}: not a readable planted-instance "
+                                                     "table (EmptyDataError")):
+        planted_instances(str(copy), pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]}))
