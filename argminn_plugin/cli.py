@@ -32,7 +32,9 @@ def _sources(args, labelled):
         given = [flag for flag, v in (("--fasta", args.fasta), ("--bed", args.bed), ("--peaks", peaks),
                                       ("--negatives", negatives), ("--summits", summits),
                                       ("--skip-outside", getattr(args, "skip_outside", None)),
-                                      ("--task-name", getattr(args, "task_name", None))) if v]
+                                      ("--task-name", getattr(args, "task_name", None)),
+                                      ("--valid-chroms", getattr(args, "valid_chroms", None)),
+                                      ("--test-chroms", getattr(args, "test_chroms", None))) if v]
         if given:
             raise ArgminnError(f"--data gives the genome and intervals; drop {', '.join(given)} or drop --data")
         return
@@ -50,6 +52,9 @@ def _sources(args, labelled):
         raise ArgminnError("give --data DIR, or --fasta with --bed, or --fasta with --peaks and --negatives")
 
 
+DEFAULT_VALID_CHROMS, DEFAULT_TEST_CHROMS = ["chr2"], ["chr3"]  # --fasta without --valid-chroms, --test-chroms
+
+
 def _labelled_splits(args, length):
     """({'train', 'valid', 'test'}: (X, y, bed), task names) from --data, --fasta --bed (0/1 label
     columns) or --fasta --peaks --negatives (one task: peak or not)."""
@@ -63,10 +68,11 @@ def _labelled_splits(args, length):
         return load_splits(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"), length,
                            [splits["valid"]], [splits["test"]])
     skip = bool(getattr(args, "skip_outside", False))
+    valid, test = args.valid_chroms or DEFAULT_VALID_CHROMS, args.test_chroms or DEFAULT_TEST_CHROMS
     if args.peaks:
-        return load_peaks(args.fasta, args.peaks, args.negatives, length, args.valid_chroms, args.test_chroms,
+        return load_peaks(args.fasta, args.peaks, args.negatives, length, valid, test,
                           summits=args.summits, skip=skip, task_name=getattr(args, "task_name", None))
-    return load_splits(args.fasta, args.bed, length, args.valid_chroms, args.test_chroms, skip=skip)
+    return load_splits(args.fasta, args.bed, length, valid, test, skip=skip)
 
 
 def _intervals(args, length):
@@ -295,7 +301,7 @@ def cmd_motifs(args):
     from .report import motif_report
     from .train import load_model
 
-    reads = any(getattr(args, k, None) for k in ("data", "fasta", "bed", "peaks", "summits"))
+    reads = any(getattr(args, k, None) for k in ("data", "fasta", "bed", "peaks", "summits", "skip_outside"))
     if reads:
         _sources(args, labelled=False)  # a flag mix-up is named before any file is read
     model = load_model(args.model)
@@ -386,15 +392,23 @@ def cmd_demo(args):
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
-def _positive_int(text):
-    """argparse type: an integer >= 1 (argparse prints the one-line usage error otherwise)."""
+def _int_at_least(text, lowest):
+    """argparse type: an integer >= ``lowest`` (argparse prints the one-line usage error otherwise)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
     return value
+
+
+def _positive_int(text):
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text):
+    return _int_at_least(text, 0)
 
 
 QUIET_HELP = "no progress bars (there are none when the output is not a terminal) and fewer messages"
@@ -429,11 +443,11 @@ def build_parser():
                             "the narrowPeak summits (column 10), as bpnet-lite's summits=True")
         p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP)
         if required_labels:  # where the splits are read (train, design); the others take every interval
-            p.add_argument("--valid-chroms", nargs="+", default=["chr2"],
+            p.add_argument("--valid-chroms", nargs="+",
                            help="validation chromosomes, with --fasta (default: chr2, as 'argminn simulate' "
                                 "lays out its genome; --data reads them from the dataset)")
-            p.add_argument("--test-chroms", nargs="+", default=["chr3"],
-                           help="test chromosomes, with --fasta (default: chr3; the rest train)")
+            p.add_argument("--test-chroms", nargs="+", help="test chromosomes, with --fasta (default: chr3; the "
+                                                            "rest train)")
 
     p = sub.add_parser("train", help="train an ARGMINN model")
     data_args(p)
@@ -489,7 +503,8 @@ def build_parser():
     p.add_argument("--split", choices=["train", "valid", "test"], default="test",
                    help="negatives of this split are shuffled into backgrounds")
     p.add_argument("--n-backgrounds", type=_positive_int, default=100)
-    p.add_argument("--n-greedy", type=int, default=4, help="backgrounds designed by tangermeme greedy substitution")
+    p.add_argument("--n-greedy", type=_non_negative_int, default=4,
+                   help="backgrounds designed by tangermeme greedy substitution (0: none)")
     p.add_argument("--start-step", type=_positive_int, default=5,
                    help="bp between the starts at which each design and control is placed (default 5)")
     p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default="motifs",

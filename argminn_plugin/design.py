@@ -282,6 +282,9 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     from .interpret import call_instances, read_annotation, resolve_head_weights
     from .motifs import read_meme
 
+    for name, value, lowest in (("n_backgrounds", n_backgrounds, 1), ("n_greedy", n_greedy, 0)):
+        if not _whole(value) or value < lowest:
+            raise ArgminnError(f"design: '{name}' must be an integer >= {lowest}, got {value!r}")
     outputs = ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv")
     for name in outputs:
         check_writable(os.path.join(out_dir, name), force)

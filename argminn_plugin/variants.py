@@ -169,7 +169,8 @@ def check_variants(variants, fasta_path, length, path="variants", offset=None):
     fasta = open_fasta(fasta_path)
     offset = length // 2 if offset is None else offset
     if not 0 <= offset < length:
-        raise ArgminnError(f"variant offset {offset} is outside the {length}-bp window")
+        raise ArgminnError(f"the variant's offset (--offset, offset=) {offset} is outside the {length}-bp window: "
+                           f"give 0 to {length - 1}")
     loci = _loci(variants, length, offset)
     check_intervals(loci, fasta, length, path)
     for chrom, pos, ref, lineno in zip(variants["chrom"], variants["pos"], variants["ref"], variants["line"]):

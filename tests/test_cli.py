@@ -641,3 +641,31 @@ def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_pa
     with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'instances.tsv'}: not a readable planted-instance "
                                                      "table (EmptyDataError")):
         planted_instances(str(copy), pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]}))
+
+
+def test_flags_that_would_be_ignored_or_misread_are_refused(dataset, trained, tmp_path, capsys):
+    """--valid-chroms / --test-chroms with --data (which names its own splits), --skip-outside on motifs
+    without sequences, a negative --n-greedy, an offset outside the window: errors, not silently ignored."""
+    from argminn_plugin.design import design_report
+
+    model = str(trained / "model.pt")
+    for flags in (["--valid-chroms", "chrZZ"], ["--test-chroms", "chr1"]):
+        assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "run"), "--quiet", *flags]) == 2
+        assert f"drop {flags[0]} or drop --data" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert main(["motifs", "--model", model, "--out", str(tmp_path / "m"), "--skip-outside"]) == 2
+    assert "give --data DIR, or --fasta with --bed" in capsys.readouterr().err and not (tmp_path / "m").exists()
+    with pytest.raises(SystemExit) as stop:
+        main(["design", "--model", model, "--motifs", str(tmp_path), "--instances", str(tmp_path), "--data",
+              str(dataset), "--out", str(tmp_path / "d"), "--n-greedy", "-1"])
+    assert stop.value.code == 2 and "--n-greedy: must be >= 0, got -1" in capsys.readouterr().err
+    for name, value in (("n_greedy", -1), ("n_backgrounds", 0), ("n_greedy", 1.5)):
+        with pytest.raises(ArgminnError, match=re.escape(f"design: '{name}' must be an integer >=")):
+            design_report(load_model(model), None, str(tmp_path), pd.DataFrame(), str(tmp_path / "d"),
+                          **{name: value})
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("#CHROM\tPOS\tID\tREF\tALT\nchr3\t50\t.\tA\tC\n")
+    assert main(["variants", "--model", model, "--fasta", str(dataset / "genome.fa"), "--variants", str(vcf),
+                 "--offset", "500", "-o", str(tmp_path / "v.tsv")]) == 2
+    assert "offset (--offset, offset=) 500 is outside the 100-bp window: give 0 to 99" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists() and not (tmp_path / "v.tsv").exists()
