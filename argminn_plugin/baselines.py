@@ -28,6 +28,7 @@ from torch import nn
 
 from .config import _ModelConfigBase
 from .errors import ArgminnError
+from .model import check_input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +81,7 @@ class StandardCNN(nn.Module):
         self.head = nn.Linear(c.conv2_filters, c.n_tasks)
 
     def forward(self, X):
+        check_input(self, X, self.conv1.weight.dtype)  # the global pool is sized for config.input_length
         h = self.pool1(self.relu1(self.conv1(X)))
         return self.head(self.flatten(self.pool2(self.relu2(self.conv2(h)))))
 
@@ -165,6 +167,7 @@ class ExplaiNN(nn.Module):
         return self.flatten(self.relu2(self.bn3(self.fc2(h))))
 
     def forward(self, X):
+        check_input(self, X, self.conv.weight.dtype)
         return self.head(self.unit_outputs(X))
 
     @property

@@ -88,7 +88,7 @@ output_schema:
   metadata:
     ranges:
       type: GenomicRanges
-      doc: The window that was read
+      doc: The window that was read; its id is the interval's index in intervals_file (from 0)
 """
 
 MODEL_YAML = """defined_as: kipoi.model.PyTorchModel

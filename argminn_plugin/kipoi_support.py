@@ -14,6 +14,7 @@
 """
 
 import json
+import numbers
 
 import numpy as np
 import torch
@@ -71,7 +72,13 @@ class IntervalDataLoader(_KipoiDataset):
     def __init__(self, intervals_file, fasta_file, auto_resize_len=200, summits=False, skip_outside=False):
         from kipoiseq import Interval
 
+        if isinstance(auto_resize_len, bool) or not isinstance(auto_resize_len, numbers.Integral) \
+                or auto_resize_len < 1:
+            raise ArgminnError('the dataloader argument "auto_resize_len" (the window length, the model\'s input '
+                               f'length) must be a positive integer, got {auto_resize_len!r}')
         self.bed, _ = read_bed(intervals_file, summits=bool(summits))
+        # a window's id (metadata ranges.id) is its interval's index in the file, also where others are skipped
+        self.bed["interval"] = np.arange(len(self.bed))
         fasta = open_fasta(fasta_file)
         self.bed, = usable_intervals(fasta, fasta_file, [(self.bed, intervals_file)], auto_resize_len,
                                      bool(skip_outside), skip_option='the dataloader argument "skip_outside": true')
@@ -94,4 +101,5 @@ class IntervalDataLoader(_KipoiDataset):
         seq = self.extractor.extract(interval)
         onehot = one_hot_dna(seq, alphabet=["A", "C", "G", "T"], neutral_value=0.0, dtype=np.float32).T
         return {"inputs": np.ascontiguousarray(onehot),
-                "metadata": {"ranges": GenomicRanges(interval.chrom, interval.start, interval.end, str(idx))}}
+                "metadata": {"ranges": GenomicRanges(interval.chrom, interval.start, interval.end,
+                                                     str(self.bed["interval"].iat[idx]))}}

@@ -69,6 +69,22 @@ def _layer_norm(module, x):
     return F.layer_norm(x, module.normalized_shape, params["weight"], params["bias"], module.eps)
 
 
+def check_input(model, X, dtype):
+    """What every model of this package checks of its input X: a torch tensor of shape (N, 4,
+    ``model.config.input_length``) in the model's ``dtype`` (under autocast, mixed precision, or tracing, the
+    input's dtype is not checked); an ArgminnError naming the model's class otherwise."""
+    name, length = type(model).__name__, model.config.input_length
+    if not isinstance(X, torch.Tensor):
+        raise ArgminnError(f"{name}: input is a {type(X).__name__}; this model takes a torch tensor "
+                           "(torch.from_numpy(X).float(); argminn_plugin.predict.predict converts numpy arrays)")
+    if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != length:
+        raise ArgminnError(f"{name}: input of shape {tuple(X.shape)}; this model takes (N, 4, {length}) one-hot "
+                           "sequences (config.input_length)")
+    if X.dtype != dtype and not _autocast_or_tracing():  # autocast: mixed precision
+        raise ArgminnError(f"{name}: input of dtype {X.dtype}; this model computes in {dtype}: pass "
+                           f"X.to({dtype}), or run under torch.autocast for mixed precision")
+
+
 class MotifScanner(nn.Module):
     """One Conv1d (no padding) + ReLU; optionally scans reverse complements too.
 
@@ -226,16 +242,7 @@ class ARGMINN(nn.Module):
         self._fold_cache = None
 
     def _run(self, X, keep):
-        if not isinstance(X, torch.Tensor):
-            raise ArgminnError(f"ARGMINN: input is a {type(X).__name__}; this model takes a torch tensor "
-                               "(torch.from_numpy(X).float(), or tangermeme's predict, which converts)")
-        if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != self.config.input_length:
-            raise ArgminnError(f"ARGMINN: input of shape {tuple(X.shape)}; this model takes (N, 4, "
-                               f"{self.config.input_length}) one-hot sequences (config.input_length)")
-        dtype = self._buffers["pos_enc"].dtype
-        if X.dtype != dtype and not _autocast_or_tracing():  # autocast: mixed precision
-            raise ArgminnError(f"ARGMINN: input of dtype {X.dtype}; this model computes in {dtype}: pass "
-                               f"X.to({dtype}), or run under torch.autocast for mixed precision")
+        check_input(self, X, self._buffers["pos_enc"].dtype)
         folded = self._folded() if X.shape[0] else None  # an empty batch: the module path, (0, T) logits
         if folded is not None:
             return self._run_folded(X, keep, folded)

@@ -134,6 +134,8 @@ def test_export_from_any_fasta_and_bed(exported, tmp_path, capsys):
         assert np.array_equal(handle["inputs"][:], summit_windows.numpy())
     dl = IntervalDataLoader(str(peaks), str(data / "genome.fa"), 120, summits=True, skip_outside=True)
     assert len(dl) == 2 and np.array_equal(dl[0]["inputs"], summit_windows[0].numpy())
+    # ids are the intervals' indices in the file, also where one before them was skipped
+    assert [dl[i]["metadata"]["ranges"]["id"] for i in range(len(dl))] == ["1", "2"]
     with pytest.raises(ArgminnError, match='not in the FASTA .*; the dataloader argument "skip_outside": true leaves'):
         IntervalDataLoader(str(peaks), str(data / "genome.fa"), 120, summits=True)  # Kipoi's option, not the CLI's
     # a task named like a YAML keyword stays a string in model.yaml
@@ -196,6 +198,11 @@ def test_dataloader_matches_library_windows(exported):
     assert item["inputs"].dtype == np.float32 and item["inputs"].shape == (4, 120)
     assert np.array_equal(np.stack([dl[i]["inputs"] for i in range(len(dl))]), X)
     assert item["metadata"]["ranges"]["end"] - item["metadata"]["ranges"]["start"] == 120
+    assert [dl[i]["metadata"]["ranges"]["id"] for i in range(3)] == ["0", "1", "2"]
+    for bad in (0, -5, "200", None, True, 1.5):
+        with pytest.raises(ArgminnError, match=re.escape(f'"auto_resize_len" (the window length, the model\'s '
+                                                         f'input length) must be a positive integer, got {bad!r}')):
+            IntervalDataLoader(bed, fasta, bad)
 
 
 def test_dataloader_errors_and_n(tmp_path):

@@ -529,6 +529,21 @@ def test_wrong_input_shape_is_a_clear_error(small_config):
     from tangermeme.predict import predict
 
     assert predict(model, X.to(torch.int8), dtype=torch.bfloat16, verbose=False).shape == (2, small_config.n_tasks)
+    # the baselines check their input alike (the CNN's global pool is sized for its input length: a longer
+    # window would be read only in part)
+    from argminn_plugin.baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
+
+    for baseline in (StandardCNN(CNNConfig(input_length=n)), ExplaiNN(ExplaiNNConfig(input_length=n))):
+        name = type(baseline).__name__
+        baseline.eval()
+        assert baseline(X).shape == (2, 1)
+        for bad in (random_onehot(2, n + 50), random_onehot(2, n)[0]):
+            with pytest.raises(ArgminnError, match=rf"{name}: input of shape .*; this model takes \(N, 4, {n}\)"):
+                baseline(bad)
+        with pytest.raises(ArgminnError, match=rf"{name}: input is a ndarray; .*predict.predict converts numpy"):
+            baseline(X.numpy())
+        with pytest.raises(ArgminnError, match=rf"{name}: input of dtype torch.float64; this model computes in"):
+            baseline(X.double())
 
 
 def test_builds_and_runs_under_float64_default_dtype(small_config):
