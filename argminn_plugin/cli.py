@@ -275,7 +275,7 @@ def cmd_instances(args):
         splits, _ = _labelled_splits(args, model.config.input_length)
         split = args.split or "test"
         X, y, bed = rows_with_label(*splits[split]) if args.positives else splits[split]
-        truth = planted_instances(args.data, bed)
+        truth = planted_instances(args.data, bed, model.config.input_length)
     else:
         X, bed = _intervals(args, model.config.input_length)
     summary = instance_report(model, X, bed, args.motifs, args.out, truth=truth, force=args.force,
@@ -385,7 +385,7 @@ def cmd_demo(args):
     print(table.to_string(index=False))
     positives, _, bed = rows_with_label(*splits["test"])
     summary = instance_report(model, positives, bed, motif_dir, instance_dir,
-                              truth=planted_instances(data_dir, bed), force=True)
+                              truth=planted_instances(data_dir, bed, model.config.input_length), force=True)
     print("instances on the held-out positives:", json.dumps(summary))
     table = design_report(model, rows_with_label(*splits["test"], label=0)[0], motif_dir, read_syntax(instance_dir),
                           os.path.join(args.out, "design"), force=True, positives=positives)

@@ -292,13 +292,19 @@ def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, 
             dump_json(summary, handle, indent=2)
 
 
-def planted_instances(data_dir, bed):
+def planted_instances(data_dir, bed, length=None):
     """The planted instances of a simulated dataset inside the windows of ``bed``.
 
     Returns a DataFrame (sequence = row of ``bed``, motif, start, end in
     window coordinates, strand), the ground truth for instance calling.
+    ``length``: the windows' length, when a model reads windows of another
+    length than the dataset's (centred on its intervals, as the model's
+    windows are): coordinates are then in those windows, and instances not
+    wholly inside them are left out. None: the dataset's own windows.
     """
     import pandas as pd
+
+    from .data import centred_windows
 
     path = os.path.join(data_dir, "instances.tsv")
     if not os.path.isfile(path):
@@ -308,6 +314,12 @@ def planted_instances(data_dir, bed):
     windows = bed["chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
     index = {w: i for i, w in enumerate(windows)}
     inst = inst[inst["window"].isin(index)]
-    return pd.DataFrame({"sequence": inst["window"].map(index).to_numpy(), "motif": inst["motif"].to_numpy(),
-                         "start": inst["window_start"].to_numpy(), "end": inst["window_end"].to_numpy(),
-                         "strand": inst["strand"].to_numpy()})
+    rows = inst["window"].map(index).to_numpy()
+    start, end = inst["window_start"].to_numpy(), inst["window_end"].to_numpy()
+    inside = np.ones(len(inst), dtype=bool)
+    if length is not None:  # from the interval's frame to the model window's
+        shift = (bed["start"].to_numpy() - centred_windows(bed, length)[0])[rows]
+        start, end = start + shift, end + shift
+        inside = (start >= 0) & (end <= length)
+    return pd.DataFrame({"sequence": rows[inside], "motif": inst["motif"].to_numpy()[inside],
+                         "start": start[inside], "end": end[inside], "strand": inst["strand"].to_numpy()[inside]})

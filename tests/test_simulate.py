@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from argminn_plugin import ArgminnError
 from argminn_plugin.data import load_splits
@@ -50,6 +51,28 @@ def test_ground_truth_instances_are_in_the_genome(sim):
             scores.append(sum(logodds["ACGT".index(c), k] for k, c in enumerate(seq)))
         random = [sum(logodds[rng.integers(4), k] for k in range(ppm.shape[1])) for _ in range(2000)]
         assert np.median(scores) > np.quantile(random, 0.999)
+
+
+def test_planted_instances_in_windows_of_another_length(sim):
+    """The ground truth in the windows a model reads: a longer (or shorter) window centred on the same
+    interval shifts every instance by the extra flank; those not wholly inside a shorter window are left out.
+    The window's bases at those coordinates are the planted bases."""
+    from argminn_plugin.simulate import planted_instances
+
+    out, cfg = sim
+    L = cfg.length
+    own = load_splits(str(out / "genome.fa"), str(out / "peaks.bed"), L, ["chr2"], ["chr3"])[0]["test"]
+    truth = planted_instances(str(out), own[2])
+    assert truth.equals(planted_instances(str(out), own[2], L)) and len(truth) > 0
+    for length in (L + 100, L - 60):
+        X, _, bed = load_splits(str(out / "genome.fa"), str(out / "peaks.bed"), length, ["chr2"], ["chr3"])[0]["test"]
+        moved = planted_instances(str(out), bed, length)
+        flank = (length - L) // 2
+        kept = truth[(truth.start + flank >= 0) & (truth.end + flank <= length)].reset_index(drop=True)
+        assert len(moved) == len(kept) and (length > L) == (len(kept) == len(truth))
+        assert (moved.start.to_numpy() == kept.start.to_numpy() + flank).all()
+        for r, k in zip(moved.itertuples(), kept.itertuples()):
+            assert torch.equal(X[r.sequence, :, r.start:r.end], own[0][k.sequence, :, k.start:k.end])
 
 
 def test_labels_follow_the_rule(sim):
