@@ -474,11 +474,13 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
         with atomic_write(path["instances.tsv"], force=True) as handle:
             calls.to_csv(handle, sep="\t", index=False, float_format="%.6g")
         with atomic_write(path["instances.bed"], force=True) as handle:
+            best = float(calls["attention"].max()) if len(calls) else 0.0
             for r in calls.itertuples():
                 if r.genome_end <= r.genome_start:  # wholly outside the window
                     continue
-                handle.write(f"{r.chrom}\t{r.genome_start}\t{r.genome_end}\t{r.motif}\t{r.attention:.6g}\t"
-                             f"{r.strand}\n")
+                # BED's score is an integer 0-1000 (UCSC, bedToBigBed): the attention over the top call's
+                score = int(round(1000 * r.attention / best)) if best > 0 else 0
+                handle.write(f"{r.chrom}\t{r.genome_start}\t{r.genome_end}\t{r.motif}\t{score}\t{r.strand}\n")
         with atomic_write(path["syntax.tsv"], force=True) as handle:
             syntax.to_csv(handle, sep="\t", index=False)
         if len(syntax):

@@ -246,8 +246,17 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
 
 # ------------------------------------------------------------------------ MEME
 
-def write_meme(path, motifs, force=False):
-    """Write motifs (dict name -> (4, w) PPM, or list of (name, PPM)) with memelite, atomically."""
+# nsites of a motif not counted from sites (read from weights, or given as a matrix): MEME-suite's usual
+# default for a converted matrix (iupac2meme, matrix2meme); MEME tools weigh their pseudocount against it
+DEFAULT_NSITES = 20
+
+
+def write_meme(path, motifs, force=False, nsites=None):
+    """Write motifs (dict name -> (4, w) PPM, or list of (name, PPM)) with memelite, atomically.
+
+    ``nsites``: {name: the number of sites (seqlets) a motif was read from}; a motif with none (or 0)
+    gets ``DEFAULT_NSITES``, not memelite's 1, which MEME-suite tools would flatten with their pseudocount.
+    """
     from memelite.io import write_meme as _write
 
     items = list(motifs.items()) if isinstance(motifs, dict) else list(motifs)
@@ -258,6 +267,17 @@ def write_meme(path, motifs, force=False):
     os.close(fd)
     try:
         _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
+        with open(tmp) as handle:
+            lines = handle.read().split("\n")
+        name = None
+        for i, line in enumerate(lines):  # MOTIF <name>, then its matrix line: memelite writes nsites= 1
+            if line.startswith("MOTIF "):
+                name = line[len("MOTIF "):]
+            elif line.startswith("letter-probability matrix:") and " nsites= 1 " in line:
+                count = int((nsites or {}).get(name) or DEFAULT_NSITES)
+                lines[i] = line.replace(" nsites= 1 ", f" nsites= {count} ", 1)
+        with open(tmp, "w") as handle:
+            handle.write("\n".join(lines))
         usual_mode(tmp)
         os.replace(tmp, path)
     finally:

@@ -83,7 +83,7 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
                 table.loc[table["name"] == name, cols] = match(name, column_for_id(q, mid))
 
     with output_set(out_dir, outputs, force) as staged:  # all five, or none if interrupted
-        write_meme(staged["motifs.meme"], ppms, force=True)
+        write_meme(staged["motifs.meme"], ppms, force=True, nsites=dict(zip(table["name"], table["n_seqlets"])))
         save_logos(ppms, staged["logos.png"], force=True, title="ARGMINN filters (active)")
         with atomic_write(staged["motifs.tsv"], force=True) as handle:
             table.to_csv(handle, sep="\t", index=False)

@@ -65,6 +65,10 @@ def test_attention_instances_beat_fimo_and_recover_the_spacing(default_run, tmp_
     assert (best["strand"] == best["strand_true"]).mean() > 0.9
     for name in ("instances.bed", "coverage.png", "spacing.png", "syntax.tsv"):
         assert (base / "instances" / name).stat().st_size > 0
+    bed6 = pd.read_csv(base / "instances/instances.bed", sep="\t", header=None)
+    inside = calls[calls["genome_end"] > calls["genome_start"]]
+    assert bed6[4].dtype.kind == "i" and bed6[4].between(0, 1000).all() and bed6[4].max() == 1000
+    assert (bed6[4] == (1000 * inside["attention"] / calls["attention"].max()).round().astype(int).to_numpy()).all()
     # again into (a copy of) the same directory without ground truth: refused without force; with it, the
     # earlier run's coverage files (which the new tables would not match) are gone
     import shutil

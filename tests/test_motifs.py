@@ -52,6 +52,13 @@ def test_meme_roundtrip_and_logos(tmp_path):
     write_meme(str(path), motifs)
     back = read_meme(str(path))
     assert list(back) == ["m1", "m2"] and np.allclose(back["m1"], np.eye(4))
+    # nsites: the sites a motif was read from, else MEME-suite's default for a matrix (not memelite's 1)
+    assert [line.split("nsites= ")[1].split()[0] for line in path.read_text().splitlines()
+            if line.startswith("letter-probability")] == ["20", "20"]
+    write_meme(str(path), motifs, force=True, nsites={"m1": 5000, "m2": 0})
+    assert [line.split("nsites= ")[1].split()[0] for line in path.read_text().splitlines()
+            if line.startswith("letter-probability")] == ["5000", "20"]
+    assert np.allclose(read_meme(str(path))["m1"], np.eye(4))
     png = tmp_path / "logos.png"
     save_logos(motifs, str(png))
     assert png.read_bytes()[:4] == b"\x89PNG"
