@@ -90,8 +90,13 @@ def _intervals(args, length):
 
 
 def _load_config(cls, path, pairs, where, **defaults):
-    base = cls.from_json(path).to_dict() if path else {}
-    return cls.from_dict({**defaults, **base, **settings_from_pairs(pairs, where)}, where=path or where)
+    """``cls`` from ``defaults``, then the keys of the JSON file ``path``, then the ``KEY=VALUE`` flags
+    (``where``), checked once as a whole: a setting valid only with a flag's value is accepted, and an error
+    names the file, the flag, or both where both are given."""
+    file_keys = cls.json_keys(path) if path else {}
+    flags = settings_from_pairs(pairs, where)
+    named = f"{path} with {where}" if path and flags else (path or where)
+    return cls.from_dict({**defaults, **file_keys, **flags}, where=named)
 
 
 def cmd_simulate(args):

@@ -97,6 +97,12 @@ class _Config:
 
     @classmethod
     def from_json(cls, path):
+        return cls.from_dict(cls.json_keys(path), where=path)
+
+    @staticmethod
+    def json_keys(path):
+        """The mapping in JSON config file ``path``, its keys not yet checked (``from_dict`` checks them, with
+        any others merged in first)."""
         if not os.path.isfile(path):
             raise ArgminnError(f"{path}: config file not found")
         try:
@@ -106,7 +112,9 @@ class _Config:
             raise ArgminnError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
         except UnicodeDecodeError:
             raise ArgminnError(f"{path}: not a text file (a JSON config is expected)") from None
-        return cls.from_dict(data, where=path)
+        if not isinstance(data, dict):
+            raise ArgminnError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+        return data
 
     _may_be_infinite = ()  # float fields where infinity means "no limit"
 

@@ -434,6 +434,23 @@ def test_config_file_errors(dataset, tmp_path, capsys):
     assert "train.json: unknown key(s) 'max_epoch'" in capsys.readouterr().err
     assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--train-set", "batch_size=ten"]) == 2
     assert "'batch_size' must be an integer, got 'ten'" in capsys.readouterr().err
+    # the file's keys and the flags' are checked once, merged: the flags win, errors name both sources
+    from argminn_plugin import ModelConfig, TrainConfig
+    from argminn_plugin.cli import _load_config
+
+    resample = tmp_path / "resample.json"
+    resample.write_text('{"resample_share": 0.5, "overlap_weight": 0.01, "overlap_warmup": 1, "overlap_ramp": 2}')
+    with pytest.raises(ArgminnError, match=r"'resample_until' \(0\) above 'overlap_warmup' \(1\)"):
+        _load_config(TrainConfig, str(resample), None, "--train-set")  # alone it is incomplete
+    assert _load_config(TrainConfig, str(resample), ["resample_until=3"], "--train-set").resample_until == 3
+    wide = tmp_path / "wide.json"
+    wide.write_text('{"filter_width": 250}')
+    assert _load_config(ModelConfig, str(wide), ["input_length=300"], "--model-set").filter_width == 250
+    assert _load_config(ModelConfig, str(wide), None, "--model-set", input_length=300).input_length == 300
+    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--train-config", str(mistyped),
+                 "--train-set", "max_epochs=abc"]) == 2
+    assert "train.json with --train-set: " in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_two_thread_runs_in_parallel_give_the_same_model(dataset, tmp_path):
