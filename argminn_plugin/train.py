@@ -702,6 +702,12 @@ def _clear_run(out_dir, warmups=True):
         shutil.rmtree(os.path.join(out_dir, "warmup_candidates"))
 
 
+def _holds_run(out_dir):
+    """Whether ``out_dir`` holds a run: its checkpoint, or its model.pt alone (a finished run whose last.pt was
+    removed; a run killed in its first epoch, between the two, is resumed or forced alike)."""
+    return any(os.path.exists(os.path.join(out_dir, name)) for name in ("last.pt", "model.pt"))
+
+
 def _run_exists(out_dir):
     """The refusal to train over a run already in ``out_dir`` without resume or force."""
     return ArgminnError(f"{out_dir}: holds a training run already; pass --resume (resume=True) to continue it or "
@@ -802,19 +808,25 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
 
     def check_out_dir():  # rank 0: the seed of a main run already under way, or None
         if not resume:
-            if os.path.exists(last_path) and not force:
+            if _holds_run(out_dir) and not force:
                 raise _run_exists(out_dir)
             if force:
                 _clear_run(out_dir)  # the old run's main files and candidates: none is resumed as this run's
             return None
         if not os.path.exists(last_path):
             return None
-        # checked before any candidate trains: a run under way must be one of these candidates' continuation
+        # checked before any candidate trains: a run under way must be one of these candidates' continuation,
+        # started as this one asks (as many candidates, from the same seed: warmup_candidates.json)
         state = safe_load_torch(last_path)
         saved = state.get("train_config")
         seed = saved.get("seed") if isinstance(saved, dict) else None
         if seed not in seeds:
             raise ArgminnError(f"{last_path}: {_OTHER_RUN}")
+        started = run_train_config(out_dir)
+        if (started.warmup_candidates, started.seed) != (k, tc.seed):
+            raise ArgminnError(f"{last_path}: the run there was started with warmup_candidates="
+                               f"{started.warmup_candidates} from seed {started.seed}, not {k} from seed {tc.seed}; "
+                               "resume with the same settings or start a new run directory")
         _check_same_run(state, mc, tc.replace(seed=seed, warmup_candidates=1), last_path, data)
         return seed
 
@@ -877,6 +889,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
     def read_checkpoint():  # rank 0
         os.makedirs(out_dir, exist_ok=True)
         if not os.path.exists(last_path):
+            if _holds_run(out_dir) and not (resume or force):  # a run's model.pt without its last.pt
+                raise _run_exists(out_dir)
             if resume and verbose:
                 print(f"no checkpoint in {out_dir}; starting a new run")
             _clear_run(out_dir, warmups=False)  # a warm-up record left by an earlier run describes another run

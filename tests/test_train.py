@@ -60,6 +60,16 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
     model, _ = train(config, tc, data(0), data(1), str(tmp_path / "run"), verbose=False)
     assert load_model(str(tmp_path / "run" / "model.pt")).config == config
     assert "state_dict" in safe_load_torch(str(tmp_path / "run" / "last.pt"))  # the resume checkpoint loads
+    # a finished run whose last.pt was removed is still a run: not overwritten without force, with or without
+    # warm-up candidates
+    (tmp_path / "run" / "last.pt").unlink()
+    kept = (tmp_path / "run" / "model.pt").read_bytes()
+    for extra in ({}, {"warmup_candidates": 2, "overlap_warmup": 1, "l1_warmup": 1, "entropy_warmup": 1,
+                       "max_epochs": 2}):
+        with pytest.raises(ArgminnError, match="holds a training run already; pass --resume"):
+            train(config, tc.replace(**extra), data(0), data(1), str(tmp_path / "run"), verbose=False)
+    assert (tmp_path / "run" / "model.pt").read_bytes() == kept
+    train(config, tc, data(0), data(1), str(tmp_path / "run"), force=True, verbose=False)
 
 
 def test_resume_with_other_config_is_refused(tmp_path):
@@ -356,6 +366,12 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
         train(CFG, tc.replace(seed=6), data(0), data(1), str(out), resume=True, verbose=False)
     assert sorted(os.listdir(out / "warmup_candidates")) == ["seed1005", "seed2005", "seed5"]
     assert run_train_config(str(out)) == tc
+    # a plain run from that seed resumed as if it had been this best of three: refused, naming both
+    chosen = record["chosen_seed"]
+    with pytest.raises(ArgminnError, match=f"started with warmup_candidates=1 from seed {chosen}, not 3 from seed "
+                                           f"{chosen}"):
+        train(CFG, tc.replace(seed=chosen), data(0), data(1), str(tmp_path / "plain"), resume=True, verbose=False)
+    assert not (tmp_path / "plain" / "warmup_candidates").exists()
     # an existing run is not overwritten without --force; with it, the candidates are trained again
     with pytest.raises(ArgminnError, match="holds a training run already"):
         train(CFG, tc, data(0), data(1), str(out), verbose=False)
