@@ -922,6 +922,12 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         if verbose:
             print(f"continuing {out_dir} after epoch {state['epoch'] + 1} (last.pt)")
 
+        def rewrite_history():  # rank 0: a run killed between last.pt and history.json left it an epoch behind
+            with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
+                dump_json(history, handle, indent=1)
+
+        _from_rank0(rewrite_history, info)
+
     forward = LossForward(model)
     if info.world > 1:
         from torch.nn.parallel import DistributedDataParallel

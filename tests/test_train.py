@@ -74,6 +74,11 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
 
 def test_resume_with_other_config_is_refused(tmp_path):
     train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), data(1), str(tmp_path), verbose=False)
+    # a kill between last.pt and history.json leaves the latter behind: a resume writes it from last.pt
+    full = (tmp_path / "history.json").read_text()
+    (tmp_path / "history.json").write_text("[]")
+    train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), data(1), str(tmp_path), resume=True, verbose=False)
+    assert (tmp_path / "history.json").read_text() == full
     with pytest.raises(ArgminnError, match=r"resume=True \(--resume\) continues the run there and force=True"):
         train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), data(1), str(tmp_path), resume=True,
               force=True, verbose=False)
