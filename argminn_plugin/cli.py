@@ -343,6 +343,7 @@ DEMO_TRAIN_SET = [f"{key}={json.dumps(value)}" for key, value in TUNED_TRAIN.ite
 
 def cmd_demo(args):
     """simulate -> train -> motifs -> instances -> design on the embedded default data, with the checks."""
+    from .config import ModelConfig
     from .data import rows_with_label
     from .design import design_report, read_syntax
     from .interpret import instance_report
@@ -360,6 +361,7 @@ def cmd_demo(args):
     train_set = DEMO_TRAIN_SET + (args.train_set or [])
     _load_config(TrainConfig, None, train_set, "--train-set")
     wanted = _load_config(SimulationConfig, None, args.sim_set, "--sim-set").to_dict()
+    _load_config(ModelConfig, None, args.model_set, "--model-set", input_length=wanted["length"])
     if not (args.resume or args.force) and any(os.path.exists(d) for d in (data_dir, run_dir)):
         raise ArgminnError(f"{args.out}: holds an earlier demo (output exists); pass --resume to continue it (a "
                            "killed run picks up from its last epoch; motifs, instances and design are written "

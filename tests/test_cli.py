@@ -600,6 +600,9 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", "--sim-set", "n_trian=5"]) == 2
     assert "--sim-set: unknown key(s) 'n_trian'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # a model setting is checked before simulating too
+    assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", "--model-set", "n_filters=0"]) == 2
+    assert "'n_filters' must be" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_variants_say_when_the_motifs_hold_no_head_weights(dataset, trained, tmp_path, capsys):
