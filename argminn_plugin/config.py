@@ -198,6 +198,8 @@ class ModelConfig(_ModelConfigBase):
                               "stream_dim", "n_layers", "n_heads", "head_dim"])
         if self.pos_enc_dim < 0 or self.pos_enc_dim % 2:
             raise ArgminnError(f"ModelConfig: 'pos_enc_dim' must be an even number >= 0, got {self.pos_enc_dim}")
+        if not 0 <= self.memory_seed < 2 ** 63:
+            raise ArgminnError(f"ModelConfig: 'memory_seed' must be in [0, 2**63), got {self.memory_seed}")
         if self.pos_enc_min_period <= 0 or self.pos_enc_max_period < 0:
             raise ArgminnError("ModelConfig: 'pos_enc_min_period' must be > 0 and 'pos_enc_max_period' >= 0")
         if self.filter_width > self.input_length:

@@ -298,11 +298,20 @@ def read_meme(path):
 
 
 @functools.lru_cache(maxsize=4)
-def jaspar_database(release="JASPAR2024", tax_group="vertebrates"):
-    """Every CORE motif of ``tax_group`` in ``release``: dict 'ID NAME' -> PPM (offline, pyjaspar)."""
+def open_jaspar(release="JASPAR2024"):
+    """pyjaspar's database of ``release`` (offline); a release pyjaspar does not ship is a one-line error."""
     from pyjaspar import jaspardb
 
-    motifs = jaspardb(release=release).fetch_motifs(collection="CORE", tax_group=[tax_group])
+    shipped = jaspardb().get_releases()
+    if release not in shipped:
+        raise ArgminnError(f"JASPAR release {release!r} is not one pyjaspar ships (offline): one of "
+                           f"{', '.join(shipped)}")
+    return jaspardb(release=release)
+
+
+def jaspar_database(release="JASPAR2024", tax_group="vertebrates"):
+    """Every CORE motif of ``tax_group`` in ``release``: dict 'ID NAME' -> PPM (offline, pyjaspar)."""
+    motifs = open_jaspar(release).fetch_motifs(collection="CORE", tax_group=[tax_group])
     out = {}
     for m in motifs:
         counts = np.array([m.counts[b] for b in "ACGT"], dtype=np.float64)

@@ -70,6 +70,8 @@ class SimulationConfig(_Config):
             raise ArgminnError("SimulationConfig: 'wrong_orientation_fraction' must be between 0 and 1")
         if not 0 < self.positive_fraction < 1:
             raise ArgminnError("SimulationConfig: 'positive_fraction' must be between 0 and 1")
+        if not 0 <= self.seed < 2 ** 63:
+            raise ArgminnError(f"SimulationConfig: 'seed' must be in [0, 2**63), got {self.seed}")
         if min(self.n_train, self.n_valid, self.n_test) < 1:
             raise ArgminnError("SimulationConfig: n_train, n_valid and n_test must be >= 1")
         if self.spacer < 0:
@@ -114,9 +116,9 @@ class SimulationConfig(_Config):
 
 def jaspar_motif(motif_id, release="JASPAR2024"):
     """(name, (4, w) probability matrix) for a JASPAR ID, read offline by pyjaspar."""
-    from pyjaspar import jaspardb
+    from .motifs import open_jaspar
 
-    motif = jaspardb(release=release).fetch_motif_by_id(motif_id)
+    motif = open_jaspar(release).fetch_motif_by_id(motif_id)
     if motif is None:
         raise ArgminnError(f"JASPAR ID {motif_id!r} is not in {release} (use an ID such as MA0035.5)")
     counts = np.array([motif.counts[b] for b in "ACGT"], dtype=np.float64)

@@ -148,6 +148,10 @@ def test_bad_simulation_config():
         SimulationConfig(pseudocount=-0.1)
     with pytest.raises(ArgminnError, match="'sharpness' .* must be > 0, got 0"):
         SimulationConfig(sharpness=0)
+    with pytest.raises(ArgminnError, match=r"'seed' must be in \[0, 2\*\*63\), got -5"):
+        SimulationConfig(seed=-5)
+    with pytest.raises(ArgminnError, match="JASPAR release 'JASPAR1999' is not one pyjaspar ships .*JASPAR2024"):
+        jaspar_motif("MA0114.5", "JASPAR1999")
 
 
 @pytest.mark.parametrize("changes, message", [

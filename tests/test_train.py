@@ -49,7 +49,9 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
     for kwargs, message in ((dict(n_filters=8.5), "'n_filters' must be an integer, got 8.5"),
                             (dict(n_filters="8"), "'n_filters' must be an integer, got '8'"),
                             (dict(task_names="ab", n_tasks=2), "'task_names' must be a list, got 'ab'"),
-                            (dict(batch_norm=1), "'batch_norm' must be true or false, got 1")):
+                            (dict(batch_norm=1), "'batch_norm' must be true or false, got 1"),
+                            (dict(memory_seed=-1), r"'memory_seed' must be in \[0, 2\*\*63\), got -1"),
+                            (dict(memory_seed=2 ** 70), r"'memory_seed' must be in \[0, 2\*\*63\)")):
         with pytest.raises(ArgminnError, match=message):
             ModelConfig(**kwargs)
     config = ModelConfig(input_length=np.int64(40), n_filters=np.int32(4), n_layers=1, n_heads=2, head_dim=8,
