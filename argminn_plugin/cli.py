@@ -99,6 +99,18 @@ def _load_config(cls, path, pairs, where, **defaults):
     return cls.from_dict({**defaults, **file_keys, **flags}, where=named)
 
 
+def _check_tasks(args, config_cls, names):
+    """The data names the tasks: an n_tasks or task_names given in --model-set / --model-config must agree."""
+    given = {**(config_cls.json_keys(args.model_config) if args.model_config else {}),
+             **settings_from_pairs(args.model_set, "--model-set")}
+    asked = [f"{key}={given[key]!r}" for key, fits in (("n_tasks", lambda v: v == len(names)),
+                                                        ("task_names", lambda v: isinstance(v, (list, tuple)) and list(v) == list(names)))
+             if key in given and not fits(given[key])]
+    if asked:
+        raise ArgminnError(f"the data has {len(names)} task(s), {', '.join(names)}, which name the model's; "
+                           f"drop {' and '.join(asked)} from --model-set / --model-config")
+
+
 def cmd_simulate(args):
     from .simulate import SimulationConfig, simulate
 
@@ -130,6 +142,7 @@ def cmd_train(args):
         finally:
             if info.world > 1 and info.rank == 0:
                 dist.barrier()
+        _check_tasks(args, config_cls, names)
         mc = mc.replace(n_tasks=len(names), task_names=names)
         model, history = train(mc, tc, splits["train"][:2], splits["valid"][:2], args.out, resume=args.resume,
                                force=args.force, verbose=not args.quiet)

@@ -757,6 +757,12 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
         if len(Xt) < 2 * info.world:
             raise ArgminnError(f"training data has {len(Xt)} row(s); batch norm needs at least 2 per process "
                                f"({info.world} process(es))")
+        one_class = [(task, int(yt[0, t])) for t, task in enumerate(mc.names)
+                     if bool((yt[:, t] == yt[0, t]).all())]
+        if one_class:  # nothing to tell apart: the model would learn a constant
+            raise ArgminnError("training labels: " + "; ".join(f"task {task!r} is {value} on every sequence"
+                                                               for task, value in one_class)
+                               + "; a classifier needs sequences of both labels in every task")
         data = data_fingerprint(Xt, yt, Xv, yv) if info.rank == 0 else None  # rank 0 checks and writes it
         if tc.warmup_candidates > 1:
             tc, resume = _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force,

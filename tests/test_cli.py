@@ -600,6 +600,13 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", "--sim-set", "n_trian=5"]) == 2
     assert "--sim-set: unknown key(s) 'n_trian'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # the data names the tasks: a model setting that names others is refused
+    for setting in ("n_tasks=3", 'task_names=["a"]'):
+        assert main(["train", "--data", str(out / "data"), "--out", str(tmp_path / "t"), "--quiet",
+                     "--model-set", setting]) == 2
+        assert "the data has 1 task(s), label, which name the model's; drop" in capsys.readouterr().err
+    assert main(["train", "--data", str(out / "data"), "--out", str(tmp_path / "t"), "--quiet", "--model-set",
+                 'task_names=["label"]', "--train-set", "max_epochs=1", *SMALL_MODEL]) == 0  # the same: fine
     # a model setting is checked before simulating too
     assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", "--model-set", "n_filters=0"]) == 2
     assert "'n_filters' must be" in capsys.readouterr().err and not (tmp_path / "bad").exists()

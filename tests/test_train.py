@@ -74,6 +74,16 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
     train(config, tc, data(0), data(1), str(tmp_path / "run"), force=True, verbose=False)
 
 
+def test_labels_of_one_class_are_refused(tmp_path):
+    X, y = data(0)
+    y = torch.as_tensor(y).clone()
+    two = torch.cat([y.reshape(len(y), -1), torch.ones(len(y), 1)], dim=1)
+    with pytest.raises(ArgminnError, match=r"training labels: task 'task1' is 1 on every sequence; a classifier "
+                                           "needs sequences of both labels"):
+        train(CFG.replace(n_tasks=2), TrainConfig(max_epochs=1), (X, two), (X, two), str(tmp_path), verbose=False)
+    assert not (tmp_path / "last.pt").exists()
+
+
 def test_resume_with_other_config_is_refused(tmp_path):
     train(CFG, TrainConfig(max_epochs=1, batch_size=32), data(0), data(1), str(tmp_path), verbose=False)
     # a kill between last.pt and history.json leaves the latter behind: a resume writes it from last.pt
