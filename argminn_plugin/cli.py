@@ -103,9 +103,9 @@ def _check_tasks(args, config_cls, names):
     """The data names the tasks: an n_tasks or task_names given in --model-set / --model-config must agree."""
     given = {**(config_cls.json_keys(args.model_config) if args.model_config else {}),
              **settings_from_pairs(args.model_set, "--model-set")}
-    asked = [f"{key}={given[key]!r}" for key, fits in (("n_tasks", lambda v: v == len(names)),
-                                                        ("task_names", lambda v: isinstance(v, (list, tuple)) and list(v) == list(names)))
-             if key in given and not fits(given[key])]
+    fits = {"n_tasks": lambda v: v == len(names),
+            "task_names": lambda v: isinstance(v, (list, tuple)) and list(v) == list(names)}
+    asked = [f"{key}={given[key]!r}" for key in fits if key in given and not fits[key](given[key])]
     if asked:
         raise ArgminnError(f"the data has {len(names)} task(s), {', '.join(names)}, which name the model's; "
                            f"drop {' and '.join(asked)} from --model-set / --model-config")
