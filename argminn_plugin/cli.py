@@ -103,8 +103,10 @@ def _check_tasks(args, config_cls, names):
     """The data names the tasks: an n_tasks or task_names given in --model-set / --model-config must agree."""
     given = {**(config_cls.json_keys(args.model_config) if args.model_config else {}),
              **settings_from_pairs(args.model_set, "--model-set")}
-    fits = {"n_tasks": lambda v: v == len(names),
-            "task_names": lambda v: isinstance(v, (list, tuple)) and list(v) == list(names)}
+    default = config_cls()  # a value equal to the default says nothing (a whole config dumped to a file has it)
+    fits = {"n_tasks": lambda v: v in (len(names), default.n_tasks),
+            "task_names": lambda v: isinstance(v, (list, tuple)) and list(v) in (list(names),
+                                                                                 list(default.task_names))}
     asked = [f"{key}={given[key]!r}" for key in fits if key in given and not fits[key](given[key])]
     if asked:
         raise ArgminnError(f"the data has {len(names)} task(s), {', '.join(names)}, which name the model's; "

@@ -297,7 +297,6 @@ def read_meme(path):
     return motifs
 
 
-@functools.lru_cache(maxsize=4)
 def open_jaspar(release="JASPAR2024"):
     """pyjaspar's database of ``release`` (offline); a release pyjaspar does not ship is a one-line error."""
     from pyjaspar import jaspardb
@@ -309,6 +308,7 @@ def open_jaspar(release="JASPAR2024"):
     return jaspardb(release=release)
 
 
+@functools.lru_cache(maxsize=4)
 def jaspar_database(release="JASPAR2024", tax_group="vertebrates"):
     """Every CORE motif of ``tax_group`` in ``release``: dict 'ID NAME' -> PPM (offline, pyjaspar)."""
     motifs = open_jaspar(release).fetch_motifs(collection="CORE", tax_group=[tax_group])

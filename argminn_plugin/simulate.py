@@ -316,7 +316,7 @@ def planted_instances(data_dir, bed, length=None):
     windows = bed["chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
     index = {w: i for i, w in enumerate(windows)}
     inst = inst[inst["window"].isin(index)]
-    rows = inst["window"].map(index).to_numpy()
+    rows = inst["window"].map(index).to_numpy(dtype=np.int64)
     start, end = inst["window_start"].to_numpy(), inst["window_end"].to_numpy()
     inside = np.ones(len(inst), dtype=bool)
     if length is not None:  # from the interval's frame to the model window's

@@ -702,10 +702,16 @@ def _clear_run(out_dir, warmups=True):
         shutil.rmtree(os.path.join(out_dir, "warmup_candidates"))
 
 
-def _holds_run(out_dir):
-    """Whether ``out_dir`` holds a run: its checkpoint, or its model.pt alone (a finished run whose last.pt was
-    removed; a run killed in its first epoch, between the two, is resumed or forced alike)."""
-    return any(os.path.exists(os.path.join(out_dir, name)) for name in ("last.pt", "model.pt"))
+def _check_no_orphan(out_dir, force):
+    """Refuse (unless ``force``) a run's model.pt and history.json without its last.pt: a trained model whose
+    checkpoint was removed, which cannot be continued and would be replaced. (A run killed in its first
+    epoch, between model.pt and last.pt, has no history.json yet: it starts again, as before.)"""
+    if force or os.path.exists(os.path.join(out_dir, "last.pt")):
+        return
+    if all(os.path.exists(os.path.join(out_dir, name)) for name in ("model.pt", "history.json")):
+        raise ArgminnError(f"{out_dir}: holds a trained model (model.pt, history.json) without its checkpoint "
+                           "(last.pt), so it cannot be continued; pass --force (force=True) to train a new run "
+                           "over it, or give another --out")
 
 
 def _run_exists(out_dir):
@@ -813,8 +819,9 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
     seeds = [tc.seed + CANDIDATE_SEED_STEP * i for i in range(k)]
 
     def check_out_dir():  # rank 0: the seed of a main run already under way, or None
+        _check_no_orphan(out_dir, force)
         if not resume:
-            if _holds_run(out_dir) and not force:
+            if os.path.exists(last_path) and not force:
                 raise _run_exists(out_dir)
             if force:
                 _clear_run(out_dir)  # the old run's main files and candidates: none is resumed as this run's
@@ -895,8 +902,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
     def read_checkpoint():  # rank 0
         os.makedirs(out_dir, exist_ok=True)
         if not os.path.exists(last_path):
-            if _holds_run(out_dir) and not (resume or force):  # a run's model.pt without its last.pt
-                raise _run_exists(out_dir)
+            _check_no_orphan(out_dir, force)
             if resume and verbose:
                 print(f"no checkpoint in {out_dir}; starting a new run")
             _clear_run(out_dir, warmups=False)  # a warm-up record left by an earlier run describes another run

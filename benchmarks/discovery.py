@@ -363,10 +363,12 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     Xpos_test = rows_with_label(Xs, ys, bed_s)[0]
 
     t1 = time.time()
+    nsites = None  # motifs.meme's nsites: the seqlets a filter's motif was read from (MoDISco's: not counted)
     if method == "CNN+DeepLIFT+MoDISco":
         motifs = modisco_motifs(model, Xpos_train, max_sequences=2000 if mode == "full" else 200, seed=seed)
     else:
         table, motifs = extract_motifs(model, Xpos_train)
+        nsites = dict(zip(table["name"], table["n_seqlets"]))
     if method == "ARGMINN":
         annotation = {int(r.filter): {"name": r.name, "lo": int(r.start), "hi": int(r.end)} for r in table.itertuples()}
         calls = call_instances(model, Xpos_test, annotation, filters=active_filters(table))
@@ -378,7 +380,7 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     if rescore is not None and os.path.exists(meme) and not os.path.exists(os.path.join(run_dir, KEPT_MEME)):
         os.replace(meme, os.path.join(run_dir, KEPT_MEME))  # the set the earlier result was scored on
     if motifs:
-        write_meme(meme, motifs, force=True)
+        write_meme(meme, motifs, force=True, nsites=nsites)
     elif os.path.exists(meme):
         os.unlink(meme)  # not this result's motifs
 

@@ -607,6 +607,12 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
         assert "the data has 1 task(s), label, which name the model's; drop" in capsys.readouterr().err
     assert main(["train", "--data", str(out / "data"), "--out", str(tmp_path / "t"), "--quiet", "--model-set",
                  'task_names=["label"]', "--train-set", "max_epochs=1", *SMALL_MODEL]) == 0  # the same: fine
+    from argminn_plugin import ModelConfig
+
+    dumped = tmp_path / "model.json"  # a whole config (the defaults' n_tasks=1, task_names=[]) says nothing
+    dumped.write_text(json.dumps(ModelConfig(input_length=120, n_filters=4, n_layers=2, stream_dim=32).to_dict()))
+    assert main(["train", "--data", str(out / "data"), "--out", str(tmp_path / "t2"), "--quiet", "--model-config",
+                 str(dumped), "--train-set", "max_epochs=1"]) == 0
     # a model setting is checked before simulating too
     assert main(["demo", "--out", str(tmp_path / "bad"), "--quiet", "--model-set", "n_filters=0"]) == 2
     assert "'n_filters' must be" in capsys.readouterr().err and not (tmp_path / "bad").exists()

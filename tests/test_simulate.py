@@ -73,6 +73,8 @@ def test_planted_instances_in_windows_of_another_length(sim):
         assert (moved.start.to_numpy() == kept.start.to_numpy() + flank).all()
         for r, k in zip(moved.itertuples(), kept.itertuples()):
             assert torch.equal(X[r.sequence, :, r.start:r.end], own[0][k.sequence, :, k.start:k.end])
+    none = planted_instances(str(out), pd.DataFrame({"chrom": ["chr9"], "start": [0], "end": [L]}), L + 10)
+    assert len(none) == 0 and list(none.columns) == list(truth.columns)
 
 
 def test_labels_follow_the_rule(sim):
@@ -200,3 +202,18 @@ def test_cli_simulate_refuses_an_impossible_spacing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("argminn: error: SimulationConfig: the pair does not fit")
     assert not out.exists()
+
+
+def test_jaspar_reads_work_from_any_thread():
+    """The JASPAR database is opened where it is read (SQLite connections belong to their thread)."""
+    import threading
+
+    from argminn_plugin.motifs import jaspar_database
+
+    name, ppm = jaspar_motif("MA0114.5")
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(motif=jaspar_motif("MA0114.5"),
+                                                        database=len(jaspar_database("JASPAR2022"))))
+    worker.start()
+    worker.join()
+    assert out["motif"][0] == name and np.array_equal(out["motif"][1], ppm) and out["database"] > 100

@@ -62,16 +62,24 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
     model, _ = train(config, tc, data(0), data(1), str(tmp_path / "run"), verbose=False)
     assert load_model(str(tmp_path / "run" / "model.pt")).config == config
     assert "state_dict" in safe_load_torch(str(tmp_path / "run" / "last.pt"))  # the resume checkpoint loads
-    # a finished run whose last.pt was removed is still a run: not overwritten without force, with or without
-    # warm-up candidates
+    # a finished run whose last.pt was removed cannot be continued and is not overwritten without force, with
+    # or without resume, with or without warm-up candidates
     (tmp_path / "run" / "last.pt").unlink()
     kept = (tmp_path / "run" / "model.pt").read_bytes()
     for extra in ({}, {"warmup_candidates": 2, "overlap_warmup": 1, "l1_warmup": 1, "entropy_warmup": 1,
                        "max_epochs": 2}):
-        with pytest.raises(ArgminnError, match="holds a training run already; pass --resume"):
-            train(config, tc.replace(**extra), data(0), data(1), str(tmp_path / "run"), verbose=False)
+        for resume in (False, True):
+            with pytest.raises(ArgminnError, match=r"holds a trained model \(model.pt, history.json\) without its "
+                                                   r"checkpoint \(last.pt\), so it cannot be continued; pass --force"):
+                train(config, tc.replace(**extra), data(0), data(1), str(tmp_path / "run"), resume=resume,
+                      verbose=False)
     assert (tmp_path / "run" / "model.pt").read_bytes() == kept
     train(config, tc, data(0), data(1), str(tmp_path / "run"), force=True, verbose=False)
+    # a run killed in its first epoch, between model.pt and last.pt (no history.json yet), starts again
+    for name in ("last.pt", "history.json"):
+        (tmp_path / "run" / name).unlink()
+    train(config, tc, data(0), data(1), str(tmp_path / "run"), resume=True, verbose=False)
+    assert (tmp_path / "run" / "last.pt").exists()
 
 
 def test_labels_of_one_class_are_refused(tmp_path):
