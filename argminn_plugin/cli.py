@@ -4,6 +4,7 @@ User errors print one line (``argminn: error: ...``) and exit with status 2.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -365,8 +366,6 @@ def cmd_demo(args):
     from .report import motif_report
     from .simulate import planted_instances
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ArgminnError("demo runs in one process; under torchrun use 'argminn train'")
     data_dir, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "run")
     motif_dir, instance_dir = os.path.join(args.out, "motifs"), os.path.join(args.out, "instances")
     from .simulate import SimulationConfig
@@ -634,35 +633,58 @@ def _interrupted(exc):
     return None
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    steady_allocator()  # no page-fault churn on every batch's tensors (ARGMINN_MALLOC_TUNING=0: off)
-    previous = None  # SIGTERM left alone where it is ignored or handled by someone else (or not the main thread)
+@contextlib.contextmanager
+def sigterm_raises():
+    """A SIGTERM raises Terminated in the main thread while in this block (left alone where it is ignored or
+    handled by someone else, or off the main thread)."""
+    previous = None
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _run(args)
+        yield
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args):
+@contextlib.contextmanager
+def one_line_errors(prog):
+    """How a command ends on a user's mistake or an interruption (``argminn`` and the benchmarks alike): bad
+    input and the file system's refusals (an output path that is a file, no permission, disk full) print
+    ``<prog>: error: ...`` and exit 2; a Ctrl-C or SIGTERM prints one line and exits 130 or 143 (SystemExit)."""
     try:
-        args.func(args)
-    # bad input, and the file system's refusals (an output path that is a file, no permission, disk full)
+        yield
     except (ArgminnError, OSError) as exc:
         if isinstance(exc, FileExistsError) and exc.filename and os.path.isfile(exc.filename):
             exc = f"{exc.filename}: exists and is a file; an output directory is needed there"
-        print(f"argminn: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (KeyboardInterrupt, Terminated, SystemError) as exc:
         # SystemError: a Ctrl-C or SIGTERM inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped
         found = _interrupted(exc)
         if found is None:
             raise
-        print(f"argminn: {found[0]}", file=sys.stderr)
-        return found[1]
+        print(f"{prog}: {found[0]}", file=sys.stderr)
+        raise SystemExit(found[1]) from None
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    steady_allocator()  # no page-fault churn on every batch's tensors (ARGMINN_MALLOC_TUNING=0: off)
+    with sigterm_raises():
+        return _run(args)
+
+
+def _run(args):
+    try:
+        with one_line_errors("argminn"):
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            if world > 1 and args.func is not cmd_train:  # every process would run it and write the same files
+                raise ArgminnError(f"'argminn {args.command}' runs in one process; under torchrun (WORLD_SIZE="
+                                   f"{world}) only 'argminn train' runs")
+            args.func(args)
+    except SystemExit as stop:
+        return stop.code
     return 0
 
 

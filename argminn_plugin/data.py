@@ -157,6 +157,10 @@ def open_text(path):
     return gzip.open(path, "rt") if gzipped else open(path)
 
 
+# Column names of the intervals themselves (read_bed's, and predict's output with --summits): not task names
+RESERVED_COLUMNS = ("chrom", "start", "end", "line", "name", "summit")
+
+
 def read_bed(path, label_columns=False, summits=False):
     """Read a BED file (chrom, start, end[, ...]), plain or gzipped, with line-numbered checks.
 
@@ -230,12 +234,12 @@ def read_bed(path, label_columns=False, summits=False):
                                "column per task")
         label_cols = list(df.columns[3:width])
         names = header[3:width] if header and len(header) >= width else [f"task{i}" for i in range(width - 3)]
-        taken = [n for n in names if n in ("chrom", "start", "end", "line") or not n.strip()]
+        taken = [n for n in names if n in RESERVED_COLUMNS or not n.strip()]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if taken or repeated:
             what = (f"{', '.join(map(repr, repeated))} named twice" if repeated else
-                    f"{', '.join(map(repr, taken))} is not a task name (chrom, start, end and line are the "
-                    "intervals' own columns; a name cannot be blank)")
+                    f"{', '.join(map(repr, taken))} is not a task name ({', '.join(RESERVED_COLUMNS)} are the "
+                    "intervals' own columns, here or in predict's output; a name cannot be blank)")
             raise ArgminnError(f"{path}: line {header_line} (the header): task column {what}; give each label "
                                "column its own name")
         for col in label_cols:

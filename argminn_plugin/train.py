@@ -336,8 +336,10 @@ def _from_rank0(fn, info):
             box[0] = ("ok", fn())
         except Exception as exc:  # every rank raises, none is left waiting
             error = exc
-            box[0] = ("error", f"{exc}" if isinstance(exc, ArgminnError) else f"rank 0: {exc!r}",
-                      isinstance(exc, ArgminnError))
+            # bad input and the file system's refusals (an --out that is a file, no permission, disk full): the
+            # one-line error on every rank, as in one process; anything else: a RuntimeError naming it
+            plain = isinstance(exc, (ArgminnError, OSError))
+            box[0] = ("error", f"{exc}" if plain else f"rank 0: {exc!r}", plain)
     dist.broadcast_object_list(box, src=0)
     if error is not None:
         raise error

@@ -2,20 +2,17 @@
 
 import argparse
 import contextlib
-import sys
-
-from argminn_plugin.errors import ArgminnError
 
 
 @contextlib.contextmanager
 def one_line_errors(prog):
-    """A user mistake (ArgminnError) ends the program with one line, ``<prog>: error: ...``, and exit status 2,
-    as ``argminn`` does."""
-    try:
+    """As ``argminn`` ends (``argminn_plugin.cli.one_line_errors``): a user mistake or a file-system refusal is
+    one line, ``<prog>: error: ...``, and exit status 2; a Ctrl-C or SIGTERM (raised where the run is, so
+    its half-written files are cleaned up) one line and 130 or 143."""
+    from argminn_plugin.cli import one_line_errors as command_errors, sigterm_raises
+
+    with sigterm_raises(), command_errors(prog):
         yield
-    except ArgminnError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 def at_least(low):

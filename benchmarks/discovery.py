@@ -537,6 +537,23 @@ def plot(results, path):
     save_png(fig, path, force=True)
 
 
+def _with_earlier_results(out, report):
+    """This run's results, with those of the same setting (mode, seeds, ARGMINN's variant) that ``out``'s
+    discovery.json holds for datasets or methods this run left out: a run of a few datasets or methods adds to
+    the report rather than replacing it. In GRAMMARS' and METHODS' order."""
+    from argminn_plugin.fileio import read_json_object
+
+    path = os.path.join(out, "discovery.json")
+    merged = {name: dict(by_method) for name, by_method in report["results"].items()}
+    if os.path.exists(path):
+        earlier = read_json_object(path, "discovery report")
+        if all(earlier.get(k) == report.get(k) for k in ("mode", "seed", "train_seed", "argminn_set")):
+            for name, by_method in (earlier.get("results") or {}).items():
+                for method, result in (by_method or {}).items():
+                    merged.setdefault(name, {}).setdefault(method, result)
+    return {name: {m: merged[name][m] for m in METHODS if m in merged[name]} for name in GRAMMARS if name in merged}
+
+
 def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None, rescore=False,
          argminn_set=None):
     mode = "smoke" if smoke else "full"
@@ -561,7 +578,8 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     report = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
               "threads": threads, "seconds": round(time.time() - t0, 1),
               **({"argminn_set": argminn_set} if argminn_set else {}), "results": results}
-    if set(METHODS) <= set(methods):
+    results = report["results"] = _with_earlier_results(out, report)
+    if all(set(METHODS) <= set(by_method) for by_method in results.values()):
         report["targets"] = {k: {"met": met, "datasets": where, "detail": detail}
                              for k, (met, where, detail) in targets(results).items()}
     print(table_text(results))

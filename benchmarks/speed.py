@@ -44,7 +44,7 @@ from torch.nn import functional as F
 
 from argminn_plugin.fileio import atomic_write, output_set
 
-from . import at_least
+from . import at_least, one_line_errors
 
 
 def build(name, length):
@@ -415,7 +415,7 @@ def main(out, smoke=False, threads=2):
         print(f"{b:>6}{arg['infer_seconds_per_batch']:>12.5f}{cnn['infer_seconds_per_batch']:>14.5f}"
               f"{ratio_by_batch[b]:>7.2f}x")
 
-    result = {"threads": threads, "equal_length": equal["default"], "equal_length_steady_malloc": equal["steady"],
+    result = {"mode": "smoke" if smoke else "full", "threads": threads, "equal_length": equal["default"], "equal_length_steady_malloc": equal["steady"],
               "argminn_over_cnn_inference": ratio,
               "scaling": scaling, "argminn_over_cnn_inference_by_length": ratio_by_length,
               "loglog_slopes": slopes, "regularizers": reg,
@@ -435,4 +435,5 @@ if __name__ == "__main__":
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
     parser.add_argument("--threads", type=at_least(1), default=2)
     args = parser.parse_args()
-    main(args.out, args.smoke, args.threads)
+    with one_line_errors("benchmarks.speed"):  # e.g. an --out that is a file
+        main(args.out, args.smoke, args.threads)

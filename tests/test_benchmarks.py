@@ -19,6 +19,7 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     speed = importlib.import_module("benchmarks.speed")
     result = speed.main(str(tmp_path), smoke=True, threads=1)
     saved = json.loads((tmp_path / "speed.json").read_text())
+    assert saved["mode"] == "smoke"  # smoke figures are not taken for a full run's
     for key in ("equal_length", "equal_length_steady_malloc"):
         assert {r["model"] for r in saved[key]} == {"ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"}
         assert all(r["train_seqs_per_s"] > 0 and r["infer_seqs_per_s"] > 0 for r in result[key])
@@ -254,6 +255,10 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     stamp = (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns
     discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     assert (tmp_path / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp
+    # ... and adds to the report: the dataset it left out is kept, with the targets over both
+    again = json.loads((tmp_path / "discovery.json").read_text())
+    assert list(again["results"]) == ["single_motif", "fixed_spacing"] and set(again["targets"]) == set(saved["targets"])
+    assert again["results"]["fixed_spacing"] == saved["results"]["fixed_spacing"]
     # --rescore scores the saved models again, training nothing: the same results
     folder = tmp_path / "single_motif"
     before = {m: json.loads((folder / m.replace("+", "_") / "result.json").read_text()) for m in discovery.METHODS}
@@ -356,6 +361,18 @@ def test_fresh_process_failures_raise_instead_of_hanging(monkeypatch):
 
 
 def test_errors_cli_reports_a_user_mistake_in_one_line(tmp_path, monkeypatch, capsys):
+    # the file system's refusals and interruptions end a benchmark as they end argminn: one line, 2 / 130
+    discovery = _bench(monkeypatch, "discovery")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(SystemExit) as stop:
+        discovery.cli(["--out", str(afile), "--smoke", "--datasets", "single_motif", "--methods", "CNN"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"benchmarks.discovery: error: {afile}: exists and is a file; an output " \
+                                      "directory is needed there\n"
+    with pytest.raises(SystemExit) as stop, _bench(monkeypatch, "errors").one_line_errors("benchmarks.speed"):
+        raise KeyboardInterrupt
+    assert stop.value.code == 130 and capsys.readouterr().err == "benchmarks.speed: interrupted\n"
     errors = _bench(monkeypatch, "errors")
     with pytest.raises(SystemExit) as stop:
         errors.cli(["--out", str(tmp_path), "--dataset", "fixed_spacing"])

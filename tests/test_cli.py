@@ -676,6 +676,15 @@ def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_pa
         planted_instances(str(copy), pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]}))
 
 
+def test_only_train_runs_under_torchrun(tmp_path, capsys, monkeypatch):
+    """Under torchrun every process would run the command and write the same files: refused, one line."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["simulate", "--out", str(tmp_path / "d")]) == 2
+    assert "'argminn simulate' runs in one process; under torchrun (WORLD_SIZE=2) only 'argminn train' runs" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
 def test_flags_that_would_be_ignored_or_misread_are_refused(dataset, trained, tmp_path, capsys):
     """--valid-chroms / --test-chroms with --data (which names its own splits), --skip-outside on motifs
     without sequences, a negative --n-greedy, an offset outside the window: errors, not silently ignored."""
