@@ -100,15 +100,14 @@ def _load_config(cls, path, pairs, where, **defaults):
     return cls.from_dict({**defaults, **file_keys, **flags}, where=named)
 
 
-def _check_tasks(args, config_cls, names):
-    """The data names the tasks: an n_tasks or task_names given in --model-set / --model-config must agree."""
-    given = {**(config_cls.json_keys(args.model_config) if args.model_config else {}),
-             **settings_from_pairs(args.model_set, "--model-set")}
-    default = config_cls()  # a value equal to the default says nothing (a whole config dumped to a file has it)
-    fits = {"n_tasks": lambda v: v in (len(names), default.n_tasks),
-            "task_names": lambda v: isinstance(v, (list, tuple)) and list(v) in (list(names),
-                                                                                 list(default.task_names))}
-    asked = [f"{key}={given[key]!r}" for key in fits if key in given and not fits[key](given[key])]
+def _check_tasks(mc, names):
+    """The data names the tasks: an n_tasks or task_names that --model-set / --model-config gave ``mc`` must
+    agree. A value equal to the default says nothing (a whole config dumped to a file has it), so ``mc``'s own
+    values tell what was given."""
+    default = type(mc)()
+    allowed = {"n_tasks": (len(names), default.n_tasks), "task_names": (list(names), list(default.task_names))}
+    given = {"n_tasks": mc.n_tasks, "task_names": list(mc.task_names)}
+    asked = [f"{key}={value!r}" for key, value in given.items() if value not in allowed[key]]
     if asked:
         raise ArgminnError(f"the data has {len(names)} task(s), {', '.join(names)}, which name the model's; "
                            f"drop {' and '.join(asked)} from --model-set / --model-config")
@@ -145,7 +144,7 @@ def cmd_train(args):
         finally:
             if info.world > 1 and info.rank == 0:
                 dist.barrier()
-        _check_tasks(args, config_cls, names)
+        _check_tasks(mc, names)
         mc = mc.replace(n_tasks=len(names), task_names=names)
         model, history = train(mc, tc, splits["train"][:2], splits["valid"][:2], args.out, resume=args.resume,
                                force=args.force, verbose=not args.quiet)

@@ -415,7 +415,8 @@ def main(out, smoke=False, threads=2):
         print(f"{b:>6}{arg['infer_seconds_per_batch']:>12.5f}{cnn['infer_seconds_per_batch']:>14.5f}"
               f"{ratio_by_batch[b]:>7.2f}x")
 
-    result = {"mode": "smoke" if smoke else "full", "threads": threads, "equal_length": equal["default"], "equal_length_steady_malloc": equal["steady"],
+    result = {"mode": "smoke" if smoke else "full", "threads": threads, "equal_length": equal["default"],
+              "equal_length_steady_malloc": equal["steady"],
               "argminn_over_cnn_inference": ratio,
               "scaling": scaling, "argminn_over_cnn_inference_by_length": ratio_by_length,
               "loglog_slopes": slopes, "regularizers": reg,
