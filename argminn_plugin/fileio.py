@@ -170,6 +170,16 @@ def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
             os.kill(os.getpid(), signum)
 
 
+def replace_together(moves):
+    """Rename each ``(source, target)`` of ``moves``, in order, as one step: a Ctrl-C or SIGTERM during the renames
+    takes effect after them (one between two would leave a mixed set); then the renames are flushed to disk."""
+    with _signals_deferred():
+        for source, target in moves:
+            os.replace(source, target)
+    for directory in dict.fromkeys(os.path.dirname(os.path.abspath(target)) for _, target in moves):
+        _sync_directory(directory)
+
+
 @contextlib.contextmanager
 def output_set(directory, names, force=False):
     """Write a command's several output files (``names`` in ``directory``) as one set.
@@ -190,11 +200,7 @@ def output_set(directory, names, force=False):
     stage = {name: os.path.join(directory, f".{name}.{token}.partial") for name in paths}
     try:
         yield stage
-        with _signals_deferred():  # a Ctrl-C or SIGTERM between two renames would leave a mixed set
-            for name, path in paths.items():
-                if os.path.exists(stage[name]):
-                    os.replace(stage[name], path)
-        _sync_directory(directory)
+        replace_together([(stage[name], path) for name, path in paths.items() if os.path.exists(stage[name])])
     finally:
         for staged in stage.values():
             with contextlib.suppress(FileNotFoundError):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable
+from .fileio import atomic_write, check_writable, replace_together
 
 MODEL_PY = '''"""Kipoi entry point: the model built from config.json (sigmoid outputs).
 
@@ -283,9 +283,8 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
                          for root, _, names in os.walk(stage) for name in names)
         written.sort(key=lambda rel: rel == "model.yaml")  # model.yaml last
         for rel in written:
-            target = os.path.join(out_dir, rel)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.replace(os.path.join(stage, rel), target)
+            os.makedirs(os.path.dirname(os.path.join(out_dir, rel)), exist_ok=True)
+        replace_together([(os.path.join(stage, rel), os.path.join(out_dir, rel)) for rel in written])
         stale = os.path.join(out_dir, "example_files", "sequences.fa.fai")  # an earlier export's index
         if os.path.exists(stale):
             os.remove(stale)

@@ -391,12 +391,17 @@ def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None
             if min(p[row[a], b], p[row[b], a]) < max_p]
 
 
-def best_matches(p, q, n_best=5):
-    """Long table of each query's ``n_best`` targets by p-value."""
+def best_matches(p, q, n_best=5, also=None):
+    """Long table of each query's ``n_best`` targets by p-value; ``also`` (query -> targets) adds those pairs too,
+    with their rank among all the targets, where they are not among the ``n_best``."""
     rows = []
+    also = also or {}
     for name in p.index:
-        for rank, target in enumerate(p.loc[name].sort_values().index[:n_best], 1):
-            rows.append({"query": name, "rank": rank, "target": target,
+        ranked = p.loc[name].sort_values().index
+        rank_of = {target: rank for rank, target in enumerate(ranked, 1)}
+        chosen = list(ranked[:n_best]) + [t for t in also.get(name, ()) if rank_of[t] > n_best]
+        for target in sorted(dict.fromkeys(chosen), key=rank_of.get):
+            rows.append({"query": name, "rank": rank_of[target], "target": target,
                          "p_value": float(p.at[name, target]), "q_value": float(q.at[name, target])})
     return pd.DataFrame(rows, columns=["query", "rank", "target", "p_value", "q_value"])
 

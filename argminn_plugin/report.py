@@ -78,9 +78,12 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         report["each_planted_motif_found_by_exactly_one_filter"] = all(len(v) == 1 for v in recovery.values())
         report["planted_q"] = {mid: {n: float(q.at[n, column_for_id(q, mid)]) for n in q.index}
                                for mid in motif_ids}
+        named = {}
         for mid in motif_ids:  # a filter that found a planted motif is named and aligned after it
             for name in recovery[mid]:
                 table.loc[table["name"] == name, cols] = match(name, column_for_id(q, mid))
+                named.setdefault(name, []).append(column_for_id(q, mid))
+        matches = best_matches(p, q, n_best=5, also=named)  # and tomtom.tsv ranks that match, however low
 
     with output_set(out_dir, outputs, force) as staged:  # all five, or none if interrupted
         write_meme(staged["motifs.meme"], ppms, force=True, nsites=dict(zip(table["name"], table["n_seqlets"])))

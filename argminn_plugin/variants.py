@@ -187,7 +187,7 @@ def variant_windows(variants, fasta_path, length, path="variants", offset=None):
 
     ``offset`` defaults to ``length // 2`` (tangermeme's centre: the window of
     a 1-bp locus); kipoi-veff's variant-centred windows put the variant at
-    ``length // 2 - 1`` (odd lengths too), 1 bp further right in the window.
+    ``length // 2 - 1`` (odd lengths too), 1 bp further left in the window (which starts 1 bp later).
     Returns (X (N, 4, L) reference windows, substitutions (N, 3) long tensor of
     (row, position, alt index) for tangermeme, window start per variant).
     """

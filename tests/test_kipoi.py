@@ -79,6 +79,43 @@ def test_failed_export_leaves_the_directory_as_it_was(exported, tmp_path, capsys
     assert f"md5 {md5sum(copy / 'weights.pth')}" in (copy / "model.yaml").read_text()
 
 
+def test_ctrl_c_during_the_export_moves_waits_for_them(exported, tmp_path, monkeypatch):
+    """A Ctrl-C that arrives while the staged export is moved in takes effect once every file is in: the new
+    weights and model.yaml (which holds their md5) together, and no staging directory."""
+    import shutil
+    import signal
+
+    from argminn_plugin.kipoi_export import export_kipoi, md5sum
+    data, run, out = exported
+    copy = tmp_path / "kipoi_model"
+    shutil.copytree(out, copy)
+    old_weights = (copy / "weights.pth").read_bytes()
+    other = tmp_path / "other_run"
+    assert main(["train", "--data", str(data), "--out", str(other), "--quiet", "--train-set", "max_epochs=1",
+                 "--train-set", "seed=8", "--model-set", "n_layers=2", "--model-set", "stream_dim=32"]) == 0
+    real_replace, moved = os.replace, []
+
+    def replace(source, target):  # the writers' own atomic renames into the staging directory pass through
+        real_replace(source, target)
+        if not os.path.relpath(target, copy).startswith(".export-"):
+            moved.append(os.path.relpath(target, copy))
+            if len(moved) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive shell
+    try:
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(KeyboardInterrupt):
+            export_kipoi(str(other / "model.pt"), str(copy), data_dir=str(data), force=True)
+        monkeypatch.undo()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(moved) > 2 and moved[-1] == "model.yaml"
+    assert (copy / "weights.pth").read_bytes() != old_weights
+    assert f"md5 {md5sum(copy / 'weights.pth')}" in (copy / "model.yaml").read_text()
+    assert not [p.name for p in copy.iterdir() if p.name.startswith(".export-")]
+
+
 def test_export_explainn(exported, tmp_path):
     """An ExplaiNN baseline exports too; the directory's model gives the library's predictions."""
     data = exported[0]

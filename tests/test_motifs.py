@@ -179,3 +179,17 @@ def test_explainn_importance_is_mean_ablation_of_unit_outputs():
     assert importance[1] == 0
     assert np.allclose(importance, expected.numpy(), rtol=1e-4, atol=1e-7)
     assert importance[0] > 0 or importance[2] > 0
+
+
+def test_best_matches_keeps_a_named_match_below_the_top_ranks():
+    import pandas as pd
+
+    from argminn_plugin.motifs import best_matches
+    p = pd.DataFrame([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]], index=["f0", "f1"], columns=list("abcd"))
+    q = p * 2
+    top = best_matches(p, q, n_best=2)
+    assert top["target"].tolist() == ["a", "b", "d", "c"] and top["rank"].tolist() == [1, 2, 1, 2]
+    named = best_matches(p, q, n_best=2, also={"f0": ["d"], "f1": ["c"]})  # f1's c is already in its top 2
+    assert named["target"].tolist() == ["a", "b", "d", "d", "c"]
+    assert named["rank"].tolist() == [1, 2, 4, 1, 2]
+    assert named.loc[2, "q_value"] == pytest.approx(0.8)

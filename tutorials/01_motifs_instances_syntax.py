@@ -4,7 +4,7 @@ Uses the model shipped in kipoi_model/ (trained by `argminn demo` on the
 default simulated data) and regenerates that data (deterministic, a few
 seconds). Steps:
 
-1. motifs straight from the filters, matched to JASPAR with TOMTOM (logos.png);
+1. motifs read from where each filter fires, matched to JASPAR with TOMTOM (logos.png);
 2. motif instances from one forward pass by tracing attention, compared with
    the discovered motifs scanned by FIMO (coverage.png);
 3. the syntax: spacing and orientation between called instances (spacing.png);
