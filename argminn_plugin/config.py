@@ -223,6 +223,14 @@ class TrainConfig(_Config):
     patience: int = 5
     min_delta: float = 1e-4
     reverse_complement_augment: bool = True
+    # Shift augmentation (`shift_augment` 0: off): in each epoch, each training
+    # sequence moves by a random whole number of bases in [-shift_augment,
+    # shift_augment]; the bases moved out at one end are lost and those moved
+    # in at the other are drawn uniformly at random. Motifs keep their spacing
+    # and change position, for a model that reads position from an absolute
+    # encoding; a motif within that many bases of an end can be cut
+    # (benchmarks/README.md).
+    shift_augment: int = 0
     # Regularizer weights (published default 1e-3 each) and warm-up: each weight
     # is 0 for the first `*_warmup` epochs, then ramps up to its value over
     # `*_ramp` epochs (linearly or geometrically: `ramp_shape` below).
@@ -362,6 +370,8 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'num_threads' must be >= 0 (0: torch's default), got {self.num_threads}")
         if self.min_delta < 0:
             raise ArgminnError(f"TrainConfig: 'min_delta' must be >= 0, got {self.min_delta}")
+        if self.shift_augment < 0:
+            raise ArgminnError(f"TrainConfig: 'shift_augment' must be >= 0 (0: off), got {self.shift_augment}")
         if not 0 <= self.resample_share <= 1:
             raise ArgminnError(f"TrainConfig: 'resample_share' must be in [0, 1], got {self.resample_share}")
         if self.resample_until < 0:

@@ -71,6 +71,17 @@ def reverse_complement(X):
     return X.flip([-2, -1])
 
 
+def shift_sequences(X, shifts, fill):
+    """Each row ``i`` of one-hot ``X`` (N, 4, L) moved ``shifts[i]`` bases to the right (left if negative), what
+    moves past an end lost; the positions left empty take the bases of ``fill`` there ((N, L) codes 0-3, ACGT)."""
+    length = X.shape[-1]
+    source = torch.arange(length)[None, :] - torch.as_tensor(shifts).reshape(-1, 1)
+    inside = (source >= 0) & (source < length)
+    moved = torch.gather(X, 2, source.clamp(0, length - 1)[:, None, :].expand(-1, X.shape[1], -1))
+    filled = torch.nn.functional.one_hot(torch.as_tensor(fill, dtype=torch.long), X.shape[1]).transpose(1, 2)
+    return torch.where(inside[:, None, :], moved, filled.to(X.dtype))
+
+
 def check_X(X, length=None, name="X"):
     """Validate and convert an (N, 4, L) one-hot array to a float32 tensor."""
     if isinstance(X, np.ndarray):

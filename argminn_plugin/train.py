@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from .baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
-from .data import check_labels, check_X, reverse_complement
+from .data import check_labels, check_X, reverse_complement, shift_sequences
 from .errors import ArgminnError
 from .fileio import atomic_save_torch, atomic_write, data_fingerprint, dump_json, safe_load_torch
 from .losses import attention_entropy, filter_overlap_loss, l1_loss, normalizing_scale
@@ -753,6 +753,9 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
     yt = check_labels(train_data[1], len(Xt), "training labels")
     Xv = check_X(valid_data[0], mc.input_length, "validation sequences")
     yv = check_labels(valid_data[1], len(Xv), "validation labels")
+    if tc.shift_augment >= mc.input_length:
+        raise ArgminnError(f"TrainConfig: 'shift_augment' ({tc.shift_augment}) must be below the input length "
+                           f"({mc.input_length})")
     for name, y in (("training", yt), ("validation", yv)):
         if y.shape[1] != mc.n_tasks:
             raise ArgminnError(f"{name} labels have {y.shape[1]} task column(s) but the model has n_tasks={mc.n_tasks}")
@@ -1001,6 +1004,9 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         rng = np.random.default_rng([tc.seed, epoch])
         order = torch.from_numpy(rng.permutation(n))
         flips = torch.from_numpy(rng.random(n) < 0.5) if tc.reverse_complement_augment else None
+        shifts = torch.from_numpy(rng.integers(-tc.shift_augment, tc.shift_augment + 1, n)) \
+            if tc.shift_augment else None
+        fill_rng = np.random.default_rng([tc.seed, epoch, info.rank, 1])  # the bases shifted in, per process
         if info.world > 1:
             # torch draws (dropout) differ between ranks, and are reproduced on resume
             torch.manual_seed(int(np.random.default_rng([tc.seed, epoch, info.rank]).integers(2 ** 62)))
@@ -1015,6 +1021,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
             if flips is not None:
                 f = flips[idx]
                 X = torch.where(f[:, None, None], reverse_complement(X), X)
+            if shifts is not None:
+                X = shift_sequences(X, shifts[idx], fill_rng.integers(0, 4, (len(idx), X.shape[-1])))
             X, y = X.to(info.device), y.to(info.device)
             loss, terms = regularized_loss(model, X, y, tc, epoch, forward=forward)
             if info.world > 1:

@@ -30,6 +30,25 @@ def test_same_seed_same_model(tmp_path):
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
+def test_shift_augmentation_moves_each_sequence_and_is_reproducible(tmp_path):
+    from argminn_plugin.data import decode, shift_sequences
+    X = random_onehot(3, 10, seed=0)
+    fill = torch.tensor([[0] * 10, [1] * 10, [3] * 10])
+    out = shift_sequences(X, torch.tensor([2, -3, 0]), fill)
+    a, b, c = decode(X)
+    assert decode(out) == ["AA" + a[:8], b[3:] + "CCC", c]
+    with pytest.raises(ArgminnError, match=r"'shift_augment' \(40\) must be below the input length \(40\)"):
+        train(CFG, TrainConfig(max_epochs=1, shift_augment=40), data(0), data(1), str(tmp_path / "x"),
+              verbose=False)
+    tc = TrainConfig(max_epochs=2, batch_size=16, seed=3, shift_augment=5)
+    a, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "a"), verbose=False)
+    b, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "b"), verbose=False)
+    c, _ = train(CFG, tc.replace(shift_augment=0), data(0), data(1), str(tmp_path / "c"), verbose=False)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
 def test_training_input_errors(tmp_path):
     X, y = data(0)
     with pytest.raises(ArgminnError, match="training labels: row 1, column 1: value 2.0 is not 0 or 1"):
@@ -484,6 +503,7 @@ def test_labels_that_require_grad_are_taken(tmp_path):
     (dict(num_threads=-2), "'num_threads' must be >= 0"),
     (dict(patience=0), "'patience' must be >= 1"),
     (dict(min_delta=-1.0), "'min_delta' must be >= 0"),
+    (dict(shift_augment=-1), "'shift_augment' must be >= 0"),
     (dict(learning_rate=float("nan")), "key 'learning_rate' must be a finite number, got nan"),
     (dict(overlap_weight=float("nan")), "key 'overlap_weight' must be a finite number"),
     (dict(entropy_weight=float("inf")), "key 'entropy_weight' must be a finite number"),
