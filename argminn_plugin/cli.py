@@ -311,6 +311,14 @@ def cmd_design(args):
     syntax = read_syntax(args.instances)
     splits, _ = _labelled_splits(args, model.config.input_length)
     negatives, positives = (rows_with_label(*splits[args.split], label=k)[0] for k in (0, 1))
+    where = args.data or args.bed or f"{args.peaks} + {args.negatives}"
+    if not len(negatives):
+        raise ArgminnError(f"{where}: no negatives (label 0) in the {args.split} split, the backgrounds of the "
+                           "design; choose another --split")
+    if not len(positives):
+        print(f"design: no positives (label 1) in the {args.split} split: no knock-outs of called instances in "
+              "effects.tsv", file=sys.stderr)
+        positives = None
     table = design_report(model, negatives, args.motifs, syntax, args.out,
                           n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force,
                           positives=positives, step=args.start_step, head_weights=args.head_weights)

@@ -12,6 +12,7 @@ accepted (soft-masked genomes); N becomes an all-zero column; any other letter
 """
 
 import os
+import re
 import zlib
 
 import numpy as np
@@ -165,7 +166,18 @@ def open_text(path):
 
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gzipped else open(path)
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not read as part of the first field
+    return gzip.open(path, "rt", encoding="utf-8-sig") if gzipped else open(path, encoding="utf-8-sig")
+
+
+MAX_COORDINATE = 2 ** 62  # far past any chromosome; kept below int64's limit
+
+
+def whole_number(text):
+    """``int(text)`` for plain decimal digits, optionally after a minus; not int()'s other forms ('3_00', '+30')."""
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(text)
 
 
 # Column names of the intervals themselves (read_bed's, and predict's output with --summits): not task names
@@ -206,7 +218,7 @@ def read_bed(path, label_columns=False, summits=False):
                     raise ArgminnError(f"{path}: line {lineno}: {len(fields)} column(s); BED needs chrom, start, end "
                                        "separated by tabs")
                 try:
-                    start, end = int(fields[1]), int(fields[2])
+                    start, end = whole_number(fields[1]), whole_number(fields[2])
                 except ValueError:
                     hint = "; a header line? start it with '#'" if not rows else ""
                     raise ArgminnError(f"{path}: line {lineno}: start/end must be integers, got "
@@ -215,6 +227,8 @@ def read_bed(path, label_columns=False, summits=False):
                     raise ArgminnError(f"{path}: line {lineno}: start {start} is negative")
                 if start >= end:
                     raise ArgminnError(f"{path}: line {lineno}: start {start} is not before end {end}")
+                if end > MAX_COORDINATE:
+                    raise ArgminnError(f"{path}: line {lineno}: end {end} is beyond any chromosome")
                 rows.append(fields)
                 lines.append(lineno)
     except UNREADABLE as exc:
@@ -244,7 +258,14 @@ def read_bed(path, label_columns=False, summits=False):
             raise ArgminnError(f"{path}: no label column; a labelled BED has chrom, start, end, then one 0/1 "
                                "column per task")
         label_cols = list(df.columns[3:width])
-        names = header[3:width] if header and len(header) >= width else [f"task{i}" for i in range(width - 3)]
+        if header and len(header) > 3 and len(header) != width:
+            raise ArgminnError(f"{path}: line {header_line} (the header): {len(header)} tab-separated names, but "
+                               f"the lines have {width} columns; name chrom, start, end and each label column once")
+        if header and len(header) <= 3 and len(header[0].split()) == width and \
+                header[0].split()[0].lower() == "chrom":
+            raise ArgminnError(f"{path}: line {header_line} (the header): separate its names by tabs, as the "
+                               "columns are")
+        names = header[3:width] if header and len(header) == width else [f"task{i}" for i in range(width - 3)]
         taken = [n for n in names if n in RESERVED_COLUMNS or not n.strip()]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if taken or repeated:
@@ -403,8 +424,11 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     peaks, negatives = usable_intervals(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)],
                                         length, skip)
     X = _extract(fasta, [(peaks, peaks_path), (negatives, negatives_path)], length)
+    if task_name is not None and (task_name in RESERVED_COLUMNS or task_name == "source" or not task_name.strip()):
+        raise ArgminnError(f"task name {task_name!r} (--task-name) is taken by the intervals' own columns "
+                           f"({', '.join(RESERVED_COLUMNS)}, source) or blank; give another")
     name = task_name or _file_stem(peaks_path) or "peak"
-    if name in set(peaks.columns) | set(negatives.columns) | {"source"}:  # a file named start.bed
+    if name in set(peaks.columns) | set(negatives.columns) | set(RESERVED_COLUMNS) | {"source"}:  # a file start.bed
         name += "_peak"
     bed = pd.concat([peaks.assign(source=peaks_path), negatives.assign(source=negatives_path)],
                     ignore_index=True)

@@ -10,6 +10,8 @@ by tangermeme's greedy motif substitution.
 """
 
 import numbers
+import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -286,11 +288,31 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         if not _whole(value) or value < lowest:
             raise ArgminnError(f"design: '{name}' must be an integer >= {lowest}, got {value!r}")
     outputs = ("design.tsv", "design_starts.tsv", "designs.fa", "design.png", "effects.tsv")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ArgminnError(f"{out_dir}: exists and is not a directory")
     for name in outputs:
         check_writable(os.path.join(out_dir, name), force)
     if len(syntax) == 0:
         raise ArgminnError("the syntax read-out is empty: no pair of motifs to design with")
     rule = syntax.iloc[0]
+    spacing = rule["spacing"]
+    if isinstance(spacing, str):
+        spacing = spacing.strip()
+        spacing = int(spacing) if re.fullmatch(r"-?[0-9]+", spacing) else spacing
+    if not _whole(spacing) or rule["orientation"] not in ("same", "opposite"):
+        raise ArgminnError(f"the syntax read-out's top rule has spacing {rule['spacing']!r} and orientation "
+                           f"{rule['orientation']!r}: a whole number of bp and 'same' or 'opposite' are needed "
+                           "(run 'argminn instances' again)")
+    spacing = int(spacing)
+    X = check_X(X)
+    clean = (X.sum(1) > 0).all(1)  # the shuffle takes A, C, G, T only: windows with an N are not backgrounds
+    if not clean.any():
+        raise ArgminnError(f"every one of the {len(X)} background window(s) holds an N; design needs windows "
+                           "of A, C, G and T to shuffle")
+    if not clean.all():
+        print(f"design: left out {int((~clean).sum())} of {len(X)} background window(s) holding an N (the "
+              "shuffle takes A, C, G and T only)", file=sys.stderr)
+    X = X[clean]
     annotation, active = read_annotation(motif_dir, model=model)
     weights, _ = resolve_head_weights(head_weights, motif_dir, model, "design")
     ppms = read_meme(os.path.join(motif_dir, "motifs.meme"))
@@ -302,10 +324,10 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         f = by_name[name]
         motifs.append(oriented_motif(ppms[f"filter{f}"], annotation[f]))
     backgrounds = shuffled_backgrounds(X[:n_backgrounds], n=1, random_state=random_state)
-    table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], int(rule["spacing"]),
+    table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], spacing,
                                      rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,
                                      by_start=True)
-    designs = designed_sequences(model, backgrounds, motifs[0], motifs[1], int(rule["spacing"]),
+    designs = designed_sequences(model, backgrounds, motifs[0], motifs[1], spacing,
                                  rule["orientation"], step=step)
     names = [f"learned_syntax|background={r.background}|start={r.start}|p={r.probability:.4f}"
              for r in designs.itertuples()]
@@ -325,7 +347,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     calls = None if positives is None else call_instances(model, positives, annotation, filters=active,
                                                           head_weights=weights)
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
-                            int(rule["spacing"]), rule["orientation"], positives, calls, random_state=random_state,
+                            spacing, rule["orientation"], positives, calls, random_state=random_state,
                             step=step)
     os.makedirs(out_dir, exist_ok=True)
     with output_set(out_dir, outputs, force) as path:  # all, or none

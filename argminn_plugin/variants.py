@@ -14,7 +14,8 @@ import os
 import pandas as pd
 import torch
 
-from .data import ALPHABET, UNREADABLE, check_intervals, check_letters, open_fasta, open_text, unreadable
+from .data import (ALPHABET, MAX_COORDINATE, UNREADABLE, check_intervals, check_letters, open_fasta, open_text,
+                   unreadable, whole_number)
 from .errors import ArgminnError
 
 
@@ -55,7 +56,7 @@ def read_variants(path, skip_other=False):
         if len(fields) < len(header) and len(fields) <= max(col.values()):
             raise ArgminnError(f"{path}: line {lineno}: {len(fields)} field(s), expected {len(header)}")
         chrom, pos, ref, alt = (fields[col[k]] for k in ("chrom", "pos", "ref", "alt"))
-        vid = fields[id_col] if id_col is not None else None
+        vid = fields[id_col] if id_col is not None and id_col < len(fields) else None  # a blank last field: none
         alts = alt.split(",")
         for allele in alts:
             if skip_other and not _is_snv(ref, allele):
@@ -83,7 +84,7 @@ def _record(chrom, pos, ref, alt, vid, where):
     """One SNV, checked: (chrom, 1-based pos, REF, ALT, id); ``where`` names it in an error."""
     if isinstance(pos, str):
         try:
-            pos = int(pos)
+            pos = whole_number(pos)
         except ValueError:
             raise ArgminnError(f"{where}: position {pos!r} is not an integer") from None
     elif isinstance(pos, numbers.Integral) and not isinstance(pos, bool):
@@ -96,6 +97,8 @@ def _record(chrom, pos, ref, alt, vid, where):
         raise ArgminnError(f"{where}: position {pos!r} is not an integer")
     if pos < 1:
         raise ArgminnError(f"{where}: position {pos} is not 1-based (must be >= 1)")
+    if pos > MAX_COORDINATE:
+        raise ArgminnError(f"{where}: position {pos} is beyond any chromosome")
     ref, alt = str(ref).upper(), str(alt).upper()
     if not _is_snv(ref, alt):
         raise ArgminnError(f"{where}: {ref}>{alt} is not a single-nucleotide variant of A, C, G, T "
@@ -146,12 +149,21 @@ def _loci(variants, length, offset):
                          "end": variants["pos"] + shift, "line": variants["line"]})
 
 
+def _offset(length, offset):
+    """``offset``, default ``length // 2``, checked to be inside the window."""
+    offset = length // 2 if offset is None else offset
+    if not 0 <= offset < length:
+        raise ArgminnError(f"the variant's offset (--offset, offset=) {offset} is outside the {length}-bp window: "
+                           f"give 0 to {length - 1}")
+    return offset
+
+
 def variants_inside(variants, fasta_path, length, path="variants", offset=None):
     """The variants whose ``length``-bp window (variant at ``offset``, default ``length // 2``) lies inside a
     chromosome of the FASTA; how many were left out is printed to stderr (``--skip-outside``)."""
     from .data import skip_outside
 
-    offset = length // 2 if offset is None else offset
+    offset = _offset(length, offset)
     kept = skip_outside(_loci(variants, length, offset).reset_index(drop=True), open_fasta(fasta_path), length,
                         path)
     return variants[variants["line"].isin(set(kept["line"]))]
@@ -167,10 +179,7 @@ def check_variants(variants, fasta_path, length, path="variants", offset=None):
     variant's line.
     """
     fasta = open_fasta(fasta_path)
-    offset = length // 2 if offset is None else offset
-    if not 0 <= offset < length:
-        raise ArgminnError(f"the variant's offset (--offset, offset=) {offset} is outside the {length}-bp window: "
-                           f"give 0 to {length - 1}")
+    offset = _offset(length, offset)
     loci = _loci(variants, length, offset)
     check_intervals(loci, fasta, length, path)
     for chrom, pos, ref, lineno in zip(variants["chrom"], variants["pos"], variants["ref"], variants["line"]):

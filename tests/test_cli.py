@@ -667,6 +667,13 @@ def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_pa
         assert main(design) == 2
         err = capsys.readouterr().err
         assert f"{inst / 'syntax.tsv'}: not a readable syntax table (" in err and message in err, err
+    for spacing, orientation in (("30.5", "same"), ("abc", "same"), ("", "same"), ("30", "sideways")):
+        (inst / "syntax.tsv").write_text(f"motif_a\tmotif_b\tspacing\torientation\nA\tB\t{spacing}\t"
+                                         f"{orientation}\n")
+        assert main(design) == 2
+        err = capsys.readouterr().err
+        assert "the syntax read-out's top rule has spacing" in err and "a whole number of bp and 'same' or " \
+            "'opposite' are needed" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "design").exists()
     copy = tmp_path / "data"
     copy.mkdir()
@@ -674,6 +681,33 @@ def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_pa
     with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'instances.tsv'}: not a readable planted-instance "
                                                      "table (EmptyDataError")):
         planted_instances(str(copy), pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]}))
+
+
+def test_design_refuses_what_it_cannot_shuffle_or_write_before_any_work(dataset, trained, tmp_path, capsys):
+    """Backgrounds that all hold an N, an --out that is a file, a split without negatives: one line each."""
+    from argminn_plugin.design import design_report
+
+    model = load_model(str(trained / "model.pt"))
+    syntax = pd.DataFrame({"motif_a": ["A"], "motif_b": ["B"], "spacing": [22], "orientation": ["same"]})
+    X = torch.zeros(3, 4, model.config.input_length)
+    X[:, 0, 1:] = 1  # position 0 is an N
+    with pytest.raises(ArgminnError, match="every one of the 3 background window.s. holds an N"):
+        design_report(model, X, str(tmp_path), syntax, str(tmp_path / "d"))
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ArgminnError, match="afile: exists and is not a directory"):
+        design_report(model, X, str(tmp_path), syntax, str(tmp_path / "afile"))
+    bed = (dataset / "peaks.bed").read_text().splitlines()
+    labelled = "\n".join(line if not line.startswith("chr3\t") else line.rsplit("\t", 1)[0] + "\t1"
+                         for line in bed) + "\n"
+    (tmp_path / "pos.bed").write_text(labelled)
+    (tmp_path / "syntax.tsv").write_text("motif_a\tmotif_b\tspacing\torientation\nA\tB\t22\tsame\n")
+    assert main(["design", "--model", str(trained / "model.pt"), "--motifs", str(tmp_path), "--instances",
+                 str(tmp_path), "--fasta", str(dataset / "genome.fa"), "--bed", str(tmp_path / "pos.bed"),
+                 "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("pos.bed: no negatives (label 0) in the test split, the backgrounds of the design; "
+                            "choose another --split"), err
+    assert not (tmp_path / "d").exists()
 
 
 def test_only_train_runs_under_torchrun(tmp_path, capsys, monkeypatch):

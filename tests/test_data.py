@@ -101,7 +101,28 @@ def test_labelled_bed(tmp_path, genome):
         assert len(load_intervals(fasta, clash, 10)[0]) == 1  # unlabelled: the header names nothing
 
 
+def test_bed_headers_that_do_not_fit_the_columns_and_byte_order_marks(tmp_path, genome):
+    """A header naming more or fewer columns than the lines have, or split by spaces, is refused at its line
+    rather than its names dropped; a UTF-8 byte-order mark (spreadsheet exports) is not part of the first field."""
+    fasta = genome[0]
+    for header, message in (("#chrom\tstart\tend\tCTCF", "4 tab-separated names, but the lines have 5 columns"),
+                            ("#chrom\tstart\tend\ta\tb\tc", "6 tab-separated names, but the lines have 5"),
+                            ("#chrom start end a b", "separate its names by tabs")):
+        bed = write(tmp_path / "h.bed", f"{header}\nchrA\t0\t10\t1\t0\n")
+        with pytest.raises(ArgminnError, match=re.escape(f"h.bed: line 1 (the header): {message}")):
+            load_intervals(fasta, bed, 10, label_columns=True)
+    bed = write(tmp_path / "c.bed", "# two tasks\nchrA\t0\t10\t1\t0\n")  # a comment, not a header: task0, task1
+    assert load_intervals(fasta, bed, 10, label_columns=True)[3] == ["task0", "task1"]
+    (tmp_path / "bom.bed").write_bytes("\ufeff#chrom\tstart\tend\tCTCF\nchrA\t0\t10\t1\n".encode())
+    assert load_intervals(fasta, str(tmp_path / "bom.bed"), 10, label_columns=True)[3] == ["CTCF"]
+    (tmp_path / "bom2.bed").write_bytes("\ufeffchrA\t0\t10\nchrB\t0\t10\n".encode())
+    assert read_bed(str(tmp_path / "bom2.bed"))[0]["chrom"].tolist() == ["chrA", "chrB"]
+
+
 @pytest.mark.parametrize("content, message", [
+    ("chrA\t3_0\t40\n", "line 1: start/end must be integers, got '3_0', '40'"),
+    ("chrA\t+3\t40\n", r"line 1: start/end must be integers, got '\+3', '40'"),
+    (f"chrA\t0\t{2 ** 63}\n", f"line 1: end {2 ** 63} is beyond any chromosome"),
     ("chrA\t5\n", r"line 1: 2 column\(s\)"),
     ("chrA\t5\t3\n", "line 1: start 5 is not before end 3"),
     ("chrA\tfive\t9\n", "line 1: start/end must be integers"),
@@ -195,6 +216,9 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     Xv, yv, _ = splits["valid"]
     assert decode(Xv) == [seq2[0:8], seq2[21:29]] and yv[:, 0].tolist() == [1, 0]
     assert len(splits["test"][0]) == 0
+    for taken in ("name", "chrom", "source", " "):  # the intervals' own columns, here or in predict's output
+        with pytest.raises(ArgminnError, match=re.escape(f"task name {taken!r} (--task-name) is taken")):
+            load_peaks(fasta, peaks, negatives, 8, ["chrB"], [], summits=True, task_name=taken)
     # each file's errors name that file and its line
     bad_negatives = write(tmp_path / "badneg.bed", "chrA\t40\t50\nchrQ\t0\t10\n")
     with pytest.raises(ArgminnError, match="badneg.bed: line 2: chromosome 'chrQ' is not in the FASTA"):

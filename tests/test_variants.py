@@ -32,6 +32,11 @@ def test_read_vcf_and_table(tmp_path):
     table = tmp_path / "v.tsv"
     table.write_text("chrom\tpos\tref\talt\nchr1\t30\tC\tT\n")
     assert read_variants(str(table)).pos.tolist() == [30]
+    # an id column last, blank on a line whose trailing tab was stripped: that variant named by its position
+    table.write_text("chrom\tpos\tref\talt\tid\nchr1\t30\tC\tT\trs1\nchr1\t31\tG\tA\n")
+    assert read_variants(str(table)).id.tolist() == ["rs1", "chr1:31G>A"]
+    table.write_bytes("\ufeffchrom\tpos\tref\talt\nchr1\t30\tC\tT\n".encode())  # a byte-order mark
+    assert read_variants(str(table)).pos.tolist() == [30]
     table.write_text("chr1\t30\tC\tT\n")
     with pytest.raises(ArgminnError, match="line 1: no header line"):
         read_variants(str(table))
@@ -57,6 +62,8 @@ def test_read_vcf_and_table(tmp_path):
     (("chr1", 30, ".", "CA", "T"), "line 3: CA>T is not a single-nucleotide variant"),
     (("chr1", 30, ".", "C", "C"), "line 3: ALT equals REF"),
     (("chr1", 0, ".", "C", "T"), "not 1-based"),
+    (("chr1", "3_0", ".", "C", "T"), "line 3: position '3_0' is not an integer"),
+    (("chr1", 2 ** 63, ".", "C", "T"), f"line 3: position {2 ** 63} is beyond any chromosome"),
 ])
 def test_bad_records(tmp_path, record, message):
     with pytest.raises(ArgminnError, match=message):
@@ -128,3 +135,14 @@ def test_score_variants_takes_a_plain_table_checked_row_by_row(tmp_path, fasta):
             score_variants(model, table, fasta)
     with pytest.raises(ArgminnError, match="expected a DataFrame of variants"):
         variant_table([("chr1", 30, "C", "T")])
+
+
+def test_an_offset_outside_the_window_is_named_before_windows_are_skipped(tmp_path, fasta):
+    from argminn_plugin.variants import check_variants, variants_inside
+
+    v = read_variants(vcf(tmp_path, ("chr1", 30, "rs1", "C", "T", ".", ".", ".")))
+    for check in (variants_inside, check_variants):
+        with pytest.raises(ArgminnError, match=re.escape("offset (--offset, offset=) 5000 is outside the 20-bp "
+                                                         "window: give 0 to 19")):
+            check(v, fasta, 20, offset=5000)
+    assert len(variants_inside(v, fasta, 20, offset=3)) == 1
