@@ -56,9 +56,10 @@ def _sources(args, labelled):
 DEFAULT_VALID_CHROMS, DEFAULT_TEST_CHROMS = ["chr2"], ["chr3"]  # --fasta without --valid-chroms, --test-chroms
 
 
-def _labelled_splits(args, length):
+def _labelled_splits(args, length, needed=("train", "valid", "test")):
     """({'train', 'valid', 'test'}: (X, y, bed), task names) from --data, --fasta --bed (0/1 label
-    columns) or --fasta --peaks --negatives (one task: peak or not)."""
+    columns) or --fasta --peaks --negatives (one task: peak or not); ``needed``: the splits the command reads
+    (data.load_splits)."""
     from .data import load_peaks, load_splits
 
     _sources(args, labelled=True)
@@ -72,8 +73,8 @@ def _labelled_splits(args, length):
     valid, test = args.valid_chroms or DEFAULT_VALID_CHROMS, args.test_chroms or DEFAULT_TEST_CHROMS
     if args.peaks:
         return load_peaks(args.fasta, args.peaks, args.negatives, length, valid, test,
-                          summits=args.summits, skip=skip, task_name=getattr(args, "task_name", None))
-    return load_splits(args.fasta, args.bed, length, valid, test, skip=skip)
+                          summits=args.summits, skip=skip, task_name=getattr(args, "task_name", None), needed=needed)
+    return load_splits(args.fasta, args.bed, length, valid, test, skip=skip, needed=needed)
 
 
 def _intervals(args, length):
@@ -309,7 +310,7 @@ def cmd_design(args):
 
     model = _argminn_model(args.model, "argminn design")
     syntax = read_syntax(args.instances)
-    splits, _ = _labelled_splits(args, model.config.input_length)
+    splits, _ = _labelled_splits(args, model.config.input_length, needed=(args.split,))  # the one it shuffles
     negatives, positives = (rows_with_label(*splits[args.split], label=k)[0] for k in (0, 1))
     where = args.data or args.bed or f"{args.peaks} + {args.negatives}"
     if not len(negatives):

@@ -407,8 +407,11 @@ def _file_stem(path):
     return name
 
 
+SPLITS = ("train", "valid", "test")
+
+
 def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, test_chroms, summits=False,
-               task_name=None, skip=False):
+               task_name=None, skip=False, needed=SPLITS):
     """Peaks + negatives (bpnet-lite's two BED files) + FASTA -> one-task labelled splits, as ``load_splits``.
 
     The peaks (plain BED, or narrowPeak centred on its summits with
@@ -416,7 +419,7 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     the GC-matched regions of ``bpnet negatives``; always centred on their
     intervals, as bpnet-lite does) label 0. The task is named ``task_name``,
     by default after the peaks file (``K562.CTCF.narrowPeak.gz`` -> ``K562.CTCF``).
-    ``skip``: as in :func:`load_intervals`, for both files.
+    ``skip``: as in :func:`load_intervals`, for both files; ``needed`` as in :func:`load_splits`.
     """
     peaks, _ = read_bed(peaks_path, summits=summits)
     negatives, _ = read_bed(negatives_path)
@@ -437,8 +440,8 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
             bed[column] = bed[column].astype("Int64")
     bed[name] = np.r_[np.ones(len(peaks)), np.zeros(len(negatives))].astype(np.float32)
     y = torch.tensor(bed[[name]].to_numpy(), dtype=torch.float32)
-    splits = _split_by_chrom(X, y, bed, valid_chroms, test_chroms, f"{peaks_path} + {negatives_path}")
-    for split in ("train", "valid"):  # one class there: nothing to learn, or nothing to stop on
+    splits = _split_by_chrom(X, y, bed, valid_chroms, test_chroms, f"{peaks_path} + {negatives_path}", needed)
+    for split in [s for s in ("train", "valid") if s in needed]:  # one class: nothing to learn, or to stop on
         labels = splits[split][1][:, 0]
         for value, path, what in ((1, peaks_path, "peaks"), (0, negatives_path, "negatives")):
             if not (labels == value).any():
@@ -462,21 +465,26 @@ def check_letters(fasta, bed, length, path, source="BED"):
                                f"(window of {source} line {lineno}; IUPAC ambiguity codes are not accepted)")
 
 
-def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms, skip=False):
+def load_splits(fasta_path, bed_path, length, valid_chroms, test_chroms, skip=False, needed=SPLITS):
     """Labelled BED + FASTA -> {'train', 'valid', 'test'}: (X, y, bed); split by chromosome (``skip``: as in
-    :func:`load_intervals`)."""
+    :func:`load_intervals`; ``needed``: the splits the caller reads, checked to have their intervals, as
+    :func:`_split_by_chrom`)."""
     X, y, bed, names = load_intervals(fasta_path, bed_path, length, label_columns=True, skip=skip)
-    return _split_by_chrom(X, y, bed, valid_chroms, test_chroms, bed_path), names
+    return _split_by_chrom(X, y, bed, valid_chroms, test_chroms, bed_path, needed), names
 
 
-def _split_by_chrom(X, y, bed, valid_chroms, test_chroms, where):
-    """{'train', 'valid', 'test'}: (X, y, bed) by chromosome; ``where`` names the data in errors."""
+def _split_by_chrom(X, y, bed, valid_chroms, test_chroms, where, needed=SPLITS):
+    """{'train', 'valid', 'test'}: (X, y, bed) by chromosome; ``where`` names the data in errors. Of the splits
+    in ``needed`` (training needs all three; design only the one it shuffles), each validation or test chromosome
+    named must hold intervals, and the training and validation splits must not be empty."""
     valid_chroms, test_chroms = set(valid_chroms), set(test_chroms)
     if valid_chroms & test_chroms:
         raise ArgminnError(f"chromosome(s) {sorted(valid_chroms & test_chroms)} are both validation and test")
     chrom = bed["chrom"].to_numpy()
     present = set(chrom)
     for flag, names in (("validation", valid_chroms), ("test", test_chroms)):
+        if {"validation": "valid"}.get(flag, flag) not in needed:
+            continue
         # a name that matches nothing would quietly leave that chromosome's intervals in training
         absent = sorted(names - present)
         if absent:
@@ -488,7 +496,7 @@ def _split_by_chrom(X, y, bed, valid_chroms, test_chroms, where):
     masks["train"] = ~(masks["valid"] | masks["test"])
     out = {}
     for split, mask in masks.items():
-        if split != "test" and not mask.any():
+        if split != "test" and split in needed and not mask.any():
             raise ArgminnError(f"{where}: no intervals in the {split} split (chromosomes: "
                                f"{sorted(valid_chroms) if split == 'valid' else 'all others'})")
         idx = torch.from_numpy(np.flatnonzero(mask))
