@@ -1,6 +1,5 @@
 """The benchmark suite: ``python -m benchmarks`` (benchmarks/README.md)."""
 
-import argparse
 import contextlib
 
 
@@ -17,14 +16,7 @@ def one_line_errors(prog):
 
 def at_least(low):
     """An argparse type: an integer >= ``low`` (a negative seed or zero threads is one line from argparse,
-    not a traceback from numpy or torch)."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
+    not a traceback from numpy or torch), as argminn's own flags check it."""
+    from argminn_plugin.cli import _int_at_least
 
-    return parse
+    return lambda text: _int_at_least(text, low)

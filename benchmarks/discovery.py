@@ -354,8 +354,15 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
         model = load_model(os.path.join(run_dir, "model.pt"))
     else:
         cfg = model_configs(length)[method]
-        model, _ = train(cfg, train_config(method, mode, seed, threads, argminn_set), (Xt, yt), (Xv, yv), run_dir,
-                         resume=True, verbose=False)
+        try:
+            model, _ = train(cfg, train_config(method, mode, seed, threads, argminn_set), (Xt, yt), (Xv, yv),
+                             run_dir, resume=True, verbose=False)
+        except ArgminnError as exc:
+            if "--force" not in str(exc):
+                raise
+            # train's way out names argminn's --force, which the benchmark does not have
+            raise ArgminnError(f"{exc} [the benchmark has no --force: remove {run_dir} to train this run again, "
+                               "or give another --out]") from None
     train_seconds = time.time() - t0 if rescore is None else rescore["train_seconds"]
     _, probs = evaluate(model, Xs, ys)
     pred = classification_metrics(ys.numpy(), probs.numpy())[0]

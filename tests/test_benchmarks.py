@@ -291,6 +291,14 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     # ... nor data written with another seed (or at other sizes)
     with pytest.raises(ArgminnError, match="holds dataset 'single_motif', seed 0.*wants 'single_motif', seed 1"):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], seed=1, threads=1)
+    # a run train refuses to continue: its way out is the benchmark's, not argminn's --force
+    run = tmp_path / "single_motif" / "ARGMINN"
+    for name in ("result.json", "last.pt"):
+        (run / name).unlink()
+    with pytest.raises(ArgminnError, match="cannot be continued") as refused:
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    assert str(refused.value).endswith(f"[the benchmark has no --force: remove {run} to train this run again, or "
+                                       "give another --out]")
 
 
 def test_negative_kinds_label_pairs_in_the_first_motifs_frame(monkeypatch):
@@ -416,7 +424,7 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
     for argv, message in ((["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
                           (["--train-seed", "-2"], "argument --train-seed: must be >= 0, got -2"),
                           (["--threads", "0"], "argument --threads: must be >= 1, got 0"),
-                          (["--seed", "one"], "argument --seed: not an integer: 'one'")):
+                          (["--seed", "one"], "argument --seed: 'one' is not an integer")):
         with pytest.raises(SystemExit) as stop:
             discovery.cli(["--out", str(tmp_path / "bad"), "--smoke", *argv])
         assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
