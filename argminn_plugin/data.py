@@ -174,10 +174,20 @@ MAX_COORDINATE = 2 ** 62  # far past any chromosome; kept below int64's limit
 
 
 def whole_number(text):
-    """``int(text)`` for plain decimal digits, optionally after a minus; not int()'s other forms ('3_00', '+30')."""
-    if not re.fullmatch(r"-?[0-9]+", text):
+    """``int(text)`` for plain decimal digits, optionally after a minus (and spaces around them, as int() takes);
+    not int()'s other forms ('3_00', '+30')."""
+    if not re.fullmatch(r"\s*-?[0-9]+\s*", text):
         raise ValueError(f"not a whole number: {text!r}")
     return int(text)
+
+
+def _looks_like_header(line):
+    """A BED comment line that names the columns: its second name is start (or chromStart), split by tabs or, in
+    error, by spaces (read_bed then refuses it); other '#' lines are comments."""
+    for names in (line.lstrip("#").split("\t"), line.lstrip("#").split()):
+        if len(names) >= 3 and names[1].strip().lower() in ("start", "chromstart", "chrom_start"):
+            return True
+    return False
 
 
 # Column names of the intervals themselves (read_bed's, and predict's output with --summits): not task names
@@ -210,8 +220,10 @@ def read_bed(path, label_columns=False, summits=False):
                 if not text.strip() or text.startswith(("track", "browser")):
                     continue
                 if text.startswith("#"):
-                    if header is None and not rows:
+                    if header is None and not rows and _looks_like_header(text):
                         header, header_line = text.lstrip("#").split("\t"), lineno
+                        while len(header) > 1 and not header[-1].strip():  # a trailing tab names nothing
+                            header.pop()
                     continue
                 fields = text.split("\t")
                 if len(fields) < 3:
@@ -261,8 +273,7 @@ def read_bed(path, label_columns=False, summits=False):
         if header and len(header) > 3 and len(header) != width:
             raise ArgminnError(f"{path}: line {header_line} (the header): {len(header)} tab-separated names, but "
                                f"the lines have {width} columns; name chrom, start, end and each label column once")
-        if header and len(header) <= 3 and len(header[0].split()) == width and \
-                header[0].split()[0].lower() == "chrom":
+        if header and len(header) <= 3 and len(header[0].split()) == width:
             raise ArgminnError(f"{path}: line {header_line} (the header): separate its names by tabs, as the "
                                "columns are")
         names = header[3:width] if header and len(header) == width else [f"task{i}" for i in range(width - 3)]
@@ -291,13 +302,14 @@ def _centre_on_summits(df, path):
     summit = np.empty(len(df), dtype=np.int64)
     for i, (value, lineno) in enumerate(zip(df["col10"], df["line"])):
         try:
-            summit[i] = int(value)
+            number = whole_number(value)
         except ValueError:
             raise ArgminnError(f"{path}: line {lineno}: summit (column 10) {value!r} is not an integer") from None
+        summit[i] = number if -1 <= number < end[i] - start[i] else -2  # -2: outside (and int64-safe)
         if summit[i] == -1:  # narrowPeak: no summit called
             summit[i] = (end[i] - start[i]) // 2
-        elif not 0 <= summit[i] < end[i] - start[i]:
-            raise ArgminnError(f"{path}: line {lineno}: summit {summit[i]} (column 10) is not inside the "
+        elif summit[i] == -2:
+            raise ArgminnError(f"{path}: line {lineno}: summit {number} (column 10) is not inside the "
                                f"{end[i] - start[i]}-bp peak (it counts from the start: 0 to width - 1)")
     width = end - start
     df = df.assign(peak_start=start, peak_end=end, summit=summit)
@@ -423,15 +435,16 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     """
     peaks, _ = read_bed(peaks_path, summits=summits)
     negatives, _ = read_bed(negatives_path)
+    columns = set(peaks.columns) | set(negatives.columns) | set(RESERVED_COLUMNS) | {"source"}
+    if task_name is not None and (task_name in columns or not task_name.strip()):
+        raise ArgminnError(f"task name {task_name!r} (--task-name) is taken by the intervals' own columns "
+                           f"({', '.join(sorted(columns))}) or blank; give another")
     fasta = open_fasta(fasta_path)
     peaks, negatives = usable_intervals(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)],
                                         length, skip)
     X = _extract(fasta, [(peaks, peaks_path), (negatives, negatives_path)], length)
-    if task_name is not None and (task_name in RESERVED_COLUMNS or task_name == "source" or not task_name.strip()):
-        raise ArgminnError(f"task name {task_name!r} (--task-name) is taken by the intervals' own columns "
-                           f"({', '.join(RESERVED_COLUMNS)}, source) or blank; give another")
     name = task_name or _file_stem(peaks_path) or "peak"
-    if name in set(peaks.columns) | set(negatives.columns) | set(RESERVED_COLUMNS) | {"source"}:  # a file start.bed
+    if name in columns:  # a file named start.bed
         name += "_peak"
     bed = pd.concat([peaks.assign(source=peaks_path), negatives.assign(source=negatives_path)],
                     ignore_index=True)
@@ -441,7 +454,8 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     bed[name] = np.r_[np.ones(len(peaks)), np.zeros(len(negatives))].astype(np.float32)
     y = torch.tensor(bed[[name]].to_numpy(), dtype=torch.float32)
     splits = _split_by_chrom(X, y, bed, valid_chroms, test_chroms, f"{peaks_path} + {negatives_path}", needed)
-    for split in [s for s in ("train", "valid") if s in needed]:  # one class: nothing to learn, or to stop on
+    for split in ("train", "valid") if {"train", "valid"} <= set(needed) else ():  # training: one class there,
+        # nothing to learn or to stop on
         labels = splits[split][1][:, 0]
         for value, path, what in ((1, peaks_path, "peaks"), (0, negatives_path, "negatives")):
             if not (labels == value).any():
@@ -483,8 +497,8 @@ def _split_by_chrom(X, y, bed, valid_chroms, test_chroms, where, needed=SPLITS):
     chrom = bed["chrom"].to_numpy()
     present = set(chrom)
     for flag, names in (("validation", valid_chroms), ("test", test_chroms)):
-        if {"validation": "valid"}.get(flag, flag) not in needed:
-            continue
+        if {"validation": "valid"}.get(flag, flag) not in needed and "train" not in needed:
+            continue  # (the training split is what neither list names: both are checked for it)
         # a name that matches nothing would quietly leave that chromosome's intervals in training
         absent = sorted(names - present)
         if absent:

@@ -284,10 +284,10 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
         written.sort(key=lambda rel: rel == "model.yaml")  # model.yaml last
         for rel in written:
             os.makedirs(os.path.dirname(os.path.join(out_dir, rel)), exist_ok=True)
-        replace_together([(os.path.join(stage, rel), os.path.join(out_dir, rel)) for rel in written])
         stale = os.path.join(out_dir, "example_files", "sequences.fa.fai")  # an earlier export's index
-        if os.path.exists(stale):
+        if os.path.exists(stale):  # first: pyfaidx rebuilds a missing one, and an interrupt ends the moves
             os.remove(stale)
+        replace_together([(os.path.join(stage, rel), os.path.join(out_dir, rel)) for rel in written])
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out_dir

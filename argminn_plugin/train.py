@@ -10,8 +10,10 @@ A run directory holds
 - ``history.json`` and, at the end, ``metrics.json``.
 
 Batch order and augmentation of epoch e come from a generator seeded with
-(seed, e), so a resumed run sees exactly the batches an uninterrupted run
-would and ends with the same weights.
+(seed, e) (the random bases ``shift_augment`` moves in: (seed, e, rank), so
+under torchrun they depend on how many processes there are), so a resumed run
+sees exactly the batches an uninterrupted run would and ends with the same
+weights.
 
 Under ``torchrun`` (WORLD_SIZE > 1) the same function trains data-parallel with
 DistributedDataParallel: every rank draws the same permutation and flips, takes

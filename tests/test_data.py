@@ -113,6 +113,11 @@ def test_bed_headers_that_do_not_fit_the_columns_and_byte_order_marks(tmp_path, 
             load_intervals(fasta, bed, 10, label_columns=True)
     bed = write(tmp_path / "c.bed", "# two tasks\nchrA\t0\t10\t1\t0\n")  # a comment, not a header: task0, task1
     assert load_intervals(fasta, bed, 10, label_columns=True)[3] == ["task0", "task1"]
+    # a comment of several tab-separated fields is no header either; the header after it is, trailing tab and all
+    bed = write(tmp_path / "c.bed", "#source\tENCODE\tv2\tlab\n#chrom\tstart\tend\tA\tB\t\nchrA\t0\t10\t1\t0\n")
+    assert load_intervals(fasta, bed, 10, label_columns=True)[3] == ["A", "B"]
+    bed = write(tmp_path / "s.bed", "chrA\t 0\t10 \t1\n")  # spaces around a coordinate, as int() reads them
+    assert read_bed(bed)[0][["start", "end"]].values.tolist() == [[0, 10]]
     (tmp_path / "bom.bed").write_bytes("\ufeff#chrom\tstart\tend\tCTCF\nchrA\t0\t10\t1\n".encode())
     assert load_intervals(fasta, str(tmp_path / "bom.bed"), 10, label_columns=True)[3] == ["CTCF"]
     (tmp_path / "bom2.bed").write_bytes("\ufeffchrA\t0\t10\nchrB\t0\t10\n".encode())
@@ -216,7 +221,8 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     Xv, yv, _ = splits["valid"]
     assert decode(Xv) == [seq2[0:8], seq2[21:29]] and yv[:, 0].tolist() == [1, 0]
     assert len(splits["test"][0]) == 0
-    for taken in ("name", "chrom", "source", " "):  # the intervals' own columns, here or in predict's output
+    for taken in ("name", "chrom", "source", " ", "peak_start", "col4"):  # the intervals' own columns, here or
+        # in predict's output
         with pytest.raises(ArgminnError, match=re.escape(f"task name {taken!r} (--task-name) is taken")):
             load_peaks(fasta, peaks, negatives, 8, ["chrB"], [], summits=True, task_name=taken)
     # each file's errors name that file and its line
@@ -238,6 +244,15 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     peaks_b = write(tmp_path / "B.bed", "chrB\t4\t20\n")
     with pytest.raises(ArgminnError, match=r"B.bed: no peaks on the train split's chromosomes \(chrA\)"):
         load_peaks(fasta, peaks_b, negatives, 8, ["chrB"], [])
+    # design reads one split (needed): one class there is its own matter, and only the names that shape that
+    # split are checked (the training split is what neither list names: both, for it)
+    assert len(load_peaks(fasta, peaks, chrA_only, 8, ["chrB"], [], needed=("valid",))[0]["valid"][0]) == 1
+    assert len(load_peaks(fasta, peaks_b, negatives, 8, ["chrB"], ["chrQ"], needed=("valid",))[0]["valid"][0]) == 2
+    for needed in (("train",), ("test",)):
+        with pytest.raises(ArgminnError, match=r"no intervals on the test chromosome\(s\) 'chrQ'"):
+            load_peaks(fasta, peaks, negatives, 8, ["chrB"], ["chrQ"], needed=needed)
+    with pytest.raises(ArgminnError, match=r"no intervals on the validation chromosome\(s\) 'chrZ'"):
+        load_peaks(fasta, peaks, negatives, 8, ["chrZ"], [], needed=("train",))
     # a peaks file named like a BED column keeps the column: the task is renamed
     start = write(tmp_path / "start.bed", "chrA\t10\t30\nchrB\t4\t20\n")
     assert load_peaks(fasta, start, negatives, 8, ["chrB"], [])[1] == ["start_peak"]
