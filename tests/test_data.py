@@ -189,7 +189,12 @@ def test_narrowpeak_summits_centre_windows_as_tangermeme_does(tmp_path, genome):
                              ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\t4\nchrA\t10\t30\t.\n", r"line 2: 4 column\(s\); summits"),
                              ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\tx\n", "line 1: summit \\(column 10\\) 'x' is not an"),
                              ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\t20\n", "line 1: summit 20 \\(column 10\\) is not "
-                                                                      "inside the 20-bp peak")):
+                                                                      "inside the 20-bp peak"),
+                             ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\t1_0\n", "line 1: summit \\(column 10\\) '1_0' is not"),
+                             (f"chrA\t10\t30\t.\t0\t.\t1\t1\t1\t{10 ** 20}\n", f"line 1: summit {10 ** 20} \\(column 10\\) "
+                                                                              "is not inside"),
+                             ("chrA\t10\t30\t.\t0\t.\t1\t1\t1\t-2\n", "line 1: summit -2 \\(column 10\\) is not "
+                                                                      "inside")):
         with pytest.raises(ArgminnError, match="bad.narrowPeak: " + message):
             load_intervals(fasta, write(tmp_path / "bad.narrowPeak", content), 8, summits=True)
 
