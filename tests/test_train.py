@@ -20,14 +20,19 @@ def data(seed):
     return X, y
 
 
-def test_same_seed_same_model(tmp_path):
-    tc = TrainConfig(max_epochs=2, batch_size=16, seed=3)
+def assert_reproducible_and_changed_by(tmp_path, tc, other):
+    """Two runs of ``tc`` end with the same weights; a run of ``other`` with others."""
     a, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "a"), verbose=False)
     b, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "b"), verbose=False)
-    c, _ = train(CFG, tc.replace(seed=4), data(0), data(1), str(tmp_path / "c"), verbose=False)
+    c, _ = train(CFG, other, data(0), data(1), str(tmp_path / "c"), verbose=False)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_same_seed_same_model(tmp_path):
+    tc = TrainConfig(max_epochs=2, batch_size=16, seed=3)
+    assert_reproducible_and_changed_by(tmp_path, tc, tc.replace(seed=4))
 
 
 def test_shift_augmentation_moves_each_sequence_and_is_reproducible(tmp_path):
@@ -41,12 +46,32 @@ def test_shift_augmentation_moves_each_sequence_and_is_reproducible(tmp_path):
         train(CFG, TrainConfig(max_epochs=1, shift_augment=40), data(0), data(1), str(tmp_path / "x"),
               verbose=False)
     tc = TrainConfig(max_epochs=2, batch_size=16, seed=3, shift_augment=5)
-    a, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "a"), verbose=False)
-    b, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "b"), verbose=False)
-    c, _ = train(CFG, tc.replace(shift_augment=0), data(0), data(1), str(tmp_path / "c"), verbose=False)
-    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert_reproducible_and_changed_by(tmp_path, tc, tc.replace(shift_augment=0))
+
+
+
+def test_a_run_with_shift_augmentation_resumes_identically(tmp_path, monkeypatch):
+    """Killed while evaluating its second epoch and resumed, a shift-augmented run ends as an uninterrupted one."""
+    import argminn_plugin.train as train_module
+
+    real, calls = train_module._evaluate_sharded, []
+
+    def evaluate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    tc = TrainConfig(max_epochs=3, batch_size=16, seed=3, shift_augment=5)
+    whole, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "whole"), verbose=False)
+    monkeypatch.setattr(train_module, "_evaluate_sharded", evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train(CFG, tc, data(0), data(1), str(tmp_path / "cut"), verbose=False)
+    monkeypatch.undo()
+    assert len(json.load(open(tmp_path / "cut" / "history.json"))) == 1
+    resumed, _ = train(CFG, tc, data(0), data(1), str(tmp_path / "cut"), resume=True, verbose=False)
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_training_input_errors(tmp_path):
