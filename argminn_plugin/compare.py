@@ -37,8 +37,44 @@ def kipoi_predict(model_dir, intervals, fasta, output, batch_size=64):
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ArgminnError(f"kipoi predict failed for {model_dir}: {tail[0]}")
-    table = pd.read_csv(output, sep="\t")
-    return table.filter(like="preds").to_numpy()
+    return read_predictions(output)
+
+
+def read_predictions(path):
+    """The (N, T) predictions in ``kipoi predict``'s TSV, in the model's output order: its writer sorts the
+    columns as text (preds/0, preds/1, preds/10, preds/2, ...)."""
+    table = pd.read_csv(path, sep="\t")
+    columns = [c for c in table.columns if c == "preds" or c.startswith("preds/")]
+    columns.sort(key=lambda c: int(c.split("/", 1)[1]) if c.split("/", 1)[-1].isdigit() else -1)
+    return table[columns].to_numpy()
+
+
+def column_labels(model_dir):
+    """The names the model's model.yaml gives its outputs (schema.targets.column_labels), or None."""
+    import yaml
+
+    try:
+        with open(model_yaml(model_dir)) as handle:
+            labels = (yaml.safe_load(handle) or {}).get("schema", {}).get("targets", {}).get("column_labels")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as exc:
+        raise ArgminnError(f"{model_yaml(model_dir)}: not a readable model.yaml ({type(exc).__name__})") from None
+    return [str(label) for label in labels] if isinstance(labels, list) else None
+
+
+def _label_order(model_dir, names, bed_path):
+    """Which prediction column holds each of the BED's task columns: by name where the model names its outputs
+    (model.yaml column_labels) and the BED's header names its tasks (a subset, in any order); None (by position)
+    where either names none or the two agree."""
+    labels = column_labels(model_dir)
+    unnamed = names == [f"task{i}" for i in range(len(names))]  # a BED without a header
+    if labels is None or unnamed or labels == names:
+        return None
+    missing = [n for n in names if n not in labels]
+    if missing:
+        raise ArgminnError(f"{bed_path}: task column(s) {', '.join(map(repr, missing))} are not among "
+                           f"{model_dir}'s outputs ({', '.join(map(repr, labels))}, model.yaml column_labels); "
+                           "name the BED's label columns after them")
+    return [labels.index(n) for n in names]
 
 
 def _check_windows(model_dir, bed, fasta, bed_path):
@@ -66,18 +102,25 @@ def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
         model_yaml(model_dir)
     bed, names = read_bed(bed_path, label_columns=True)
     y = bed[names].to_numpy()
+    orders = [_label_order(model_dir, names, bed_path) for model_dir in model_dirs]  # before any model runs
     for model_dir in model_dirs:
         _check_windows(model_dir, bed, fasta, bed_path)
     rows = []
+    shown = [os.path.basename(os.path.normpath(d)) for d in model_dirs]
+    if len(set(shown)) < len(shown):  # runA/kipoi_model and runB/kipoi_model: the paths tell them apart
+        shown = [os.path.normpath(d) for d in model_dirs]
     with tempfile.TemporaryDirectory() as tmp:
         plain = os.path.join(tmp, "intervals.bed")
         bed[["chrom", "start", "end"]].to_csv(plain, sep="\t", header=False, index=False)
         for k, model_dir in enumerate(model_dirs):
             preds = kipoi_predict(model_dir, plain, fasta, os.path.join(tmp, f"pred{k}.tsv"))
+            order = orders[k]
+            if order is not None and preds.ndim == 2 and preds.shape[1] == len(column_labels(model_dir)):
+                preds = preds[:, order]
             if preds.shape != y.shape:
                 raise ArgminnError(f"{model_dir}: predictions have shape {preds.shape}, labels {y.shape}")
             for name, m in zip(names, classification_metrics(y, preds)):
-                rows.append({"model": os.path.basename(os.path.normpath(model_dir)), "task": name,
+                rows.append({"model": shown[k], "task": name,
                              "n": len(y), "positives": int(np.sum(y[:, names.index(name)])), **m})
     table = pd.DataFrame(rows)
     if output:

@@ -123,7 +123,7 @@ schema:
   targets:
     name: {targets_name}
     shape: ({n_tasks}, )
-    doc: Probability per task, in this order - {task_list}
+    doc: {targets_doc}
     column_labels:
 {column_labels}
 # Read by argminn's kipoi-veff bridge (kipoi 0.8.6 no longer parses this block).
@@ -248,6 +248,11 @@ def write_expect(path, model, intervals, fasta, batch_size=64):
     return X, preds
 
 
+# What an export writes (relative to its directory); each is refused over an existing file unless forced
+EXPORT_FILES = ("model.yaml", "config.json", "weights.pth", "model.py", "dataloader.py", "dataloader.yaml",
+                "example_files/intervals.bed", "example_files/sequences.fa", "downloaded/model_files/test.expect.h5")
+
+
 def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False, fasta=None, bed=None,
                  trained_on=None, summits=False, skip=False):
     """Write the Kipoi model directory for the model in ``model_path``.
@@ -271,16 +276,21 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
         raise ArgminnError("export-kipoi: give the dataset directory (--data), or a FASTA and a BED of example "
                            "intervals (--fasta and --bed)")
     model = load_model(model_path)
+    trained_doc = _trained_doc(model_path)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ArgminnError(f"{out_dir}: exists and is not a directory")
-    check_writable(os.path.join(out_dir, "model.yaml"), force)
+    for rel in EXPORT_FILES:  # model.yaml first: the usual one to find there
+        check_writable(os.path.join(out_dir, rel), force)
+    made = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
     stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
     try:
-        _write_export(model, model_path, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip)
+        _write_export(model, model_path, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip,
+                      trained_doc)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
                          for root, _, names in os.walk(stage) for name in names)
+        assert set(written) <= set(EXPORT_FILES), sorted(set(written) - set(EXPORT_FILES))
         written.sort(key=lambda rel: rel == "model.yaml")  # model.yaml last
         for rel in written:
             os.makedirs(os.path.dirname(os.path.join(out_dir, rel)), exist_ok=True)
@@ -288,13 +298,36 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
         if os.path.exists(stale):  # first: pyfaidx rebuilds a missing one, and an interrupt ends the moves
             os.remove(stale)
         replace_together([(os.path.join(stage, rel), os.path.join(out_dir, rel)) for rel in written])
-    finally:
+    except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        if made and not os.listdir(out_dir):  # a failed first export leaves no empty directory behind
+            os.rmdir(out_dir)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
     return out_dir
 
 
+def _trained_doc(model_path):
+    """The held-out metrics of the training run (its metrics.json beside the model, if any) for model.yaml's doc;
+    a metrics.json that is not the one argminn train writes is an error naming it."""
+    from .fileio import read_json_object
+
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
+    if not os.path.isfile(path):
+        return ""
+    test = read_json_object(path, "metrics file").get("test") or {}  # a run without a test split has none
+    if not isinstance(test, dict) or not all(isinstance(m, dict) and {"auroc", "auprc"} <= set(m)
+                                             for m in test.values()):
+        raise ArgminnError(f"{path}: not a readable metrics file (its 'test' should map each task to its auroc and "
+                           "auprc, as argminn train writes); move it away or train again")
+    if not test:
+        return ""
+    return "Held-out test chromosome: " + ", ".join(
+        f"{t} auROC {_metric(m['auroc'])}, auPRC {_metric(m['auprc'])}" for t, m in test.items()) + "."
+
+
 def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=None, bed_path=None,
-                  trained_on=None, summits=False, skip=False):
+                  trained_on=None, summits=False, skip=False, trained_doc=""):
     c = model.config
     weights = os.path.join(out_dir, "weights.pth")
     buffer = io.BytesIO()
@@ -318,18 +351,10 @@ def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=N
     expect = os.path.join(expect_dir, "test.expect.h5")
     write_expect(expect, model, intervals, fasta)
 
-    metrics_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
-    trained_doc = ""
-    if os.path.isfile(metrics_path):
-        with open(metrics_path) as handle:
-            test = json.load(handle).get("test", {})
-        if test:  # a run without a test split has no test metrics
-            trained_doc = "Held-out test chromosome: " + ", ".join(
-                f"{t} auROC {_metric(m['auroc'])}, auPRC {_metric(m['auprc'])}" for t, m in test.items()) + "."
     names = c.names
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
-        task_list=", ".join(names), column_labels="\n".join(f"      - {json.dumps(n)}" for n in names),
+        targets_doc=json.dumps("Probability per task, in this order - " + ", ".join(names)), column_labels="\n".join(f"      - {json.dumps(n)}" for n in names),
         trained_on=json.dumps(trained_on),
         expect_md5=md5sum(expect))
     _write_text(os.path.join(out_dir, "model.yaml"), text)

@@ -56,6 +56,16 @@ except ImportError:  # pragma: no cover - exercised only without kipoi
     _KipoiDataset = torch.utils.data.Dataset
 
 
+def _flag(name, value):
+    """A true/false dataloader argument: a bool, or the text true / false (kipoi's ``--dataloader_args
+    key=value`` passes ``false`` on as text, which bool() would take as true)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ArgminnError(f'the dataloader argument "{name}" must be true or false, got {value!r}')
+
+
 class IntervalDataLoader(_KipoiDataset):
     """Kipoi dataloader: one-hot windows centred on BED intervals.
 
@@ -76,12 +86,13 @@ class IntervalDataLoader(_KipoiDataset):
                 or auto_resize_len < 1:
             raise ArgminnError('the dataloader argument "auto_resize_len" (the window length, the model\'s input '
                                f'length) must be a positive integer, got {auto_resize_len!r}')
-        self.bed, _ = read_bed(intervals_file, summits=bool(summits))
+        summits, skip_outside = _flag("summits", summits), _flag("skip_outside", skip_outside)
+        self.bed, _ = read_bed(intervals_file, summits=summits)
         # a window's id (metadata ranges.id) is its interval's index in the file, also where others are skipped
         self.bed["interval"] = np.arange(len(self.bed))
         fasta = open_fasta(fasta_file)
         self.bed, = usable_intervals(fasta, fasta_file, [(self.bed, intervals_file)], auto_resize_len,
-                                     bool(skip_outside), skip_option='the dataloader argument "skip_outside": true')
+                                     skip_outside, skip_option='the dataloader argument "skip_outside": true')
         self.fasta_file = fasta_file
         starts, ends = centred_windows(self.bed, auto_resize_len)
         self.intervals = [Interval(c, int(s), int(e)) for c, s, e in zip(self.bed["chrom"], starts, ends)]

@@ -16,7 +16,8 @@ import torch
 from argminn_plugin import ArgminnError
 from argminn_plugin.cli import main
 from argminn_plugin.data import load_intervals
-from argminn_plugin.kipoi_support import IntervalDataLoader, KipoiModel
+from argminn_plugin.kipoi_export import export_kipoi
+from argminn_plugin.kipoi_support import IntervalDataLoader, KipoiModel, _flag
 from argminn_plugin.train import load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +115,39 @@ def test_ctrl_c_during_the_export_moves_waits_for_them(exported, tmp_path, monke
     assert (copy / "weights.pth").read_bytes() != old_weights
     assert f"md5 {md5sum(copy / 'weights.pth')}" in (copy / "model.yaml").read_text()
     assert not [p.name for p in copy.iterdir() if p.name.startswith(".export-")]
+
+
+def test_export_refuses_what_it_would_overwrite_or_misread(exported, tmp_path):
+    """Any file an export writes is refused over an existing one without --force (not only model.yaml); a
+    metrics.json that is not train's is a one-line error, and a first export that fails leaves no directory; a
+    task name with ': ' still gives a model.yaml that YAML reads."""
+    import shutil
+
+    import yaml
+
+    data, run, _ = exported
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.py").write_text("# my own code\n")
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--data", str(data), "--out", str(mine)]) == 2
+    assert (mine / "model.py").read_text() == "# my own code\n" and sorted(p.name for p in mine.iterdir()) == \
+        ["model.py"]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for content in ('{"test": {"auroc": 0.9, "auprc": 0.8}}', '{"test": '):
+        (copy / "metrics.json").write_text(content)
+        with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: not a readable metrics file")):
+            export_kipoi(str(copy / "model.pt"), str(tmp_path / "k"), data_dir=str(data))
+        assert not (tmp_path / "k").exists()
+    (copy / "metrics.json").unlink()
+    model = load_model(str(run / "model.pt"))
+    model.config = model.config.replace(task_names=("CTCF: K562 #1",))
+    from argminn_plugin.train import save_model
+    save_model(model, str(copy / "colon.pt"))
+    export_kipoi(str(copy / "colon.pt"), str(tmp_path / "k"), data_dir=str(data))
+    targets = yaml.safe_load((tmp_path / "k" / "model.yaml").read_text())["schema"]["targets"]
+    assert targets["doc"] == "Probability per task, in this order - CTCF: K562 #1"
+    assert targets["column_labels"] == ["CTCF: K562 #1"]
 
 
 def test_export_explainn(exported, tmp_path):
@@ -240,6 +274,16 @@ def test_dataloader_matches_library_windows(exported):
         with pytest.raises(ArgminnError, match=re.escape(f'"auto_resize_len" (the window length, the model\'s '
                                                          f'input length) must be a positive integer, got {bad!r}')):
             IntervalDataLoader(bed, fasta, bad)
+    # kipoi's --dataloader_args key=value passes false on as the text 'false': read as false, not as a true string
+    for text, flag in (("false", False), ("False", False), ("true", True)):
+        assert len(IntervalDataLoader(bed, fasta, 120, skip_outside=text)) == len(dl)
+        assert IntervalDataLoader(bed, fasta, 120, summits=False, skip_outside=text).bed["line"].tolist() == \
+            dl.bed["line"].tolist()
+        assert _flag("summits", text) is flag
+    for bad in ("no", 1, None):
+        with pytest.raises(ArgminnError, match=re.escape(f'the dataloader argument "summits" must be true or false, '
+                                                         f'got {bad!r}')):
+            IntervalDataLoader(bed, fasta, 120, summits=bad)
 
 
 def test_dataloader_errors_and_n(tmp_path):
@@ -321,6 +365,38 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch):
         compare_models([str(argminn_dir)], str(data / "genome.fa"), str(data / "test.bed"), output=str(out))
     with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path}: not a Kipoi model directory (no model.yaml)")):
         compare_models([str(argminn_dir), str(tmp_path)], str(data / "genome.fa"), str(data / "test.bed"))
+    # the BED's tasks are matched to the model's outputs by name (model.yaml column_labels): one it does not
+    # have is refused before any model runs
+    renamed = tmp_path / "renamed.bed"
+    renamed.write_text((data / "test.bed").read_text().replace("#chrom\tstart\tend\tlabel", "#chrom\tstart\tend\tCTCF"))
+    with pytest.raises(ArgminnError, match=re.escape(f"{renamed}: task column(s) 'CTCF' are not among {argminn_dir}'s "
+                                                     "outputs ('label', model.yaml column_labels)")):
+        compare_models([str(argminn_dir)], str(data / "genome.fa"), str(renamed))
+    # two directories of one name are told apart by their paths
+    for run_name in ("runA", "runB"):
+        shutil.copytree(argminn_dir, tmp_path / run_name / "kipoi_model")
+    monkeypatch.setattr(compare, "kipoi_predict", lambda *args, **kwargs: np.full((60, 1), 0.5))
+    table = compare_models([str(tmp_path / "runA" / "kipoi_model"), str(tmp_path / "runB" / "kipoi_model")],
+                           str(data / "genome.fa"), str(data / "test.bed"))
+    assert table["model"].tolist() == [str(tmp_path / "runA" / "kipoi_model"), str(tmp_path / "runB" / "kipoi_model")]
+
+
+def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(tmp_path):
+    """kipoi's TSV writer sorts preds/10 before preds/2; a BED's task columns in another order than the model's
+    outputs are paired by name."""
+    from argminn_plugin.compare import _label_order, read_predictions
+
+    preds = np.arange(36, dtype=float).reshape(3, 12)
+    columns = sorted(f"preds/{t}" for t in range(12))  # as text: preds/0, preds/1, preds/10, preds/11, preds/2, ...
+    pd.DataFrame({c: preds[:, int(c.split("/")[1])] for c in columns}).assign(**{"metadata/ranges/id": [0, 1, 2]}) \
+        .to_csv(tmp_path / "p.tsv", sep="\t", index=False)
+    assert np.array_equal(read_predictions(str(tmp_path / "p.tsv")), preds)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "model.yaml").write_text('schema:\n  targets:\n    column_labels:\n      - "A"\n      - "B"\n      - "C"\n')
+    assert _label_order(str(model), ["C", "A"], "x.bed") == [2, 0]
+    assert _label_order(str(model), ["A", "B", "C"], "x.bed") is None
+    assert _label_order(str(model), ["task0", "task1", "task2"], "x.bed") is None  # a BED without a header
 
 
 def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
