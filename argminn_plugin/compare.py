@@ -50,30 +50,48 @@ def read_predictions(path):
 
 
 def column_labels(model_dir):
-    """The names the model's model.yaml gives its outputs (schema.targets.column_labels), or None."""
+    """The names the model's model.yaml gives its outputs (schema.targets.column_labels: a list, or a file of one
+    name a line beside model.yaml, as Kipoi allows), or None where it names none (targets as a list of arrays,
+    say)."""
     import yaml
 
+    path = model_yaml(model_dir)
     try:
-        with open(model_yaml(model_dir)) as handle:
-            labels = (yaml.safe_load(handle) or {}).get("schema", {}).get("targets", {}).get("column_labels")
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as exc:
-        raise ArgminnError(f"{model_yaml(model_dir)}: not a readable model.yaml ({type(exc).__name__})") from None
-    return [str(label) for label in labels] if isinstance(labels, list) else None
+        with open(path) as handle:
+            spec = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ArgminnError(f"{path}: not a readable model.yaml ({type(exc).__name__})") from None
+    for key in ("schema", "targets", "column_labels"):
+        spec = spec.get(key) if isinstance(spec, dict) else None
+    if isinstance(spec, str):  # a file of labels
+        try:
+            with open(os.path.join(model_dir, spec)) as handle:
+                return [line.strip() for line in handle if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArgminnError(f"{path}: column_labels file {spec!r} cannot be read ({type(exc).__name__})") from None
+    return [str(label) for label in spec] if isinstance(spec, list) else None
 
 
 def _label_order(model_dir, names, bed_path):
     """Which prediction column holds each of the BED's task columns: by name where the model names its outputs
     (model.yaml column_labels) and the BED's header names its tasks (a subset, in any order); None (by position)
-    where either names none or the two agree."""
+    where either names none, the two agree, or no BED name is among the model's (another naming altogether,
+    as for a Kipoi model trained elsewhere; said on stderr)."""
+    if names == [f"task{i}" for i in range(len(names))]:  # a BED without a header
+        return None
     labels = column_labels(model_dir)
-    unnamed = names == [f"task{i}" for i in range(len(names))]  # a BED without a header
-    if labels is None or unnamed or labels == names:
+    if labels is None or labels == names:
         return None
     missing = [n for n in names if n not in labels]
+    if len(missing) == len(names):
+        print(f"compare-kipoi: no task column of {bed_path} is among {model_dir}'s outputs by name; paired by "
+              "position", file=sys.stderr)
+        return None
     if missing:
+        shown = ", ".join(map(repr, labels[:10])) + (f", ... ({len(labels)} in all)" if len(labels) > 10 else "")
         raise ArgminnError(f"{bed_path}: task column(s) {', '.join(map(repr, missing))} are not among "
-                           f"{model_dir}'s outputs ({', '.join(map(repr, labels))}, model.yaml column_labels); "
-                           "name the BED's label columns after them")
+                           f"{model_dir}'s outputs ({shown}; model.yaml column_labels); name the BED's label "
+                           "columns after them, or remove its header to pair them by position")
     return [labels.index(n) for n in names]
 
 

@@ -281,11 +281,16 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
         raise ArgminnError(f"{out_dir}: exists and is not a directory")
     for rel in EXPORT_FILES:  # model.yaml first: the usual one to find there
         check_writable(os.path.join(out_dir, rel), force)
-    made = not os.path.exists(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
-    stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
+    made = []  # the directories this export makes, deepest first: a failure removes those it leaves empty
+    parent = os.path.abspath(out_dir)
+    while not os.path.exists(parent):
+        made.append(parent)
+        parent = os.path.dirname(parent)
+    stage = None
     try:
+        os.makedirs(out_dir, exist_ok=True)
+        # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
+        stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
         _write_export(model, model_path, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip,
                       trained_doc)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
@@ -299,9 +304,11 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
             os.remove(stale)
         replace_together([(os.path.join(stage, rel), os.path.join(out_dir, rel)) for rel in written])
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        if made and not os.listdir(out_dir):  # a failed first export leaves no empty directory behind
-            os.rmdir(out_dir)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        for directory in made:  # a failed first export leaves no empty directory behind
+            if os.path.isdir(directory) and not os.listdir(directory):
+                os.rmdir(directory)
         raise
     shutil.rmtree(stage, ignore_errors=True)
     return out_dir
@@ -316,8 +323,11 @@ def _trained_doc(model_path):
     if not os.path.isfile(path):
         return ""
     test = read_json_object(path, "metrics file").get("test") or {}  # a run without a test split has none
+    def number(value):
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
     if not isinstance(test, dict) or not all(isinstance(m, dict) and {"auroc", "auprc"} <= set(m)
-                                             for m in test.values()):
+                                             and number(m["auroc"]) and number(m["auprc"]) for m in test.values()):
         raise ArgminnError(f"{path}: not a readable metrics file (its 'test' should map each task to its auroc and "
                            "auprc, as argminn train writes); move it away or train again")
     if not test:

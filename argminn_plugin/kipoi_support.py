@@ -57,10 +57,10 @@ except ImportError:  # pragma: no cover - exercised only without kipoi
 
 
 def _flag(name, value):
-    """A true/false dataloader argument: a bool, or the text true / false (kipoi's ``--dataloader_args
+    """A true/false dataloader argument: a bool, 0 or 1, or the text true / false (kipoi's ``--dataloader_args
     key=value`` passes ``false`` on as text, which bool() would take as true)."""
-    if isinstance(value, bool):
-        return value
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise ArgminnError(f'the dataloader argument "{name}" must be true or false, got {value!r}')

@@ -134,12 +134,19 @@ def test_export_refuses_what_it_would_overwrite_or_misread(exported, tmp_path):
         ["model.py"]
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    for content in ('{"test": {"auroc": 0.9, "auprc": 0.8}}', '{"test": '):
+    for content in ('{"test": {"auroc": 0.9, "auprc": 0.8}}', '{"test": ',
+                    '{"test": {"label": {"auroc": "0.9", "auprc": 0.8}}}'):
         (copy / "metrics.json").write_text(content)
         with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: not a readable metrics file")):
             export_kipoi(str(copy / "model.pt"), str(tmp_path / "k"), data_dir=str(data))
         assert not (tmp_path / "k").exists()
     (copy / "metrics.json").unlink()
+    # a failure while writing (an example interval off the genome) leaves none of the directories it made
+    off = tmp_path / "off.bed"
+    off.write_text("chr3\t0\t10\n")
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--fasta", str(data / "genome.fa"), "--bed",
+                 str(off), "--out", str(tmp_path / "new" / "k")]) == 2
+    assert not (tmp_path / "new").exists()
     model = load_model(str(run / "model.pt"))
     model.config = model.config.replace(task_names=("CTCF: K562 #1",))
     from argminn_plugin.train import save_model
@@ -280,7 +287,10 @@ def test_dataloader_matches_library_windows(exported):
         assert IntervalDataLoader(bed, fasta, 120, summits=False, skip_outside=text).bed["line"].tolist() == \
             dl.bed["line"].tolist()
         assert _flag("summits", text) is flag
-    for bad in ("no", 1, None):
+    # ... summits included: 'false' on a plain BED is no narrowPeak
+    assert IntervalDataLoader(bed, fasta, 120, summits="false").bed["line"].tolist() == dl.bed["line"].tolist()
+    assert _flag("summits", 0) is False and _flag("summits", np.bool_(True)) is True
+    for bad in ("no", 2, None):
         with pytest.raises(ArgminnError, match=re.escape(f'the dataloader argument "summits" must be true or false, '
                                                          f'got {bad!r}')):
             IntervalDataLoader(bed, fasta, 120, summits=bad)
@@ -326,7 +336,7 @@ def test_shipped_model_directory(tmp_path):
             assert np.allclose(handle["preds"][:], model(X).numpy(), atol=1e-6)
 
 
-def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch):
+def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch, capsys):
     """ARGMINN and the CNN baseline, both exported, scored through kipoi predict on the same test BED."""
     from argminn_plugin.compare import compare_models
 
@@ -367,11 +377,13 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch):
         compare_models([str(argminn_dir), str(tmp_path)], str(data / "genome.fa"), str(data / "test.bed"))
     # the BED's tasks are matched to the model's outputs by name (model.yaml column_labels): one it does not
     # have is refused before any model runs
-    renamed = tmp_path / "renamed.bed"
-    renamed.write_text((data / "test.bed").read_text().replace("#chrom\tstart\tend\tlabel", "#chrom\tstart\tend\tCTCF"))
-    with pytest.raises(ArgminnError, match=re.escape(f"{renamed}: task column(s) 'CTCF' are not among {argminn_dir}'s "
-                                                     "outputs ('label', model.yaml column_labels)")):
-        compare_models([str(argminn_dir)], str(data / "genome.fa"), str(renamed))
+    two = tmp_path / "two.bed"
+    lines = (data / "test.bed").read_text().splitlines()
+    two.write_text("\n".join([lines[0] + "\tCTCF"] + [line + "\t0" for line in lines[1:]]) + "\n")
+    with pytest.raises(ArgminnError, match=re.escape(f"{two}: task column(s) 'CTCF' are not among {argminn_dir}'s "
+                                                     "outputs ('label'; model.yaml column_labels); name the BED's "
+                                                     "label columns after them, or remove its header")):
+        compare_models([str(argminn_dir)], str(data / "genome.fa"), str(two))
     # two directories of one name are told apart by their paths
     for run_name in ("runA", "runB"):
         shutil.copytree(argminn_dir, tmp_path / run_name / "kipoi_model")
@@ -379,6 +391,11 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch):
     table = compare_models([str(tmp_path / "runA" / "kipoi_model"), str(tmp_path / "runB" / "kipoi_model")],
                            str(data / "genome.fa"), str(data / "test.bed"))
     assert table["model"].tolist() == [str(tmp_path / "runA" / "kipoi_model"), str(tmp_path / "runB" / "kipoi_model")]
+    # a header that names none of a model's outputs (a model named another way): paired by position, said
+    renamed = tmp_path / "renamed.bed"
+    renamed.write_text((data / "test.bed").read_text().replace("#chrom\tstart\tend\tlabel", "#chrom\tstart\tend\tCTCF"))
+    assert compare_models([str(argminn_dir)], str(data / "genome.fa"), str(renamed))["task"].tolist() == ["CTCF"]
+    assert "no task column of" in capsys.readouterr().err
 
 
 def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(tmp_path):
@@ -397,6 +414,11 @@ def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(t
     assert _label_order(str(model), ["C", "A"], "x.bed") == [2, 0]
     assert _label_order(str(model), ["A", "B", "C"], "x.bed") is None
     assert _label_order(str(model), ["task0", "task1", "task2"], "x.bed") is None  # a BED without a header
+    (model / "labels.txt").write_text("A\nB\nC\n")  # Kipoi's other form: a file of labels
+    (model / "model.yaml").write_text("schema:\n  targets:\n    column_labels: labels.txt\n")
+    assert _label_order(str(model), ["B"], "x.bed") == [1]
+    (model / "model.yaml").write_text("schema:\n  targets:\n    - name: a\n      shape: (1, )\n")  # a list of arrays
+    assert _label_order(str(model), ["B"], "x.bed") is None
 
 
 def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
