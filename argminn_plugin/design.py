@@ -137,6 +137,11 @@ def _every(fits, step):
     return fits[(len(fits) - 1) % step // 2::step]
 
 
+def _sd(values):
+    """The sample standard deviation; NaN for one value (torch warns and returns NaN there)."""
+    return float(values.std()) if len(values) > 1 else float("nan")
+
+
 def _whole(value):
     try:
         return not isinstance(value, (bool, str)) and int(value) == value
@@ -418,7 +423,7 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     rows = []
     for key, blocks in diffs.items():
         diff = torch.cat(blocks)
-        rows.append({"experiment": labels[key], "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()),
+        rows.append({"experiment": labels[key], "mean_logit_effect": float(diff.mean()), "sd": _sd(diff),
                      "n": int(len(diff)), "lowest_start_mean": min(float(d.mean()) for d in blocks),
                      "highest_start_mean": max(float(d.mean()) for d in blocks)})
     # every start has every background: the mean over both is the mean of the per-start means
@@ -442,6 +447,6 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
             if diffs:
                 diff = torch.cat(diffs)
                 rows.append({"experiment": f"ablate called {name} instance in positives",
-                             "mean_logit_effect": float(diff.mean()), "sd": float(diff.std()), "n": int(len(diff)),
+                             "mean_logit_effect": float(diff.mean()), "sd": _sd(diff), "n": int(len(diff)),
                              "lowest_start_mean": np.nan, "highest_start_mean": np.nan})
     return pd.DataFrame(rows)

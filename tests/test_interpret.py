@@ -519,3 +519,14 @@ def test_motif_report_saves_head_weights_that_instances_and_variants_use(default
     assert not (tmp_path / "x").exists()
     with pytest.raises(ArgminnError, match="instances: head_weights must be one of 'motifs', 'called', got 'all'"):
         instance_report(model, positives[:2], bed.iloc[:2], str(motifs), str(tmp_path / "x"), head_weights="all")
+
+
+def test_effect_sd_of_one_value_is_nan_without_a_warning():
+    import math
+    import warnings
+
+    from argminn_plugin.design import _sd
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's std of one value warns (degrees of freedom <= 0)
+        assert math.isnan(_sd(torch.tensor([0.5], dtype=torch.float64)))
+        assert _sd(torch.tensor([1.0, 3.0], dtype=torch.float64)) == pytest.approx(2 ** 0.5)
