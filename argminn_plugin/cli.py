@@ -56,12 +56,13 @@ def _sources(args, labelled):
 DEFAULT_VALID_CHROMS, DEFAULT_TEST_CHROMS = ["chr2"], ["chr3"]  # --fasta without --valid-chroms, --test-chroms
 
 
-def _labelled_splits(args, length, needed=("train", "valid", "test")):
+def _labelled_splits(args, length, needed=None):
     """({'train', 'valid', 'test'}: (X, y, bed), task names) from --data, --fasta --bed (0/1 label
     columns) or --fasta --peaks --negatives (one task: peak or not); ``needed``: the splits the command reads
-    (data.load_splits)."""
-    from .data import load_peaks, load_splits
+    (data.load_splits; None: all three)."""
+    from .data import SPLITS, load_peaks, load_splits
 
+    needed = SPLITS if needed is None else needed
     _sources(args, labelled=True)
     if args.data:
         from .simulate import dataset_meta

@@ -305,12 +305,13 @@ def _centre_on_summits(df, path):
             number = whole_number(value)
         except ValueError:
             raise ArgminnError(f"{path}: line {lineno}: summit (column 10) {value!r} is not an integer") from None
-        summit[i] = number if -1 <= number < end[i] - start[i] else -2  # -2: outside (and int64-safe)
-        if summit[i] == -1:  # narrowPeak: no summit called
+        if number == -1:  # narrowPeak: no summit called
             summit[i] = (end[i] - start[i]) // 2
-        elif summit[i] == -2:
+        elif not 0 <= number < end[i] - start[i]:  # (checked before it goes into the int64 array)
             raise ArgminnError(f"{path}: line {lineno}: summit {number} (column 10) is not inside the "
                                f"{end[i] - start[i]}-bp peak (it counts from the start: 0 to width - 1)")
+        else:
+            summit[i] = number
     width = end - start
     df = df.assign(peak_start=start, peak_end=end, summit=summit)
     df["start"] = start + summit - width // 2
@@ -496,8 +497,8 @@ def _split_by_chrom(X, y, bed, valid_chroms, test_chroms, where, needed=SPLITS):
         raise ArgminnError(f"chromosome(s) {sorted(valid_chroms & test_chroms)} are both validation and test")
     chrom = bed["chrom"].to_numpy()
     present = set(chrom)
-    for flag, names in (("validation", valid_chroms), ("test", test_chroms)):
-        if {"validation": "valid"}.get(flag, flag) not in needed and "train" not in needed:
+    for flag, split, names in (("validation", "valid", valid_chroms), ("test", "test", test_chroms)):
+        if split not in needed and "train" not in needed:
             continue  # (the training split is what neither list names: both are checked for it)
         # a name that matches nothing would quietly leave that chromosome's intervals in training
         absent = sorted(names - present)

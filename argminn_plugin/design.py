@@ -9,15 +9,15 @@ orientation, one motif only) and, as the black-box comparison, sequences made
 by tangermeme's greedy motif substitution.
 """
 
+import contextlib
 import numbers
-import re
 import sys
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .data import check_X, decode, one_hot
+from .data import check_X, decode, one_hot, whole_number
 from .errors import ArgminnError
 from .motifs import consensus
 
@@ -302,8 +302,8 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     rule = syntax.iloc[0]
     spacing = rule["spacing"]
     if isinstance(spacing, str):
-        spacing = spacing.strip()
-        spacing = int(spacing) if re.fullmatch(r"-?[0-9]+", spacing) else spacing
+        with contextlib.suppress(ValueError):  # a text that is not a whole number is refused below
+            spacing = whole_number(spacing)
     if not _whole(spacing) or rule["orientation"] not in ("same", "opposite"):
         raise ArgminnError(f"the syntax read-out's top rule has spacing {rule['spacing']!r} and orientation "
                            f"{rule['orientation']!r}: a whole number of bp and 'same' or 'opposite' are needed "

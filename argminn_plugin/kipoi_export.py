@@ -291,8 +291,7 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
         os.makedirs(out_dir, exist_ok=True)
         # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
         stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
-        _write_export(model, model_path, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip,
-                      trained_doc)
+        _write_export(model, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip, trained_doc)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
                          for root, _, names in os.walk(stage) for name in names)
         assert set(written) <= set(EXPORT_FILES), sorted(set(written) - set(EXPORT_FILES))
@@ -323,6 +322,7 @@ def _trained_doc(model_path):
     if not os.path.isfile(path):
         return ""
     test = read_json_object(path, "metrics file").get("test") or {}  # a run without a test split has none
+
     def number(value):
         return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
@@ -336,7 +336,7 @@ def _trained_doc(model_path):
         f"{t} auROC {_metric(m['auroc'])}, auPRC {_metric(m['auprc'])}" for t, m in test.items()) + "."
 
 
-def _write_export(model, model_path, out_dir, data_dir, n_examples, fasta_path=None, bed_path=None,
+def _write_export(model, out_dir, data_dir, n_examples, fasta_path=None, bed_path=None,
                   trained_on=None, summits=False, skip=False, trained_doc=""):
     c = model.config
     weights = os.path.join(out_dir, "weights.pth")

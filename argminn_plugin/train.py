@@ -1006,9 +1006,10 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         rng = np.random.default_rng([tc.seed, epoch])
         order = torch.from_numpy(rng.permutation(n))
         flips = torch.from_numpy(rng.random(n) < 0.5) if tc.reverse_complement_augment else None
-        shifts = torch.from_numpy(rng.integers(-tc.shift_augment, tc.shift_augment + 1, n)) \
-            if tc.shift_augment else None
-        fill_rng = np.random.default_rng([tc.seed, epoch, info.rank, 1])  # the bases shifted in, per process
+        shifts = fill_rng = None
+        if tc.shift_augment:
+            shifts = torch.from_numpy(rng.integers(-tc.shift_augment, tc.shift_augment + 1, n))
+            fill_rng = np.random.default_rng([tc.seed, epoch, info.rank, 1])  # the bases shifted in, per process
         if info.world > 1:
             # torch draws (dropout) differ between ranks, and are reproduced on resume
             torch.manual_seed(int(np.random.default_rng([tc.seed, epoch, info.rank]).integers(2 ** 62)))
