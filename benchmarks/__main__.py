@@ -4,7 +4,9 @@
     python -m benchmarks --out /tmp/bench --smoke    (a couple of minutes: tiny data, 2 epochs)
 
 Writes <out>/discovery/{discovery.json,discovery.png}, <out>/speed/{speed.json,scaling.png}
-and prints every table. Finished (dataset, method) results are reused on a re-run.
+and prints every table. Finished (dataset, method) results are reused on a re-run; an
+earlier run's speed figures are refused at the start, before anything runs, unless
+--force (timings are measured afresh, so replacing them loses them).
 A user mistake (e.g. another --seed in the same --out) prints one line,
 ``benchmarks: error: ...``, and exits with status 2, as ``argminn`` does (so do
 ``benchmarks.discovery`` and ``benchmarks.errors``).
@@ -22,10 +24,13 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--threads", type=at_least(1), default=2)
     parser.add_argument("--seed", type=at_least(0), default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier run's speed figures (discovery's finished runs are reused either way)")
     args = parser.parse_args(argv)
     with one_line_errors("benchmarks"):  # e.g. another seed in the same --out
+        speed.check_outputs(os.path.join(args.out, "speed"), args.force)  # not after an hour of discovery
         discovery.main(os.path.join(args.out, "discovery"), smoke=args.smoke, seed=args.seed, threads=args.threads)
-        speed.main(os.path.join(args.out, "speed"), smoke=args.smoke, threads=args.threads)
+        speed.main(os.path.join(args.out, "speed"), smoke=args.smoke, threads=args.threads, force=args.force)
 
 
 if __name__ == "__main__":

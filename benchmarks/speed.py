@@ -25,6 +25,8 @@ Prints tables and writes speed.json and scaling.png to --out:
 
 Run:  python -m benchmarks.speed --out runs/bench_speed        (a few minutes)
       python -m benchmarks.speed --out /tmp/smoke --smoke      (seconds; used by the tests)
+An earlier run's speed.json / scaling.png in --out is refused before anything is timed
+unless --force.
 """
 
 import argparse
@@ -42,7 +44,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from argminn_plugin.fileio import atomic_write, output_set
+from argminn_plugin.fileio import atomic_write, check_writable, output_set
 
 from . import at_least, one_line_errors
 
@@ -338,7 +340,18 @@ def load_warning(busy, limit=0.25):
             f"below will be slower and noisier than on an idle machine")
 
 
-def main(out, smoke=False, threads=2):
+OUTPUTS = ("speed.json", "scaling.png")
+
+
+def check_outputs(out, force=False):
+    """Refuse, before anything is timed, to replace an earlier run's figures unless ``force``: each run's
+    timings are a measurement of their own, not recomputed from anything kept."""
+    for name in OUTPUTS:
+        check_writable(os.path.join(out, name), force)
+
+
+def main(out, smoke=False, threads=2, force=False):
+    check_outputs(out, force)
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     load_before, busy_before = load_average(), cpu_busy()
@@ -423,8 +436,8 @@ def main(out, smoke=False, threads=2):
               "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
               "load_average_before": load_before, "load_average_after": load_average(),
               "cpu_busy_before": busy_before}
-    with output_set(out, ["speed.json", "scaling.png"], force=True) as stage:  # the figures and their plot
-        with atomic_write(stage["speed.json"], force=True) as handle:
+    with output_set(out, OUTPUTS, force=force) as stage:  # the figures and their plot
+        with atomic_write(stage["speed.json"], force=True) as handle:  # (a fresh hidden file)
             json.dump(result, handle, indent=1)
         plot(scaling, stage["scaling.png"])
     return result
@@ -435,6 +448,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", default="runs/bench_speed")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
     parser.add_argument("--threads", type=at_least(1), default=2)
+    parser.add_argument("--force", action="store_true", help="replace an earlier run's speed.json and scaling.png")
     args = parser.parse_args()
-    with one_line_errors("benchmarks.speed"):  # e.g. an --out that is a file
-        main(args.out, args.smoke, args.threads)
+    with one_line_errors("benchmarks.speed"):  # e.g. an --out that is a file, or an earlier run's figures
+        main(args.out, args.smoke, args.threads, args.force)

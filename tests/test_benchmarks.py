@@ -46,6 +46,16 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     assert speed.load_warning(None) is None and speed.load_warning(0.25) is None
     assert "other processes kept 60% of the CPUs busy" in speed.load_warning(0.6)
     assert (tmp_path / "scaling.png").stat().st_size > 0
+    # a second run refuses to replace these figures before it times anything (timings are not recomputable)
+    monkeypatch.setattr(speed, "in_fresh_process", lambda *a: pytest.fail("timed before refusing"))
+    before = (tmp_path / "speed.json").read_bytes()
+    with pytest.raises(ArgminnError, match=r"speed\.json: output exists; pass --force"):
+        speed.main(str(tmp_path), smoke=True, threads=1)
+    assert (tmp_path / "speed.json").read_bytes() == before
+    (tmp_path / "speed.json").unlink()
+    with pytest.raises(ArgminnError, match=r"scaling\.png: output exists; pass --force"):
+        speed.main(str(tmp_path), smoke=True, threads=1)
+    speed.check_outputs(str(tmp_path), force=True)  # --force lets it through
 
 
 def _bench(monkeypatch, name):
@@ -445,6 +455,15 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
         suite.main(["--out", str(tmp_path / "bad"), "--smoke", "--threads", "-1"])
     assert stop.value.code == 2 and "argument --threads: must be >= 1, got -1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # an earlier run's speed figures: the suite refuses at the start, not after discovery has run
+    (tmp_path / "old" / "speed").mkdir(parents=True)
+    (tmp_path / "old" / "speed" / "speed.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        suite.main(["--out", str(tmp_path / "old"), "--smoke", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("benchmarks: error: ") and "speed.json: output exists" in err
+    assert not (tmp_path / "old" / "discovery").exists()
+    assert (tmp_path / "old" / "speed" / "speed.json").read_text() == "{}"
 
 
 def test_discovery_variant_run_trains_argminn_with_the_setting_changed(tmp_path, monkeypatch):
