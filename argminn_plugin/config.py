@@ -103,18 +103,11 @@ class _Config:
     def json_keys(path):
         """The mapping in JSON config file ``path``, its keys not yet checked (``from_dict`` checks them, with
         any others merged in first)."""
+        from .fileio import read_json_object
+
         if not os.path.isfile(path):
             raise ArgminnError(f"{path}: config file not found")
-        try:
-            with open(path) as handle:
-                data = json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise ArgminnError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-        except UnicodeDecodeError:
-            raise ArgminnError(f"{path}: not a text file (a JSON config is expected)") from None
-        if not isinstance(data, dict):
-            raise ArgminnError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
-        return data
+        return read_json_object(path, "JSON config")
 
     _may_be_infinite = ()  # float fields where infinity means "no limit"
 

@@ -36,7 +36,11 @@ def read_json_object(path, what):
     try:
         with open(path) as handle:
             data = json.load(handle)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except json.JSONDecodeError as exc:
+        raise ArgminnError(f"{path}: not a readable {what} (line {exc.lineno}: not valid JSON: {exc.msg})") from None
+    except UnicodeDecodeError:
+        raise ArgminnError(f"{path}: not a readable {what} (not a text file)") from None
+    except (OSError, ValueError) as exc:
         raise ArgminnError(f"{path}: not a readable {what} ({exc})") from None
     if not isinstance(data, dict):
         raise ArgminnError(f"{path}: not a readable {what} (a JSON object is expected, got {type(data).__name__})")

@@ -13,7 +13,6 @@
   and ``argminn predict`` therefore see the same bases.
 """
 
-import json
 import numbers
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from . import kipoi_compat  # noqa: F401  (np.string_ for kipoi's HDF5 writer)
 from .errors import ArgminnError
 from .data import centred_windows, open_fasta, read_bed, usable_intervals
+from .fileio import read_json_object
 
 
 class KipoiModel(torch.nn.Module):
@@ -30,12 +30,8 @@ class KipoiModel(torch.nn.Module):
     def __init__(self, config_path="config.json"):
         from .train import build_model
 
-        try:
-            with open(config_path) as handle:
-                spec = json.load(handle)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ArgminnError(f"{config_path}: not a readable JSON config ({exc})") from None
-        if not isinstance(spec, dict) or {"architecture", "config"} - set(spec):
+        spec = read_json_object(config_path, "JSON config")
+        if {"architecture", "config"} - set(spec):
             raise ArgminnError(f"{config_path}: expected {{\"architecture\": ..., \"config\": {{...}}}}")
         super().__init__()
         self.model = build_model(spec["architecture"], spec["config"])

@@ -427,7 +427,7 @@ def test_config_file_errors(dataset, tmp_path, capsys):
     bad_json = tmp_path / "model.json"
     bad_json.write_text('{\n  "n_filters": 8,\n  "filter_width": 10,,\n}\n')
     assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--model-config", str(bad_json)]) == 2
-    assert "model.json: line 3: not valid JSON" in capsys.readouterr().err
+    assert "model.json: not a readable JSON config (line 3: not valid JSON: " in capsys.readouterr().err
     mistyped = tmp_path / "train.json"
     mistyped.write_text('{"max_epoch": 3}')
     assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r"), "--train-config", str(mistyped)]) == 2
@@ -542,7 +542,7 @@ def test_cli_refusals_are_one_line_errors(dataset, trained, tmp_path, capsys):
     binary = tmp_path / "config.json"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
     assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "run"), "--train-config", str(binary)]) == 2
-    assert "config.json: not a text file" in capsys.readouterr().err
+    assert "config.json: not a readable JSON config (not a text file)" in capsys.readouterr().err
     # an --out that is an existing file: the file system's refusal, in one line
     taken = tmp_path / "taken"
     taken.write_text("x")

@@ -498,3 +498,9 @@ def test_kipoi_model_names_a_bad_config_file(tmp_path):
         KipoiModel(str(bad))
     with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path}: not a readable JSON config")):
         KipoiModel(str(tmp_path))
+    bad.write_text("[1, 2]")
+    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: not a readable JSON config (a JSON object is expected")):
+        KipoiModel(str(bad))
+    bad.write_text('{"architecture": "ARGMINN"}')
+    with pytest.raises(ArgminnError, match="expected {\"architecture\": ..., \"config\""):
+        KipoiModel(str(bad))
