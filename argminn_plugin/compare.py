@@ -121,6 +121,8 @@ def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
     bed, names = read_bed(bed_path, label_columns=True)
     y = bed[names].to_numpy()
     orders = [_label_order(model_dir, names, bed_path) for model_dir in model_dirs]  # before any model runs
+    n_labelled = [None if order is None else len(column_labels(model_dir))
+                  for order, model_dir in zip(orders, model_dirs)]
     for model_dir in model_dirs:
         _check_windows(model_dir, bed, fasta, bed_path)
     rows = []
@@ -132,9 +134,12 @@ def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
         bed[["chrom", "start", "end"]].to_csv(plain, sep="\t", header=False, index=False)
         for k, model_dir in enumerate(model_dirs):
             preds = kipoi_predict(model_dir, plain, fasta, os.path.join(tmp, f"pred{k}.tsv"))
-            order = orders[k]
-            if order is not None and preds.ndim == 2 and preds.shape[1] == len(column_labels(model_dir)):
-                preds = preds[:, order]
+            if orders[k] is not None:  # paired by name: the columns must be the outputs model.yaml names
+                if preds.ndim != 2 or preds.shape[1] != n_labelled[k]:
+                    raise ArgminnError(f"{model_dir}: predictions have shape {preds.shape}, but model.yaml's "
+                                       f"column_labels names {n_labelled[k]} outputs, so the BED's tasks cannot be "
+                                       "paired with them by name")
+                preds = preds[:, orders[k]]
             if preds.shape != y.shape:
                 raise ArgminnError(f"{model_dir}: predictions have shape {preds.shape}, labels {y.shape}")
             for name, m in zip(names, classification_metrics(y, preds)):

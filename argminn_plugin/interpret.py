@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .config import HEAD_WEIGHTS
-from .data import check_X
+from .data import centred_windows, check_X
 from .errors import ArgminnError
 
 
@@ -448,11 +448,10 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     os.makedirs(out_dir, exist_ok=True)
     calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active,
                            head_weights=weights)
-    window_start = bed["start"].to_numpy() + (bed["end"].to_numpy() - bed["start"].to_numpy()) // 2 \
-        - model.config.input_length // 2
+    length = model.config.input_length
+    window_start = centred_windows(bed, length)[0]  # the windows the sequences were read from
     calls.insert(1, "chrom", bed["chrom"].to_numpy()[calls["sequence"]])
     # genome coordinates within the window (a span reaching past the window's ends is cut there)
-    length = model.config.input_length
     calls.insert(2, "genome_start", window_start[calls["sequence"]] + calls["start"].clip(0, length))
     calls.insert(3, "genome_end", window_start[calls["sequence"]] + calls["end"].clip(0, length))
     if "line" in bed.columns:  # the BED line of each call's sequence (sequence counts rows, after any left out)

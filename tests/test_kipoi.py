@@ -396,6 +396,14 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch, capsys):
     renamed.write_text((data / "test.bed").read_text().replace("#chrom\tstart\tend\tlabel", "#chrom\tstart\tend\tCTCF"))
     assert compare_models([str(argminn_dir)], str(data / "genome.fa"), str(renamed))["task"].tolist() == ["CTCF"]
     assert "no task column of" in capsys.readouterr().err
+    # model.yaml names more outputs than the model gives: its tasks cannot be paired by name (was: by position)
+    shutil.copytree(argminn_dir, tmp_path / "lying")
+    yaml_text = (tmp_path / "lying" / "model.yaml").read_text()
+    assert yaml_text.count('      - "label"\n') == 1
+    (tmp_path / "lying" / "model.yaml").write_text(yaml_text.replace('      - "label"\n', '      - "X"\n      - "label"\n'))
+    with pytest.raises(ArgminnError, match=re.escape("predictions have shape (60, 1), but model.yaml's column_labels "
+                                                     "names 2 outputs")):
+        compare_models([str(tmp_path / "lying")], str(data / "genome.fa"), str(data / "test.bed"))
 
 
 def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(tmp_path):
