@@ -12,3 +12,9 @@ class ArgminnError(ValueError):
 
     def __init__(self, message):
         super().__init__(" ".join(str(message).split()))
+
+
+class StartAgain(ArgminnError):
+    """A refusal to continue the training run in a directory whose way out is a new run there (argminn's
+    ``--force``, ``force=True`` in Python) or another output directory. A caller that has no ``--force``
+    (the benchmarks) catches it and words that way out its own way."""

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from .baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement, shift_sequences
-from .errors import ArgminnError
+from .errors import ArgminnError, StartAgain
 from .fileio import atomic_save_torch, atomic_write, data_fingerprint, dump_json, safe_load_torch
 from .losses import attention_entropy, filter_overlap_loss, l1_loss, normalizing_scale
 from .model import ARGMINN
@@ -657,10 +657,10 @@ def _check_same_run(state, mc, tc, path, data=None):
         differs = ["a model config of another architecture or version"]
     differs += _training_differences(state["train_config"], tc.to_dict())
     if differs:
-        raise ArgminnError(f"{path}: {_OTHER_RUN} ({'; '.join(differs)})")
+        raise StartAgain(f"{path}: {_OTHER_RUN} ({'; '.join(differs)})")
     if data is not None and state.get("data") not in (None, data):
-        raise ArgminnError(f"{path}: was trained on other data (the training or validation sequences or labels "
-                           "differ); resume with the same data, or start a new run (--force, or another --out)")
+        raise StartAgain(f"{path}: was trained on other data (the training or validation sequences or labels "
+                         "differ); resume with the same data, or start a new run (--force, or another --out)")
 
 
 def _check_new_max_epochs(state, tc):
@@ -674,12 +674,12 @@ def _check_new_max_epochs(state, tc):
     main_epochs = stop["prune"]["start_epoch"] if stop.get("prune") else state["epoch"] + 1
     if stop.get("done") or stop.get("prune"):
         how = "by early stopping" if stop.get("done") else "and its pruning phase began"
-        raise ArgminnError(f"max_epochs {tc.max_epochs}: the run's training ended after epoch {main_epochs} {how}, so "
-                           f"another max_epochs does not train it further; resume with its own ({saved}) or start "
-                           "again with --force")
+        raise StartAgain(f"max_epochs {tc.max_epochs}: the run's training ended after epoch {main_epochs} {how}, so "
+                         f"another max_epochs does not train it further; resume with its own ({saved}) or start "
+                         "again with --force")
     elif tc.max_epochs < main_epochs:
-        raise ArgminnError(f"max_epochs {tc.max_epochs}: the run has trained {main_epochs} epochs already (its "
-                           f"max_epochs was {saved}); give at least {main_epochs}, or start again with --force")
+        raise StartAgain(f"max_epochs {tc.max_epochs}: the run has trained {main_epochs} epochs already (its "
+                         f"max_epochs was {saved}); give at least {main_epochs}, or start again with --force")
 
 
 def _state(model, optimizer, epoch, stop, history, train_cfg, data):
@@ -713,15 +713,15 @@ def _check_no_orphan(out_dir, force):
     if force or os.path.exists(os.path.join(out_dir, "last.pt")):
         return
     if all(os.path.exists(os.path.join(out_dir, name)) for name in ("model.pt", "history.json")):
-        raise ArgminnError(f"{out_dir}: holds a trained model (model.pt, history.json) without its checkpoint "
-                           "(last.pt), so it cannot be continued; pass --force (force=True) to train a new run "
-                           "over it, or give another --out")
+        raise StartAgain(f"{out_dir}: holds a trained model (model.pt, history.json) without its checkpoint "
+                         "(last.pt), so it cannot be continued; pass --force (force=True) to train a new run "
+                         "over it, or give another --out")
 
 
 def _run_exists(out_dir):
     """The refusal to train over a run already in ``out_dir`` without resume or force."""
-    return ArgminnError(f"{out_dir}: holds a training run already; pass --resume (resume=True) to continue it or "
-                        "--force (force=True) to start again")
+    return StartAgain(f"{out_dir}: holds a training run already; pass --resume (resume=True) to continue it or "
+                      "--force (force=True) to start again")
 
 
 def train(model_config, train_config, train_data, valid_data, out_dir, resume=False, force=False, verbose=True):
@@ -841,12 +841,12 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         saved = state.get("train_config")
         seed = saved.get("seed") if isinstance(saved, dict) else None
         if seed not in seeds:
-            raise ArgminnError(f"{last_path}: {_OTHER_RUN}")
+            raise StartAgain(f"{last_path}: {_OTHER_RUN}")
         started = run_train_config(out_dir)
         if (started.warmup_candidates, started.seed) != (k, tc.seed):
-            raise ArgminnError(f"{last_path}: the run there was started with warmup_candidates="
-                               f"{started.warmup_candidates} from seed {started.seed}, not {k} from seed {tc.seed}; "
-                               "resume with the same settings or start a new run directory")
+            raise StartAgain(f"{last_path}: the run there was started with warmup_candidates="
+                             f"{started.warmup_candidates} from seed {started.seed}, not {k} from seed {tc.seed}; "
+                             "resume with the same settings or start a new run directory")
         _check_same_run(state, mc, tc.replace(seed=seed, warmup_candidates=1), last_path, data)
         return seed
 
@@ -895,10 +895,10 @@ def _check_finite(which, loss, epoch, optimizer, out_dir):
     """A NaN or infinite loss ends training with an error naming the epoch (the run directory keeps the
     checkpoints of the epochs before it)."""
     if not math.isfinite(loss):
-        raise ArgminnError(f"epoch {epoch + 1}: the {which} loss is {loss}: training diverged at learning rate "
-                           f"{optimizer.param_groups[0]['lr']:g}; train again (--force) with a lower "
-                           f"'learning_rate' or lower regularizer weights (model.pt and last.pt in {out_dir} "
-                           "are from earlier epochs)")
+        raise StartAgain(f"epoch {epoch + 1}: the {which} loss is {loss}: training diverged at learning rate "
+                         f"{optimizer.param_groups[0]['lr']:g}; train again (--force) with a lower "
+                         f"'learning_rate' or lower regularizer weights (model.pt and last.pt in {out_dir} "
+                         "are from earlier epochs)")
 
 
 def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=None):
@@ -922,8 +922,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         state = safe_load_torch(last_path)
         _check_same_run(state, mc, tc, last_path, data)
         if not os.path.exists(best_path):  # written before every last.pt: the run's best epoch so far is lost
-            raise ArgminnError(f"{out_dir}: last.pt without model.pt (the best epoch so far); a run resumes with "
-                               "both, or starts again with --force (force=True)")
+            raise StartAgain(f"{out_dir}: last.pt without model.pt (the best epoch so far); a run resumes with "
+                             "both, or starts again with --force (force=True)")
         return state
 
     state = _from_rank0(read_checkpoint, info)

@@ -60,7 +60,7 @@ from argminn_plugin import ModelConfig, TrainConfig
 from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
 from argminn_plugin.config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, settings_from_pairs
 from argminn_plugin.data import load_splits, rows_with_label
-from argminn_plugin.errors import ArgminnError
+from argminn_plugin.errors import ArgminnError, StartAgain
 from argminn_plugin.fileio import atomic_write, output_set, pyplot, safe_load_torch, save_png
 from argminn_plugin.interpret import active_filters, call_instances, coverage_curve, fimo_instances
 from argminn_plugin.motifs import (column_for_id, extract_motifs, information_content, jaspar_database, tomtom_qvalues,
@@ -357,10 +357,7 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
         try:
             model, _ = train(cfg, train_config(method, mode, seed, threads, argminn_set), (Xt, yt), (Xv, yv),
                              run_dir, resume=True, verbose=False)
-        except ArgminnError as exc:
-            if "--force" not in str(exc):
-                raise
-            # train's way out names argminn's --force, which the benchmark does not have
+        except StartAgain as exc:  # train's way out is a new run (argminn's --force), which the benchmark words
             raise ArgminnError(f"{exc} [the benchmark has no --force: remove {run_dir} to train this run again, "
                                "or give another --out]") from None
     train_seconds = time.time() - t0 if rescore is None else rescore["train_seconds"]

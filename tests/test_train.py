@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from argminn_plugin import ArgminnError, ModelConfig, TrainConfig
+from argminn_plugin.errors import StartAgain
 from argminn_plugin.fileio import atomic_write, output_set, safe_load_torch
 from argminn_plugin.train import load_model, run_train_config, train
 from conftest import random_onehot
@@ -393,7 +394,7 @@ def test_diverging_training_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "_evaluate_sharded", diverging)
     run = tmp_path / "run"
-    with pytest.raises(ArgminnError, match=r"epoch 2: the validation loss is nan: training diverged at learning "
+    with pytest.raises(StartAgain, match=r"epoch 2: the validation loss is nan: training diverged at learning "
                                            r"rate 0.001; train again \(--force\) with a lower 'learning_rate'"):
         train(CFG, TrainConfig(max_epochs=3, batch_size=16), data(0), data(1), str(run), verbose=False)
     assert safe_load_torch(str(run / "last.pt"))["epoch"] == 0 and (run / "model.pt").exists()
@@ -442,7 +443,7 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
         train(CFG, tc.replace(seed=chosen), data(0), data(1), str(tmp_path / "plain"), resume=True, verbose=False)
     assert not (tmp_path / "plain" / "warmup_candidates").exists()
     # an existing run is not overwritten without --force; with it, the candidates are trained again
-    with pytest.raises(ArgminnError, match="holds a training run already"):
+    with pytest.raises(StartAgain, match="holds a training run already"):
         train(CFG, tc, data(0), data(1), str(out), verbose=False)
     forced, _ = train(CFG, tc, data(0), data(1), str(out), force=True, verbose=False)
     assert all(torch.equal(a[k], forced.state_dict()[k]) for k in a)
@@ -605,7 +606,7 @@ def test_resume_on_other_data_is_refused_and_a_config_change_is_named(tmp_path):
     more = tc.replace(max_epochs=2)
     for train_data, valid_data in ((data(2), data(1)), (data(0), data(3)),
                                    ((data(0)[0], 1 - data(0)[1]), data(1))):
-        with pytest.raises(ArgminnError, match="was trained on other data"):
+        with pytest.raises(StartAgain, match="was trained on other data"):
             train(CFG, more, train_data, valid_data, str(tmp_path / "run"), resume=True, verbose=False)
     _, history = train(CFG, more, data(0), data(1), str(tmp_path / "run"), resume=True, verbose=False)
     assert len(history) == 2
@@ -617,5 +618,5 @@ def test_resume_on_other_data_is_refused_and_a_config_change_is_named(tmp_path):
     warm = TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1,
                        warmup_candidates=2)
     train(CFG, warm, data(0), data(1), str(tmp_path / "warm"), verbose=False)
-    with pytest.raises(ArgminnError, match="was trained on other data"):
+    with pytest.raises(StartAgain, match="was trained on other data"):
         train(CFG, warm, data(4), data(1), str(tmp_path / "warm"), resume=True, verbose=False)
