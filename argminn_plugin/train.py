@@ -38,7 +38,8 @@ from .baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement, shift_sequences
 from .errors import ArgminnError, StartAgain
-from .fileio import atomic_save_torch, atomic_write, data_fingerprint, dump_json, safe_load_torch
+from .fileio import (atomic_save_torch, atomic_write, data_fingerprint, dump_json, output_set, read_json_object,
+                     safe_load_torch)
 from .losses import attention_entropy, filter_overlap_loss, l1_loss, normalizing_scale
 from .model import ARGMINN
 
@@ -341,12 +342,14 @@ def _from_rank0(fn, info):
             # bad input and the file system's refusals (an --out that is a file, no permission, disk full): the
             # one-line error on every rank, as in one process; anything else: a RuntimeError naming it
             plain = isinstance(exc, (ArgminnError, OSError))
-            box[0] = ("error", f"{exc}" if plain else f"rank 0: {exc!r}", plain)
+            kind = "StartAgain" if isinstance(exc, StartAgain) else "ArgminnError" if plain else "RuntimeError"
+            box[0] = ("error", f"{exc}" if plain else f"rank 0: {exc!r}", kind)
     dist.broadcast_object_list(box, src=0)
     if error is not None:
         raise error
-    if box[0][0] == "error":
-        raise (ArgminnError if box[0][2] else RuntimeError)(box[0][1])
+    if box[0][0] == "error":  # the same class as rank 0's (a caller may catch StartAgain by type)
+        raise {"StartAgain": StartAgain, "ArgminnError": ArgminnError, "RuntimeError": RuntimeError}[box[0][2]](
+            box[0][1])
     return box[0][1]
 
 
@@ -707,15 +710,17 @@ def _clear_run(out_dir, warmups=True):
 
 
 def _check_no_orphan(out_dir, force):
-    """Refuse (unless ``force``) a run's model.pt and history.json without its last.pt: a trained model whose
-    checkpoint was removed, which cannot be continued and would be replaced. (A run killed in its first
-    epoch, between model.pt and last.pt, has no history.json yet: it starts again, as before.)"""
-    if force or os.path.exists(os.path.join(out_dir, "last.pt")):
-        return
-    if all(os.path.exists(os.path.join(out_dir, name)) for name in ("model.pt", "history.json")):
-        raise StartAgain(f"{out_dir}: holds a trained model (model.pt, history.json) without its checkpoint "
-                         "(last.pt), so it cannot be continued; pass --force (force=True) to train a new run "
-                         "over it, or give another --out")
+    """Refuse (unless ``force``) a run's model.pt with its history.json or metrics.json but without its last.pt:
+    a trained model whose checkpoint was removed (to save space, say), which cannot be continued and would be
+    replaced. (A model.pt alone, as a warm-up's adoption killed before its last.pt could leave, starts again.)"""
+    def there(name):
+        return os.path.exists(os.path.join(out_dir, name))
+
+    records = [name for name in ("history.json", "metrics.json") if there(name)]
+    if not force and not there("last.pt") and there("model.pt") and records:
+        raise StartAgain(f"{out_dir}: holds a trained model (model.pt, {', '.join(records)}) without its "
+                         "checkpoint (last.pt), so it cannot be continued; pass --force (force=True) to train a "
+                         "new run over it, or give another --out")
 
 
 def _run_exists(out_dir):
@@ -798,9 +803,13 @@ def run_train_config(out_dir):
     config = TrainConfig.from_dict(state["train_config"])
     record_path = os.path.join(out_dir, "warmup_candidates.json")
     if os.path.exists(record_path):
-        with open(record_path) as handle:
-            record = json.load(handle)
-        if record.get("chosen_seed") != config.seed or not record.get("candidates"):
+        record = read_json_object(record_path, "warm-up record")
+        candidates = record.get("candidates")
+        if not (isinstance(candidates, list) and candidates and all(
+                isinstance(c, dict) and isinstance(c.get("seed"), int) for c in candidates)):
+            raise StartAgain(f"{record_path}: not a readable warm-up record (its 'candidates' must be a list "
+                             "of objects with a 'seed'); start the run again with --force")
+        if record.get("chosen_seed") != config.seed:
             raise ArgminnError(f"{record_path}: does not describe the run in {out_dir} (chosen seed "
                                f"{record.get('chosen_seed')}, last.pt's seed {config.seed})")
         config = config.replace(seed=record["candidates"][0]["seed"], warmup_candidates=len(record["candidates"]))
@@ -875,12 +884,13 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         run_dir = os.path.join(out_dir, candidates[best]["run_dir"])
         state = safe_load_torch(os.path.join(run_dir, "last.pt"))
         state["train_config"] = chosen.to_dict()
-        with open(os.path.join(run_dir, "model.pt"), "rb") as source, \
-                atomic_write(os.path.join(out_dir, "model.pt"), "wb", force=True) as handle:
-            handle.write(source.read())
-        atomic_save_torch(state, last_path, force=True)
-        with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
-            dump_json(state["history"], handle, indent=1)
+        with output_set(out_dir, ["model.pt", "last.pt", "history.json"], force=True) as stage:  # one set
+            with open(os.path.join(run_dir, "model.pt"), "rb") as source, \
+                    atomic_write(stage["model.pt"], "wb", force=True) as handle:
+                handle.write(source.read())
+            atomic_save_torch(state, stage["last.pt"], force=True)
+            with atomic_write(stage["history.json"], force=True) as handle:
+                dump_json(state["history"], handle, indent=1)
 
     _from_rank0(adopt, info)
     if verbose:
@@ -921,7 +931,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
             return None
         state = safe_load_torch(last_path)
         _check_same_run(state, mc, tc, last_path, data)
-        if not os.path.exists(best_path):  # written before every last.pt: the run's best epoch so far is lost
+        if not os.path.exists(best_path):  # written with last.pt: the run's best epoch so far is lost
             raise StartAgain(f"{out_dir}: last.pt without model.pt (the best epoch so far); a run resumes with "
                              "both, or starts again with --force (force=True)")
         return state
@@ -964,8 +974,14 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
                 param.requires_grad_(False)
         forward = DistributedDataParallel(forward, device_ids=[info.device] if info.device.type == "cuda" else None)
 
-    def write_state(epoch):  # rank 0
-        atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc, data), last_path, force=True)
+    def write_state(epoch, best=False):  # rank 0
+        # with ``best``, model.pt (this epoch's model) and last.pt are renamed together: a kill between two
+        # separate writes left a model.pt from an epoch last.pt does not have, which a resumed run that does not
+        # train that epoch again (a lower max_epochs) returned as its best
+        with output_set(out_dir, ["model.pt", "last.pt"] if best else ["last.pt"], force=True) as stage:
+            if best:
+                save_model(model, stage["model.pt"], force=True)
+            atomic_save_torch(_state(model, optimizer, epoch, stop, history, tc, data), stage["last.pt"], force=True)
         with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
             dump_json(history, handle, indent=1)
 
@@ -1095,12 +1111,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         if stop["best_epoch"] == epoch + 1:
             record["best"] = True  # saved as model.pt (until a later epoch is)
 
-        def write_epoch():  # rank 0; a failure is raised on every rank, none is left waiting
-            if stop["best_epoch"] == epoch + 1:
-                save_model(model, best_path, force=True)
-            write_state(epoch)
-
-        _from_rank0(write_epoch, info)
+        _from_rank0(lambda: write_state(epoch, best=stop["best_epoch"] == epoch + 1), info)  # a failure: every rank
         if verbose:
             print(f"epoch {epoch + 1}: train loss {record['train_task']:.4f}  val loss {val_loss:.4f}  "
                   f"val auROC {record['val_auroc']:.4f}  ({record['seconds']} s)"

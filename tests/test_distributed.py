@@ -150,6 +150,12 @@ def _mp_worker(rank, world, store, out):
         finally:
             T._prune_decision = real_decision
         results["pruned"] = {"state_dict": model.state_dict(), "history": history}
+
+        # (g) a refusal of rank 0's (a run there already) is raised on every rank as the same class
+        try:
+            T.train(TINY, TINY_TC, tiny_data(0), tiny_data(1), os.path.join(out, "bn"), verbose=False)
+        except Exception as exc:
+            results["refused"] = (type(exc).__name__, str(exc))
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
         T._evaluate_sharded = real_evaluate
@@ -184,6 +190,9 @@ def test_two_processes_train_like_one(tmp_path, monkeypatch):
     # one set of files, written by rank 0 alone (no stray temporary files)
     for run in ("nobn", "bn", "resumed", "resampled"):
         assert sorted(os.listdir(tmp_path / run)) == ["history.json", "last.pt", "model.pt"], run
+
+    # (g) rank 0's refusal, on both ranks as the same class (a caller may catch StartAgain by type)
+    assert r0["refused"][0] == r1["refused"][0] == "StartAgain" and "holds a training run already" in r1["refused"][1]
 
     # (c) a run killed after epoch 1 and resumed ends with the uninterrupted run's weights
     assert r0["killed"] and r1["killed"]

@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -120,9 +121,16 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
                       verbose=False)
     assert (tmp_path / "run" / "model.pt").read_bytes() == kept
     train(config, tc, data(0), data(1), str(tmp_path / "run"), force=True, verbose=False)
-    # a run killed in its first epoch, between model.pt and last.pt (no history.json yet), starts again
+    # the same with only the command line's metrics.json beside it (last.pt and history.json removed)
     for name in ("last.pt", "history.json"):
         (tmp_path / "run" / name).unlink()
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    kept = (tmp_path / "run" / "model.pt").read_bytes()
+    with pytest.raises(StartAgain, match=r"holds a trained model \(model.pt, metrics.json\) without its checkpoint"):
+        train(config, tc, data(5), data(6), str(tmp_path / "run"), verbose=False)
+    assert (tmp_path / "run" / "model.pt").read_bytes() == kept
+    # a model.pt with no record of a run beside it starts again
+    (tmp_path / "run" / "metrics.json").unlink()
     train(config, tc, data(0), data(1), str(tmp_path / "run"), resume=True, verbose=False)
     assert (tmp_path / "run" / "last.pt").exists()
 
@@ -436,6 +444,17 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
         train(CFG, tc.replace(seed=6), data(0), data(1), str(out), resume=True, verbose=False)
     assert sorted(os.listdir(out / "warmup_candidates")) == ["seed1005", "seed2005", "seed5"]
     assert run_train_config(str(out)) == tc
+    # a damaged warm-up record: one line naming it, not a traceback
+    text = (out / "warmup_candidates.json").read_text()
+    for damaged, message in (('{"chosen_seed": 5, "candidates": [', "not a readable warm-up record (line 1: not "
+                                                                    "valid JSON"),
+                             ("[1, 2]", "not a readable warm-up record (a JSON object is expected, got list)"),
+                             ('{"chosen_seed": 5, "candidates": [3]}', "its 'candidates' must be a list of objects "
+                                                                       "with a 'seed'")):
+        (out / "warmup_candidates.json").write_text(damaged)
+        with pytest.raises(ArgminnError, match=re.escape(message)):
+            run_train_config(str(out))
+    (out / "warmup_candidates.json").write_text(text)
     # a plain run from that seed resumed as if it had been this best of three: refused, naming both
     chosen = record["chosen_seed"]
     with pytest.raises(ArgminnError, match=f"started with warmup_candidates=1 from seed {chosen}, not 3 from seed "
@@ -620,3 +639,32 @@ def test_resume_on_other_data_is_refused_and_a_config_change_is_named(tmp_path):
     train(CFG, warm, data(0), data(1), str(tmp_path / "warm"), verbose=False)
     with pytest.raises(StartAgain, match="was trained on other data"):
         train(CFG, warm, data(4), data(1), str(tmp_path / "warm"), resume=True, verbose=False)
+
+
+def test_a_kill_while_an_epoch_is_saved_leaves_model_pt_and_last_pt_of_one_epoch(tmp_path, monkeypatch):
+    """model.pt (the best epoch) and last.pt are renamed together: killed while epoch 2's last.pt is written,
+    the run keeps epoch 1's model.pt, so a resume that stops at epoch 1 returns epoch 1's model (it returned
+    epoch 2's, an epoch the run no longer has)."""
+    import argminn_plugin.train as train_module
+
+    tc = TrainConfig(max_epochs=2, batch_size=16)  # both epochs before the regularizers settle: each is kept
+    out = tmp_path / "run"
+    real, calls = train_module.atomic_save_torch, []
+
+    def killed_at_the_second(obj, path, force=False):
+        calls.append(os.path.basename(path))
+        if len(calls) == 4:  # epoch 1's model.pt and last.pt, epoch 2's model.pt, then its last.pt
+            raise KeyboardInterrupt
+        return real(obj, path, force=force)
+
+    monkeypatch.setattr(train_module, "atomic_save_torch", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(CFG, tc, data(0), data(1), str(out), verbose=False)
+    monkeypatch.setattr(train_module, "atomic_save_torch", real)
+    assert ["model" if "model" in name else "last" for name in calls] == ["model", "last", "model", "last"]
+    assert safe_load_torch(str(out / "last.pt"))["epoch"] == 0
+    assert not [name for name in os.listdir(out) if name.endswith(".partial")]
+    resumed, history = train(CFG, tc.replace(max_epochs=1), data(0), data(1), str(out), resume=True, verbose=False)
+    one, _ = train(CFG, tc.replace(max_epochs=1), data(0), data(1), str(tmp_path / "one"), verbose=False)
+    assert len(history) == 1
+    assert all(torch.equal(resumed.state_dict()[k], one.state_dict()[k]) for k in one.state_dict())
