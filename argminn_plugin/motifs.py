@@ -44,17 +44,25 @@ def weights_to_ppm(weight, beta=4.0):
     return e / e.sum(0, keepdims=True)
 
 
-def trim(ppm, min_ic=0.3, min_width=4, edge=0, edge_min_ic=0.0):
-    """Cut flanking columns under ``min_ic`` bits; returns (ppm, first, last+1).
-
-    The ``edge`` outermost columns on either side (a seqlet read-out's flanks)
-    need ``max(min_ic, edge_min_ic)`` bits to count as informative.
-    """
+def informative_columns(ppm, min_ic=0.3, edge=0, edge_min_ic=0.0):
+    """Indices of the columns of at least ``min_ic`` bits; the ``edge`` outermost columns on either side (a
+    seqlet read-out's flanks) need ``max(min_ic, edge_min_ic)``. None such: the motif is uninformative."""
     ic = information_content(ppm)
     need = np.full(ic.shape, float(min_ic))
     if edge:
         need[:edge] = need[-edge:] = max(min_ic, edge_min_ic)
-    keep = np.flatnonzero(ic >= need)
+    return np.flatnonzero(ic >= need)
+
+
+def trim(ppm, min_ic=0.3, min_width=4, edge=0, edge_min_ic=0.0):
+    """Cut flanking columns under ``min_ic`` bits; returns (ppm, first, last+1).
+
+    The ``edge`` outermost columns on either side (a seqlet read-out's flanks)
+    need ``max(min_ic, edge_min_ic)`` bits to count as informative. A motif
+    with no informative column (:func:`informative_columns`) is returned whole.
+    """
+    ic = information_content(ppm)
+    keep = informative_columns(ppm, min_ic, edge, edge_min_ic)
     if keep.size == 0:
         return ppm, 0, ppm.shape[1]
     lo, hi = int(keep[0]), int(keep[-1]) + 1
@@ -159,7 +167,8 @@ def _signed_weights(model):
 
 
 def filter_ppms(model, X=None, beta=4.0, min_ic=0.3, flank=None, batch_size=256, best=None):
-    """Every filter's motif, trimmed: a list of (ppm, start, end, n_seqlets), start/end in the filter's frame.
+    """Every filter's motif, trimmed: a list of (ppm, start, end, n_seqlets, informative), start/end in the
+    filter's frame; ``informative``: whether any column was informative enough to keep (else the ppm is whole).
 
     With X, a filter that fires on X is read from its seqlets
     (:func:`seqlet_ppms`; windows reaching ``flank`` bases past the filter on
@@ -182,10 +191,13 @@ def filter_ppms(model, X=None, beta=4.0, min_ic=0.3, flank=None, batch_size=256,
         if f in seqlets:
             # A flank column of n background bases reaches FLANK_CHANCE_IC / n bits by chance 1% of the time
             # (G-test, 3 degrees of freedom): with few seqlets, flanks must beat that to be kept.
-            ppm, lo, hi = trim(seqlets[f], min_ic, edge=flank, edge_min_ic=FLANK_CHANCE_IC / n_seqlets[f])
-            out.append((ppm, lo - flank, hi - flank, n_seqlets[f]))
+            edge = dict(edge=flank, edge_min_ic=FLANK_CHANCE_IC / n_seqlets[f])
+            ppm, lo, hi = trim(seqlets[f], min_ic, **edge)
+            kept = informative_columns(seqlets[f], min_ic, **edge)
+            out.append((ppm, lo - flank, hi - flank, n_seqlets[f], kept.size > 0))
         else:
-            out.append((*trim(weights_to_ppm(weight[f], beta), min_ic), n_seqlets.get(f, 0)))
+            ppm = weights_to_ppm(weight[f], beta)
+            out.append((*trim(ppm, min_ic), n_seqlets.get(f, 0), informative_columns(ppm, min_ic).size > 0))
     return out
 
 
@@ -205,7 +217,9 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
 
     Returns a DataFrame (one row per filter: filter, name, active,
     max_activation, importance (relative to the most important filter),
-    fire_fraction, n_seqlets, start, end, width, consensus, ic)
+    fire_fraction, n_seqlets, start, end, width, consensus, ic, informative:
+    whether any column reaches ``min_ic`` bits; if none does, the PPM is the
+    whole read-out, near-uniform, a pattern of no motif)
     and a dict name -> trimmed PPM of the active filters. With X, a filter is
     active when its largest activation on X is at least ``min_activity`` times
     that of the most active filter and knocking it out moves the predictions
@@ -232,13 +246,14 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     read = filter_ppms(model, X if method == "seqlets" else None, beta, min_ic, flank, batch_size, best)
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}
-    for f, (ppm, lo, hi, n_seqlets) in enumerate(read):
+    for f, (ppm, lo, hi, n_seqlets, informative) in enumerate(read):
         active = bool(top > 0 and best[f] >= min_activity * top and used[f])
         name = f"filter{f}"
         rows.append({"filter": f, "name": name, "active": active, "max_activation": float(best[f]),
                      "importance": float(relative[f]),
                      "fire_fraction": float(fired[f]), "n_seqlets": n_seqlets, "start": lo, "end": hi,
-                     "width": hi - lo, "consensus": consensus(ppm), "ic": float(information_content(ppm).sum())})
+                     "width": hi - lo, "consensus": consensus(ppm), "ic": float(information_content(ppm).sum()),
+                     "informative": bool(informative)})
         if active:
             ppms[name] = ppm
     return pd.DataFrame(rows), ppms

@@ -44,7 +44,11 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         check_writable(os.path.join(out_dir, name), force)
     targets = targets if targets is not None else jaspar_database()
     table, ppms = extract_motifs(model, X, method=method)
-    p, q, offsets, strands = tomtom_qvalues(ppms, targets, alignments=True)
+    # an uninformative motif (no column of 0.3 bits: a filter that fires on anything) is compared with nothing:
+    # kept whole, its flanks would match a long JASPAR matrix (CTCF's) at a tiny q
+    informative = set(table.loc[table["informative"], "name"])
+    p, q, offsets, strands = tomtom_qvalues({n: m for n, m in ppms.items() if n in informative}, targets,
+                                            alignments=True)
     matches = best_matches(p, q, n_best=5)
 
     # Per filter: its match, and how the trimmed motif sits on it (offset,
@@ -64,7 +68,8 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
 
     report = {"model_fingerprint": model_fingerprint(model), "method": resolve_method(method, X),
               "n_filters": int(len(table)),
-              "n_active": int(table["active"].sum()), "active": table.loc[table["active"], "name"].tolist()}
+              "n_active": int(table["active"].sum()), "active": table.loc[table["active"], "name"].tolist(),
+              "uninformative": table.loc[table["active"] & ~table["informative"], "name"].tolist()}
     active = active_filters(table)
     if X is not None and active and getattr(model, "architecture", None) == "argminn":
         # How much each (layer, head) attends to these motifs, measured on the sequences they were read from:

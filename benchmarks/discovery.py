@@ -61,7 +61,8 @@ from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
 from argminn_plugin.config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, settings_from_pairs
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError, StartAgain
-from argminn_plugin.fileio import atomic_write, output_set, pyplot, safe_load_torch, save_png
+from argminn_plugin.fileio import (atomic_write, model_fingerprint, output_set, pyplot, read_json_object, safe_load_torch,
+                                   save_png)
 from argminn_plugin.interpret import active_filters, call_instances, coverage_curve, fimo_instances
 from argminn_plugin.motifs import (column_for_id, extract_motifs, information_content, jaspar_database, tomtom_qvalues,
                                    trim, write_meme)
@@ -392,6 +393,8 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
               **motif_metrics(motifs, grammar_ids(grammar.relevant), grammar_ids(grammar.distractors), database),
               **coverage_metrics(calls, truth),
               "train_seconds": round(train_seconds, 1), "interpret_seconds": round(interpret_seconds, 1)}
+    if method == "CNN+DeepLIFT+MoDISco":  # the CNN explained: a CNN trained again makes this result stale
+        result["cnn_fingerprint"] = model_fingerprint(model)
     with atomic_write(os.path.join(run_dir, "result.json"), force=True) as handle:
         json.dump(result, handle, indent=1)
     return result
@@ -400,10 +403,16 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
 def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None):
     """A finished result is reused only if it was trained with the model and settings this run would use.
 
-    MoDISco's result explains the CNN next to it, so it is checked through that CNN.
+    MoDISco's result explains the CNN next to it, so it is checked through that CNN, and must be of that CNN
+    (its ``cnn_fingerprint``; a result written before it was recorded is taken as it is).
     """
     if method == "CNN+DeepLIFT+MoDISco":
-        run_dir, method = os.path.join(os.path.dirname(run_dir), "CNN"), "CNN"
+        cnn_dir = os.path.join(os.path.dirname(run_dir), "CNN")
+        explained = read_json_object(os.path.join(run_dir, "result.json"), "benchmark result").get("cnn_fingerprint")
+        if explained is not None and explained != model_fingerprint(load_model(os.path.join(cnn_dir, "model.pt"))):
+            raise ArgminnError(f"{run_dir}: explains another CNN than the one in {cnn_dir} (trained again since); "
+                               f"remove {run_dir} to run it on this CNN, or give another --out")
+        run_dir, method = cnn_dir, "CNN"
     state = safe_load_torch(os.path.join(run_dir, "last.pt"))
     stored = run_train_config(run_dir).to_dict()  # as asked for (with warm-up candidates: not the chosen seed's)
     current = train_config(method, mode, seed, threads, argminn_set).to_dict()
@@ -412,7 +421,12 @@ def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=Non
         raise ArgminnError(f"{run_dir}: trained with other settings ({', '.join(f'{k}={stored[k]!r}' for k in differ)}"
                            f" instead of {', '.join(f'{k}={current[k]!r}' for k in differ)}); use another --out "
                            f"or delete that folder")
-    if state["model_config"] != model_configs(length)[method].to_dict():
+    config = model_configs(length)[method]
+    try:  # read as train reads it: a key added since (with its default) is the same model
+        same = type(config).from_dict(state["model_config"]).to_dict() == config.to_dict()
+    except ArgminnError:  # a key that no longer exists, or another architecture's
+        same = False
+    if not same:
         raise ArgminnError(f"{run_dir}: trained with another model config; use another --out or delete that folder")
 
 
@@ -545,8 +559,6 @@ def _with_earlier_results(out, report):
     """This run's results, with those of the same setting (mode, seeds, ARGMINN's variant) that ``out``'s
     discovery.json holds for datasets or methods this run left out: a run of a few datasets or methods adds to
     the report rather than replacing it. In GRAMMARS' and METHODS' order."""
-    from argminn_plugin.fileio import read_json_object
-
     path = os.path.join(out, "discovery.json")
     merged = {name: dict(by_method) for name, by_method in report["results"].items()}
     if os.path.exists(path):

@@ -284,6 +284,31 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
             assert kept.read_text() == (folder / m.replace("+", "_") / "motifs.meme").read_text()
         assert {k: v for k, v in again.items() if k != "interpret_seconds"} == \
             {k: v for k, v in earlier.items() if k != "interpret_seconds"}, m
+    # a run saved before a model-config key existed is the same model (the key's default): reused
+    import torch
+
+    from argminn_plugin.fileio import model_fingerprint, safe_load_torch
+    from argminn_plugin.train import load_model
+
+    last = folder / "ARGMINN" / "last.pt"
+    state = safe_load_torch(str(last))
+    del state["model_config"]["attention_sink"]
+    torch.save(state, last)
+    stamp = (folder / "ARGMINN" / "result.json").stat().st_mtime_ns
+    discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    assert (folder / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp
+    # MoDISco's result is of the CNN beside it: one of a CNN trained again since is refused (one written before
+    # the CNN's fingerprint was kept is taken as it is)
+    modisco = folder / "CNN_DeepLIFT_MoDISco" / "result.json"
+    result = json.loads(modisco.read_text())
+    assert result["cnn_fingerprint"] == model_fingerprint(load_model(str(folder / "CNN" / "model.pt")))
+    modisco.write_text(json.dumps({**result, "cnn_fingerprint": "0" * 64}))
+    with pytest.raises(ArgminnError, match=re.escape(f"{modisco.parent}: explains another CNN than the one in "
+                                                     f"{folder / 'CNN'}")):
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    modisco.write_text(json.dumps({k: v for k, v in result.items() if k != "cnn_fingerprint"}))
+    discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    modisco.write_text(json.dumps(result))
     # ... but not one trained with other settings
     trained_with = discovery.train_config("ARGMINN", "smoke", 0, 1).overlap_weight
     trained_settings = dict(discovery.ARGMINN_TRAIN)

@@ -193,3 +193,34 @@ def test_best_matches_keeps_a_named_match_below_the_top_ranks():
     assert named["target"].tolist() == ["a", "b", "d", "d", "c"]
     assert named["rank"].tolist() == [1, 2, 4, 1, 2]
     assert named.loc[2, "q_value"] == pytest.approx(0.8)
+
+
+def test_a_filter_that_fires_on_anything_is_given_no_match(tmp_path):
+    """A used filter with a near-uniform motif (no column of 0.3 bits) is kept whole by trim; TOMTOM would match
+    those 20 flat columns to a long JASPAR matrix (CTCF's) at a tiny q, so the report compares it with nothing."""
+    import json
+
+    import pandas as pd
+
+    from argminn_plugin.data import one_hot
+    from argminn_plugin.report import motif_report
+
+    word = "ACGTTGCAAC"
+    torch.manual_seed(0)  # (the rest of the model: filter0's importance is 0.15 of filter1's with these weights)
+    model = ARGMINN(ModelConfig(input_length=200, n_filters=2, filter_width=10)).eval()
+    with torch.no_grad():
+        model.scanner.conv.weight.zero_()
+        model.scanner.conv.weight[0] = 10 * (4 * one_hot(word) - 3)
+        model.scanner.conv.bias[0] = -90.0  # filter0: the word alone
+        model.scanner.conv.bias[1] = 1.0  # filter1: every position, whatever is there
+    X = random_onehot(400, 200, seed=1)
+    X[::2, :, 50:60] = one_hot(word)
+    table = motif_report(model, X, str(tmp_path), targets=None)
+    rows = table.set_index("name")
+    assert rows["active"].tolist() == [True, True]
+    assert rows.at["filter0", "informative"] and not rows.at["filter1", "informative"]
+    assert rows.at["filter1", "width"] == 20 and rows.at["filter1", "best_match"] == ""  # read whole, matched to none
+    assert json.loads((tmp_path / "report.json").read_text())["uninformative"] == ["filter1"]
+    assert set(pd.read_csv(tmp_path / "tomtom.tsv", sep="\t")["query"]) == {"filter0"}
+    saved = pd.read_csv(tmp_path / "motifs.tsv", sep="\t").set_index("name")
+    assert saved["informative"].tolist() == [True, False]
