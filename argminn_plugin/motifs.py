@@ -218,8 +218,10 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     Returns a DataFrame (one row per filter: filter, name, active,
     max_activation, importance (relative to the most important filter),
     fire_fraction, n_seqlets, start, end, width, consensus, ic, informative:
-    whether any column reaches ``min_ic`` bits; if none does, the PPM is the
-    whole read-out, near-uniform, a pattern of no motif)
+    whether any column is informative enough to keep (``min_ic`` bits; a
+    seqlet read-out's outer flank columns need more where there are few
+    seqlets); if none is, the PPM is the whole read-out, near-uniform, a
+    pattern of no motif)
     and a dict name -> trimmed PPM of the active filters. With X, a filter is
     active when its largest activation on X is at least ``min_activity`` times
     that of the most active filter and knocking it out moves the predictions

@@ -44,7 +44,7 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         check_writable(os.path.join(out_dir, name), force)
     targets = targets if targets is not None else jaspar_database()
     table, ppms = extract_motifs(model, X, method=method)
-    # an uninformative motif (no column of 0.3 bits: a filter that fires on anything) is compared with nothing:
+    # an uninformative motif (no informative column: a filter that fires on anything) is compared with nothing:
     # kept whole, its flanks would match a long JASPAR matrix (CTCF's) at a tiny q
     informative = set(table.loc[table["informative"], "name"])
     p, q, offsets, strands = tomtom_qvalues({n: m for n, m in ppms.items() if n in informative}, targets,

@@ -712,7 +712,7 @@ def _clear_run(out_dir, warmups=True):
 def _check_no_orphan(out_dir, force):
     """Refuse (unless ``force``) a run's model.pt with its history.json or metrics.json but without its last.pt:
     a trained model whose checkpoint was removed (to save space, say), which cannot be continued and would be
-    replaced. (A model.pt alone, as a warm-up's adoption killed before its last.pt could leave, starts again.)"""
+    replaced. (A model.pt with no record of a run beside it starts again.)"""
     def there(name):
         return os.path.exists(os.path.join(out_dir, name))
 
@@ -803,12 +803,15 @@ def run_train_config(out_dir):
     config = TrainConfig.from_dict(state["train_config"])
     record_path = os.path.join(out_dir, "warmup_candidates.json")
     if os.path.exists(record_path):
-        record = read_json_object(record_path, "warm-up record")
-        candidates = record.get("candidates")
-        if not (isinstance(candidates, list) and candidates and all(
-                isinstance(c, dict) and isinstance(c.get("seed"), int) for c in candidates)):
-            raise StartAgain(f"{record_path}: not a readable warm-up record (its 'candidates' must be a list "
-                             "of objects with a 'seed'); start the run again with --force")
+        try:
+            record = read_json_object(record_path, "warm-up record")
+            candidates = record.get("candidates")
+            if not (isinstance(candidates, list) and candidates and all(
+                    isinstance(c, dict) and isinstance(c.get("seed"), int) for c in candidates)):
+                raise ArgminnError(f"{record_path}: not a readable warm-up record (its 'candidates' must be a list "
+                                   "of objects with a 'seed')")
+        except ArgminnError as exc:  # damaged: the run cannot be told apart from another
+            raise StartAgain(f"{exc}; start the run again with --force") from None
         if record.get("chosen_seed") != config.seed:
             raise ArgminnError(f"{record_path}: does not describe the run in {out_dir} (chosen seed "
                                f"{record.get('chosen_seed')}, last.pt's seed {config.seed})")
@@ -922,7 +925,9 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
             _check_no_orphan(out_dir, force)
             if resume and verbose:
                 print(f"no checkpoint in {out_dir}; starting a new run")
-            _clear_run(out_dir, warmups=False)  # a warm-up record left by an earlier run describes another run
+            # a warm-up record left by an earlier run describes another run; with force (over a model.pt that
+            # _check_no_orphan refused), every file of the old run goes, metrics.json among them
+            _clear_run(out_dir, warmups=force)
             return None
         if not resume:
             if not force:
@@ -977,7 +982,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
     def write_state(epoch, best=False):  # rank 0
         # with ``best``, model.pt (this epoch's model) and last.pt are renamed together: a kill between two
         # separate writes left a model.pt from an epoch last.pt does not have, which a resumed run that does not
-        # train that epoch again (a lower max_epochs) returned as its best
+        # train that epoch again (a lower max_epochs) returned as its best. (Ctrl-C and SIGTERM wait for both
+        # renames; a SIGKILL can still fall between them, a window of two renames instead of a whole save.)
         with output_set(out_dir, ["model.pt", "last.pt"] if best else ["last.pt"], force=True) as stage:
             if best:
                 save_model(model, stage["model.pt"], force=True)

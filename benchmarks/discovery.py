@@ -49,6 +49,7 @@ Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 1
 """
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -355,12 +356,9 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
         model = load_model(os.path.join(run_dir, "model.pt"))
     else:
         cfg = model_configs(length)[method]
-        try:
+        with benchmark_way_out(run_dir):
             model, _ = train(cfg, train_config(method, mode, seed, threads, argminn_set), (Xt, yt), (Xv, yv),
                              run_dir, resume=True, verbose=False)
-        except StartAgain as exc:  # train's way out is a new run (argminn's --force), which the benchmark words
-            raise ArgminnError(f"{exc} [the benchmark has no --force: remove {run_dir} to train this run again, "
-                               "or give another --out]") from None
     train_seconds = time.time() - t0 if rescore is None else rescore["train_seconds"]
     _, probs = evaluate(model, Xs, ys)
     pred = classification_metrics(ys.numpy(), probs.numpy())[0]
@@ -400,21 +398,36 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     return result
 
 
-def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None):
+@contextlib.contextmanager
+def benchmark_way_out(run_dir):
+    """train's refusals whose way out is a new run (errors.StartAgain: argminn's --force), worded for the
+    benchmark, which starts a run again when its folder is gone."""
+    try:
+        yield
+    except StartAgain as exc:
+        raise ArgminnError(f"{exc} [benchmarks.discovery has no --force (the suite's replaces only the speed "
+                           f"figures): remove {run_dir} to train this run again, or give another --out]") from None
+
+
+def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None, rescore=False):
     """A finished result is reused only if it was trained with the model and settings this run would use.
 
     MoDISco's result explains the CNN next to it, so it is checked through that CNN, and must be of that CNN
-    (its ``cnn_fingerprint``; a result written before it was recorded is taken as it is).
+    (its ``cnn_fingerprint``; a result written before it was recorded is taken as it is) unless ``rescore``,
+    which runs MoDISco again on the CNN there.
     """
     if method == "CNN+DeepLIFT+MoDISco":
         cnn_dir = os.path.join(os.path.dirname(run_dir), "CNN")
         explained = read_json_object(os.path.join(run_dir, "result.json"), "benchmark result").get("cnn_fingerprint")
-        if explained is not None and explained != model_fingerprint(load_model(os.path.join(cnn_dir, "model.pt"))):
-            raise ArgminnError(f"{run_dir}: explains another CNN than the one in {cnn_dir} (trained again since); "
-                               f"remove {run_dir} to run it on this CNN, or give another --out")
+        if not rescore and explained is not None and \
+                explained != model_fingerprint(load_model(os.path.join(cnn_dir, "model.pt"))):
+            raise ArgminnError(f"{run_dir}: explains another CNN than the one in {cnn_dir} (its weights differ); "
+                               f"remove {run_dir} to run it on this CNN, run it again with --rescore, or give "
+                               "another --out")
         run_dir, method = cnn_dir, "CNN"
     state = safe_load_torch(os.path.join(run_dir, "last.pt"))
-    stored = run_train_config(run_dir).to_dict()  # as asked for (with warm-up candidates: not the chosen seed's)
+    with benchmark_way_out(run_dir):  # a damaged warm-up record
+        stored = run_train_config(run_dir).to_dict()  # as asked for (with warm-up candidates: not the chosen seed's)
     current = train_config(method, mode, seed, threads, argminn_set).to_dict()
     differ = sorted(k for k in current if k != "num_threads" and stored[k] != current[k])
     if differ:
@@ -473,7 +486,7 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True,
         done = os.path.join(run_dir, "result.json")
         earlier = None
         if os.path.exists(done):
-            check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set)
+            check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set, rescore)
             with open(done) as handle:
                 earlier = results[method] = json.load(handle)
         if earlier is None or rescore:

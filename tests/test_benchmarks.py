@@ -306,6 +306,10 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     with pytest.raises(ArgminnError, match=re.escape(f"{modisco.parent}: explains another CNN than the one in "
                                                      f"{folder / 'CNN'}")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    # (--rescore runs MoDISco again on the CNN there, so it is not refused)
+    discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], methods=["CNN+DeepLIFT+MoDISco"],
+                   threads=1, rescore=True)
+    assert json.loads(modisco.read_text())["cnn_fingerprint"] == result["cnn_fingerprint"]
     modisco.write_text(json.dumps({k: v for k, v in result.items() if k != "cnn_fingerprint"}))
     discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     modisco.write_text(json.dumps(result))
@@ -332,8 +336,20 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
         (run / name).unlink()
     with pytest.raises(ArgminnError, match="cannot be continued") as refused:
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
-    assert str(refused.value).endswith(f"[the benchmark has no --force: remove {run} to train this run again, or "
-                                       "give another --out]")
+    assert str(refused.value).endswith(f"[benchmarks.discovery has no --force (the suite's replaces only the speed "
+                                       f"figures): remove {run} to train this run again, or give another --out]")
+    # ... told by its type (errors.StartAgain), not by '--force' in its text
+    from argminn_plugin.errors import StartAgain
+
+    def refuses(*args, **kwargs):
+        raise StartAgain("somewhere: a refusal naming no way out")
+
+    monkeypatch.setattr(discovery, "train", refuses)
+    with pytest.raises(ArgminnError) as refused:
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    assert str(refused.value) == (f"somewhere: a refusal naming no way out [benchmarks.discovery has no --force (the "
+                                  f"suite's replaces only the speed figures): remove {run} to train this run again, "
+                                  "or give another --out]")
 
 
 def test_negative_kinds_label_pairs_in_the_first_motifs_frame(monkeypatch):

@@ -129,8 +129,12 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
     with pytest.raises(StartAgain, match=r"holds a trained model \(model.pt, metrics.json\) without its checkpoint"):
         train(config, tc, data(5), data(6), str(tmp_path / "run"), verbose=False)
     assert (tmp_path / "run" / "model.pt").read_bytes() == kept
+    # its way out, force, removes every file of the old run first (its metrics.json too)
+    train(config, tc, data(5), data(6), str(tmp_path / "run"), force=True, verbose=False)
+    assert sorted(os.listdir(tmp_path / "run")) == ["history.json", "last.pt", "model.pt"]
     # a model.pt with no record of a run beside it starts again
-    (tmp_path / "run" / "metrics.json").unlink()
+    for name in ("last.pt", "history.json"):
+        (tmp_path / "run" / name).unlink()
     train(config, tc, data(0), data(1), str(tmp_path / "run"), resume=True, verbose=False)
     assert (tmp_path / "run" / "last.pt").exists()
 
@@ -450,9 +454,9 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
                                                                     "valid JSON"),
                              ("[1, 2]", "not a readable warm-up record (a JSON object is expected, got list)"),
                              ('{"chosen_seed": 5, "candidates": [3]}', "its 'candidates' must be a list of objects "
-                                                                       "with a 'seed'")):
+                                                                       "with a 'seed')")):
         (out / "warmup_candidates.json").write_text(damaged)
-        with pytest.raises(ArgminnError, match=re.escape(message)):
+        with pytest.raises(StartAgain, match=re.escape(message) + ".*; start the run again with --force$"):
             run_train_config(str(out))
     (out / "warmup_candidates.json").write_text(text)
     # a plain run from that seed resumed as if it had been this best of three: refused, naming both
