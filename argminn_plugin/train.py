@@ -24,7 +24,6 @@ writes the run directory. See :func:`train` for the details.
 
 import collections
 import contextlib
-import json
 import math
 import os
 import time
