@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, replace_together
+from .fileio import atomic_write, check_writable, read_json_object, replace_together
 
 MODEL_PY = '''"""Kipoi entry point: the model built from config.json (sigmoid outputs).
 
@@ -316,8 +316,6 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
 def _trained_doc(model_path):
     """The held-out metrics of the training run (its metrics.json beside the model, if any) for model.yaml's doc;
     a metrics.json that is not the one argminn train writes is an error naming it."""
-    from .fileio import read_json_object
-
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
     if not os.path.isfile(path):
         return ""

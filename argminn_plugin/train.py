@@ -341,14 +341,13 @@ def _from_rank0(fn, info):
             # bad input and the file system's refusals (an --out that is a file, no permission, disk full): the
             # one-line error on every rank, as in one process; anything else: a RuntimeError naming it
             plain = isinstance(exc, (ArgminnError, OSError))
-            kind = "StartAgain" if isinstance(exc, StartAgain) else "ArgminnError" if plain else "RuntimeError"
+            kind = StartAgain if isinstance(exc, StartAgain) else ArgminnError if plain else RuntimeError
             box[0] = ("error", f"{exc}" if plain else f"rank 0: {exc!r}", kind)
     dist.broadcast_object_list(box, src=0)
     if error is not None:
         raise error
     if box[0][0] == "error":  # the same class as rank 0's (a caller may catch StartAgain by type)
-        raise {"StartAgain": StartAgain, "ArgminnError": ArgminnError, "RuntimeError": RuntimeError}[box[0][2]](
-            box[0][1])
+        raise box[0][2](box[0][1])
     return box[0][1]
 
 
