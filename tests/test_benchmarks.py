@@ -17,6 +17,8 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     # imported by name so the fresh (spawned) processes can import it too
     monkeypatch.syspath_prepend(ROOT)
     speed = importlib.import_module("benchmarks.speed")
+    timed, measured = speed.in_fresh_process, []  # each fresh process's figures, kept for the --force run below
+    monkeypatch.setattr(speed, "in_fresh_process", lambda *a: measured.append(timed(*a)) or measured[-1])
     result = speed.main(str(tmp_path), smoke=True, threads=1)
     saved = json.loads((tmp_path / "speed.json").read_text())
     assert saved["mode"] == "smoke"  # smoke figures are not taken for a full run's
@@ -55,7 +57,23 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     (tmp_path / "speed.json").unlink()
     with pytest.raises(ArgminnError, match=r"scaling\.png: output exists; pass --force"):
         speed.main(str(tmp_path), smoke=True, threads=1)
-    speed.check_outputs(str(tmp_path), force=True)  # --force lets it through
+    # --force replaces both (here with the first run's process figures, each train rate doubled, not timed again)
+    replayed = iter(measured)
+
+    def again(task, *args):
+        rows = next(replayed)
+        return [{**r, "train_seqs_per_s": 2 * r["train_seqs_per_s"]} for r in rows] if task == "interleaved" else rows
+    monkeypatch.setattr(speed, "in_fresh_process", again)
+    (tmp_path / "speed.json").write_bytes(before)
+    png = (tmp_path / "scaling.png").stat().st_mtime_ns
+    os.utime(tmp_path / "scaling.png", ns=(png - 10 ** 9, png - 10 ** 9))
+    speed.main(str(tmp_path), smoke=True, threads=1, force=True)
+    assert next(replayed, None) is None  # every process's figures were used, in the same order
+    forced = json.loads((tmp_path / "speed.json").read_text())
+    assert [r["train_seqs_per_s"] for r in forced["equal_length"]] == [
+        2 * r["train_seqs_per_s"] for r in saved["equal_length"]]
+    assert (tmp_path / "scaling.png").stat().st_mtime_ns > png - 10 ** 9
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staged file left
 
 
 def _bench(monkeypatch, name):
