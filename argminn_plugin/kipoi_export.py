@@ -151,8 +151,9 @@ def _metric(value):
 def _description(model):
     c = model.config
     if model.architecture == "argminn":
+        strands = "both strands" if c.scan_reverse_complement else "forward strand only"
         return (f"ARGMINN, a mechanistically interpretable neural network for regulatory genomics: a motif "
-                f"scanner ({c.n_filters} filters of width {c.filter_width}, both strands) feeding a memory-stream "
+                f"scanner ({c.n_filters} filters of width {c.filter_width}, {strands}) feeding a memory-stream "
                 f"attention syntax builder ({c.n_layers} layers x {c.n_heads} heads).")
     if model.architecture == "explainn":
         return (f"Baseline ExplaiNN ({c.n_units} independent units, each one convolutional filter of width "
@@ -176,19 +177,25 @@ def _write_text(path, text):
         handle.write(text)
 
 
-def _examples(data_dir, out_dir, n_examples):
-    """A FASTA slice of the test chromosome and a BED of its first intervals."""
-    from .data import open_fasta, read_bed
+def _examples(data_dir, out_dir, n_examples, length):
+    """A FASTA slice of the test chromosome, up to the end of the last example's ``length``-bp window, and a BED
+    of its first intervals whose windows lie inside the chromosome."""
+    from .data import _outside, centred_windows, open_fasta, read_bed
     from .simulate import dataset_meta
 
     meta = dataset_meta(data_dir, hint="give the directory of the data the model was trained on (argminn simulate)")
     chrom = meta["splits"]["test"]
     bed, _ = read_bed(os.path.join(data_dir, "peaks.bed"), label_columns=True)
-    bed = bed[bed["chrom"] == chrom].head(n_examples)
+    fasta = open_fasta(os.path.join(data_dir, "genome.fa"))
+    bed = bed[bed["chrom"] == chrom]
     if bed.empty:
         raise ArgminnError(f"{data_dir}: no test intervals on {chrom}")
-    end = int(bed["end"].max()) + 100
-    seq = str(open_fasta(os.path.join(data_dir, "genome.fa"))[chrom][:end])
+    bed = bed[~_outside(bed, fasta, length)[3]].head(n_examples)  # what a model of this length can read
+    if bed.empty:
+        raise ArgminnError(f"{data_dir}: no test interval on {chrom} has its {length}-bp window (the model's input "
+                           f"length) inside the chromosome")
+    _, ends = centred_windows(bed, length)
+    seq = str(fasta[chrom][:int(ends.max())])
     example_dir = os.path.join(out_dir, "example_files")
     os.makedirs(example_dir, exist_ok=True)
     _write_text(os.path.join(example_dir, "sequences.fa"),
@@ -271,10 +278,14 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
     """
     from .train import load_model
 
-    if (data_dir is None) == (fasta is None or bed is None) or (data_dir is not None and (fasta or bed or summits
-                                                                                        or skip)):
+    if (data_dir is None) == (fasta is None or bed is None) or (data_dir is not None and (fasta or bed)):
         raise ArgminnError("export-kipoi: give the dataset directory (--data), or a FASTA and a BED of example "
                            "intervals (--fasta and --bed)")
+    if data_dir is not None and (summits or skip):
+        flags = " and ".join(flag for flag, given in (("--summits", summits), ("--skip-outside", skip)) if given)
+        raise ArgminnError(f"export-kipoi: {flags} only go{'es' if ' and ' not in flags else ''} with --fasta and "
+                           f"--bed; with --data the examples are test intervals whose windows lie inside the "
+                           f"chromosome")
     model = load_model(model_path)
     trained_doc = _trained_doc(model_path)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -348,7 +359,7 @@ def _write_export(model, out_dir, data_dir, n_examples, fasta_path=None, bed_pat
     _write_text(os.path.join(out_dir, "dataloader.py"), DATALOADER_PY)
     _write_text(os.path.join(out_dir, "dataloader.yaml"), DATALOADER_YAML.format(length=c.input_length))
     if data_dir is not None:
-        intervals, fasta, meta = _examples(data_dir, out_dir, n_examples)
+        intervals, fasta, meta = _examples(data_dir, out_dir, n_examples, c.input_length)
         trained_on = trained_on or (f"argminn simulate dataset ({meta.get('rule', 'no rule recorded')}); "
                                     f"splits by chromosome {meta['splits']}")
     else:

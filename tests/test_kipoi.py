@@ -177,6 +177,40 @@ def test_export_explainn(exported, tmp_path):
         assert torch.allclose(kipoi_model(X), torch.sigmoid(model(X)), atol=1e-6)
 
 
+def test_export_with_data_of_a_model_wider_than_the_intervals(exported, tmp_path, capsys):
+    """--data: a model whose window runs well past the intervals exports the test intervals whose windows lie
+    inside the chromosome, with the FASTA cut to the end of the last window; the description says which strands
+    the scanner reads."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.data import open_fasta, read_bed
+    from argminn_plugin.train import save_model
+
+    data = exported[0]
+    config = ModelConfig(input_length=520, n_filters=2, n_layers=1, stream_dim=16, scan_reverse_complement=False)
+    save_model(ARGMINN(config), str(tmp_path / "wide.pt"))
+    out = tmp_path / "wide_kipoi"
+    assert main(["export-kipoi", "--model", str(tmp_path / "wide.pt"), "--data", str(data), "--out", str(out)]) == 0
+    assert "filters of width 10, forward strand only)" in (out / "model.yaml").read_text()
+    examples, _ = read_bed(str(out / "example_files/intervals.bed"))
+    test, _ = read_bed(str(data / "peaks.bed"), label_columns=True)
+    test = test[test["chrom"] == examples["chrom"].iloc[0]]
+    size = len(open_fasta(str(data / "genome.fa"))[examples["chrom"].iloc[0]])
+    middle = test["start"] + (test["end"] - test["start"]) // 2
+    inside = test[(middle - 260 >= 0) & (middle + 260 <= size)]
+    assert len(inside) < len(test)  # some test intervals are left out: their windows do not fit
+    assert examples["start"].tolist() == inside["start"].head(20).tolist()
+    fasta = (out / "example_files/sequences.fa").read_text().splitlines()
+    assert len("".join(fasta[1:])) == int(examples["start"].iloc[-1] + 60 + 260)  # to the last window's end
+    with h5py.File(out / "downloaded/model_files/test.expect.h5") as handle:
+        assert handle["inputs"].shape == (20, 4, 520)
+    capsys.readouterr()
+    for flags in (["--summits"], ["--skip-outside"], ["--summits", "--skip-outside"]):
+        assert main(["export-kipoi", "--model", str(tmp_path / "wide.pt"), "--data", str(data),
+                     "--out", str(tmp_path / "x"), *flags]) == 2
+        said = capsys.readouterr().err
+        assert f"export-kipoi: {' and '.join(flags)} only go" in said and "with --fasta and --bed" in said
+
+
 def test_export_from_any_fasta_and_bed(exported, tmp_path, capsys):
     """A model trained on real data exports from a FASTA and a BED: each example window is its own FASTA
     record, the dataloader cuts the same windows as the library, and kipoi test passes."""
