@@ -76,16 +76,15 @@ def _label_order(model_dir, names, bed_path):
     """Which prediction column holds each of the BED's task columns: by name where the model names its outputs
     (model.yaml column_labels) and the BED's header names its tasks (a subset, in any order); None (by position)
     where either names none, the two agree, or no BED name is among the model's (another naming altogether,
-    as for a Kipoi model trained elsewhere; said on stderr)."""
-    if names == [f"task{i}" for i in range(len(names))]:  # a BED without a header
-        return None
+    as for a Kipoi model trained elsewhere; said on stderr unless the BED has no header)."""
     labels = column_labels(model_dir)
     if labels is None or labels == names:
         return None
     missing = [n for n in names if n not in labels]
     if len(missing) == len(names):
-        print(f"compare-kipoi: no task column of {bed_path} is among {model_dir}'s outputs by name; paired by "
-              "position", file=sys.stderr)
+        if names != [f"task{i}" for i in range(len(names))]:  # not the names read_bed gives a BED without a header
+            print(f"compare-kipoi: no task column of {bed_path} is among {model_dir}'s outputs by name; paired by "
+                  "position", file=sys.stderr)
         return None
     if missing:
         shown = ", ".join(map(repr, labels[:10])) + (f", ... ({len(labels)} in all)" if len(labels) > 10 else "")

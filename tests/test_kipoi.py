@@ -440,7 +440,7 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch, capsys):
         compare_models([str(tmp_path / "lying")], str(data / "genome.fa"), str(data / "test.bed"))
 
 
-def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(tmp_path):
+def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(tmp_path, capsys):
     """kipoi's TSV writer sorts preds/10 before preds/2; a BED's task columns in another order than the model's
     outputs are paired by name."""
     from argminn_plugin.compare import _label_order, read_predictions
@@ -456,6 +456,13 @@ def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(t
     assert _label_order(str(model), ["C", "A"], "x.bed") == [2, 0]
     assert _label_order(str(model), ["A", "B", "C"], "x.bed") is None
     assert _label_order(str(model), ["task0", "task1", "task2"], "x.bed") is None  # a BED without a header
+    assert not capsys.readouterr().err  # ... paired by position without a note
+    # a model whose outputs are named task0, task1, ... (trained on a BED without a header): a header naming
+    # some of them is paired by name, these two as well as any other two
+    (model / "model.yaml").write_text("schema:\n  targets:\n    column_labels: [task0, task1, task2]\n")
+    assert _label_order(str(model), ["task0", "task1"], "x.bed") == [0, 1]
+    assert _label_order(str(model), ["task2", "task0"], "x.bed") == [2, 0]
+    assert _label_order(str(model), ["task0", "task1", "task2"], "x.bed") is None
     (model / "labels.txt").write_text("A\nB\nC\n")  # Kipoi's other form: a file of labels
     (model / "model.yaml").write_text("schema:\n  targets:\n    column_labels: labels.txt\n")
     assert _label_order(str(model), ["B"], "x.bed") == [1]
