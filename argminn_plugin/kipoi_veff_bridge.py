@@ -71,7 +71,11 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
     model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
     # The user's file checked as the tangermeme route checks it, on kipoi-veff's windows (variant at
     # index L // 2 - 1), so errors name that file and its lines, not the temporary VCF below.
-    length = model.model.config.input_length
+    length = getattr(getattr(model.model, "config", None), "input_length", None)
+    if not isinstance(length, int):
+        raise ArgminnError(f"{model_dir}: its model does not name its input length (config.input_length, as the "
+                           "model of a directory written by argminn export-kipoi does); --kipoi-model scores such "
+                           "directories only")
     if skip_outside:
         variants = variants_inside(variants, fasta, length, variants_path, offset=length // 2 - 1)
     check_variants(variants, fasta, length, variants_path, offset=length // 2 - 1)

@@ -538,6 +538,16 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
     (broken / "model.yaml").write_bytes(b"\xff\xfe: 1\n")
     with pytest.raises(ArgminnError, match="not readable as YAML \\(UnicodeDecodeError"):
         kipoi_veff_scores(str(broken), str(data / "genome.fa"), str(vcf))
+    # a Kipoi model not written by argminn (its model has no config naming the input length): one line
+    foreign = tmp_path / "foreign"
+    shutil.copytree(out, foreign)
+    (foreign / "model.py").write_text(
+        "import torch\n\n\nclass Model(torch.nn.Module):\n    def __init__(self, config_path=None):\n"
+        "        super().__init__()\n        self.linear = torch.nn.Linear(4 * 120, 1)\n\n"
+        "    def forward(self, x):\n        return torch.sigmoid(self.linear(x.flatten(1)))\n")
+    torch.save({"linear.weight": torch.zeros(1, 480), "linear.bias": torch.zeros(1)}, foreign / "weights.pth")
+    with pytest.raises(ArgminnError, match=re.escape(f"{foreign}: its model does not name its input length")):
+        kipoi_veff_scores(str(foreign), str(data / "genome.fa"), str(vcf), skip_other=True)
 
 
 def test_kipoi_model_names_a_bad_config_file(tmp_path):
