@@ -80,6 +80,15 @@ def test_predict_matches_library(dataset, trained, tmp_path):
     # no silent overwrite
     assert main(["predict", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
                  "--bed", str(dataset / "peaks.bed"), "-o", str(out)]) == 2
+    # a very negative logit is written as probability 0, with no overflow warning
+    import warnings
+
+    from argminn_plugin.predict import write_predictions
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_predictions(str(tmp_path / "low.tsv"), pd.DataFrame({"chrom": ["c"], "start": [0], "end": [5]}),
+                          torch.tensor([[-100.0, 100.0]]), ["a", "b"])
+    assert (tmp_path / "low.tsv").read_text().splitlines()[1] == "c\t0\t5\t0\t-100\t1\t100"
 
 
 def test_motifs_command(dataset, trained, tmp_path, capsys):
