@@ -82,6 +82,9 @@ def layouts(a, b, spacing, orientation, length, names=("A", "B"), *, start, far)
                            f"got {orientation!r}")
     if isinstance(spacing, bool) or not isinstance(spacing, numbers.Integral):
         raise ArgminnError(f"spacing must be a whole number of bases, got {spacing!r}")
+    if names[0] == names[1]:
+        raise ArgminnError(f"names: the two motifs are both called {names[0]!r}; design places two different "
+                           "motifs, each control named after one")
     (sa, oa, _), (sb, ob, wb) = _parts(a), _parts(b)
     wrong_orientation = "opposite" if orientation == "same" else "same"
 
@@ -305,10 +308,15 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         with contextlib.suppress(ValueError):  # a text that is not a whole number is refused below
             spacing = whole_number(spacing)
     if not _whole(spacing) or rule["orientation"] not in ("same", "opposite"):
-        raise ArgminnError(f"the syntax read-out's top rule has spacing {rule['spacing']!r} and orientation "
-                           f"{rule['orientation']!r}: a whole number of bp and 'same' or 'opposite' are needed "
+        shown = {k: v.item() if isinstance(v, np.generic) else v for k, v in rule.items()}  # 2.5, not np.float64(2.5)
+        raise ArgminnError(f"the syntax read-out's top rule has spacing {shown['spacing']!r} and orientation "
+                           f"{shown['orientation']!r}: a whole number of bp and 'same' or 'opposite' are needed "
                            "(run 'argminn instances' again)")
     spacing = int(spacing)
+    if rule["motif_a"] == rule["motif_b"]:
+        raise ArgminnError(f"the syntax read-out's top rule pairs {rule['motif_a']!r} with itself: design places "
+                           "two different motifs (the read-out leaves same-motif pairs out; run 'argminn "
+                           "instances' again)")
     X = check_X(X)
     clean = (X.sum(1) > 0).all(1)  # the shuffle takes A, C, G, T only: windows with an N are not backgrounds
     if not clean.any():

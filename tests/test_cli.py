@@ -683,6 +683,11 @@ def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_pa
         err = capsys.readouterr().err
         assert "the syntax read-out's top rule has spacing" in err and "a whole number of bp and 'same' or " \
             "'opposite' are needed" in err and len(err.strip().splitlines()) == 1, err
+        assert "np." not in err and (spacing != "30.5" or "has spacing 30.5 and" in err), err  # as written
+    (inst / "syntax.tsv").write_text("motif_a\tmotif_b\tspacing\torientation\nA\tA\t30\tsame\n")  # homotypic
+    assert main(design) == 2
+    err = capsys.readouterr().err
+    assert "the syntax read-out's top rule pairs 'A' with itself: design places two different motifs" in err, err
     assert not (tmp_path / "design").exists()
     copy = tmp_path / "data"
     copy.mkdir()

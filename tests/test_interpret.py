@@ -421,6 +421,8 @@ def test_motif_extraction_and_design_check_their_inputs():
             design_scores(model, X, a, b, 12, orientation)
     with pytest.raises(ArgminnError, match="spacing must be a whole number of bases, got 12.5"):
         layouts(a, b, 12.5, "same", 40, start=0, far=27)
+    with pytest.raises(ArgminnError, match="names: the two motifs are both called 'NR'"):  # a control each
+        design_scores(model, X, a, a, 12, "same", names=("NR", "NR"))
 
 
 def test_head_weights_fixed_once_score_each_sequence_alone(default_run):
