@@ -167,8 +167,46 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
         raise ArgminnError(f"{motif_dir}: these motifs were read from another model than the one given "
                            "(report.json's model_fingerprint differs); run 'argminn motifs' with this model "
                            "first")
-    table = read_tsv(path, "motif table", MOTIF_TABLE_COLUMNS, "run 'argminn motifs' again")
+    table = _checked_motif_table(read_tsv(path, "motif table", MOTIF_TABLE_COLUMNS, "run 'argminn motifs' again"),
+                                 path)
     return annotation_from_table(table, q_threshold), active_filters(table) if "active" in table else None
+
+
+# How a motif table's ``active`` cell may be written (any case): what `argminn motifs` writes, or a hand edit
+ACTIVE_WORDS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+
+
+def _checked_motif_table(table, path):
+    """A motif table read from ``path``, its cells as :func:`annotation_from_table` and :func:`active_filters`
+    read them: filter, start, end whole numbers; match_offset and match_width whole numbers or blank; best_q a
+    number or blank; active True/False or 1/0 (any case; pandas reads a column with a 0 in it as text, where
+    every word would count as true). A cell that is none of these is an error naming its row and column."""
+    table = table.copy()
+
+    def refuse(column, row, kind):
+        cell = table[column].iloc[row]
+        cell = cell.item() if isinstance(cell, np.generic) else cell  # 2.5, not np.float64(2.5)
+        raise ArgminnError(f"{path}: row {row + 1} (after the header): {column!r} is {cell!r}, not {kind}; write "
+                           "it so, or run 'argminn motifs' again")
+
+    for column, blank_ok, whole in (("filter", False, True), ("start", False, True), ("end", False, True),
+                                    ("match_offset", True, True), ("match_width", True, True),
+                                    ("best_q", True, False)):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = values.isna() & ~(table[column].isna() & blank_ok)
+        if whole:
+            bad |= values.notna() & (values % 1 != 0)
+        if bad.any():
+            refuse(column, int(np.flatnonzero(bad.to_numpy())[0]),
+                   ("a whole number" if whole else "a number") + (" or blank" if blank_ok else ""))
+        table[column] = values
+    if "active" in table:
+        words = table["active"].map(lambda v: str(v).strip().lower())
+        bad = ~words.isin(list(ACTIVE_WORDS))
+        if bad.any():
+            refuse("active", int(np.flatnonzero(bad.to_numpy())[0]), "True or False (or 1 or 0)")
+        table["active"] = words.map(ACTIVE_WORDS).astype(bool)
+    return table
 
 
 def _motif_report(motif_dir):

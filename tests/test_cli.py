@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import re
@@ -667,6 +668,26 @@ def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_pa
         assert f"{motifs / 'motifs.tsv'}: not a readable motif table (" in err and message in err, err
         assert "run 'argminn motifs' again" in err and len(err.strip().splitlines()) == 1
     assert not inst.exists()
+    # hand edits: 'active' as 1/0 or in any case is read as meant (a 0 makes pandas read the column as text,
+    # where every word was true); a cell that is no such value is an error naming its row and column
+    from argminn_plugin.interpret import read_annotation
+    table = pd.read_csv(io.BytesIO(good), sep="\t")
+    active = [int(f) for f in table.loc[table["active"], "filter"]]
+    assert len(active) >= 2
+    for yes, no in (("1", "0"), ("TRUE", "false"), ("True", "0")):
+        edited = table.assign(active=[yes if f in active[1:] else no for f in table["filter"]])
+        edited.to_csv(motifs / "motifs.tsv", sep="\t", index=False)
+        assert read_annotation(str(motifs))[1] == active[1:]
+    for column, value, kind in (("active", "maybe", "True or False (or 1 or 0)"), ("start", "x", "a whole number"),
+                                ("match_offset", "2.5", "a whole number or blank"),
+                                ("best_q", "low", "a number or blank")):
+        edited = table.astype({column: object})
+        edited.loc[1, column] = value
+        shown = value if column == "match_offset" else repr(value)  # a column of numbers: read as one
+        edited.to_csv(motifs / "motifs.tsv", sep="\t", index=False)
+        with pytest.raises(ArgminnError, match=re.escape(f"{motifs / 'motifs.tsv'}: row 2 (after the header): "
+                                                         f"{column!r} is {shown}, not {kind}")):
+            read_annotation(str(motifs))
     (motifs / "motifs.tsv").write_bytes(good)
     inst.mkdir()
     design = ["design", "--model", model, "--motifs", str(motifs), "--instances", str(inst), "--data",
