@@ -18,7 +18,7 @@ import torch
 
 from .data import check_X
 from .errors import ArgminnError
-from .fileio import check_writable, usual_mode
+from .fileio import atomic_write, check_writable
 
 
 def information_content(ppm):
@@ -280,26 +280,25 @@ def write_meme(path, motifs, force=False, nsites=None):
     check_writable(path, force)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".meme.tmp")
+    # memelite writes to a path: a hidden scratch file beside the output (as atomic_write's), then the edited
+    # text goes through atomic_write (synced, renamed over the output)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".memelite.tmp")
     os.close(fd)
     try:
         _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
         with open(tmp) as handle:
             lines = handle.read().split("\n")
-        name = None
-        for i, line in enumerate(lines):  # MOTIF <name>, then its matrix line: memelite writes nsites= 1
-            if line.startswith("MOTIF "):
-                name = line[len("MOTIF "):]
-            elif line.startswith("letter-probability matrix:") and " nsites= 1 " in line:
-                count = int((nsites or {}).get(name) or DEFAULT_NSITES)
-                lines[i] = line.replace(" nsites= 1 ", f" nsites= {count} ", 1)
-        with open(tmp, "w") as handle:
-            handle.write("\n".join(lines))
-        usual_mode(tmp)
-        os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
+    name = None
+    for i, line in enumerate(lines):  # MOTIF <name>, then its matrix line: memelite writes nsites= 1
+        if line.startswith("MOTIF "):
+            name = line[len("MOTIF "):]
+        elif line.startswith("letter-probability matrix:") and " nsites= 1 " in line:
+            count = int((nsites or {}).get(name) or DEFAULT_NSITES)
+            lines[i] = line.replace(" nsites= 1 ", f" nsites= {count} ", 1)
+    with atomic_write(path, force=force) as handle:
+        handle.write("\n".join(lines))
 
 
 def read_meme(path):

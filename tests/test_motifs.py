@@ -59,6 +59,22 @@ def test_meme_roundtrip_and_logos(tmp_path):
     assert [line.split("nsites= ")[1].split()[0] for line in path.read_text().splitlines()
             if line.startswith("letter-probability")] == ["5000", "20"]
     assert np.allclose(read_meme(str(path))["m1"], np.eye(4))
+    # memelite's own file is a hidden scratch file beside the output (what a kill leaves is hidden): seen while
+    # it exists, gone after
+    import memelite.io
+    real, seen = memelite.io.write_meme, []
+
+    def spy(target, *args):
+        real(target, *args)
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+    memelite.io.write_meme = spy
+    try:
+        write_meme(str(path), {"m3": np.eye(4)}, force=True)
+    finally:
+        memelite.io.write_meme = real
+    scratch = [name for name in seen[0] if name != "x.meme"]
+    assert len(scratch) == 1 and scratch[0].startswith(".x.meme."), seen
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.meme"] and list(read_meme(str(path))) == ["m3"]
     png = tmp_path / "logos.png"
     save_logos(motifs, str(png))
     assert png.read_bytes()[:4] == b"\x89PNG"
