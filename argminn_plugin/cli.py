@@ -253,9 +253,9 @@ def cmd_variants(args):
                                "in: give it with --motifs")
         model = _argminn_model(args.model, "argminn variants --motifs") if args.motifs else load_model(args.model)
         if args.motifs:  # another model's motifs, or unreadable head weights: refused before the scoring
-            from .interpret import read_annotation, resolve_head_weights
+            from .interpret import check_some_active, read_annotation, resolve_head_weights
 
-            read_annotation(args.motifs, model=model)
+            check_some_active(args.motifs, read_annotation(args.motifs, model=model)[1])
             weights, _ = resolve_head_weights(args.head_weights or "motifs", args.motifs, model, "variants")
             if weights is None and args.head_weights != "called":  # said, as instances says it in its summary
                 print(f"note: {args.motifs}/report.json holds no head weights (written before they were saved, "

@@ -209,6 +209,14 @@ def _checked_motif_table(table, path):
     return table
 
 
+def check_some_active(motif_dir, active):
+    """Refuse a motif directory whose motifs.tsv marks no filter active (``active`` from :func:`read_annotation`):
+    no instance can be called from it."""
+    if active == []:
+        raise ArgminnError(f"{motif_dir}/motifs.tsv: no active filter (the model uses none of its filters as a "
+                           "motif), so there are no instances to call")
+
+
 def _motif_report(motif_dir):
     """``motif_dir/report.json`` as a dict ({} where there is none: a directory written before it was)."""
     import os
@@ -479,9 +487,7 @@ def instance_report(model, X, bed, motif_dir, out_dir, truth=None, force=False, 
     for name in names:
         check_writable(os.path.join(out_dir, name), force)
     annotation, active = read_annotation(motif_dir, model=model)
-    if active == []:
-        raise ArgminnError(f"{motif_dir}/motifs.tsv: no active filter (the model uses none of its filters as a "
-                           "motif), so there are no instances to call")
+    check_some_active(motif_dir, active)
     weights, weighed = resolve_head_weights(head_weights, motif_dir, model, "instances")
     os.makedirs(out_dir, exist_ok=True)
     calls = call_instances(model, X, annotation, batch_size=batch_size, device=device, filters=active,

@@ -647,6 +647,18 @@ def test_variants_say_when_the_motifs_hold_no_head_weights(dataset, trained, tmp
     assert main([*run, "-o", str(tmp_path / "b.tsv"), "--head-weights", "called"]) == 0
     assert "head weights" not in capsys.readouterr().err
     assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
+    # motifs of which none is active: variants --motifs and instances refuse them in one line (not a note on
+    # head weights, then empty hits), before any scoring
+    table = pd.read_csv(motifs / "motifs.tsv", sep="\t")
+    table.assign(active=False).to_csv(motifs / "motifs.tsv", sep="\t", index=False)
+    for command in ([*run, "-o", str(tmp_path / "c.tsv")],
+                    ["instances", "--model", model, "--motifs", str(motifs), "--data", str(dataset),
+                     "--out", str(tmp_path / "inst")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err == f"argminn: error: {motifs}/motifs.tsv: no active filter (the model uses none of its " \
+                      "filters as a motif), so there are no instances to call\n", err
+    assert not (tmp_path / "c.tsv").exists() and not (tmp_path / "inst").exists()
 
 
 def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_path, capsys):
