@@ -291,12 +291,18 @@ def cmd_instances(args):
     if not args.data and (args.split or args.positives):  # with --fasta there are no splits nor labels
         raise ArgminnError("--split and --positives choose among --data's sequences; with --fasta every interval of "
                            "--bed/--peaks is called (give the ones wanted)")
+    if args.task is not None and not args.positives:
+        raise ArgminnError("--task chooses whose positives --positives calls: give it with --positives")
     model = _argminn_model(args.model, "argminn instances")
     truth = None
     if args.data:
-        splits, _ = _labelled_splits(args, model.config.input_length)
+        splits, names = _labelled_splits(args, model.config.input_length)
         split = args.split or "test"
-        X, y, bed = rows_with_label(*splits[split]) if args.positives else splits[split]
+        if args.positives:
+            column = _label_column(model, _task(model, args.task), names, args.data)
+            X, y, bed = rows_with_label(*splits[split], task=column)
+        else:
+            X, y, bed = splits[split]
         truth = planted_instances(args.data, bed, model.config.input_length)
     else:
         X, bed = _intervals(args, model.config.input_length)
@@ -305,25 +311,50 @@ def cmd_instances(args):
     print(json.dumps(summary, indent=1))
 
 
+def _task(model, text):
+    """--task (a task name of the model, or its index) as design.task_index reads it: the output column."""
+    from .design import task_index
+
+    if text is not None and text not in model.config.names and text.isdigit():
+        text = int(text)
+    return task_index(model, text)
+
+
+def _label_column(model, task, names, where):
+    """The data's label column (of ``names``) for the model's output ``task``: the one of the same name, else,
+    with as many tasks as the model (e.g. a BED without a header), the same position."""
+    name = model.config.names[task]
+    if name in names:
+        return names.index(name)
+    if len(names) == model.config.n_tasks:
+        return task
+    raise ArgminnError(f"{where}: its task(s) {', '.join(map(repr, names))} hold no {name!r}, the model's task "
+                       f"{task}, and are not as many as the model's ({model.config.n_tasks}); give the data the "
+                       "model was trained on")
+
+
 def cmd_design(args):
     from .data import rows_with_label
     from .design import design_report, read_syntax
 
     model = _argminn_model(args.model, "argminn design")
     syntax = read_syntax(args.instances)
-    splits, _ = _labelled_splits(args, model.config.input_length, needed=(args.split,))  # the one it shuffles
-    negatives, positives = (rows_with_label(*splits[args.split], label=k)[0] for k in (0, 1))
+    splits, names = _labelled_splits(args, model.config.input_length, needed=(args.split,))  # the one it shuffles
+    task = _task(model, args.task)
     where = args.data or args.bed or f"{args.peaks} + {args.negatives}"
+    column = _label_column(model, task, names, where)
+    negatives, positives = (rows_with_label(*splits[args.split], label=k, task=column)[0] for k in (0, 1))
+    of_task = f" of task {model.config.names[task]!r}" if model.config.n_tasks > 1 else ""
     if not len(negatives):
-        raise ArgminnError(f"{where}: no negatives (label 0) in the {args.split} split, the backgrounds of the "
-                           "design; choose another --split")
+        raise ArgminnError(f"{where}: no negatives (label 0{of_task}) in the {args.split} split, the backgrounds of "
+                           f"the design; choose another --split{' or --task' if of_task else ''}")
     if not len(positives):
-        print(f"design: no positives (label 1) in the {args.split} split: no knock-outs of called instances in "
-              "effects.tsv", file=sys.stderr)
+        print(f"design: no positives (label 1{of_task}) in the {args.split} split: no knock-outs of called "
+              "instances in effects.tsv", file=sys.stderr)
         positives = None
     table = design_report(model, negatives, args.motifs, syntax, args.out,
                           n_backgrounds=args.n_backgrounds, n_greedy=args.n_greedy, force=args.force,
-                          positives=positives, step=args.start_step, head_weights=args.head_weights)
+                          positives=positives, step=args.start_step, head_weights=args.head_weights, task=task)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -517,6 +548,8 @@ def build_parser():
     p.add_argument("--split", choices=["train", "valid", "test"], help="with --data: which split (default: test; "
                                                                         "with --fasta every interval is called)")
     p.add_argument("--positives", action="store_true", help="with --data: only the positive sequences")
+    p.add_argument("--task", help="with --positives: the task whose positives (a task name of the model, or its "
+                                  "index; default the first)")
     p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default="motifs", help=HEAD_WEIGHTS_HELP)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
@@ -532,6 +565,9 @@ def build_parser():
     data_args(p)
     p.add_argument("--split", choices=["train", "valid", "test"], default="test",
                    help="negatives of this split are shuffled into backgrounds")
+    p.add_argument("--task", help="the task whose probability is designed for and scored, and whose negatives "
+                                  "and positives are read (a task name of the model, or its index; default the "
+                                  "first)")
     p.add_argument("--n-backgrounds", type=_positive_int, default=100)
     p.add_argument("--n-greedy", type=_non_negative_int, default=4,
                    help="backgrounds designed by tangermeme greedy substitution (0: none)")

@@ -180,10 +180,25 @@ def design_starts(a, b, spacing, orientation, length, step=5, starts=None):
     return (_every(fits, step) if starts is None else _checked_starts(starts, fits, length)), far
 
 
+def task_index(model, task):
+    """The output column of ``task``: a task name of the model (``model.config.names``), or a column index;
+    None is the first task."""
+    names = model.config.names
+    if task is None:
+        return 0
+    if isinstance(task, str) and task in names:
+        return names.index(task)
+    if isinstance(task, numbers.Integral) and not isinstance(task, bool) and 0 <= task < len(names):
+        return int(task)
+    raise ArgminnError(f"task {task!r}: the model's tasks are {', '.join(map(repr, names))} (a name, or an index "
+                       f"from 0 to {len(names) - 1})")
+
+
 @torch.no_grad()
 def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B"), batch_size=256, starts=None,
-                  step=5, by_start=False):
-    """Predicted probability (task 0) of every design/control over the backgrounds, with the pair at many starts.
+                  step=5, by_start=False, task=None):
+    """Predicted probability of ``task`` (:func:`task_index`: a name or index; default the first) of every
+    design/control over the backgrounds, with the pair at many starts.
 
     The pair is placed with A's matched motif at each of ``starts`` (a list
     of whole numbers; default: :func:`design_starts` every ``step`` bp),
@@ -195,6 +210,7 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     start, mean, median, min, max).
     """
     backgrounds = check_X(backgrounds, model.config.input_length)
+    task = task_index(model, task)
     length = backgrounds.shape[-1]
     starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
     model.eval()
@@ -203,7 +219,7 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     for start in starts:
         for name, sites in layouts(a, b, spacing, orientation, length, names, start=start, far=far).items():
             probs = _probabilities(model, place(backgrounds, [m for m, _ in sites], [p for _, p in sites]),
-                                   batch_size)
+                                   batch_size, task)
             every.setdefault(name, []).append(probs)
             per_start.append({"design": name, "start": start, "mean": probs.mean(),
                               "median": float(np.median(probs)), "min": probs.min(), "max": probs.max()})
@@ -217,21 +233,23 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     return (table, pd.DataFrame(per_start)) if by_start else table
 
 
-def _probabilities(model, X, batch_size=256):
-    """Predicted probability (task 0) of each row of X, in batches."""
-    return torch.cat([torch.sigmoid(model(X[i:i + batch_size]))[:, 0]
+def _probabilities(model, X, batch_size=256, task=0):
+    """Predicted probability (output column ``task``) of each row of X, in batches."""
+    return torch.cat([torch.sigmoid(model(X[i:i + batch_size]))[:, task]
                       for i in range(0, len(X), batch_size)]).numpy()
 
 
 @torch.no_grad()
-def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=None, step=5, batch_size=256):
+def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=None, step=5, batch_size=256,
+                       task=None):
     """The learned-syntax designs themselves: every background with the pair at every start.
 
     Returns a DataFrame (background, start, probability, sequence), the
-    backgrounds of each start in turn; ``starts``/``step`` as in
+    backgrounds of each start in turn; ``starts``/``step``/``task`` as in
     :func:`design_scores`.
     """
     backgrounds = check_X(backgrounds, model.config.input_length)
+    task = task_index(model, task)
     length = backgrounds.shape[-1]
     starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
     model.eval()
@@ -240,7 +258,8 @@ def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=No
         sites = layouts(a, b, spacing, orientation, length, start=start, far=far)["learned syntax"]
         X = place(backgrounds, [m for m, _ in sites], [p for _, p in sites])
         parts.append(pd.DataFrame({"background": np.arange(len(X)), "start": start,
-                                   "probability": _probabilities(model, X, batch_size), "sequence": decode(X)}))
+                                   "probability": _probabilities(model, X, batch_size, task),
+                                   "sequence": decode(X)}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -253,23 +272,39 @@ def shuffled_backgrounds(X, n=1, random_state=0):
     return shuffled.reshape(-1, *X.shape[1:]).float()
 
 
-def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu"):
-    """Black-box comparison: tangermeme greedy substitution of the motif strings, pushing the logit up."""
+class _TaskOutput(torch.nn.Module):
+    """The model's logit of one task, as an (N, 1) output (what tangermeme's design functions push)."""
+
+    def __init__(self, model, task):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, X):
+        return self.model(X)[:, self.task:self.task + 1]
+
+
+def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu", task=None):
+    """Black-box comparison: tangermeme greedy substitution of the motif strings, pushing ``task``'s logit up
+    (:func:`task_index`; default the first task)."""
     from tangermeme.design import greedy_substitution
 
     backgrounds = check_X(backgrounds, model.config.input_length)
-    target = torch.full((1, model.config.n_tasks), 10.0)
+    target = torch.full((1, 1), 10.0)
+    # in the model's own mode: tangermeme puts a model back in the mode it found it in, and a new module's is
+    # training, which the wrapper would pass on to the model
+    one = _TaskOutput(model, task_index(model, task)).train(model.training)
     designed = []
     for i in range(len(backgrounds)):
-        out = greedy_substitution(model, backgrounds[i:i + 1], target, motifs=list(motifs), max_iter=max_iter,
+        out = greedy_substitution(one, backgrounds[i:i + 1], target, motifs=list(motifs), max_iter=max_iter,
                                   device=device, verbose=False)
         designed.append(out)
     return torch.cat(designed).float()
 
 
 def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_greedy=4, force=False,
-                  random_state=0, positives=None, step=5, head_weights="motifs"):
-    """Design by the learned syntax over shuffled backgrounds of X; writes design.tsv, design_starts.tsv, designs.fa,
+                  random_state=0, positives=None, step=5, head_weights="motifs", task=None):
+    """Design by the learned syntax over shuffled backgrounds of X, scored on ``task`` (:func:`task_index`: a
+    name or index; default the first task, named in design.tsv and effects.tsv); writes design.tsv, design_starts.tsv, designs.fa,
     design.png, effects.tsv.
 
     syntax: the syntax read-out table (``syntax.tsv``); its top row is the
@@ -313,6 +348,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                            f"{shown['orientation']!r}: a whole number of bp and 'same' or 'opposite' are needed "
                            "(run 'argminn instances' again)")
     spacing = int(spacing)
+    task = task_index(model, task)
     if rule["motif_a"] == rule["motif_b"]:
         raise ArgminnError(f"the syntax read-out's top rule pairs {rule['motif_a']!r} with itself: design places "
                            "two different motifs (the read-out leaves same-motif pairs out; run 'argminn "
@@ -339,16 +375,16 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     backgrounds = shuffled_backgrounds(X[:n_backgrounds], n=1, random_state=random_state)
     table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], spacing,
                                      rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,
-                                     by_start=True)
+                                     by_start=True, task=task)
     designs = designed_sequences(model, backgrounds, motifs[0], motifs[1], spacing,
-                                 rule["orientation"], step=step)
+                                 rule["orientation"], step=step, task=task)
     names = [f"learned_syntax|background={r.background}|start={r.start}|p={r.probability:.4f}"
              for r in designs.itertuples()]
     sequences = list(designs["sequence"])
     if n_greedy:
-        greedy = greedy_design(model, backgrounds[:n_greedy], [m[0] for m in motifs])
+        greedy = greedy_design(model, backgrounds[:n_greedy], [m[0] for m in motifs], task=task)
         with torch.no_grad():
-            probs = torch.sigmoid(model(greedy))[:, 0].numpy()
+            probs = torch.sigmoid(model(greedy))[:, task].numpy()
         names += [f"greedy|background={i}|p={p:.4f}" for i, p in enumerate(probs)]
         sequences += decode(greedy)
         table.loc[len(table)] = {"design": "greedy (tangermeme, black box)", "mean": probs.mean(),
@@ -357,11 +393,13 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     table["n_starts"] = table["n_starts"].astype("Int64")
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} {int(rule['spacing']):+d} bp, "
                              f"{rule['orientation']} strand")
+    table.insert(2, "task", model.config.names[task])
     calls = None if positives is None else call_instances(model, positives, annotation, filters=active,
                                                           head_weights=weights)
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
-                            spacing, rule["orientation"], positives, calls, random_state=random_state,
+                            spacing, rule["orientation"], positives, calls, random_state=random_state, task=task,
                             step=step)
+    effects.insert(1, "task", model.config.names[task])
     os.makedirs(out_dir, exist_ok=True)
     with output_set(out_dir, outputs, force) as path:  # all, or none
         with atomic_write(path["effects.tsv"], force=True) as handle:
@@ -374,7 +412,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         fig, (bars, lines) = pyplot().subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1.3]})
         bars.barh(table["design"], table["mean"], color="tab:blue")
         bars.set_xlim(0, 1)
-        bars.set_xlabel("mean predicted probability")
+        bars.set_xlabel(f"mean predicted probability ({model.config.names[task]})")
         bars.invert_yaxis()
         for name, group in per_start.groupby("design", sort=False):
             lines.plot(group["start"], group["mean"], marker=".", label=name)
@@ -389,7 +427,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
 
 @torch.no_grad()
 def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=None, calls=None, n_shuffles=10,
-                  random_state=0, starts=None, step=5):
+                  random_state=0, starts=None, step=5, task=None):
     """Each motif's marginal effect, the pair's cooperative effect, and knock-outs (tangermeme).
 
     motifs: {name: (string, offset, matched width)} (:func:`oriented_motif`)
@@ -404,12 +442,15 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     (tangermeme.ablate) shuffles each motif's top called instance in the
     positives (``calls`` from :func:`argminn_plugin.interpret.call_instances`
     on ``positives``). Effects are mean logit differences (after - before)
-    for task 0.
+    of ``task`` (:func:`task_index`; default the first task).
     """
     from tangermeme.ablate import ablate
     from tangermeme.marginalize import marginalize
 
+    if len(motifs) != 2:
+        raise ArgminnError(f"motifs: two motifs of different names are needed (A, then B), got {len(motifs)}")
     (name_a, a), (name_b, b) = list(motifs.items())
+    task = task_index(model, task)
     length = backgrounds.shape[-1]
     starts, far = design_starts(a, b, spacing, orientation, length, step, starts)  # design.tsv's wrong spacing
     labels = {"alone_a": f"marginalize {name_a} alone", "alone_b": f"marginalize {name_b} alone",
@@ -426,7 +467,7 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
         for key, X, motif, pos in (("alone_a", backgrounds, sa, pa), ("alone_b", backgrounds, sb, pb),
                                    ("given", with_a, sb, pb), ("far", with_a, sw, pw), ("flip", with_a, so, po)):
             before, after = marginalize(model, X, motif, start=pos, device="cpu", verbose=False)
-            diffs[key].append((after - before)[:, 0].double())
+            diffs[key].append((after - before)[:, task].double())
 
     rows = []
     for key, blocks in diffs.items():
@@ -451,7 +492,7 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
                 X = positives[torch.tensor(group["sequence"].tolist())]
                 before, after = ablate(model, X, int(start), int(end), n=n_shuffles, random_state=random_state,
                                        device="cpu", verbose=False)
-                diffs.append((after[..., 0].mean(1) - before[:, 0]).reshape(-1))
+                diffs.append((after[..., task].mean(1) - before[:, task]).reshape(-1))
             if diffs:
                 diff = torch.cat(diffs)
                 rows.append({"experiment": f"ablate called {name} instance in positives",

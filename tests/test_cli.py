@@ -793,3 +793,52 @@ def test_flags_that_would_be_ignored_or_misread_are_refused(dataset, trained, tm
                  "--offset", "500", "-o", str(tmp_path / "v.tsv")]) == 2
     assert "offset (--offset, offset=) 500 is outside the 100-bp window: give 0 to 99" in capsys.readouterr().err
     assert not (tmp_path / "d").exists() and not (tmp_path / "v.tsv").exists()
+
+
+def test_design_and_instances_of_a_chosen_task(dataset, trained, tmp_path, capsys):
+    """--task: design scores the model's task named (or indexed) and shuffles that task's negatives; instances
+    --positives calls that task's positives; a task the model lacks, a data without it, or --task without
+    --positives is one line."""
+    from argminn_plugin import ARGMINN
+    from argminn_plugin.interpret import read_annotation
+    from argminn_plugin.train import save_model
+
+    torch.manual_seed(0)
+    two = ARGMINN(load_model(str(trained / "model.pt")).config.replace(n_tasks=2, task_names=["label", "always"]))
+    model = str(tmp_path / "two.pt")
+    save_model(two, model)
+    bed = pd.read_csv(dataset / "peaks.bed", sep="\t")
+    bed.columns = ["#chrom", *bed.columns[1:]]
+    bed.assign(always=1).to_csv(tmp_path / "two.bed", sep="\t", index=False)
+    motifs, inst = tmp_path / "motifs", tmp_path / "inst"
+    assert main(["motifs", "--model", model, "--out", str(motifs)]) == 0
+    annotation, active = read_annotation(str(motifs))
+    inst.mkdir()
+    (inst / "syntax.tsv").write_text("motif_a\tmotif_b\tspacing\torientation\n"
+                                     f"{annotation[active[0]]['name']}\t{annotation[active[1]]['name']}\t15\tsame\n")
+    splits = json.loads((dataset / "simulation.json").read_text())["splits"]
+    design = ["design", "--model", model, "--motifs", str(motifs), "--instances", str(inst), "--fasta",
+              str(dataset / "genome.fa"), "--bed", str(tmp_path / "two.bed"), "--valid-chroms", splits["valid"],
+              "--test-chroms", splits["test"], "--n-backgrounds", "3", "--n-greedy", "0", "--start-step", "20"]
+    capsys.readouterr()
+    for task in ("always", "1"):
+        assert main([*design, "--out", str(tmp_path / "d"), "--task", task]) == 2
+        assert capsys.readouterr().err == (f"argminn: error: {tmp_path / 'two.bed'}: no negatives (label 0 of task "
+                                           "'always') in the test split, the backgrounds of the design; choose "
+                                           "another --split or --task\n")
+    assert main([*design, "--out", str(tmp_path / "d"), "--task", "nope"]) == 2
+    assert "task 'nope': the model's tasks are 'label', 'always' (a name, or an index from 0" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+    assert main([*design, "--out", str(tmp_path / "d")]) == 0  # the first task, 'label', named in both tables
+    for name in ("design.tsv", "effects.tsv"):
+        assert set(pd.read_csv(tmp_path / "d" / name, sep="\t")["task"]) == {"label"}
+    # instances --positives of a task: the dataset names 'label' only
+    run = ["instances", "--model", model, "--motifs", str(motifs), "--data", str(dataset)]
+    assert main([*run, "--out", str(tmp_path / "i"), "--task", "label"]) == 2
+    assert "--task chooses whose positives --positives calls: give it with --positives" in capsys.readouterr().err
+    assert main([*run, "--out", str(tmp_path / "i"), "--positives", "--task", "always"]) == 2
+    assert f"{dataset}: its task(s) 'label' hold no 'always', the model's task 1" in capsys.readouterr().err
+    assert main([*run, "--out", str(tmp_path / "i"), "--positives", "--task", "label"]) == 0
+    labels = pd.read_csv(dataset / "peaks.bed", sep="\t")
+    n_pos = int(((labels.iloc[:, 0] == splits["test"]) & (labels["label"] == 1)).sum())
+    assert set(pd.read_csv(tmp_path / "i" / "instances.tsv", sep="\t")["sequence"]) <= set(range(n_pos))

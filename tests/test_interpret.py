@@ -393,6 +393,51 @@ def test_instance_report_refuses_empty_truth_before_writing(default_run, tmp_pat
     assert not (tmp_path / "inst").exists()
 
 
+def test_design_of_a_chosen_task():
+    """A two-task model whose second logit is minus the first: every design function scores the task asked for
+    (by name or index; default the first), so task 1's probabilities are 1 - task 0's and its effects negated."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.design import design_scores, designed_sequences, greedy_design, motif_effects, task_index
+    from conftest import random_onehot
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=60, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4, n_tasks=2,
+                                task_names=["up", "down"])).eval()
+    with torch.no_grad():
+        model.head.weight[1] = -model.head.weight[0]
+        model.head.bias[1] = -model.head.bias[0]
+    assert [task_index(model, t) for t in (None, 0, 1, "up", "down")] == [0, 0, 1, 0, 1]
+    for bad in ("sideways", 2, -1, True, "1"):
+        with pytest.raises(ArgminnError, match=re.escape(f"task {bad!r}: the model's tasks are 'up', 'down' (a "
+                                                         "name, or an index from 0 to 1)")):
+            task_index(model, bad)
+    X = random_onehot(4, 60, seed=2)
+    a, b = ("TGGACTTTG", 0), ("TGTTTAC", 0)
+    first = design_scores(model, X, a, b, 12, "same", starts=[5, 20]).set_index("design")
+    assert first.equals(design_scores(model, X, a, b, 12, "same", starts=[5, 20], task="up").set_index("design"))
+    down = design_scores(model, X, a, b, 12, "same", starts=[5, 20], task="down").set_index("design")
+    assert down.equals(design_scores(model, X, a, b, 12, "same", starts=[5, 20], task=1).set_index("design"))
+    assert np.allclose(down["mean"], 1 - first["mean"], atol=1e-6) and not np.allclose(down["mean"], first["mean"])
+    assert np.allclose(designed_sequences(model, X, a, b, 12, "same", starts=[5], task=1)["probability"],
+                       1 - designed_sequences(model, X, a, b, 12, "same", starts=[5])["probability"], atol=1e-6)
+    effects = [motif_effects(model, X, {"A": a, "B": b}, 12, "same", starts=[5, 20], task=t).set_index("experiment")
+               for t in (0, "down")]
+    assert np.allclose(effects[1]["mean_logit_effect"], -effects[0]["mean_logit_effect"], atol=1e-5)
+    assert effects[0]["mean_logit_effect"].abs().max() > 1e-4  # not all zero: the sign tells the task
+    # greedy design of a task: what it designs for a one-task model of that task's head alone (and the two differ)
+    designed = []
+    for task, row in ((None, 0), ("down", 1)):
+        one = ARGMINN(model.config.replace(n_tasks=1, task_names=[model.config.names[row]])).eval()
+        state = model.state_dict()
+        one.load_state_dict({**state, "head.weight": state["head.weight"][row:row + 1],
+                             "head.bias": state["head.bias"][row:row + 1]})
+        designed.append(greedy_design(model, X[:2], [a[0], b[0]], task=task))
+        assert torch.equal(designed[-1], greedy_design(one, X[:2], [a[0], b[0]]))
+    assert not torch.equal(*designed)
+    assert not model.training  # greedy design leaves the model in its own (eval) mode
+
+
 def test_motif_extraction_and_design_check_their_inputs():
     """extract_motifs takes tangermeme's int8 one-hot and a float64 model, and names an empty or misshapen
     input; the design functions name an orientation or spacing they do not know instead of guessing."""
