@@ -353,18 +353,18 @@ def check_intervals(bed, fasta, length, path="BED", skip_option="--skip-outside"
                        f"past the chromosome ({chrom} is {sizes[chrom]} bp; {skip_option} leaves such lines out)")
 
 
-def skip_outside(bed, fasta, length, path="BED"):
+def skip_outside(bed, fasta, length, path="BED", what="interval"):
     """The rows of ``bed`` whose centred window lies on a chromosome of the FASTA, inside its ends (what
     tangermeme's and bpnet-lite's loaders keep); how many were left out is printed to stderr, naming the
-    first one's line."""
+    first one's line (``what``: what a row is, in the messages)."""
     import sys
 
     outside = _outside(bed, fasta, length)[3]
     if not outside.any():
         return bed
     if outside.all():
-        raise ArgminnError(f"{path}: no interval's {length}-bp window lies inside a chromosome of the FASTA")
-    print(f"{path}: left out {int(outside.sum())} of {len(bed)} interval(s) whose {length}-bp window is not "
+        raise ArgminnError(f"{path}: no {what}'s {length}-bp window lies inside a chromosome of the FASTA")
+    print(f"{path}: left out {int(outside.sum())} of {len(bed)} {what}(s) whose {length}-bp window is not "
           f"inside a chromosome of the FASTA (the first: line {bed['line'].to_numpy()[outside][0]})",
           file=sys.stderr)
     return bed[~outside].reset_index(drop=True)

@@ -165,7 +165,7 @@ def variants_inside(variants, fasta_path, length, path="variants", offset=None):
 
     offset = _offset(length, offset)
     kept = skip_outside(_loci(variants, length, offset).reset_index(drop=True), open_fasta(fasta_path), length,
-                        path)
+                        path, what="variant")
     return variants[variants["line"].isin(set(kept["line"]))]
 
 

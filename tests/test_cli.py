@@ -428,8 +428,12 @@ def test_variants_command(dataset, trained, tmp_path, capsys):
     assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other"]) == 2
     assert "line 5: the 100-bp window chr3:-41-59 centred here runs past the chromosome" in capsys.readouterr().err
     assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other", "--skip-outside"]) == 0
-    assert "left out 1 of 4 interval(s)" in capsys.readouterr().err
+    assert "left out 1 of 4 variant(s) whose 100-bp window" in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "e4.tsv", sep="\t").equals(table)
+    edge = tmp_path / "edge.vcf"
+    edge.write_text(vcf.read_text().splitlines()[0] + "\n" + vcf.read_text().splitlines()[-1] + "\n")
+    assert main([*run[:-1], str(edge), "-o", str(tmp_path / "e5.tsv"), "--skip-outside"]) == 2
+    assert f"{edge}: no variant's 100-bp window lies inside a chromosome" in capsys.readouterr().err
     assert table.loc[0, "label_ref"] == table.loc[2, "label_ref"] != table.loc[0, "label_alt"]
 
 
