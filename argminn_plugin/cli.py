@@ -312,25 +312,30 @@ def cmd_instances(args):
 
 
 def _task(model, text):
-    """--task (a task name of the model, or its index) as design.task_index reads it: the output column."""
+    """--task (a task name of the model, or its index; a name first) as design.task_index reads it: the output
+    column."""
     from .design import task_index
 
-    if text is not None and text not in model.config.names and text.isdigit():
+    if text is not None and text not in model.config.names and text.isdecimal():
         text = int(text)
     return task_index(model, text)
 
 
 def _label_column(model, task, names, where):
-    """The data's label column (of ``names``) for the model's output ``task``: the one of the same name, else,
-    with as many tasks as the model (e.g. a BED without a header), the same position."""
+    """The data's label column (of ``names``) for the model's output ``task``: the one of the same name; where
+    the data names none of the model's tasks (a BED without a header, --peaks named after its file), its only
+    column, or the same position where the two have as many tasks. Else a one-line refusal."""
     name = model.config.names[task]
     if name in names:
         return names.index(name)
-    if len(names) == model.config.n_tasks:
-        return task
+    if not set(names) & set(model.config.names):
+        if len(names) == 1:
+            return 0
+        if len(names) == model.config.n_tasks:
+            return task
     raise ArgminnError(f"{where}: its task(s) {', '.join(map(repr, names))} hold no {name!r}, the model's task "
-                       f"{task}, and are not as many as the model's ({model.config.n_tasks}); give the data the "
-                       "model was trained on")
+                       f"{task} (--task; the model's: {', '.join(map(repr, model.config.names))}); give data "
+                       "with a label column of that name")
 
 
 def cmd_design(args):
@@ -549,7 +554,7 @@ def build_parser():
                                                                         "with --fasta every interval is called)")
     p.add_argument("--positives", action="store_true", help="with --data: only the positive sequences")
     p.add_argument("--task", help="with --positives: the task whose positives (a task name of the model, or its "
-                                  "index; default the first)")
+                                  "index where no task has that name; default the first)")
     p.add_argument("--head-weights", choices=HEAD_WEIGHTS, default="motifs", help=HEAD_WEIGHTS_HELP)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
@@ -566,8 +571,8 @@ def build_parser():
     p.add_argument("--split", choices=["train", "valid", "test"], default="test",
                    help="negatives of this split are shuffled into backgrounds")
     p.add_argument("--task", help="the task whose probability is designed for and scored, and whose negatives "
-                                  "and positives are read (a task name of the model, or its index; default the "
-                                  "first)")
+                                  "and positives are read (a task name of the model, or its index where no task "
+                                  "has that name; default the first)")
     p.add_argument("--n-backgrounds", type=_positive_int, default=100)
     p.add_argument("--n-greedy", type=_non_negative_int, default=4,
                    help="backgrounds designed by tangermeme greedy substitution (0: none)")

@@ -72,19 +72,20 @@ def column_labels(model_dir):
     return [str(label) for label in spec] if isinstance(spec, list) else None
 
 
-def _label_order(model_dir, names, bed_path):
+def _label_order(model_dir, names, bed_path, named=True):
     """Which prediction column holds each of the BED's task columns: by name where the model names its outputs
-    (model.yaml column_labels) and the BED's header names its tasks (a subset, in any order); None (by position)
-    where either names none, the two agree, or no BED name is among the model's (another naming altogether,
-    as for a Kipoi model trained elsewhere; said on stderr unless the BED has no header)."""
+    (model.yaml column_labels) and the BED's header names its tasks (``named``; a subset, in any order); None
+    (by position) where either names none, the two agree, or no BED name is among the model's (another naming
+    altogether, as for a Kipoi model trained elsewhere; said on stderr)."""
+    if not named:  # a BED without a header: its names (task0, task1, ...) are read_bed's, not the user's
+        return None
     labels = column_labels(model_dir)
     if labels is None or labels == names:
         return None
     missing = [n for n in names if n not in labels]
     if len(missing) == len(names):
-        if names != [f"task{i}" for i in range(len(names))]:  # not the names read_bed gives a BED without a header
-            print(f"compare-kipoi: no task column of {bed_path} is among {model_dir}'s outputs by name; paired by "
-                  "position", file=sys.stderr)
+        print(f"compare-kipoi: no task column of {bed_path} is among {model_dir}'s outputs by name; paired by "
+              "position", file=sys.stderr)
         return None
     if missing:
         shown = ", ".join(map(repr, labels[:10])) + (f", ... ({len(labels)} in all)" if len(labels) > 10 else "")
@@ -119,7 +120,8 @@ def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
         model_yaml(model_dir)
     bed, names = read_bed(bed_path, label_columns=True)
     y = bed[names].to_numpy()
-    orders = [_label_order(model_dir, names, bed_path) for model_dir in model_dirs]  # before any model runs
+    orders = [_label_order(model_dir, names, bed_path, bed.attrs["named_tasks"])
+              for model_dir in model_dirs]  # before any model runs
     n_labelled = [None if order is None else len(column_labels(model_dir))
                   for order, model_dir in zip(orders, model_dirs)]
     for model_dir in model_dirs:

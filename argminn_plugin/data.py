@@ -291,8 +291,10 @@ def read_bed(path, label_columns=False, summits=False):
                     raise ArgminnError(f"{path}: line {lineno}: label {value!r} is not 0 or 1")
         df = df.rename(columns=dict(zip(label_cols, names)))
         df[names] = df[names].astype(np.float32)
+    named = bool(label_columns and header and len(header) == width)
     if summits:
         df = _centre_on_summits(df, path)
+    df.attrs["named_tasks"] = named  # the task names are the header's (else task0, task1, ...)
     return df, list(names)
 
 

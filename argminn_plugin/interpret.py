@@ -168,7 +168,7 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
                            "(report.json's model_fingerprint differs); run 'argminn motifs' with this model "
                            "first")
     table = _checked_motif_table(read_tsv(path, "motif table", MOTIF_TABLE_COLUMNS, "run 'argminn motifs' again"),
-                                 path)
+                                 path, q_threshold)
     return annotation_from_table(table, q_threshold), active_filters(table) if "active" in table else None
 
 
@@ -176,11 +176,12 @@ def read_annotation(motif_dir, q_threshold=0.05, model=None):
 ACTIVE_WORDS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
 
 
-def _checked_motif_table(table, path):
+def _checked_motif_table(table, path, q_threshold=0.05):
     """A motif table read from ``path``, its cells as :func:`annotation_from_table` and :func:`active_filters`
-    read them: filter, start, end whole numbers; match_offset and match_width whole numbers or blank; best_q a
-    number or blank; active True/False or 1/0 (any case; pandas reads a column with a 0 in it as text, where
-    every word would count as true). A cell that is none of these is an error naming its row and column."""
+    read them: filter, start, end whole numbers; match_offset and match_width whole numbers, blank only on a row
+    without a match (no best_match, or best_q not below ``q_threshold``); best_q a number or blank; active
+    True/False or 1/0 (any case; pandas reads a column with a 0 in it as text, where every word would count as
+    true). A cell that is none of these is an error naming its row and column."""
     table = table.copy()
 
     def refuse(column, row, kind):
@@ -200,6 +201,12 @@ def _checked_motif_table(table, path):
             refuse(column, int(np.flatnonzero(bad.to_numpy())[0]),
                    ("a whole number" if whole else "a number") + (" or blank" if blank_ok else ""))
         table[column] = values
+    matched = table["best_match"].map(lambda v: isinstance(v, str) and bool(v)) & (table["best_q"] < q_threshold)
+    for column in ("match_offset", "match_width"):
+        blank = matched & table[column].isna()
+        if blank.any():
+            refuse(column, int(np.flatnonzero(blank.to_numpy())[0]),
+                   f"a whole number (the row's best_match has q < {q_threshold}, so the motif is aligned to it)")
     if "active" in table:
         words = table["active"].map(lambda v: str(v).strip().lower())
         bad = ~words.isin(list(ACTIVE_WORDS))

@@ -27,7 +27,7 @@ def write_predictions(path, bed, logits, names, force=False):
     """TSV: chrom, start, end (the BED's own, also where windows were centred on summits, then the peak's name
     and the summit used), then per task the probability and the logit."""
     logits = logits.detach().cpu().numpy() if torch.is_tensor(logits) else np.asarray(logits)
-    probs = torch.sigmoid(torch.from_numpy(logits)).numpy()  # no overflow warning for a logit below -88
+    probs = torch.sigmoid(torch.from_numpy(np.ascontiguousarray(logits))).numpy()  # no overflow warning
     with atomic_write(path, "w", force=force) as handle:
         summits = "peak_start" in bed.columns  # a narrowPeak read with summits: its rows may share coordinates
         head = ["chrom", "start", "end"] + (["name", "summit"] if summits else [])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -90,6 +91,9 @@ def test_predict_matches_library(dataset, trained, tmp_path):
         write_predictions(str(tmp_path / "low.tsv"), pd.DataFrame({"chrom": ["c"], "start": [0], "end": [5]}),
                           torch.tensor([[-100.0, 100.0]]), ["a", "b"])
     assert (tmp_path / "low.tsv").read_text().splitlines()[1] == "c\t0\t5\t0\t-100\t1\t100"
+    write_predictions(str(tmp_path / "view.tsv"), pd.DataFrame({"chrom": ["c"], "start": [0], "end": [5]}),
+                      np.array([[100.0, -100.0]], dtype=np.float32)[:, ::-1], ["a", "b"])  # a view (negative stride)
+    assert (tmp_path / "view.tsv").read_text() == (tmp_path / "low.tsv").read_text()
 
 
 def test_motifs_command(dataset, trained, tmp_path, capsys):
@@ -704,6 +708,17 @@ def test_damaged_tables_are_one_line_errors_naming_them(dataset, trained, tmp_pa
         with pytest.raises(ArgminnError, match=re.escape(f"{motifs / 'motifs.tsv'}: row 2 (after the header): "
                                                          f"{column!r} is {shown}, not {kind}")):
             read_annotation(str(motifs))
+    # a blank alignment on a row with a significant match (a blank is only for rows without one)
+    edited = table.astype({"best_match": object, "best_q": float, "match_offset": float})
+    edited.loc[1, ["best_match", "best_q", "match_offset"]] = ["MA0139.2 CTCF", 0.01, np.nan]
+    edited.to_csv(motifs / "motifs.tsv", sep="\t", index=False)
+    with pytest.raises(ArgminnError, match=re.escape(f"{motifs / 'motifs.tsv'}: row 2 (after the header): "
+                                                     "'match_offset' is nan, not a whole number (the row's "
+                                                     "best_match has q < 0.05")):
+        read_annotation(str(motifs))
+    edited.loc[1, "best_q"] = 0.5  # not significant: no alignment needed
+    edited.to_csv(motifs / "motifs.tsv", sep="\t", index=False)
+    read_annotation(str(motifs))
     (motifs / "motifs.tsv").write_bytes(good)
     inst.mkdir()
     design = ["design", "--model", model, "--motifs", str(motifs), "--instances", str(inst), "--data",
@@ -830,8 +845,11 @@ def test_design_and_instances_of_a_chosen_task(dataset, trained, tmp_path, capsy
         assert capsys.readouterr().err == (f"argminn: error: {tmp_path / 'two.bed'}: no negatives (label 0 of task "
                                            "'always') in the test split, the backgrounds of the design; choose "
                                            "another --split or --task\n")
-    assert main([*design, "--out", str(tmp_path / "d"), "--task", "nope"]) == 2
-    assert "task 'nope': the model's tasks are 'label', 'always' (a name, or an index from 0" in capsys.readouterr().err
+    for bad in ("nope", "2", "\u00b2"):  # \u00b2 (superscript two) is a digit to str.isdigit, not a number
+        assert main([*design, "--out", str(tmp_path / "d"), "--task", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("argminn: error: task ") and "the model's tasks are 'label', 'always' (a name, or " \
+            "an index from 0" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "d").exists()
     assert main([*design, "--out", str(tmp_path / "d")]) == 0  # the first task, 'label', named in both tables
     for name in ("design.tsv", "effects.tsv"):
@@ -846,3 +864,21 @@ def test_design_and_instances_of_a_chosen_task(dataset, trained, tmp_path, capsy
     labels = pd.read_csv(dataset / "peaks.bed", sep="\t")
     n_pos = int(((labels.iloc[:, 0] == splits["test"]) & (labels["label"] == 1)).sum())
     assert set(pd.read_csv(tmp_path / "i" / "instances.tsv", sep="\t")["sequence"]) <= set(range(n_pos))
+    # the data's label column of a model task: by name; by position (or the only one) where the data names
+    # none of the model's tasks; else refused (a column named after another of the model's tasks is not taken)
+    from argminn_plugin.cli import _label_column
+    assert [_label_column(two, t, ["always", "label"], "d") for t in (0, 1)] == [1, 0]
+    assert [_label_column(two, t, ["task0", "task1"], "d") for t in (0, 1)] == [0, 1]
+    assert [_label_column(two, t, ["label_peaks"], "d") for t in (0, 1)] == [0, 0]  # --peaks, named after its file
+    for names, t in ((["always", "other"], 0), (["other", "always"], 0), (["a", "b", "c"], 1), (["label"], 1)):
+        with pytest.raises(ArgminnError, match=re.escape(f"d: its task(s) {', '.join(map(repr, names))} hold no "
+                                                         f"{two.config.names[t]!r}, the model's task {t} (--task")):
+            _label_column(two, t, names, "d")
+    # design from --peaks and --negatives (one task, named after the file) on the two-task model, for either task
+    peaks = bed[bed["label"] == 1].iloc[:, :3]
+    peaks.to_csv(tmp_path / "peaks.bed", sep="\t", index=False, header=False)
+    bed[bed["label"] == 0].iloc[:, :3].to_csv(tmp_path / "neg.bed", sep="\t", index=False, header=False)
+    from_peaks = [*design[:design.index("--bed")], "--peaks", str(tmp_path / "peaks.bed"), "--negatives",
+                  str(tmp_path / "neg.bed"), *design[design.index("--bed") + 2:]]
+    assert main([*from_peaks, "--out", str(tmp_path / "dp"), "--task", "always"]) == 0
+    assert set(pd.read_csv(tmp_path / "dp" / "design.tsv", sep="\t")["task"]) == {"always"}

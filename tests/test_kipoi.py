@@ -455,7 +455,7 @@ def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(t
     (model / "model.yaml").write_text('schema:\n  targets:\n    column_labels:\n      - "A"\n      - "B"\n      - "C"\n')
     assert _label_order(str(model), ["C", "A"], "x.bed") == [2, 0]
     assert _label_order(str(model), ["A", "B", "C"], "x.bed") is None
-    assert _label_order(str(model), ["task0", "task1", "task2"], "x.bed") is None  # a BED without a header
+    assert _label_order(str(model), ["task0", "task1", "task2"], "x.bed", named=False) is None  # no header
     assert not capsys.readouterr().err  # ... paired by position without a note
     # a model whose outputs are named task0, task1, ... (trained on a BED without a header): a header naming
     # some of them is paired by name, these two as well as any other two
@@ -463,6 +463,14 @@ def test_compare_reads_kipoi_columns_in_output_order_and_matches_tasks_by_name(t
     assert _label_order(str(model), ["task0", "task1"], "x.bed") == [0, 1]
     assert _label_order(str(model), ["task2", "task0"], "x.bed") == [2, 0]
     assert _label_order(str(model), ["task0", "task1", "task2"], "x.bed") is None
+    # ... and a BED without a header (read_bed names its columns task0, task1, ...) by position, whatever its count
+    assert _label_order(str(model), ["task0"], "x.bed", named=False) is None
+    assert _label_order(str(model), ["task0", "task1", "task2", "task3"], "x.bed", named=False) is None
+    from argminn_plugin.data import read_bed
+    (tmp_path / "bare.bed").write_text("c\t0\t5\t1\t0\n")
+    (tmp_path / "named.bed").write_text("#chrom\tstart\tend\ttask1\ttask0\nc\t0\t5\t1\t0\n")
+    assert [read_bed(str(tmp_path / b), label_columns=True)[0].attrs["named_tasks"]
+            for b in ("bare.bed", "named.bed")] == [False, True]
     (model / "labels.txt").write_text("A\nB\nC\n")  # Kipoi's other form: a file of labels
     (model / "model.yaml").write_text("schema:\n  targets:\n    column_labels: labels.txt\n")
     assert _label_order(str(model), ["B"], "x.bed") == [1]
