@@ -957,6 +957,10 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         def rewrite_history():  # rank 0: a run killed between last.pt and history.json left it an epoch behind
             with atomic_write(os.path.join(out_dir, "history.json"), force=True) as handle:
                 dump_json(history, handle, indent=1)
+            # the metrics of the run as it ended before: written again when this one ends, and until then not
+            # beside a model.pt this run may replace (export-kipoi would publish them with it)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out_dir, "metrics.json"))
 
         _from_rank0(rewrite_history, info)
 

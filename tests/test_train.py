@@ -594,7 +594,10 @@ def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path):
         short, long = TrainConfig(max_epochs=3, **base, **extra), TrainConfig(max_epochs=5, **base, **extra)
         out = tmp_path / f"run{len(extra)}"
         train(CFG, short, data(0), data(1), str(out), verbose=False)
+        (out / "metrics.json").write_text('{"test": {}}')  # what argminn train writes at the end of the first
         resumed, history = train(CFG, long, data(0), data(1), str(out), resume=True, verbose=False)
+        assert not (out / "metrics.json").exists()  # that end's metrics are not left beside this run's model
+        (out / "metrics.json").write_text('{"test": {}}')
         whole, whole_history = train(CFG, long, data(0), data(1), str(tmp_path / f"whole{len(extra)}"),
                                      verbose=False)
         assert [h["val_loss"] for h in history] == [h["val_loss"] for h in whole_history] and len(history) == 5
@@ -602,6 +605,7 @@ def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path):
         assert run_train_config(str(out)) == long
         with pytest.raises(ArgminnError, match="max_epochs 4: the run has trained 5 epochs already"):
             train(CFG, long.replace(max_epochs=4), data(0), data(1), str(out), resume=True, verbose=False)
+        assert (out / "metrics.json").exists()  # a refused resume changes nothing
     stopped = TrainConfig(max_epochs=20, batch_size=16, patience=1, min_delta=10.0)  # stops at epoch 2
     _, history = train(CFG, stopped, data(0), data(1), str(tmp_path / "stopped"), verbose=False)
     assert len(history) == 2
