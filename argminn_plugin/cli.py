@@ -32,7 +32,6 @@ def _sources(args, labelled):
     if args.data:
         given = [flag for flag, v in (("--fasta", args.fasta), ("--bed", args.bed), ("--peaks", peaks),
                                       ("--negatives", negatives), ("--summits", summits),
-                                      ("--skip-outside", getattr(args, "skip_outside", None)),
                                       ("--task-name", getattr(args, "task_name", None)),
                                       ("--valid-chroms", getattr(args, "valid_chroms", None)),
                                       ("--test-chroms", getattr(args, "test_chroms", None))) if v]
@@ -64,13 +63,13 @@ def _labelled_splits(args, length, needed=None):
 
     needed = SPLITS if needed is None else needed
     _sources(args, labelled=True)
+    skip = bool(getattr(args, "skip_outside", False))
     if args.data:
         from .simulate import dataset_meta
 
         splits = dataset_meta(args.data)["splits"]
         return load_splits(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"), length,
-                           [splits["valid"]], [splits["test"]])
-    skip = bool(getattr(args, "skip_outside", False))
+                           [splits["valid"]], [splits["test"]], skip=skip)
     valid, test = args.valid_chroms or DEFAULT_VALID_CHROMS, args.test_chroms or DEFAULT_TEST_CHROMS
     if args.peaks:
         return load_peaks(args.fasta, args.peaks, args.negatives, length, valid, test,
@@ -85,7 +84,7 @@ def _intervals(args, length):
     _sources(args, labelled=False)
     if args.data:
         X, _, bed, _ = load_intervals(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"),
-                                      length)
+                                      length, skip=bool(getattr(args, "skip_outside", False)))
     else:
         X, _, bed, _ = load_intervals(args.fasta, args.peaks or args.bed, length, summits=bool(args.summits),
                                       skip=bool(getattr(args, "skip_outside", False)))

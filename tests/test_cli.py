@@ -796,6 +796,13 @@ def test_flags_that_would_be_ignored_or_misread_are_refused(dataset, trained, tm
         assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "run"), "--quiet", *flags]) == 2
         assert f"drop {flags[0]} or drop --data" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    # --skip-outside with --data: a model wider than the data's first windows trains on the rest
+    wide = ["train", "--data", str(dataset), "--out", str(tmp_path / "wide"), "--quiet", "--train-set", "max_epochs=1",
+            *SMALL_MODEL, "--model-set", "input_length=300"]
+    assert main(wide) == 2
+    assert "centred here runs past the chromosome" in capsys.readouterr().err and not (tmp_path / "wide").exists()
+    assert main([*wide, "--skip-outside"]) == 0
+    assert re.search(r"peaks\.bed: left out \d+ of \d+ interval\(s\) whose 300-bp window", capsys.readouterr().err)
     assert main(["motifs", "--model", model, "--out", str(tmp_path / "m"), "--skip-outside"]) == 2
     assert "give --data DIR, or --fasta with --bed" in capsys.readouterr().err and not (tmp_path / "m").exists()
     with pytest.raises(SystemExit) as stop:
