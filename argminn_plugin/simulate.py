@@ -60,6 +60,9 @@ class SimulationConfig(_Config):
         self._check_types()
         if len(self.motif_ids) != 2:
             raise ArgminnError("SimulationConfig: 'motif_ids' must name exactly two JASPAR motifs (A then B)")
+        if self.motif_ids[0] == self.motif_ids[1]:  # a 'wrong' spacing of -spacing would then follow the rule
+            raise ArgminnError(f"SimulationConfig: 'motif_ids' names {self.motif_ids[0]} twice; the rule pairs two "
+                               "different motifs")
         if len(self.negative_mix) != 4 or min(self.negative_mix) < 0 or sum(self.negative_mix) <= 0:
             raise ArgminnError("SimulationConfig: 'negative_mix' needs 4 non-negative weights "
                                "(empty, A only, B only, wrong syntax)")
@@ -118,7 +121,11 @@ def jaspar_motif(motif_id, release="JASPAR2024"):
     """(name, (4, w) probability matrix) for a JASPAR ID, read offline by pyjaspar."""
     from .motifs import open_jaspar
 
-    motif = open_jaspar(release).fetch_motif_by_id(motif_id)
+    import warnings
+
+    with warnings.catch_warnings():  # pyjaspar warns of an unknown ID before returning None: one line below
+        warnings.simplefilter("ignore")
+        motif = open_jaspar(release).fetch_motif_by_id(motif_id)
     if motif is None:
         raise ArgminnError(f"JASPAR ID {motif_id!r} is not in {release} (use an ID such as MA0035.5)")
     counts = np.array([motif.counts[b] for b in "ACGT"], dtype=np.float64)

@@ -142,6 +142,16 @@ def test_bad_simulation_config():
         SimulationConfig.from_dict({"motifs": ["x"]})
     with pytest.raises(ArgminnError, match="exactly two"):
         SimulationConfig(motif_ids=("MA0114.5",))
+    with pytest.raises(ArgminnError, match="'motif_ids' names MA0047.4 twice; the rule pairs two different motifs"):
+        SimulationConfig(motif_ids=("MA0047.4", "MA0047.4"))
+    # an ID the offline database lacks: one error, no warning from pyjaspar on the way
+    import warnings
+
+    from argminn_plugin.simulate import jaspar_motif
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ArgminnError, match="JASPAR ID 'MA9999.1' is not in JASPAR2024"):
+            jaspar_motif("MA9999.1")
     with pytest.raises(ArgminnError, match="'spacer' .* must be >= 0, got -10"):
         SimulationConfig(spacer=-10)
     with pytest.raises(ArgminnError, match="'wrong_spacing_margin' must be >= 1"):
