@@ -425,6 +425,20 @@ def _file_stem(path):
 SPLITS = ("train", "valid", "test")
 
 
+def _refuse_shared_windows(peaks, peaks_path, negatives, negatives_path, length):
+    """A negative whose window is a peak's window would be one sequence labelled 1 and 0: refused, naming both
+    lines (a mix-up of the files; bpnet negatives never gives one)."""
+    windows = {}
+    for chrom, start, line in zip(peaks["chrom"], centred_windows(peaks, length)[0], peaks["line"]):
+        windows.setdefault((chrom, int(start)), int(line))
+    for chrom, start, line in zip(negatives["chrom"], centred_windows(negatives, length)[0], negatives["line"]):
+        if (chrom, int(start)) in windows:
+            raise ArgminnError(f"{negatives_path}: line {line}: its {length}-bp window {chrom}:{start}-"
+                               f"{start + length} is also the window of {peaks_path} line "
+                               f"{windows[chrom, int(start)]}, so one sequence would be labelled both 1 and 0; "
+                               "remove it from one of the files")
+
+
 def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, test_chroms, summits=False,
                task_name=None, skip=False, needed=SPLITS):
     """Peaks + negatives (bpnet-lite's two BED files) + FASTA -> one-task labelled splits, as ``load_splits``.
@@ -445,6 +459,7 @@ def load_peaks(fasta_path, peaks_path, negatives_path, length, valid_chroms, tes
     fasta = open_fasta(fasta_path)
     peaks, negatives = usable_intervals(fasta, fasta_path, [(peaks, peaks_path), (negatives, negatives_path)],
                                         length, skip)
+    _refuse_shared_windows(peaks, peaks_path, negatives, negatives_path, length)
     X = _extract(fasta, [(peaks, peaks_path), (negatives, negatives_path)], length)
     name = task_name or _file_stem(peaks_path) or "peak"
     if name in columns:  # a file named start.bed

@@ -230,6 +230,12 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
         # in predict's output
         with pytest.raises(ArgminnError, match=re.escape(f"task name {taken!r} (--task-name) is taken")):
             load_peaks(fasta, peaks, negatives, 8, ["chrB"], [], summits=True, task_name=taken)
+    # a negative on a peak's window (here the first peak's summit window, chrA:10-18) would be labelled 1 and 0
+    shared = write(tmp_path / "shared.bed", "chrA\t40\t50\nchrB\t20\t30\nchrA\t10\t18\n")
+    with pytest.raises(ArgminnError, match=re.escape(f"{shared}: line 3: its 8-bp window chrA:10-18 is also the "
+                                                     f"window of {peaks} line 1, so one sequence would be labelled "
+                                                     "both 1 and 0")):
+        load_peaks(fasta, peaks, shared, 8, ["chrB"], [], summits=True)
     # each file's errors name that file and its line
     bad_negatives = write(tmp_path / "badneg.bed", "chrA\t40\t50\nchrQ\t0\t10\n")
     with pytest.raises(ArgminnError, match="badneg.bed: line 2: chromosome 'chrQ' is not in the FASTA"):
