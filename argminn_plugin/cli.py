@@ -708,6 +708,14 @@ def one_line_errors(prog):
             exc = f"{exc.filename}: exists and is a file; an output directory is needed there"
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (MemoryError, RuntimeError) as exc:  # torch's allocators raise RuntimeErrors (CUDA's a subclass)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, MemoryError) and not any(k in text for k in ("can't allocate memory",
+                                                                               "out of memory")):
+            raise
+        print(f"{prog}: error: out of memory ({text}); a smaller model (--model-set), batch (--batch-size, "
+              "--train-set batch_size=...) or input is needed", file=sys.stderr)
+        raise SystemExit(2) from None
     except (KeyboardInterrupt, Terminated, SystemError) as exc:
         # SystemError: a Ctrl-C or SIGTERM inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped
         found = _interrupted(exc)

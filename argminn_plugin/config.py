@@ -152,6 +152,9 @@ class _ModelConfigBase(_Config):
                                f"but 'n_tasks' is {self.n_tasks}")
 
 
+MAX_INPUT_LENGTH = 2 ** 31 - 1  # beyond it window coordinates overflow before any memory runs out
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_ModelConfigBase):
     """Architecture of an ARGMINN model."""
@@ -195,6 +198,9 @@ class ModelConfig(_ModelConfigBase):
             raise ArgminnError(f"ModelConfig: 'memory_seed' must be in [0, 2**63), got {self.memory_seed}")
         if self.pos_enc_min_period <= 0 or self.pos_enc_max_period < 0:
             raise ArgminnError("ModelConfig: 'pos_enc_min_period' must be > 0 and 'pos_enc_max_period' >= 0")
+        if self.input_length > MAX_INPUT_LENGTH:
+            raise ArgminnError(f"ModelConfig: 'input_length' must be at most {MAX_INPUT_LENGTH} bp, got "
+                               f"{self.input_length}")
         if self.filter_width > self.input_length:
             raise ArgminnError(
                 f"ModelConfig: 'filter_width' ({self.filter_width}) exceeds 'input_length' ({self.input_length})")

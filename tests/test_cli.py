@@ -441,6 +441,18 @@ def test_variants_command(dataset, trained, tmp_path, capsys):
     assert table.loc[0, "label_ref"] == table.loc[2, "label_ref"] != table.loc[0, "label_alt"]
 
 
+def test_sizes_beyond_the_machine_are_one_line(dataset, tmp_path, capsys):
+    """A model too large to allocate, or an input length past any coordinate: one line each, not a traceback."""
+    run = ["train", "--data", str(dataset), "--quiet", "--model-set"]
+    assert main([*run, "n_filters=1000000000000", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("argminn: error: out of memory (") and "can't allocate memory" in err \
+        and "a smaller model (--model-set), batch" in err and len(err.splitlines()) == 1, err
+    assert main([*run, f"input_length={2 ** 70}", "--out", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err == ("argminn: error: ModelConfig: 'input_length' must be at most 2147483647 bp, "
+                                       f"got {2 ** 70}\n")
+
+
 def test_config_file_errors(dataset, tmp_path, capsys):
     bad_json = tmp_path / "model.json"
     bad_json.write_text('{\n  "n_filters": 8,\n  "filter_width": 10,,\n}\n')
