@@ -443,6 +443,64 @@ def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=Non
         raise ArgminnError(f"{run_dir}: trained with another model config; use another --out or delete that folder")
 
 
+# What every method's result.json holds (read back by the report, its table, targets and figure)
+RESULT_KEYS = ("auroc", "auprc", "recovered", "redundancy", "extraneous", "all_recovered", "all_redundancy_one",
+               "coverage_at_n")
+
+
+def read_result(path):
+    """A finished run's result.json, refused in one line (naming it) where it is not one this benchmark wrote."""
+    result = read_json_object(path, "benchmark result")
+    missing = [k for k in RESULT_KEYS if k not in result]
+    if missing:
+        raise ArgminnError(f"{path}: not a readable benchmark result (no {', '.join(map(repr, missing))}); delete "
+                           "it to run that method again")
+    return result
+
+
+def read_dataset_summary(data_dir):
+    """A benchmark dataset's simulation.json (its name, seed and window length), refused in one line where it is
+    not one write_benchmark wrote."""
+    path = os.path.join(data_dir, "simulation.json")
+    summary = read_json_object(path, "benchmark dataset description")
+    length = summary.get("length")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ArgminnError(f"{path}: not a readable benchmark dataset description (no window 'length'); delete "
+                           "that dataset's folder to draw it again")
+    return summary
+
+
+def check_setting(out, report):
+    """Refuse, before any data is drawn, an ``out`` whose discovery.json holds another setting (mode, data or
+    training seed, ARGMINN's variant) than ``report``'s: its datasets would mix seeds and the report be
+    replaced."""
+    path = os.path.join(out, "discovery.json")
+    if not os.path.exists(path):
+        return
+    earlier = read_json_object(path, "discovery report")
+    differ = [f"{k} {earlier.get(k)!r} there, {report.get(k)!r} here"
+              for k in ("mode", "seed", "train_seed", "argminn_set") if earlier.get(k) != report.get(k)]
+    if differ:
+        raise ArgminnError(f"{out}: holds the results of another setting ({'; '.join(differ)}); use another --out")
+
+
+@contextlib.contextmanager
+def _report_lock(out):
+    """Hold ``out``'s report lock (POSIX ``flock``) while its discovery.json is read, merged and written, so two
+    runs of other datasets into one ``out`` at once both land in it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): runs into one --out are then made one after the other
+        yield
+        return
+    with open(os.path.join(out, ".discovery.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def check_data(data_dir, summary, data, name, mode, seed):
     """A kept data folder is reused only if this run would have written the same one (dataset, seed, sizes)."""
     sizes = {split: len(data[split][1]) for split in ("train", "valid", "test")}
@@ -472,7 +530,7 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True,
     data_dir = os.path.join(out, name, "data")
     if not os.path.exists(os.path.join(data_dir, "simulation.json")):
         write_benchmark(data_dir, name, seed=seed, force=True, **SIZES[mode])
-    summary = json.load(open(os.path.join(data_dir, "simulation.json")))
+    summary = read_dataset_summary(data_dir)
     length = summary["length"]
     data, _ = load_splits(os.path.join(data_dir, "genome.fa"), os.path.join(data_dir, "peaks.bed"), length,
                           ["chr2"], ["chr3"])
@@ -487,8 +545,7 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True,
         earlier = None
         if os.path.exists(done):
             check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set, rescore)
-            with open(done) as handle:
-                earlier = results[method] = json.load(handle)
+            earlier = results[method] = read_result(done)
         if earlier is None or rescore:
             os.makedirs(run_dir, exist_ok=True)
             results[method] = run_method(method, data, truth, grammar, length, run_dir, mode, train_seed, threads,
@@ -597,6 +654,9 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     methods = [m for m in METHODS if m in methods]  # in METHODS' order: MoDISco explains the CNN trained before it
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
+    setting = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
+               "argminn_set": argminn_set or None}
+    check_setting(out, setting)
     database = jaspar_database()
     results = {}
     t0 = time.time()
@@ -607,17 +667,19 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     report = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
               "threads": threads, "seconds": round(time.time() - t0, 1),
               **({"argminn_set": argminn_set} if argminn_set else {}), "results": results}
-    results = report["results"] = _with_earlier_results(out, report)
-    if all(set(METHODS) <= set(by_method) for by_method in results.values()):
-        report["targets"] = {k: {"met": met, "datasets": where, "detail": detail}
-                             for k, (met, where, detail) in targets(results).items()}
-    print(table_text(results))
-    for k, v in report.get("targets", {}).items():
-        print(f"target: {k}: {'MET' if v['met'] else 'NOT MET'} ({v['detail']})")
-    with output_set(out, ["discovery.json", "discovery.png"], force=True) as stage:  # the table and its figure
-        with atomic_write(stage["discovery.json"], force=True) as handle:
-            json.dump(report, handle, indent=1)
-        plot(results, stage["discovery.png"])
+    with _report_lock(out):  # another run into this --out may be merging its datasets too
+        check_setting(out, setting)  # (one of another setting may have begun after this one's check)
+        results = report["results"] = _with_earlier_results(out, report)
+        if all(set(METHODS) <= set(by_method) for by_method in results.values()):
+            report["targets"] = {k: {"met": met, "datasets": where, "detail": detail}
+                                 for k, (met, where, detail) in targets(results).items()}
+        print(table_text(results))
+        for k, v in report.get("targets", {}).items():
+            print(f"target: {k}: {'MET' if v['met'] else 'NOT MET'} ({v['detail']})")
+        with output_set(out, ["discovery.json", "discovery.png"], force=True) as stage:  # the table and its figure
+            with atomic_write(stage["discovery.json"], force=True) as handle:
+                json.dump(report, handle, indent=1)
+            plot(results, stage["discovery.png"])
     print(f"wrote {os.path.join(out, 'discovery.json')} and discovery.png ({report['seconds']} s)")
     return report
 

@@ -36,6 +36,7 @@ from argminn_plugin.train import evaluate, load_model
 
 from . import one_line_errors
 from .datasets import GRAMMARS
+from .discovery import read_dataset_summary
 
 TRAINED = ("ARGMINN", "CNN", "ExplaiNN")
 # What a pair's label says beyond its two motifs, per dataset (default "motifs": nothing)
@@ -105,7 +106,7 @@ def dataset_errors(out, name, sensitivity=0.95, bin_width=5, split="test"):
     data_dir = os.path.join(out, name, "data")
     if not os.path.exists(os.path.join(data_dir, "simulation.json")):
         raise ArgminnError(f"{data_dir}: no benchmark data; run python -m benchmarks.discovery --out {out} first")
-    length = json.load(open(os.path.join(data_dir, "simulation.json")))["length"]
+    length = read_dataset_summary(data_dir)["length"]
     data, _ = load_splits(os.path.join(data_dir, "genome.fa"), os.path.join(data_dir, "peaks.bed"), length,
                           ["chr2"], ["chr3"])
     X, y, bed = data[split]

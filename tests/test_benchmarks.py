@@ -338,16 +338,60 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     with pytest.raises(ArgminnError, match=re.escape(f"overlap_weight={trained_with!r} instead of overlap_weight=0.5")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     monkeypatch.setattr(discovery, "ARGMINN_TRAIN", trained_settings)
-    # ... nor, for a variant run (--argminn-set), one trained with the benchmark's own setting
+    # another setting in this --out (a variant run, another training or data seed, the full sizes) is refused
+    # before any data is drawn, as its report would replace this one's and its datasets mix with these
+    report = (tmp_path / "discovery.json").read_bytes()
+    for kwargs, differ in (({"argminn_set": {"overlap_weight": 0.5}}, "argminn_set None there, {'overlap_weight': "
+                                                                       "0.5} here"),
+                           ({"train_seed": 5}, "train_seed 0 there, 5 here"),
+                           ({"seed": 1, "datasets": ["and_pair"]}, "seed 0 there, 1 here; train_seed 0 there, 1 "
+                                                                   "here"),
+                           ({"smoke": False, "datasets": ["and_pair"]}, "mode 'smoke' there, 'full' here")):
+        with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path}: holds the results of another setting "
+                                                         f"({differ}); use another --out")):
+            discovery.main(str(tmp_path), **{"smoke": True, "datasets": ["single_motif"], "threads": 1, **kwargs})
+    assert not (tmp_path / "and_pair").exists() and (tmp_path / "discovery.json").read_bytes() == report
+    # ... and, without the report, each run folder is still checked: a variant run does not reuse one trained
+    # with the benchmark's own setting, nor a run another training seed, nor data another seed
+    (tmp_path / "discovery.json").rename(tmp_path / "report.json")
     with pytest.raises(ArgminnError, match=re.escape(f"overlap_weight={trained_with!r} instead of overlap_weight=0.5")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1,
                        argminn_set={"overlap_weight": 0.5})
-    # ... nor one trained with another training seed (same data: --train-seed)
     with pytest.raises(ArgminnError, match=re.escape("seed=0 instead of seed=5")):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1, train_seed=5)
-    # ... nor data written with another seed (or at other sizes)
     with pytest.raises(ArgminnError, match="holds dataset 'single_motif', seed 0.*wants 'single_motif', seed 1"):
         discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], seed=1, threads=1)
+    (tmp_path / "report.json").rename(tmp_path / "discovery.json")
+    # a damaged result.json or simulation.json: one line naming it
+    result = tmp_path / "fixed_spacing" / "CNN" / "result.json"
+    kept = result.read_bytes()
+    for content, message in ((kept[:100], "not a readable benchmark result (line "),
+                             (b"[]", "not a readable benchmark result ("),
+                             (b'{"x": 1}', "not a readable benchmark result (no 'auroc', 'auprc'")):
+        result.write_bytes(content)
+        with pytest.raises(ArgminnError, match=re.escape(f"{result}: {message}")):
+            discovery.main(str(tmp_path), smoke=True, datasets=["fixed_spacing"], methods=["CNN"], threads=1)
+    result.write_bytes(kept)
+    summary = tmp_path / "fixed_spacing" / "data" / "simulation.json"
+    kept = summary.read_bytes()
+    for content in (b"{", b'{"benchmark": "fixed_spacing"}'):
+        summary.write_bytes(content)
+        with pytest.raises(ArgminnError, match=re.escape(f"{summary}: not a readable benchmark dataset")):
+            discovery.main(str(tmp_path), smoke=True, datasets=["fixed_spacing"], methods=["CNN"], threads=1)
+        with pytest.raises(ArgminnError, match=re.escape(f"{summary}: not a readable benchmark dataset")):
+            errors.main(str(tmp_path), "fixed_spacing")
+    summary.write_bytes(kept)
+    # the report is merged and written under a lock on the --out, so runs of other datasets at once both land
+    import fcntl
+    merge = discovery._with_earlier_results
+
+    def held(out, report):
+        with open(os.path.join(out, ".discovery.lock")) as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process's (open file's) lock would wait
+        return merge(out, report)
+    monkeypatch.setattr(discovery, "_with_earlier_results", held)
+    discovery.main(str(tmp_path), smoke=True, datasets=["fixed_spacing"], methods=["CNN"], threads=1)
+    monkeypatch.setattr(discovery, "_with_earlier_results", merge)
     # a run train refuses to continue: its way out is the benchmark's, not argminn's --force
     run = tmp_path / "single_motif" / "ARGMINN"
     for name in ("result.json", "last.pt"):
@@ -487,7 +531,8 @@ def test_discovery_runs_methods_in_dependency_order(tmp_path, monkeypatch, capsy
             run()
         assert stop.value.code == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"{prog}: error: ") and "holds dataset 'single_motif', seed 0" in err, err
+        assert err.startswith(f"{prog}: error: ") and f"{out}: holds the results of another setting (seed 0 " \
+            "there, 1 here" in err, err
         assert err.count("\n") == 1
     # a negative seed or no threads: argparse's one line, before anything runs
     for argv, message in ((["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
@@ -549,5 +594,9 @@ def test_discovery_variant_run_trains_argminn_with_the_setting_changed(tmp_path,
     discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1,
                    argminn_set={"warmup_candidates": k})
     assert (out / "single_motif" / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp  # reused
+    with pytest.raises(ArgminnError, match=re.escape(f"{out}: holds the results of another setting (argminn_set "
+                                                     f"{{'warmup_candidates': {k}}} there, None here)")):
+        discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
+    (out / "discovery.json").unlink()  # without the report, the run folder's own record refuses it
     with pytest.raises(ArgminnError, match=re.escape(f"warmup_candidates={k} instead of warmup_candidates={k - 1}")):
         discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
