@@ -20,6 +20,24 @@ def test_tutorial_motifs_instances_syntax(tmp_path):
     assert (effects["label_diff"].abs() > 0).all()
 
 
+def test_tutorial_motifs_refuses_other_data_in_its_out(tmp_path):
+    """Data of another simulation in --out (tutorial 2's --quick data) is not read, nor its reports replaced."""
+    import json
+
+    import pytest
+
+    from argminn_plugin.simulate import SimulationConfig
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "simulation.json").write_text(json.dumps({
+        "config": SimulationConfig(n_train=1500, n_valid=300, n_test=300).to_dict(),
+        "splits": {"train": "chr1", "valid": "chr2", "test": "chr3"}}))
+    module = runpy.run_path(os.path.join(ROOT, "tutorials", "01_motifs_instances_syntax.py"))
+    with pytest.raises(SystemExit, match="holds other simulated data than the default this tutorial reads"):
+        module["main"](str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 def test_tutorial_train_from_scratch_quick(tmp_path):
     module = runpy.run_path(os.path.join(ROOT, "tutorials", "02_train_from_scratch.py"))
     metrics, summary = module["main"](str(tmp_path), quick=True)

@@ -25,7 +25,7 @@ from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.interpret import instance_report, variant_instances
 from argminn_plugin.kipoi_support import KipoiModel
 from argminn_plugin.report import motif_report
-from argminn_plugin.simulate import planted_instances, simulate
+from argminn_plugin.simulate import SimulationConfig, dataset_meta, planted_instances, simulate
 from argminn_plugin.variants import read_variants, score_variants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +35,9 @@ def main(out):
     data = os.path.join(out, "data")
     if not os.path.exists(os.path.join(data, "simulation.json")):
         simulate(data)
+    elif dataset_meta(data).get("config") != SimulationConfig().to_dict():  # e.g. tutorial 2's --quick data
+        raise SystemExit(f"{data}: holds other simulated data than the default this tutorial reads; give another "
+                         f"--out, or remove {data}")
     kipoi_dir = os.path.join(ROOT, "kipoi_model")
     wrapper = KipoiModel(os.path.join(kipoi_dir, "config.json"))
     wrapper.load_state_dict(torch.load(os.path.join(kipoi_dir, "weights.pth"), weights_only=True))
