@@ -696,6 +696,13 @@ def sigterm_raises():
             signal.signal(signal.SIGTERM, previous)
 
 
+def _allocator_refused(text):
+    """Whether a RuntimeError's first line is an allocator's refusal (torch on the CPU, CUDA or MPS), not any
+    error that mentions memory (a worker killed 'out of memory?' is another matter)."""
+    return "DefaultCPUAllocator: can't allocate memory" in text or text.startswith(
+        ("CUDA out of memory", "MPS backend out of memory"))
+
+
 @contextlib.contextmanager
 def one_line_errors(prog):
     """How a command ends on a user's mistake or an interruption (``argminn`` and the benchmarks alike): bad
@@ -710,11 +717,10 @@ def one_line_errors(prog):
         raise SystemExit(2) from None
     except (MemoryError, RuntimeError) as exc:  # torch's allocators raise RuntimeErrors (CUDA's a subclass)
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not isinstance(exc, MemoryError) and not any(k in text for k in ("can't allocate memory",
-                                                                               "out of memory")):
+        if not isinstance(exc, MemoryError) and not _allocator_refused(text):
             raise
-        print(f"{prog}: error: out of memory ({text}); a smaller model (--model-set), batch (--batch-size, "
-              "--train-set batch_size=...) or input is needed", file=sys.stderr)
+        print(f"{prog}: error: out of memory ({text}); make the model, the batch or the input smaller",
+              file=sys.stderr)
         raise SystemExit(2) from None
     except (KeyboardInterrupt, Terminated, SystemError) as exc:
         # SystemError: a Ctrl-C or SIGTERM inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped

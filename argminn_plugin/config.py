@@ -134,6 +134,9 @@ class _Config:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
+MAX_INPUT_LENGTH = 2 ** 31 - 1  # far past any chromosome; numpy's window coordinates overflow at 2**63
+
+
 class _ModelConfigBase(_Config):
     """Mixin for model architectures (ARGMINN and the baselines): task names and the shared checks."""
 
@@ -145,14 +148,14 @@ class _ModelConfigBase(_Config):
         for name in names:
             if getattr(self, name) < 1:
                 raise ArgminnError(f"{type(self).__name__}: '{name}' must be >= 1, got {getattr(self, name)}")
+            if name == "input_length" and self.input_length > MAX_INPUT_LENGTH:  # every architecture's
+                raise ArgminnError(f"{type(self).__name__}: 'input_length' must be at most {MAX_INPUT_LENGTH} "
+                                   f"bp, got {self.input_length}")
 
     def _check_task_names(self):
         if self.task_names and len(self.task_names) != self.n_tasks:
             raise ArgminnError(f"{type(self).__name__}: 'task_names' has {len(self.task_names)} names "
                                f"but 'n_tasks' is {self.n_tasks}")
-
-
-MAX_INPUT_LENGTH = 2 ** 31 - 1  # beyond it window coordinates overflow before any memory runs out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,9 +201,6 @@ class ModelConfig(_ModelConfigBase):
             raise ArgminnError(f"ModelConfig: 'memory_seed' must be in [0, 2**63), got {self.memory_seed}")
         if self.pos_enc_min_period <= 0 or self.pos_enc_max_period < 0:
             raise ArgminnError("ModelConfig: 'pos_enc_min_period' must be > 0 and 'pos_enc_max_period' >= 0")
-        if self.input_length > MAX_INPUT_LENGTH:
-            raise ArgminnError(f"ModelConfig: 'input_length' must be at most {MAX_INPUT_LENGTH} bp, got "
-                               f"{self.input_length}")
         if self.filter_width > self.input_length:
             raise ArgminnError(
                 f"ModelConfig: 'filter_width' ({self.filter_width}) exceeds 'input_length' ({self.input_length})")

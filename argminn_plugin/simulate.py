@@ -213,6 +213,9 @@ def simulate(out_dir, config=None, force=False):
     cfg = config or SimulationConfig()
     rng = np.random.default_rng(cfg.seed)
     ppms = [jaspar_motif(m, cfg.jaspar_release) for m in cfg.motif_ids]
+    if ppms[0][1].shape == ppms[1][1].shape and np.array_equal(ppms[0][1], ppms[1][1]):  # 'MA0047' is MA0047.4
+        raise ArgminnError(f"SimulationConfig: 'motif_ids' {cfg.motif_ids[0]} and {cfg.motif_ids[1]} are one "
+                           f"motif ({ppms[0][0]}) in {cfg.jaspar_release}; the rule pairs two different motifs")
     cfg.check_layout(ppms[0][1].shape[1], ppms[1][1].shape[1])  # before anything is written
     summary = {"config": cfg.to_dict(), "motifs": {cfg.motif_ids[k]: ppms[k][0] for k in range(2)},
                "splits": SPLITS, "task_names": ["label"],

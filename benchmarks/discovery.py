@@ -444,8 +444,8 @@ def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=Non
 
 
 # What every method's result.json holds (read back by the report, its table, targets and figure)
-RESULT_KEYS = ("auroc", "auprc", "recovered", "redundancy", "extraneous", "all_recovered", "all_redundancy_one",
-               "coverage_at_n")
+RESULT_KEYS = ("auroc", "auprc", "n_motifs", "recovered", "redundancy", "extraneous", "all_recovered",
+               "all_redundancy_one", "coverage_at_n", "coverage_mean", "train_seconds")
 
 
 def read_result(path):
@@ -470,6 +470,12 @@ def read_dataset_summary(data_dir):
     return summary
 
 
+def _setting_of(report):
+    """A discovery report as its setting is compared: one written before --train-seed existed trained with its
+    data seed."""
+    return {**report, "train_seed": report.get("train_seed", report.get("seed"))}
+
+
 def check_setting(out, report):
     """Refuse, before any data is drawn, an ``out`` whose discovery.json holds another setting (mode, data or
     training seed, ARGMINN's variant) than ``report``'s: its datasets would mix seeds and the report be
@@ -477,7 +483,7 @@ def check_setting(out, report):
     path = os.path.join(out, "discovery.json")
     if not os.path.exists(path):
         return
-    earlier = read_json_object(path, "discovery report")
+    earlier = _setting_of(read_json_object(path, "discovery report"))
     differ = [f"{k} {earlier.get(k)!r} there, {report.get(k)!r} here"
               for k in ("mode", "seed", "train_seed", "argminn_set") if earlier.get(k) != report.get(k)]
     if differ:
@@ -632,7 +638,7 @@ def _with_earlier_results(out, report):
     path = os.path.join(out, "discovery.json")
     merged = {name: dict(by_method) for name, by_method in report["results"].items()}
     if os.path.exists(path):
-        earlier = read_json_object(path, "discovery report")
+        earlier = _setting_of(read_json_object(path, "discovery report"))
         if all(earlier.get(k) == report.get(k) for k in ("mode", "seed", "train_seed", "argminn_set")):
             for name, by_method in (earlier.get("results") or {}).items():
                 for method, result in (by_method or {}).items():

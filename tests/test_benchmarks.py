@@ -351,6 +351,12 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
                                                          f"({differ}); use another --out")):
             discovery.main(str(tmp_path), **{"smoke": True, "datasets": ["single_motif"], "threads": 1, **kwargs})
     assert not (tmp_path / "and_pair").exists() and (tmp_path / "discovery.json").read_bytes() == report
+    # a report written before --train-seed existed trained with its data seed: the same setting
+    old = {k: v for k, v in json.loads(report).items() if k != "train_seed"}
+    (tmp_path / "discovery.json").write_text(json.dumps(old))
+    discovery.check_setting(str(tmp_path), {"mode": "smoke", "seed": 0, "train_seed": 0, "argminn_set": None})
+    assert discovery._with_earlier_results(str(tmp_path), {**old, "train_seed": 0, "results": {}}) == old["results"]
+    (tmp_path / "discovery.json").write_bytes(report)
     # ... and, without the report, each run folder is still checked: a variant run does not reuse one trained
     # with the benchmark's own setting, nor a run another training seed, nor data another seed
     (tmp_path / "discovery.json").rename(tmp_path / "report.json")

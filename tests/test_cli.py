@@ -447,10 +447,17 @@ def test_sizes_beyond_the_machine_are_one_line(dataset, tmp_path, capsys):
     assert main([*run, "n_filters=1000000000000", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("argminn: error: out of memory (") and "can't allocate memory" in err \
-        and "a smaller model (--model-set), batch" in err and len(err.splitlines()) == 1, err
-    assert main([*run, f"input_length={2 ** 70}", "--out", str(tmp_path / "b")]) == 2
-    assert capsys.readouterr().err == ("argminn: error: ModelConfig: 'input_length' must be at most 2147483647 bp, "
-                                       f"got {2 ** 70}\n")
+        and "make the model, the batch or the input smaller" in err and len(err.splitlines()) == 1, err
+    for architecture, config in (("argminn", "ModelConfig"), ("cnn", "CNNConfig"), ("explainn", "ExplaiNNConfig")):
+        assert main([*run, f"input_length={2 ** 70}", "--architecture", architecture,
+                     "--out", str(tmp_path / "b")]) == 2
+        assert capsys.readouterr().err == (f"argminn: error: {config}: 'input_length' must be at most 2147483647 "
+                                           f"bp, got {2 ** 70}\n")
+    # only an allocator's refusal is read as out of memory: another error that mentions it stays a traceback
+    from argminn_plugin.cli import one_line_errors
+    with pytest.raises(RuntimeError, match="killed by SIGKILL"):
+        with one_line_errors("x"):
+            raise RuntimeError("a worker was killed by SIGKILL (out of memory?) without a result")
 
 
 def test_config_file_errors(dataset, tmp_path, capsys):

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -137,13 +138,18 @@ def test_simulate_refuses_to_overwrite(sim):
         simulate(str(out), cfg)
 
 
-def test_bad_simulation_config():
+def test_bad_simulation_config(tmp_path):
     with pytest.raises(ArgminnError, match="unknown key"):
         SimulationConfig.from_dict({"motifs": ["x"]})
     with pytest.raises(ArgminnError, match="exactly two"):
         SimulationConfig(motif_ids=("MA0114.5",))
     with pytest.raises(ArgminnError, match="'motif_ids' names MA0047.4 twice; the rule pairs two different motifs"):
         SimulationConfig(motif_ids=("MA0047.4", "MA0047.4"))
+    for ids in (("MA0047", "MA0047.4"), ("ma0047.4", "MA0047.4")):  # pyjaspar's latest version, any case
+        with pytest.raises(ArgminnError, match=re.escape(f"'motif_ids' {ids[0]} and {ids[1]} are one motif (FOXA2) "
+                                                         "in JASPAR2024")):
+            simulate(str(tmp_path / "same"), SimulationConfig(motif_ids=ids))
+    assert not (tmp_path / "same").exists()
     # an ID the offline database lacks: one error, no warning from pyjaspar on the way
     import warnings
 

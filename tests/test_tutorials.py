@@ -36,6 +36,10 @@ def test_tutorial_motifs_refuses_other_data_in_its_out(tmp_path):
     with pytest.raises(SystemExit, match="holds other simulated data than the default this tutorial reads"):
         module["main"](str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    # the default data written before a config key existed is the default data (the key takes its default)
+    default = SimulationConfig().to_dict()
+    assert module["_default_data"]({k: v for k, v in default.items() if k != "orientation"})
+    assert not module["_default_data"](None) and not module["_default_data"]({"n_train": "many"})
 
 
 def test_tutorial_train_from_scratch_quick(tmp_path):
