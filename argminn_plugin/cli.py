@@ -706,8 +706,8 @@ def _allocator_refused(text):
 @contextlib.contextmanager
 def one_line_errors(prog):
     """How a command ends on a user's mistake or an interruption (``argminn`` and the benchmarks alike): bad
-    input and the file system's refusals (an output path that is a file, no permission, disk full) print
-    ``<prog>: error: ...`` and exit 2; a Ctrl-C or SIGTERM prints one line and exits 130 or 143 (SystemExit)."""
+    input, the file system's refusals (an output path that is a file, no permission, disk full) and an
+    allocator's (out of memory) print ``<prog>: error: ...`` and exit 2; a Ctrl-C or SIGTERM prints one line and exits 130 or 143 (SystemExit)."""
     try:
         yield
     except (ArgminnError, OSError) as exc:

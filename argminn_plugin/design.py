@@ -304,8 +304,8 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu", task=Non
 def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_greedy=4, force=False,
                   random_state=0, positives=None, step=5, head_weights="motifs", task=None):
     """Design by the learned syntax over shuffled backgrounds of X, scored on ``task`` (:func:`task_index`: a
-    name or index; default the first task, named in design.tsv and effects.tsv); writes design.tsv, design_starts.tsv, designs.fa,
-    design.png, effects.tsv.
+    name or index; default the first task, named in design.tsv and effects.tsv); writes design.tsv,
+    design_starts.tsv, designs.fa, design.png, effects.tsv.
 
     syntax: the syntax read-out table (``syntax.tsv``); its top row is the
     rule used. Designs and controls are scored with the pair at every
