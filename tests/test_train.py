@@ -620,6 +620,35 @@ def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path):
         train(CFG, pruned.replace(max_epochs=4), data(0), data(1), str(tmp_path / "pruned"), resume=True)
 
 
+def test_a_kill_during_the_warmup_adoption_leaves_no_main_files_and_resumes_to_the_same_run(tmp_path, monkeypatch):
+    """Killed while the chosen warm-up is copied in (its last.pt being written), the main run has none of model.pt,
+    last.pt, history.json (they are moved in as one set) and no staged file; resumed, the finished candidates are
+    reused and the run ends as one never interrupted."""
+    import argminn_plugin.train as train_module
+
+    tc = TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1,
+                     warmup_candidates=2)
+    whole, whole_history = train(CFG, tc, data(0), data(1), str(tmp_path / "whole"), verbose=False)
+    out, real, killed = tmp_path / "run", train_module.atomic_save_torch, []
+
+    def kill_in_adoption(obj, path, force=False):
+        if os.path.dirname(os.path.abspath(path)) == str(out) and not killed:  # the first write into the main run
+            killed.append(path)
+            raise KeyboardInterrupt
+        return real(obj, path, force=force)
+    monkeypatch.setattr(train_module, "atomic_save_torch", kill_in_adoption)
+    with pytest.raises(KeyboardInterrupt):
+        train(CFG, tc, data(0), data(1), str(out), verbose=False)
+    monkeypatch.setattr(train_module, "atomic_save_torch", real)
+    assert os.path.basename(killed[0]).startswith(".last.pt.")  # the adopted set's staged last.pt
+    assert sorted(p.name for p in out.iterdir()) == ["warmup_candidates", "warmup_candidates.json"]
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "warmup_candidates").rglob("last.pt")}
+    resumed, history = train(CFG, tc, data(0), data(1), str(out), resume=True, verbose=False)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # the candidates were not trained again
+    assert [h["val_loss"] for h in history] == [h["val_loss"] for h in whole_history]
+    assert all(torch.equal(resumed.state_dict()[k], whole.state_dict()[k]) for k in whole.state_dict())
+
+
 def test_epochs_before_the_regularizers_are_on_are_not_printed_as_best(tmp_path, capsys):
     train(CFG, TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=2), data(0), data(1), str(tmp_path))
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
