@@ -620,27 +620,37 @@ def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path):
         train(CFG, pruned.replace(max_epochs=4), data(0), data(1), str(tmp_path / "pruned"), resume=True)
 
 
+def _killed_at_a_save(monkeypatch, kill_at, run):
+    """``run()`` with train's atomic_save_torch raising KeyboardInterrupt (a kill) at the first path ``kill_at``
+    takes; returns the paths it was given, in order, the last the one it was killed at."""
+    import argminn_plugin.train as train_module
+
+    real, paths = train_module.atomic_save_torch, []
+
+    def save(obj, path, force=False):
+        paths.append(path)
+        if kill_at(path):
+            raise KeyboardInterrupt
+        return real(obj, path, force=force)
+    monkeypatch.setattr(train_module, "atomic_save_torch", save)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(train_module, "atomic_save_torch", real)
+    return paths
+
+
 def test_a_kill_during_the_warmup_adoption_leaves_no_main_files_and_resumes_to_the_same_run(tmp_path, monkeypatch):
     """Killed while the chosen warm-up is copied in (its last.pt being written), the main run has none of model.pt,
     last.pt, history.json (they are moved in as one set) and no staged file; resumed, the finished candidates are
     reused and the run ends as one never interrupted."""
-    import argminn_plugin.train as train_module
-
     tc = TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1,
                      warmup_candidates=2)
     whole, whole_history = train(CFG, tc, data(0), data(1), str(tmp_path / "whole"), verbose=False)
-    out, real, killed = tmp_path / "run", train_module.atomic_save_torch, []
-
-    def kill_in_adoption(obj, path, force=False):
-        if os.path.dirname(os.path.abspath(path)) == str(out) and not killed:  # the first write into the main run
-            killed.append(path)
-            raise KeyboardInterrupt
-        return real(obj, path, force=force)
-    monkeypatch.setattr(train_module, "atomic_save_torch", kill_in_adoption)
-    with pytest.raises(KeyboardInterrupt):
-        train(CFG, tc, data(0), data(1), str(out), verbose=False)
-    monkeypatch.setattr(train_module, "atomic_save_torch", real)
-    assert os.path.basename(killed[0]).startswith(".last.pt.")  # the adopted set's staged last.pt
+    out = tmp_path / "run"
+    # killed at the first checkpoint written into the main run
+    saved = _killed_at_a_save(monkeypatch, lambda path: os.path.dirname(os.path.abspath(path)) == str(out),
+                              lambda: train(CFG, tc, data(0), data(1), str(out), verbose=False))
+    assert os.path.basename(saved[-1]).startswith(".last.pt.")  # the adopted set's staged last.pt
     assert sorted(p.name for p in out.iterdir()) == ["warmup_candidates", "warmup_candidates.json"]
     stamps = {p: p.stat().st_mtime_ns for p in (out / "warmup_candidates").rglob("last.pt")}
     resumed, history = train(CFG, tc, data(0), data(1), str(out), resume=True, verbose=False)
@@ -682,22 +692,12 @@ def test_a_kill_while_an_epoch_is_saved_leaves_model_pt_and_last_pt_of_one_epoch
     """model.pt (the best epoch) and last.pt are renamed together: killed while epoch 2's last.pt is written,
     the run keeps epoch 1's model.pt, so a resume that stops at epoch 1 returns epoch 1's model (it returned
     epoch 2's, an epoch the run no longer has)."""
-    import argminn_plugin.train as train_module
-
     tc = TrainConfig(max_epochs=2, batch_size=16)  # both epochs before the regularizers settle: each is kept
     out = tmp_path / "run"
-    real, calls = train_module.atomic_save_torch, []
-
-    def killed_at_the_second(obj, path, force=False):
-        calls.append(os.path.basename(path))
-        if len(calls) == 4:  # epoch 1's model.pt and last.pt, epoch 2's model.pt, then its last.pt
-            raise KeyboardInterrupt
-        return real(obj, path, force=force)
-
-    monkeypatch.setattr(train_module, "atomic_save_torch", killed_at_the_second)
-    with pytest.raises(KeyboardInterrupt):
-        train(CFG, tc, data(0), data(1), str(out), verbose=False)
-    monkeypatch.setattr(train_module, "atomic_save_torch", real)
+    seen = []  # killed at the fourth save: epoch 1's model.pt and last.pt, epoch 2's model.pt, then its last.pt
+    calls = [os.path.basename(path) for path in _killed_at_a_save(
+        monkeypatch, lambda path: seen.append(path) or len(seen) == 4,
+        lambda: train(CFG, tc, data(0), data(1), str(out), verbose=False))]
     assert ["model" if "model" in name else "last" for name in calls] == ["model", "last", "model", "last"]
     assert safe_load_torch(str(out / "last.pt"))["epoch"] == 0
     assert not [name for name in os.listdir(out) if name.endswith(".partial")]
