@@ -61,17 +61,22 @@ def trim(ppm, min_ic=0.3, min_width=4, edge=0, edge_min_ic=0.0):
     need ``max(min_ic, edge_min_ic)`` bits to count as informative. A motif
     with no informative column (:func:`informative_columns`) is returned whole.
     """
+    return _trimmed(ppm, min_ic, min_width, edge, edge_min_ic)[:3]
+
+
+def _trimmed(ppm, min_ic=0.3, min_width=4, edge=0, edge_min_ic=0.0):
+    """:func:`trim`'s (ppm, first, last+1), and whether any column was informative (else the ppm is whole)."""
     ic = information_content(ppm)
     keep = informative_columns(ppm, min_ic, edge, edge_min_ic)
     if keep.size == 0:
-        return ppm, 0, ppm.shape[1]
+        return ppm, 0, ppm.shape[1], False
     lo, hi = int(keep[0]), int(keep[-1]) + 1
     while hi - lo < min(min_width, ppm.shape[1]):
         if lo > 0 and (hi >= ppm.shape[1] or ic[lo - 1] >= ic[hi]):
             lo -= 1
         else:
             hi += 1
-    return ppm[:, lo:hi], lo, hi
+    return ppm[:, lo:hi], lo, hi, True
 
 
 def consensus(ppm):
@@ -191,13 +196,12 @@ def filter_ppms(model, X=None, beta=4.0, min_ic=0.3, flank=None, batch_size=256,
         if f in seqlets:
             # A flank column of n background bases reaches FLANK_CHANCE_IC / n bits by chance 1% of the time
             # (G-test, 3 degrees of freedom): with few seqlets, flanks must beat that to be kept.
-            edge = dict(edge=flank, edge_min_ic=FLANK_CHANCE_IC / n_seqlets[f])
-            ppm, lo, hi = trim(seqlets[f], min_ic, **edge)
-            kept = informative_columns(seqlets[f], min_ic, **edge)
-            out.append((ppm, lo - flank, hi - flank, n_seqlets[f], kept.size > 0))
+            ppm, lo, hi, informative = _trimmed(seqlets[f], min_ic, edge=flank,
+                                                edge_min_ic=FLANK_CHANCE_IC / n_seqlets[f])
+            out.append((ppm, lo - flank, hi - flank, n_seqlets[f], informative))
         else:
-            ppm = weights_to_ppm(weight[f], beta)
-            out.append((*trim(ppm, min_ic), n_seqlets.get(f, 0), informative_columns(ppm, min_ic).size > 0))
+            ppm, lo, hi, informative = _trimmed(weights_to_ppm(weight[f], beta), min_ic)
+            out.append((ppm, lo, hi, n_seqlets.get(f, 0), informative))
     return out
 
 
