@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from .data import check_X, decode, one_hot, whole_number
-from .errors import ArgminnError
+from .errors import ArgminnError, shown
 from .motifs import consensus
 
 COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
@@ -343,9 +343,8 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
         with contextlib.suppress(ValueError):  # a text that is not a whole number is refused below
             spacing = whole_number(spacing)
     if not _whole(spacing) or rule["orientation"] not in ("same", "opposite"):
-        shown = {k: v.item() if isinstance(v, np.generic) else v for k, v in rule.items()}  # 2.5, not np.float64(2.5)
-        raise ArgminnError(f"the syntax read-out's top rule has spacing {shown['spacing']!r} and orientation "
-                           f"{shown['orientation']!r}: a whole number of bp and 'same' or 'opposite' are needed "
+        raise ArgminnError(f"the syntax read-out's top rule has spacing {shown(rule['spacing'])} and orientation "
+                           f"{shown(rule['orientation'])}: a whole number of bp and 'same' or 'opposite' are needed "
                            "(run 'argminn instances' again)")
     spacing = int(spacing)
     task = task_index(model, task)

@@ -18,3 +18,11 @@ class StartAgain(ArgminnError):
     """A refusal to continue the training run in a directory whose way out is a new run there (argminn's
     ``--force``, ``force=True`` in Python) or another output directory. A caller that has no ``--force``
     (the benchmarks) catches it and words that way out its own way."""
+
+
+def shown(value):
+    """``value`` as a message shows it: its repr, a numpy scalar's as that of the Python number it holds (2.5,
+    not np.float64(2.5))."""
+    import numpy as np
+
+    return repr(value.item() if isinstance(value, np.generic) else value)

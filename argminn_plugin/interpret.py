@@ -21,7 +21,7 @@ import torch
 
 from .config import HEAD_WEIGHTS
 from .data import centred_windows, check_X
-from .errors import ArgminnError
+from .errors import ArgminnError, shown
 
 
 def _chosen_filters(model, filters, device):
@@ -185,10 +185,9 @@ def _checked_motif_table(table, path, q_threshold=0.05):
     table = table.copy()
 
     def refuse(column, row, kind):
-        cell = table[column].iloc[row]
-        cell = cell.item() if isinstance(cell, np.generic) else cell  # 2.5, not np.float64(2.5)
-        raise ArgminnError(f"{path}: row {row + 1} (after the header): {column!r} is {cell!r}, not {kind}; write "
-                           "it so, or run 'argminn motifs' again")
+        raise ArgminnError(f"{path}: row {row + 1} (after the header): {column!r} is "
+                           f"{shown(table[column].iloc[row])}, not {kind}; write it so, or run 'argminn motifs' "
+                           "again")
 
     for column, blank_ok, whole in (("filter", False, True), ("start", False, True), ("end", False, True),
                                     ("match_offset", True, True), ("match_width", True, True),
