@@ -409,8 +409,9 @@ def benchmark_way_out(run_dir):
                            f"figures): remove {run_dir} to train this run again, or give another --out]") from None
 
 
-def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None, rescore=False):
-    """A finished result is reused only if it was trained with the model and settings this run would use.
+def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None, rescore=False, *, result):
+    """A finished result (``result``, its result.json as :func:`read_result` reads it) is reused only if it was
+    trained with the model and settings this run would use.
 
     MoDISco's result explains the CNN next to it, so it is checked through that CNN, and must be of that CNN
     (its ``cnn_fingerprint``; a result written before it was recorded is taken as it is) unless ``rescore``,
@@ -418,7 +419,7 @@ def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=Non
     """
     if method == "CNN+DeepLIFT+MoDISco":
         cnn_dir = os.path.join(os.path.dirname(run_dir), "CNN")
-        explained = read_json_object(os.path.join(run_dir, "result.json"), "benchmark result").get("cnn_fingerprint")
+        explained = result.get("cnn_fingerprint")
         if not rescore and explained is not None and \
                 explained != model_fingerprint(load_model(os.path.join(cnn_dir, "model.pt"))):
             raise ArgminnError(f"{run_dir}: explains another CNN than the one in {cnn_dir} (its weights differ); "
@@ -550,8 +551,9 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True,
         done = os.path.join(run_dir, "result.json")
         earlier = None
         if os.path.exists(done):
-            check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set, rescore)
-            earlier = results[method] = read_result(done)
+            finished = read_result(done)
+            check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set, rescore, result=finished)
+            earlier = results[method] = finished
         if earlier is None or rescore:
             os.makedirs(run_dir, exist_ok=True)
             results[method] = run_method(method, data, truth, grammar, length, run_dir, mode, train_seed, threads,
