@@ -16,14 +16,22 @@ import io
 import json
 import math
 import os
+import re
 import secrets
+import shutil
 import signal
 import tempfile
 import threading
+import time
 
 import torch
 
 from .errors import ArgminnError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): scratch files are not locked, and none is taken as abandoned
+    fcntl = None
 
 
 _UMASK = os.umask(0)
@@ -95,6 +103,96 @@ def dump_json(obj, handle, **kwargs):
     json.dump(json_ready(obj), handle, allow_nan=False, **kwargs)
 
 
+# A hidden scratch file (or directory) beside an output is held with an exclusive flock by the process writing
+# it, for as long as it writes it; one that no process holds and that is older than this many seconds (past the
+# moments between making it and locking it, and between closing it and renaming it) was left by a process
+# killed on the way (SIGKILL, a power cut), and the next write beside it removes it.
+ABANDONED_AFTER = 60
+MKSTEMP_PART = "[a-z0-9_]{8}"  # tempfile's random part of a name
+
+
+def hold(fd):
+    """Mark the scratch file (or directory) open as ``fd`` as in use, until ``fd`` is closed (or the process
+    ends, however it ends)."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # a file system without locks: then no probe can lock it either
+            fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _abandoned(path, now):
+    """Whether ``path`` is scratch no process holds (:func:`hold`), older than ``ABANDONED_AFTER`` seconds."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # (a FIFO of that name: no wait)
+    except OSError:  # gone meanwhile, or not ours to read
+        return False
+    try:
+        if now - os.fstat(fd).st_mtime < ABANDONED_AFTER:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its writer is alive
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def _remove(path):
+    """Remove a scratch file or directory, if it can be (best effort: what cannot be removed stays)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _scratch(directory, pattern):
+    """The entries of ``directory`` whose names match ``pattern`` (a regular expression, whole name)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [(match, os.path.join(directory, name)) for name in names if (match := re.fullmatch(pattern, name))]
+
+
+def remove_abandoned(directory, pattern):
+    """Remove the scratch entries of ``directory`` named by ``pattern`` that were abandoned (:func:`_abandoned`)."""
+    now = time.time()
+    for _, path in _scratch(directory, pattern):
+        if _abandoned(path, now):
+            _remove(path)
+
+
+def _remove_abandoned_sets(directory):
+    """Remove what killed :func:`output_set` blocks left in ``directory``: a set's staged files
+    (``.<name>.<token>.partial``, and the scratch files of the writers writing them) are held through its lock
+    file (``.<token>.partial``), which it holds from before the first of them is written until after the last is
+    gone."""
+    now = time.time()
+    tokens = {}
+    pattern = r"\.(?:.+\.)?([0-9a-f]{8})\.partial(?:\." + MKSTEMP_PART + r"(?:\.memelite)?\.tmp)?"
+    for match, path in _scratch(directory, pattern):
+        tokens.setdefault(match.group(1), []).append(path)
+    for token, paths in tokens.items():
+        lock = os.path.join(directory, f".{token}.partial")
+        if lock in paths:
+            gone = _abandoned(lock, now)
+        else:  # no lock file (the set was ending, or it was written before sets had one)
+            gone = all(_older(path, now) for path in paths)
+        if gone:
+            for path in sorted(paths, key=lambda path: path == lock):  # the lock last
+                _remove(path)
+
+
+def _older(path, now):
+    try:
+        return now - os.stat(path).st_mtime >= ABANDONED_AFTER
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", force=False):
     """Open a temporary file beside ``path``; rename it over ``path`` on success.
@@ -107,8 +205,11 @@ def atomic_write(path, mode="w", force=False):
     check_writable(path, force=force)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    prefix = "." + os.path.basename(path) + "."
+    remove_abandoned(directory, re.escape(prefix) + MKSTEMP_PART + r"\.tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
     try:
+        hold(fd)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -200,15 +301,28 @@ def output_set(directory, names, force=False):
     paths = {name: os.path.join(directory, name) for name in names}
     for path in paths.values():
         check_writable(path, force)
-    token = secrets.token_hex(4)
+    os.makedirs(directory, exist_ok=True)
+    _remove_abandoned_sets(directory)
+    while True:  # the set's lock file, held while any staged file can exist
+        token = secrets.token_hex(4)
+        lock = os.path.join(directory, f".{token}.partial")
+        try:
+            lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        break
     stage = {name: os.path.join(directory, f".{name}.{token}.partial") for name in paths}
     try:
+        hold(lock_fd)
         yield stage
         replace_together([(stage[name], path) for name, path in paths.items() if os.path.exists(stage[name])])
     finally:
         for staged in stage.values():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(staged)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(lock_fd)
 
 
 def write_fasta(path, names, sequences, force=False, width=80):

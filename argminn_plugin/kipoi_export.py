@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, read_json_object, replace_together
+from .fileio import (MKSTEMP_PART, atomic_write, check_writable, hold, read_json_object, remove_abandoned,
+                     replace_together)
 
 MODEL_PY = '''"""Kipoi entry point: the model built from config.json (sigmoid outputs).
 
@@ -297,11 +298,14 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
     while not os.path.exists(parent):
         made.append(parent)
         parent = os.path.dirname(parent)
-    stage = None
+    stage = stage_fd = None
     try:
         os.makedirs(out_dir, exist_ok=True)
+        remove_abandoned(out_dir, r"\.export-" + MKSTEMP_PART + r"\.tmp")  # a killed export's staging
         # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
         stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
+        stage_fd = os.open(stage, os.O_RDONLY)
+        hold(stage_fd)  # while this export runs
         _write_export(model, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip, trained_doc)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
                          for root, _, names in os.walk(stage) for name in names)
@@ -316,11 +320,14 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
     except BaseException:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+        if stage_fd is not None:
+            os.close(stage_fd)
         for directory in made:  # a failed first export leaves no empty directory behind
             if os.path.isdir(directory) and not os.listdir(directory):
                 os.rmdir(directory)
         raise
     shutil.rmtree(stage, ignore_errors=True)
+    os.close(stage_fd)
     return out_dir
 
 

@@ -10,6 +10,7 @@ each query's p-values against the whole target database.
 
 import functools
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from .data import check_X
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable
+from .fileio import MKSTEMP_PART, atomic_write, check_writable, hold, remove_abandoned
 
 
 def information_content(ppm):
@@ -286,14 +287,17 @@ def write_meme(path, motifs, force=False, nsites=None):
     os.makedirs(directory, exist_ok=True)
     # memelite writes to a path: a hidden scratch file beside the output (as atomic_write's), then the edited
     # text goes through atomic_write (synced, renamed over the output)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".memelite.tmp")
-    os.close(fd)
+    prefix = "." + os.path.basename(path) + "."
+    remove_abandoned(directory, re.escape(prefix) + MKSTEMP_PART + r"\.memelite\.tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".memelite.tmp")
     try:
+        hold(fd)  # held (fd open) while memelite writes the file by its name
         _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
         with open(tmp) as handle:
             lines = handle.read().split("\n")
     finally:
         os.unlink(tmp)
+        os.close(fd)
     name = None
     for i, line in enumerate(lines):  # MOTIF <name>, then its matrix line: memelite writes nsites= 1
         if line.startswith("MOTIF "):

@@ -3,6 +3,7 @@ import os
 import pickle
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -618,6 +619,94 @@ def test_a_resumed_run_may_train_to_a_larger_max_epochs(tmp_path):
     train(CFG, pruned, data(0), data(1), str(tmp_path / "pruned"), verbose=False)
     with pytest.raises(ArgminnError, match="ended after epoch 2 and its pruning phase began"):
         train(CFG, pruned.replace(max_epochs=4), data(0), data(1), str(tmp_path / "pruned"), resume=True)
+
+
+KILLED_WRITER = """
+import os, signal, sys, time
+from argminn_plugin.fileio import atomic_write, output_set
+d, how = sys.argv[1], sys.argv[2]
+if how == "file":  # killed inside an atomic write
+    with atomic_write(os.path.join(d, "c.txt"), force=True) as handle:
+        handle.write("half")
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+with output_set(d, ["a.txt", "b.txt"], force=True) as stage:
+    with open(stage["a.txt"], "w") as handle:
+        handle.write("new")
+    with atomic_write(stage["b.txt"], force=True) as handle:  # a staged file written atomically
+        handle.write("half")
+        handle.flush()
+        if how == "set":
+            os.kill(os.getpid(), signal.SIGKILL)
+        print("writing", flush=True)
+        sys.stdin.readline()  # alive, writing, until told to go on
+"""
+
+
+def test_scratch_left_by_a_killed_writer_is_removed_by_the_next_write_and_a_live_writers_is_not(tmp_path):
+    """A SIGKILL inside an atomic write or an output set leaves hidden scratch files; the next write beside them
+    removes them once they are ABANDONED_AFTER seconds old (a fresh one may be a writer's first moment), and never
+    those a live process is writing."""
+    import subprocess
+    import sys
+    import time
+
+    from argminn_plugin import fileio
+    from argminn_plugin.motifs import write_meme
+
+    def run(how, **kwargs):
+        return subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path), how], text=True, **kwargs)
+
+    def hidden():
+        return sorted(name for name in os.listdir(tmp_path) if name.startswith("."))
+
+    def age():  # every scratch file as old as the limit
+        then = time.time() - fileio.ABANDONED_AFTER - 1
+        for name in hidden():
+            os.utime(tmp_path / name, (then, then))
+
+    for how in ("file", "set"):
+        assert run(how).wait() == -9
+    left = hidden()
+    # the plain write's scratch; the set's lock, its staged a.txt and the scratch of its staged b.txt
+    assert len(left) == 4 and sum(re.fullmatch(r"\.c\.txt\.[a-z0-9_]{8}\.tmp", n) is not None for n in left) == 1
+    assert sum(re.fullmatch(r"\.[0-9a-f]{8}\.partial", n) is not None for n in left) == 1
+    with atomic_write(str(tmp_path / "c.txt")) as handle:  # fresh: may be a writer between making and locking
+        handle.write("c")
+    with output_set(str(tmp_path), ["a.txt"]) as stage:
+        with open(stage["a.txt"], "w") as handle:
+            handle.write("a")
+    assert hidden() == left
+    (tmp_path / "c.txt").unlink()
+    (tmp_path / "a.txt").unlink()
+    # a live writer (holding its set, writing b.txt) beside the abandoned files, all as old as the limit
+    live = run("live", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert live.stdout.readline() == "writing\n"
+        writing = sorted(set(hidden()) - set(left))
+        assert len(writing) == 3  # its lock, its staged a.txt, the scratch of its staged b.txt
+        age()
+        with atomic_write(str(tmp_path / "c.txt")) as handle:
+            handle.write("c")
+        with output_set(str(tmp_path), ["a.txt"]) as stage:
+            with open(stage["a.txt"], "w") as handle:
+                handle.write("a")
+        assert hidden() == writing  # the killed writers' scratch is gone, the live writer's is not
+        live.stdin.write("go on\n")
+        live.stdin.close()
+        assert live.wait(timeout=60) == 0
+    finally:
+        live.kill()
+        live.wait()
+    assert hidden() == [] and (tmp_path / "a.txt").read_text() == "new" and (tmp_path / "b.txt").read_text() == "half"
+    # write_meme's scratch (memelite writes a file by its name) and a killed export's staging directory
+    (tmp_path / ".m.meme.abcd_123.memelite.tmp").write_text("half")
+    (tmp_path / ".export-abcd_123.tmp").mkdir()
+    (tmp_path / ".export-abcd_123.tmp" / "model.yaml").write_text("half")
+    age()
+    write_meme(str(tmp_path / "m.meme"), {"x": np.full((4, 3), 0.25)}, force=True)
+    fileio.remove_abandoned(str(tmp_path), r"\.export-" + fileio.MKSTEMP_PART + r"\.tmp")
+    assert hidden() == []
 
 
 def _killed_at_a_save(monkeypatch, kill_at, run):
