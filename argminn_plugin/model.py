@@ -54,8 +54,10 @@ def _global_hooks():
 
 
 def _autocast_or_tracing():
-    """Whether autocast (CPU or CUDA) or ``torch.jit`` tracing is on: the inference path then steps aside."""
-    if torch.jit.is_tracing():
+    """Whether autocast (CPU or CUDA), ``torch.jit`` tracing or a graph capture (``torch.export``,
+    ``torch.compile``, whose fake tensors have no storage to key a cache on) is on: the inference path then steps
+    aside."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return True
     try:
         return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
