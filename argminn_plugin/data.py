@@ -11,6 +11,8 @@ accepted (soft-masked genomes); N becomes an all-zero column; any other letter
 (IUPAC codes such as R or Y) is rejected with its sequence name and position.
 """
 
+import contextlib
+import functools
 import os
 import re
 import zlib
@@ -104,6 +106,34 @@ def check_X(X, length=None, name="X"):
     if not torch.isfinite(X).all():
         raise ArgminnError(f"{name}: contains NaN or infinite values")
     return X
+
+
+def model_input(model, X, name="X"):
+    """:func:`check_X` for ``model``: its input length, in its dtype (a model in float64, as for DeepLIFT, gets
+    float64 input)."""
+    return check_X(X, model.config.input_length, name).to(next(model.parameters()).dtype)
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """``model`` in eval mode inside the block; afterwards (also on error) every module is back in the mode it was
+    in, as tangermeme's functions leave a model: a caller's model in training mode stays in training mode."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def in_eval_mode(function):
+    """``function(model, ...)`` run with ``model`` (its first argument) :func:`evaluating`."""
+    @functools.wraps(function)
+    def run(model, *args, **kwargs):
+        with evaluating(model):
+            return function(model, *args, **kwargs)
+    return run
 
 
 def check_labels(y, n=None, name="labels"):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import check_X, decode, one_hot, whole_number
+from .data import check_X, decode, in_eval_mode, model_input, one_hot, whole_number
 from .errors import ArgminnError, shown
 from .motifs import consensus
 
@@ -195,6 +195,7 @@ def task_index(model, task):
 
 
 @torch.no_grad()
+@in_eval_mode
 def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B"), batch_size=256, starts=None,
                   step=5, by_start=False, task=None):
     """Predicted probability of ``task`` (:func:`task_index`: a name or index; default the first) of every
@@ -209,11 +210,10 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     means), n_starts; with ``by_start``, also the per-start table (design,
     start, mean, median, min, max).
     """
-    backgrounds = check_X(backgrounds, model.config.input_length)
+    backgrounds = model_input(model, backgrounds)
     task = task_index(model, task)
     length = backgrounds.shape[-1]
     starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
-    model.eval()
     per_start, rows = [], []
     every = {}
     for start in starts:
@@ -240,6 +240,7 @@ def _probabilities(model, X, batch_size=256, task=0):
 
 
 @torch.no_grad()
+@in_eval_mode
 def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=None, step=5, batch_size=256,
                        task=None):
     """The learned-syntax designs themselves: every background with the pair at every start.
@@ -248,11 +249,10 @@ def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=No
     backgrounds of each start in turn; ``starts``/``step``/``task`` as in
     :func:`design_scores`.
     """
-    backgrounds = check_X(backgrounds, model.config.input_length)
+    backgrounds = model_input(model, backgrounds)
     task = task_index(model, task)
     length = backgrounds.shape[-1]
     starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
-    model.eval()
     parts = []
     for start in starts:
         sites = layouts(a, b, spacing, orientation, length, start=start, far=far)["learned syntax"]
@@ -288,14 +288,15 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu", task=Non
     (:func:`task_index`; default the first task)."""
     from tangermeme.design import greedy_substitution
 
-    backgrounds = check_X(backgrounds, model.config.input_length)
-    target = torch.full((1, 1), 10.0)
+    backgrounds = model_input(model, backgrounds)
     # in the model's own mode: tangermeme puts a model back in the mode it found it in, and a new module's is
     # training, which the wrapper would pass on to the model
     one = _TaskOutput(model, task_index(model, task)).train(model.training)
     designed = []
     for i in range(len(backgrounds)):
-        out = greedy_substitution(one, backgrounds[i:i + 1], target, motifs=list(motifs), max_iter=max_iter,
+        # no target (y None): each step takes the insertion that raises the logit most (a target value with
+        # tangermeme's squared error would pull a logit above it down)
+        out = greedy_substitution(one, backgrounds[i:i + 1], None, motifs=list(motifs), max_iter=max_iter,
                                   device=device, verbose=False)
         designed.append(out)
     return torch.cat(designed).float()

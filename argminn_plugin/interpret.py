@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .config import HEAD_WEIGHTS
-from .data import centred_windows, check_X
+from .data import centred_windows, check_X, evaluating, model_input
 from .errors import ArgminnError, shown
 
 
@@ -37,22 +37,24 @@ def _chosen_filters(model, filters, device):
 
 def _scan_batches(model, X, batch_size, device, verbose, filters):
     """Per batch of X: (attention (n, layers, heads, P), top filter, its activation, its strand (n, P)), on the
-    CPU; the model runs on ``device`` and goes back where it was, also on error (as tangermeme's predict does)."""
+    CPU; the model runs on ``device`` in eval mode and goes back where it was, in the mode it was in, also on
+    error (as tangermeme's predict does)."""
     from tqdm.auto import tqdm
 
     chosen = _chosen_filters(model, filters, device)
     home = next(model.parameters()).device
-    model = model.to(device).eval()
+    model = model.to(device)
     try:
-        for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
-            parts = model.interims(X[i:i + batch_size].to(device))
-            if chosen is None:
-                act, filt = parts["activations"].max(1)  # (n, P)
-            else:
-                act, pick = parts["activations"][:, chosen].max(1)
-                filt = chosen[pick]
-            strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
-            yield torch.stack(parts["attention"], 1).cpu(), filt.cpu(), act.cpu(), strand.cpu()
+        with evaluating(model):
+            for i in tqdm(range(0, len(X), batch_size), disable=not verbose, desc="instances"):
+                parts = model.interims(X[i:i + batch_size].to(device))
+                if chosen is None:
+                    act, filt = parts["activations"].max(1)  # (n, P)
+                else:
+                    act, pick = parts["activations"][:, chosen].max(1)
+                    filt = chosen[pick]
+                strand = parts["strand"].gather(1, filt.unsqueeze(1)).squeeze(1)
+                yield torch.stack(parts["attention"], 1).cpu(), filt.cpu(), act.cpu(), strand.cpu()
     finally:
         model.to(home)
 
@@ -66,16 +68,11 @@ def _weights_from_focus(focus, head_power):
     return (focus / focus.max().clamp_min(1e-12)) ** head_power
 
 
-def _checked_X(model, X):
-    X = check_X(X, model.config.input_length)
-    return X.to(next(model.parameters()).dtype)  # a model in float64 (as for DeepLIFT) gets float64 input
-
-
 @torch.no_grad()
 def measure_head_weights(model, X, batch_size=256, device="cpu", verbose=False, head_power=4.0, filters=None):
     """The (layers, heads) weights :func:`attention_scan` gives the heads over X, measured batch by batch
     (no attention map of all of X is kept): what ``argminn motifs`` saves for the later calls."""
-    X = _checked_X(model, X)
+    X = model_input(model, X)
     focus = 0
     for att, _, act, _ in _scan_batches(model, X, batch_size, device, verbose, filters):
         focus = focus + _focus(att, act)
@@ -103,7 +100,7 @@ def attention_scan(model, X, batch_size=256, device="cpu", verbose=False, head_p
     e.g. on the training positives) fixes them, and then each sequence is
     scored alone. Returns (N, P) arrays and the (layers, heads) weights.
     """
-    X = _checked_X(model, X)
+    X = model_input(model, X)
     out = {k: [] for k in ("attention", "filter", "activation", "strand")}
     for batch in _scan_batches(model, X, batch_size, device, verbose, filters):
         for k, v in zip(out, batch):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import check_X
+from .data import check_X, in_eval_mode
 from .errors import ArgminnError
 from .fileio import MKSTEMP_PART, atomic_write, check_writable, hold, remove_abandoned
 
@@ -85,9 +85,9 @@ def consensus(ppm):
 
 
 @torch.no_grad()
+@in_eval_mode
 def filter_activity(model, X, batch_size=256):
     """Per filter: the largest activation on X and the fraction of sequences where it fires."""
-    model.eval()
     best = torch.zeros(model.motif_conv.out_channels)
     fired = torch.zeros(model.motif_conv.out_channels)
     for i in range(0, len(X), batch_size):
@@ -99,6 +99,7 @@ def filter_activity(model, X, batch_size=256):
 
 
 @torch.no_grad()
+@in_eval_mode
 def filter_importance(model, X, batch_size=256, max_sequences=2000):
     """Per filter: mean |change of the logits| on X when the filter is knocked out.
 
@@ -108,7 +109,6 @@ def filter_importance(model, X, batch_size=256, max_sequences=2000):
     motif absent everywhere -- or, where the model asks for "mean", to their
     mean over X. Uses the first ``max_sequences`` rows of X.
     """
-    model.eval()
     X = X[:max_sequences]
     n_filters = model.motif_conv.out_channels
     specs = [tuple(model.motif_knockout(f)) for f in range(n_filters)]
@@ -466,6 +466,7 @@ def save_logos(motifs, path, force=False, title=None):
 
 
 @torch.no_grad()
+@in_eval_mode
 def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256, best=None, flank=0):
     """Per filter, the PPM of the windows where it fires at >= ``min_fraction`` of its peak.
 
@@ -477,7 +478,6 @@ def seqlet_ppms(model, X, min_fraction=0.5, max_seqlets=5000, batch_size=256, be
     activation on X, if already known (:func:`filter_activity`). Returns (dict
     filter index -> (4, W + 2 flank) PPM, dict filter index -> number of seqlets).
     """
-    model.eval()
     f_count, w = model.motif_conv.out_channels, model.motif_conv.kernel_size[0]
     if best is None:
         best, _ = filter_activity(model, X, batch_size)

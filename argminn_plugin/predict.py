@@ -3,16 +3,17 @@
 import numpy as np
 import torch
 
-from .data import check_X, load_intervals
+from .data import in_eval_mode, load_intervals, model_input
 from .fileio import atomic_write
 
 
+@in_eval_mode
 def predict(model, X, batch_size=256, device="cpu", verbose=False):
-    """(N, 4, L) one-hot -> (N, T) logits, batched by tangermeme.predict."""
+    """(N, 4, L) one-hot -> (N, T) logits, batched by tangermeme.predict (the model in eval mode, then back in
+    its own)."""
     from tangermeme.predict import predict as _predict
 
-    X = check_X(X, model.config.input_length)
-    model.eval()
+    X = model_input(model, X)
     return _predict(model, X, batch_size=batch_size, device=device, verbose=verbose)
 
 

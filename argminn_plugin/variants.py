@@ -14,8 +14,8 @@ import os
 import pandas as pd
 import torch
 
-from .data import (ALPHABET, MAX_COORDINATE, UNREADABLE, check_intervals, check_letters, open_fasta, open_text,
-                   unreadable, whole_number)
+from .data import (ALPHABET, MAX_COORDINATE, UNREADABLE, check_intervals, check_letters, in_eval_mode, open_fasta,
+                   open_text, unreadable, whole_number)
 from .errors import ArgminnError
 
 
@@ -215,6 +215,7 @@ def _windows(variants, fasta_path, length, path, offset):
     return X, subs, starts
 
 
+@in_eval_mode
 def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", path="variants", offset=None):
     """tangermeme substitution effect of every SNV on the model's logits.
 
@@ -229,7 +230,7 @@ def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", pa
 
     variants = variant_table(variants, path)
     X, subs, starts = _windows(variants, fasta_path, model.config.input_length, path, offset)
-    model.eval()
+    X = X.to(next(model.parameters()).dtype)  # a model in float64 (as for DeepLIFT) gets float64 input
     before, after = substitution_effect(model, X, subs, batch_size=batch_size, device=device, verbose=False)
     out = variants.drop(columns=["line"]).copy()
     out["window_start"] = starts

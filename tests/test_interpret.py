@@ -438,6 +438,51 @@ def test_design_of_a_chosen_task():
     assert not model.training  # greedy design leaves the model in its own (eval) mode
 
 
+def test_a_callers_model_keeps_its_modes_and_design_takes_a_float64_model():
+    """The functions that run a model in eval mode put every module back in the mode it was in, also on error (a
+    model in training mode, as inside a training loop, stays so: batch norm included); the design functions take a
+    float64 model (as for DeepLIFT) as the instance and motif read-outs do; greedy design raises a logit however
+    high it already is (a target value would pull one above it down)."""
+    import copy
+
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.design import design_scores, designed_sequences, greedy_design
+    from argminn_plugin.interpret import measure_head_weights
+    from argminn_plugin.motifs import extract_motifs, filter_activity, filter_importance, seqlet_ppms
+    from argminn_plugin.predict import predict
+    from conftest import random_onehot
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=60, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4))
+    model.train()
+    model.head.eval()  # modes that differ between modules are kept too
+    modes = [m.training for m in model.modules()]
+    X = random_onehot(6, 60, seed=2)
+    a, b = ("TGGACTTTG", 0), ("TGTTTAC", 0)
+    calls = [lambda m: predict(m, X), lambda m: measure_head_weights(m, X), lambda m: filter_activity(m, X),
+             lambda m: filter_importance(m, X), lambda m: seqlet_ppms(m, X), lambda m: extract_motifs(m, X),
+             lambda m: design_scores(m, X, a, b, 12, "same", starts=[5]),
+             lambda m: designed_sequences(m, X, a, b, 12, "same", starts=[5])]
+    for call in calls:
+        call(model)
+        assert [m.training for m in model.modules()] == modes
+    with pytest.raises(ArgminnError, match="orientation"):
+        design_scores(model, X, a, b, 12, "sideways", starts=[5])
+    assert [m.training for m in model.modules()] == modes
+    model.eval()
+    wide = copy.deepcopy(model).double()
+    assert np.allclose(design_scores(wide, X, a, b, 12, "same", starts=[5, 20])["mean"],
+                       design_scores(model, X, a, b, 12, "same", starts=[5, 20])["mean"], atol=1e-5)
+    assert np.allclose(designed_sequences(wide, X.double(), a, b, 12, "same", starts=[5])["probability"],
+                       designed_sequences(model, X, a, b, 12, "same", starts=[5])["probability"], atol=1e-5)
+    with torch.no_grad():
+        model.head.bias += 30.0 - model(X)[:, 0].min()  # every logit above 30
+        before = model(X[:3])[:, 0]
+        after = model(greedy_design(model, X[:3], [a[0], b[0]], max_iter=1))[:, 0]
+    assert before.min() > 30 and (after >= before).all() and (after > before).any()
+
+
 def test_motif_extraction_and_design_check_their_inputs():
     """extract_motifs takes tangermeme's int8 one-hot and a float64 model, and names an empty or misshapen
     input; the design functions name an orientation or spacing they do not know instead of guessing."""

@@ -1,5 +1,6 @@
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,6 +106,11 @@ def test_score_variants_known_answer(tmp_path, fasta):
     model = ARGMINN(ModelConfig(input_length=20, n_filters=1, filter_width=1, n_layers=1))
     variants = read_variants(vcf(tmp_path, ("chr1", 30, ".", "C", "T", ".", ".", ".")))
     out = score_variants(model, variants, fasta)
+    assert model.training  # scored in eval mode, and left in the caller's mode
+    model.eval()
+    wide = score_variants(model.double(), variants, fasta)  # float64 (as for DeepLIFT): the same windows
+    model.float()
+    assert np.allclose(wide["task0_diff"], out["task0_diff"], atol=1e-6)
     X, subs, _ = variant_windows(variants, fasta, 20)
     alt = X.clone()
     alt[0, :, 10] = torch.tensor([0.0, 0, 0, 1])
