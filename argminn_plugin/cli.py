@@ -124,7 +124,7 @@ def cmd_simulate(args):
 
 def cmd_train(args):
     from .config import TrainConfig
-    from .fileio import atomic_write, dump_json, json_ready
+    from .fileio import atomic_write, dump_json, json_ready, model_fingerprint
     from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, train
 
     _sources(args, labelled=True)  # a flag mix-up is named before any file is read
@@ -155,7 +155,9 @@ def cmd_train(args):
     # weight compete, see train.train), not simply the lowest validation loss. None for a run resumed
     # from an older version's checkpoint, whose history carries no marks.
     best = [r["epoch"] for r in history if r.get("best")]
-    metrics = {"best_epoch": best[-1] if best else None, "epochs": len(history)}
+    # the model the scores are of: export-kipoi publishes them with it and refuses another model's
+    metrics = {"best_epoch": best[-1] if best else None, "epochs": len(history),
+               "model_fingerprint": model_fingerprint(model)}
     for split in ("valid", "test"):
         X, y, _ = splits[split]
         if len(X):

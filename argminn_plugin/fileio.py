@@ -238,7 +238,7 @@ def _sync_directory(directory):
 
 
 @contextlib.contextmanager
-def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
+def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
     """Hold a SIGINT (Ctrl-C) or SIGTERM (kill, timeout, a batch scheduler) that arrives inside the block until it
     ends, then deliver it as it would have been.
 
@@ -278,7 +278,7 @@ def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
 def replace_together(moves):
     """Rename each ``(source, target)`` of ``moves``, in order, as one step: a Ctrl-C or SIGTERM during the renames
     takes effect after them (one between two would leave a mixed set); then the renames are flushed to disk."""
-    with _signals_deferred():
+    with signals_deferred():
         for source, target in moves:
             os.replace(source, target)
     for directory in dict.fromkeys(os.path.dirname(os.path.abspath(target)) for _, target in moves):

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from .errors import ArgminnError
-from .fileio import (MKSTEMP_PART, atomic_write, check_writable, hold, read_json_object, remove_abandoned,
-                     replace_together)
+from .fileio import (MKSTEMP_PART, atomic_write, check_writable, hold, model_fingerprint, read_json_object,
+                     remove_abandoned, replace_together, signals_deferred)
 
 MODEL_PY = '''"""Kipoi entry point: the model built from config.json (sigmoid outputs).
 
@@ -173,6 +173,21 @@ def md5sum(path):
     return digest.hexdigest()
 
 
+def _yaml_quoted(text):
+    """``text`` as a YAML double-quoted scalar in ASCII: every other character escaped, one past U+FFFF as one
+    ``\\U`` escape (JSON's two surrogate halves would be read back as two broken characters)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
 def _write_text(path, text):
     with atomic_write(path, force=True) as handle:
         handle.write(text)
@@ -258,7 +273,8 @@ def write_expect(path, model, intervals, fasta, batch_size=64):
 
 # What an export writes (relative to its directory); each is refused over an existing file unless forced
 EXPORT_FILES = ("model.yaml", "config.json", "weights.pth", "model.py", "dataloader.py", "dataloader.yaml",
-                "example_files/intervals.bed", "example_files/sequences.fa", "downloaded/model_files/test.expect.h5")
+                "example_files/intervals.bed", "example_files/sequences.fa", "example_files/sequences.fa.fai",
+                "downloaded/model_files/test.expect.h5")
 
 
 def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False, fasta=None, bed=None,
@@ -288,7 +304,7 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
                            f"--bed; with --data the examples are test intervals whose windows lie inside the "
                            f"chromosome")
     model = load_model(model_path)
-    trained_doc = _trained_doc(model_path)
+    trained_doc = _trained_doc(model_path, model)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ArgminnError(f"{out_dir}: exists and is not a directory")
     for rel in EXPORT_FILES:  # model.yaml first: the usual one to find there
@@ -313,31 +329,36 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
         written.sort(key=lambda rel: rel == "model.yaml")  # model.yaml last
         for rel in written:
             os.makedirs(os.path.dirname(os.path.join(out_dir, rel)), exist_ok=True)
-        stale = os.path.join(out_dir, "example_files", "sequences.fa.fai")  # an earlier export's index
-        if os.path.exists(stale):  # first: pyfaidx rebuilds a missing one, and an interrupt ends the moves
-            os.remove(stale)
         replace_together([(os.path.join(stage, rel), os.path.join(out_dir, rel)) for rel in written])
     except BaseException:
-        if stage is not None:
-            shutil.rmtree(stage, ignore_errors=True)
-        if stage_fd is not None:
-            os.close(stage_fd)
+        _remove_stage(stage, stage_fd)
         for directory in made:  # a failed first export leaves no empty directory behind
             if os.path.isdir(directory) and not os.listdir(directory):
                 os.rmdir(directory)
         raise
-    shutil.rmtree(stage, ignore_errors=True)
-    os.close(stage_fd)
+    _remove_stage(stage, stage_fd)
     return out_dir
 
 
-def _trained_doc(model_path):
+def _remove_stage(stage, stage_fd):
+    """Remove the staging directory (what is left of it) as one step: a Ctrl-C or SIGTERM meanwhile takes effect
+    after it."""
+    with signals_deferred():
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        if stage_fd is not None:
+            os.close(stage_fd)
+
+
+def _trained_doc(model_path, model):
     """The held-out metrics of the training run (its metrics.json beside the model, if any) for model.yaml's doc;
-    a metrics.json that is not the one argminn train writes is an error naming it."""
+    a metrics.json that is not the one argminn train writes, or is another model's (its tasks, or the model it
+    records, differ), is an error naming it."""
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
     if not os.path.isfile(path):
         return ""
-    test = read_json_object(path, "metrics file").get("test") or {}  # a run without a test split has none
+    metrics = read_json_object(path, "metrics file")
+    test = metrics.get("test") or {}  # a run without a test split has none
 
     def number(value):
         return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
@@ -346,6 +367,13 @@ def _trained_doc(model_path):
                                              and number(m["auroc"]) and number(m["auprc"]) for m in test.values()):
         raise ArgminnError(f"{path}: not a readable metrics file (its 'test' should map each task to its auroc and "
                            "auprc, as argminn train writes); move it away or train again")
+    fingerprint = metrics.get("model_fingerprint")  # recorded since 2026-12-05
+    names = model.config.names
+    if (test and list(test) != names) or (fingerprint is not None and fingerprint != model_fingerprint(model)):
+        what = (f"the scores of tasks {', '.join(map(repr, test))}, not this model's {', '.join(map(repr, names))}"
+                if test and list(test) != names else "the scores of another model (its model_fingerprint differs)")
+        raise ArgminnError(f"{path}: {what}; another run's metrics.json beside {model_path}? move it away or train "
+                           "again")
     if not test:
         return ""
     return "Held-out test chromosome: " + ", ".join(
@@ -354,6 +382,8 @@ def _trained_doc(model_path):
 
 def _write_export(model, out_dir, data_dir, n_examples, fasta_path=None, bed_path=None,
                   trained_on=None, summits=False, skip=False, trained_doc=""):
+    from .data import open_fasta
+
     c = model.config
     weights = os.path.join(out_dir, "weights.pth")
     buffer = io.BytesIO()
@@ -380,10 +410,12 @@ def _write_export(model, out_dir, data_dir, n_examples, fasta_path=None, bed_pat
     names = c.names
     text = MODEL_YAML.format(
         md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
-        targets_doc=json.dumps("Probability per task, in this order - " + ", ".join(names)), column_labels="\n".join(f"      - {json.dumps(n)}" for n in names),
-        trained_on=json.dumps(trained_on),
+        targets_doc=_yaml_quoted("Probability per task, in this order - " + ", ".join(names)),
+        column_labels="\n".join(f"      - {_yaml_quoted(n)}" for n in names), trained_on=_yaml_quoted(trained_on),
         expect_md5=md5sum(expect))
     _write_text(os.path.join(out_dir, "model.yaml"), text)
-    for stale in (fasta + ".fai",):  # built while writing test.expect; Kipoi rebuilds it
-        if os.path.exists(stale):
-            os.remove(stale)
+    # the example FASTA's index, built after it (so pyfaidx finds it fresh): shipped, since a read-only model
+    # directory (a zoo checkout) cannot have one built
+    open_fasta(fasta)
+    if not os.path.isfile(fasta + ".fai"):
+        raise ArgminnError(f"{fasta}: pyfaidx wrote no index")

@@ -14,6 +14,7 @@
 """
 
 import numbers
+import os
 
 import numpy as np
 import torch
@@ -89,7 +90,9 @@ class IntervalDataLoader(_KipoiDataset):
         fasta = open_fasta(fasta_file)
         self.bed, = usable_intervals(fasta, fasta_file, [(self.bed, intervals_file)], auto_resize_len,
                                      skip_outside, skip_option='the dataloader argument "skip_outside": true')
-        self.fasta_file = fasta_file
+        # opened at the first window, maybe after a change of directory: Kipoi builds a model's dataloader (and
+        # its init_example, whose paths are relative to the model directory) inside that directory, then goes back
+        self.fasta_file = os.path.abspath(fasta_file)
         starts, ends = centred_windows(self.bed, auto_resize_len)
         self.intervals = [Interval(c, int(s), int(e)) for c, s, e in zip(self.bed["chrom"], starts, ends)]
         self.extractor = None

@@ -1,5 +1,6 @@
 """The Kipoi model directory: kipoi test / kipoi predict offline, outputs equal to the library's."""
 
+import json
 import os
 import pathlib
 import re
@@ -41,12 +42,21 @@ def exported(tmp_path_factory):
     return data, run, out
 
 
-def test_export_layout(exported):
+def test_export_layout(exported, monkeypatch):
+    import pyfaidx
+
     _, _, out = exported
     for name in ("model.yaml", "dataloader.yaml", "model.py", "dataloader.py", "config.json", "weights.pth",
-                 "example_files/intervals.bed", "example_files/sequences.fa",
+                 "example_files/intervals.bed", "example_files/sequences.fa", "example_files/sequences.fa.fai",
                  "downloaded/model_files/test.expect.h5"):
         assert (out / name).exists(), name
+    # the example FASTA's index is shipped, fresh: the dataloader reads the examples without building one (which a
+    # read-only model directory, a zoo checkout, could not)
+    monkeypatch.setattr(pyfaidx.Faidx, "build_index", lambda self: pytest.fail("an index was built"))
+    dl = IntervalDataLoader(str(out / "example_files" / "intervals.bed"), str(out / "example_files" / "sequences.fa"),
+                            120)
+    assert dl[0]["inputs"].shape == (4, 120)
+    monkeypatch.undo()
     state = torch.load(out / "weights.pth", weights_only=True)
     assert all(t.device.type == "cpu" for t in state.values())
     with h5py.File(out / "downloaded/model_files/test.expect.h5") as handle:
@@ -115,6 +125,25 @@ def test_ctrl_c_during_the_export_moves_waits_for_them(exported, tmp_path, monke
     assert (copy / "weights.pth").read_bytes() != old_weights
     assert f"md5 {md5sum(copy / 'weights.pth')}" in (copy / "model.yaml").read_text()
     assert not [p.name for p in copy.iterdir() if p.name.startswith(".export-")]
+    # one that arrives as the emptied staging directory is being removed waits for that too
+    import argminn_plugin.kipoi_export as kipoi_export
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_rmtree(path, *args, **kwargs)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        monkeypatch.setattr(kipoi_export.shutil, "rmtree", rmtree)
+        with pytest.raises(KeyboardInterrupt):
+            export_kipoi(str(run / "model.pt"), str(copy), data_dir=str(data), force=True)
+        monkeypatch.undo()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (copy / "weights.pth").read_bytes() == (out / "weights.pth").read_bytes()  # the new set is in
+    assert f"md5 {md5sum(copy / 'weights.pth')}" in (copy / "model.yaml").read_text()
+    assert not [p.name for p in copy.iterdir() if p.name.startswith(".export-")]
 
 
 def test_export_refuses_what_it_would_overwrite_or_misread(exported, tmp_path):
@@ -140,6 +169,18 @@ def test_export_refuses_what_it_would_overwrite_or_misread(exported, tmp_path):
         with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: not a readable metrics file")):
             export_kipoi(str(copy / "model.pt"), str(tmp_path / "k"), data_dir=str(data))
         assert not (tmp_path / "k").exists()
+    # another model's scores: its tasks, or the model it records, are not this one's
+    from argminn_plugin.fileio import model_fingerprint
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model_fingerprint"] == model_fingerprint(load_model(str(run / "model.pt")))  # model.pt's own
+    for changed, text in (({"model_fingerprint": "0" * 64}, "the scores of another model (its model_fingerprint "
+                                                             "differs)"),
+                          ({"test": {"CTCF": metrics["test"]["label"]}}, "the scores of tasks 'CTCF', not this "
+                                                                          "model's 'label'")):
+        (copy / "metrics.json").write_text(json.dumps({**metrics, **changed}))
+        with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: {text}; another run's "
+                                                         f"metrics.json beside {copy / 'model.pt'}? move it away")):
+            export_kipoi(str(copy / "model.pt"), str(tmp_path / "k"), data_dir=str(data))
     (copy / "metrics.json").unlink()
     # a failure while writing (an example interval off the genome) leaves none of the directories it made
     off = tmp_path / "off.bed"
@@ -155,6 +196,14 @@ def test_export_refuses_what_it_would_overwrite_or_misread(exported, tmp_path):
     targets = yaml.safe_load((tmp_path / "k" / "model.yaml").read_text())["schema"]["targets"]
     assert targets["doc"] == "Probability per task, in this order - CTCF: K562 #1"
     assert targets["column_labels"] == ["CTCF: K562 #1"]
+    # names past U+FFFF (one YAML escape, not JSON's two surrogate halves), quotes, backslashes and line breaks
+    # read back as written
+    name, trained_on = "DNA \U0001f9ec \"q\" \\ é", "cells \U0001f9ec\u2028x\n"
+    model.config = model.config.replace(task_names=(name,))
+    save_model(model, str(copy / "wide.pt"))
+    export_kipoi(str(copy / "wide.pt"), str(tmp_path / "w"), data_dir=str(data), trained_on=trained_on)
+    spec = yaml.safe_load((tmp_path / "w" / "model.yaml").read_text(encoding="utf-8"))
+    assert spec["schema"]["targets"]["column_labels"] == [name] and spec["info"]["trained_on"] == trained_on
 
 
 def test_export_explainn(exported, tmp_path):
@@ -311,6 +360,16 @@ def test_dataloader_matches_library_windows(exported):
     assert np.array_equal(np.stack([dl[i]["inputs"] for i in range(len(dl))]), X)
     assert item["metadata"]["ranges"]["end"] - item["metadata"]["ranges"]["start"] == 120
     assert [dl[i]["metadata"]["ranges"]["id"] for i in range(3)] == ["0", "1", "2"]
+    # made with paths relative to the model directory (as Kipoi makes a dataloader, and its init_example), read
+    # after a change of directory: the same windows, from the same FASTA
+    here = os.getcwd()
+    try:
+        os.chdir(out)
+        relative = IntervalDataLoader("example_files/intervals.bed", "example_files/sequences.fa", 120)
+        os.chdir(data)
+        assert np.array_equal(np.stack([relative[i]["inputs"] for i in range(len(relative))]), X)
+    finally:
+        os.chdir(here)
     for bad in (0, -5, "200", None, True, 1.5):
         with pytest.raises(ArgminnError, match=re.escape(f'"auto_resize_len" (the window length, the model\'s '
                                                          f'input length) must be a positive integer, got {bad!r}')):
@@ -354,7 +413,14 @@ def test_kipoi_module_outputs_probabilities(exported):
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(SHIPPED, "model.yaml")), reason="no shipped kipoi_model/")
 def test_shipped_model_directory(tmp_path):
-    """The committed kipoi_model/ passes kipoi test offline and matches the library on its examples."""
+    """The committed kipoi_model/ passes kipoi test offline and matches the library on its examples; its example
+    FASTAs' indexes are committed with them (kipoi test on a read-only checkout cannot build one)."""
+    from argminn_plugin.data import open_fasta
+    for k, model_dir in enumerate((SHIPPED, os.path.join(SHIPPED, "baseline_cnn"))):
+        fasta = os.path.join(model_dir, "example_files", "sequences.fa")
+        shutil.copy(fasta, tmp_path / f"{k}.fa")
+        open_fasta(str(tmp_path / f"{k}.fa"))
+        assert pathlib.Path(fasta + ".fai").read_text() == (tmp_path / f"{k}.fa.fai").read_text()
     result = kipoi("test", SHIPPED, "--source", "dir", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All predictions match" in result.stderr + result.stdout
