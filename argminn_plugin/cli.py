@@ -302,9 +302,16 @@ def cmd_instances(args):
         if args.positives:
             column = _label_column(model, _task(model, args.task), names, args.data)
             X, y, bed = rows_with_label(*splits[split], task=column)
+            if not len(X):
+                raise ArgminnError(f"{args.data}: the {split} split has no positive of task {names[column]!r} "
+                                   f"to call (--positives); give another --split")
         else:
             X, y, bed = splits[split]
         truth = planted_instances(args.data, bed, model.config.input_length)
+        if not len(truth):
+            raise ArgminnError(f"{args.data}: no planted motif instance in the {len(X)} "
+                               f"{'positive ' if args.positives else ''}sequence(s) of the {split} split, so no "
+                               f"coverage to measure; give another --split")
     else:
         X, bed = _intervals(args, model.config.input_length)
     summary = instance_report(model, X, bed, args.motifs, args.out, truth=truth, force=args.force,
@@ -747,6 +754,12 @@ def _run(args):
             if world > 1 and args.func is not cmd_train:  # every process would run it and write the same files
                 raise ArgminnError(f"'argminn {args.command}' runs in one process; under torchrun (WORLD_SIZE="
                                    f"{world}) only 'argminn train' runs")
+            for option in ("out", "output"):  # checked before any work
+                if getattr(args, option, None) == "":
+                    raise ArgminnError(f"--{option}: empty; give a {'directory' if option == 'out' else 'file'} "
+                                       f"name")
+                if option == "out" and getattr(args, option, None) and os.path.isfile(args.out):
+                    raise ArgminnError(f"{args.out}: exists and is a file; an output directory is needed there")
             args.func(args)
     except SystemExit as stop:
         return stop.code

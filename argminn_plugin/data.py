@@ -15,6 +15,7 @@ import contextlib
 import functools
 import os
 import re
+import struct
 import zlib
 
 import numpy as np
@@ -165,18 +166,54 @@ def open_fasta(path):
     import pyfaidx
 
     if not os.path.isfile(path):
-        raise ArgminnError(f"{path}: FASTA file not found")
+        what = "is a directory; give the FASTA file in it" if os.path.isdir(path) else "FASTA file not found"
+        raise ArgminnError(f"{path}: {what}")
     fai = path + ".fai"
-    if os.path.exists(fai) and os.path.getmtime(fai) < os.path.getmtime(path):
-        try:
-            os.remove(fai)  # stale: the FASTA changed after the index was built
-        except OSError as exc:
-            raise ArgminnError(f"{fai}: index is older than {path} and cannot be rebuilt ({exc.strerror})") from None
+    if os.path.exists(fai):
+        stale = ("is older than" if os.path.getmtime(fai) < os.path.getmtime(path)  # the FASTA changed after it
+                 else None if _index_fits(path, fai) else "does not describe")  # one that came with an old time
+        if stale:
+            try:
+                os.remove(fai)
+            except OSError as exc:
+                raise ArgminnError(f"{fai}: index {stale} {path} and cannot be rebuilt ({exc.strerror})") from None
     try:
         return pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=False, rebuild=True)
-    except (pyfaidx.FastaIndexingError, pyfaidx.FastaNotFoundError, ValueError, OSError) as exc:
+    # struct.error, RuntimeError: Bio.bgzf on a cut or damaged bgzipped file
+    except (pyfaidx.FastaIndexingError, pyfaidx.FastaNotFoundError, ValueError, OSError, struct.error, RuntimeError,
+            EOFError, zlib.error) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         raise ArgminnError(f"{path}: cannot read as FASTA ({msg})") from None
+
+
+def _index_fits(path, fai):
+    """Whether the .fai index ``fai`` describes the FASTA ``path`` (a plain one; a bgzipped one's index counts in
+    uncompressed bytes and is not checked here): its last record's sequence starts right after that record's
+    header line and ends where the file's text ends. A FASTA that arrives with an old time (gunzip, wget, cp -p,
+    rsync -a, tar) beside an index of another file, or of the same sequence wrapped at another width, would
+    otherwise be read through that index, at the wrong places."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b":
+                return True
+            with open(fai) as index:
+                rows = [line.rstrip("\r\n").split("\t") for line in index if line.strip()]
+            name, length, offset, bases, width = max(((r[0], *map(int, r[1:5])) for r in rows), key=lambda r: r[2])
+            full, rest = divmod(length, bases) if bases > 0 else (0, 0)
+            end = offset + full * width + (rest + width - bases if rest else 0)
+            size = os.fstat(handle.fileno()).st_size
+            if not 0 < offset <= end <= size or size - end > 1 << 16:
+                return False
+            handle.seek(end)
+            if handle.read().strip():  # more than the line breaks after the last line
+                return False
+            start = max(0, offset - len(name.encode()) - (1 << 16))
+            handle.seek(start)
+            before = handle.read(offset - start)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return False
+    header = before[:-1].rsplit(b"\n", 1)[-1] if before.endswith(b"\n") else b""
+    return header.rstrip(b"\r").split()[:1] == [b">" + name.encode()]
 
 
 def unreadable(path, exc, kind):

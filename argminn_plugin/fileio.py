@@ -42,7 +42,7 @@ def read_json_object(path, what):
     """The JSON object in ``path``; a file that cannot be read, is not JSON or holds no object is an
     ArgminnError naming it as ``what`` (e.g. "simulation.json", "motif report")."""
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark (an editor's) is not part of the text
             data = json.load(handle)
     except json.JSONDecodeError as exc:
         raise ArgminnError(f"{path}: not a readable {what} (line {exc.lineno}: not valid JSON: {exc.msg})") from None
@@ -80,6 +80,8 @@ def usual_mode(path):
 
 def check_writable(path, force=False):
     """Refuse to overwrite an existing ``path`` unless ``force``."""
+    if not path:
+        raise ArgminnError("an output path is empty; give a file name")
     if os.path.isdir(path):
         raise ArgminnError(f"{path}: is a directory; give a file name for this output")
     if os.path.exists(path) and not force:

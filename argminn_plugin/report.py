@@ -38,7 +38,6 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
     exactly one active filter (q < 0.05). Returns the per-filter table.
     """
     motif_ids = _planted_ids(planted) if planted else None  # a bad file fails before any work
-    os.makedirs(out_dir, exist_ok=True)
     outputs = ("motifs.meme", "motifs.tsv", "tomtom.tsv", "logos.png", "report.json")
     for name in outputs:
         check_writable(os.path.join(out_dir, name), force)

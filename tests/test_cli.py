@@ -113,6 +113,20 @@ def test_motifs_command(dataset, trained, tmp_path, capsys):
         assert message in capsys.readouterr().err and not (tmp_path / "bad_out").exists()
     table = pd.read_csv(out / "motifs.tsv", sep="\t")
     assert len(table) == 4 and report["n_active"] == int(table["active"].sum())
+    # instances on a split with nothing planted, or with no positive: one line naming the split, nothing written
+    import shutil
+    bare = tmp_path / "bare"
+    shutil.copytree(dataset, bare)
+    planted = pd.read_csv(bare / "instances.tsv", sep="\t")
+    planted[planted["split"] != "valid"].to_csv(bare / "instances.tsv", sep="\t", index=False)
+    peaks = (bare / "peaks.bed").read_text().splitlines()
+    (bare / "peaks.bed").write_text("\n".join(line if not line.startswith("chr3\t") else line[:-1] + "0"
+                                             for line in peaks) + "\n")
+    for split, extra, message in (("valid", [], "no planted motif instance in the 100 sequence(s) of the valid split"),
+                                  ("test", ["--positives"], "the test split has no positive of task 'label'")):
+        assert main(["instances", "--model", str(trained / "model.pt"), "--motifs", str(out), "--data", str(bare),
+                     "--split", split, *extra, "--out", str(tmp_path / "calls")]) == 2
+        assert f"{bare}: {message}" in capsys.readouterr().err and not (tmp_path / "calls").exists()
 
 
 def test_interrupted_commands_leave_no_part_of_their_outputs_and_motifs_name_their_model(
@@ -589,6 +603,25 @@ def test_cli_refusals_are_one_line_errors(dataset, trained, tmp_path, capsys):
     assert err.startswith("argminn: error: ") and len(err.strip().splitlines()) == 1
     assert f"{taken}: exists and is a file; an output directory is needed there" in err
     assert not any((tmp_path / name).exists() for name in ("p.tsv", "v.tsv", "run"))
+    # ... for the demo too (it named a path inside the file); an empty output path, before any work
+    assert main(["demo", "--out", str(taken)]) == 2
+    assert f"{taken}: exists and is a file; an output directory is needed there" in capsys.readouterr().err
+    for argv in ([*predict, "-o", ""], ["motifs", "--model", str(trained / "model.pt"), "--out", ""]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith(f"argminn: error: --{'output' if '-o' in argv else 'out'}: empty")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # a JSON config saved with a byte-order mark (as by some editors) is read
+    marked = tmp_path / "marked.json"
+    marked.write_bytes('{"max_epochs": 1}'.encode("utf-8-sig"))
+    from argminn_plugin import TrainConfig
+    from argminn_plugin.cli import _load_config
+    assert _load_config(TrainConfig, str(marked), None, "--train-set").max_epochs == 1
+    # motifs failing early leave no --out directory behind; a FASTA that is a directory is named as one
+    assert main(["motifs", "--model", str(trained / "model.pt"), "--method", "seqlets", "--out",
+                 str(tmp_path / "m")]) == 2
+    assert "needs sequences" in capsys.readouterr().err and not (tmp_path / "m").exists()
+    assert main([*predict[:3], "--fasta", str(tmp_path), *predict[5:], "-o", str(tmp_path / "p.tsv")]) == 2
+    assert f"{tmp_path}: is a directory; give the FASTA file in it" in capsys.readouterr().err
 
 
 def test_demo_runs_and_resumes(tmp_path, capsys):

@@ -170,6 +170,62 @@ def test_stale_index_is_rebuilt(tmp_path):
     assert decode(load_intervals(str(path), bed, 10)[0])[0] == "C" * 10
 
 
+def test_an_index_of_another_file_is_rebuilt_whatever_the_times_and_a_damaged_bgzip_is_one_line(tmp_path):
+    """A FASTA that arrives older than the index beside it (gunzip, wget, cp -p, rsync -a keep a file's time) is
+    read through its own index: the same records wrapped at another width, or other records; an index that fits
+    is kept. A cut or damaged bgzipped FASTA is a one-line error."""
+    import random
+
+    rng = random.Random(0)
+    seqs = {name: "".join(rng.choice("ACGT") for _ in range(n)) for name, n in (("chr1", 500), ("chr2", 333))}
+    path = tmp_path / "g.fa"
+    bed = write(tmp_path / "r.bed", "chr2\t200\t260\nchr1\t10\t70\n")
+
+    def wrapped(width, records=seqs):
+        return "".join(f">{n} some description\n" + "".join(s[i:i + width] + "\n" for i in range(0, len(s), width))
+                       for n, s in records.items())
+
+    path.write_text(wrapped(80))
+    expected = [seqs["chr2"][200:260], seqs["chr1"][10:70]]
+    assert decode(load_intervals(str(path), bed, 60)[0]) == expected
+    built = os.path.getmtime(str(path) + ".fai")
+    other = {"chr2": seqs["chr2"][:100], "chr1": seqs["chr1"]}  # other records, in another order
+    for text, want in ((wrapped(60), expected), (wrapped(80).replace("\n", "\r\n"), expected),
+                       (wrapped(80, other), [None, seqs["chr1"][10:70]])):
+        path.write_text(text, newline="")
+        os.utime(path, (built - 100, built - 100))  # older than the index
+        if want[0] is None:  # chr2's window is past its end now: the new chr2 is read, not the old index's
+            with pytest.raises(ArgminnError, match=re.escape("runs past the chromosome (chr2 is 100 bp")):
+                load_intervals(str(path), bed, 60)
+            want = want[1:]
+            bed_used = write(tmp_path / "r1.bed", "chr1\t10\t70\n")
+        else:
+            bed_used = bed
+        assert decode(load_intervals(str(path), bed_used, 60)[0]) == want
+        built = os.path.getmtime(str(path) + ".fai")
+    path.write_text(wrapped(80))
+    assert decode(load_intervals(str(path), bed, 60)[0]) == expected
+    built = os.path.getmtime(str(path) + ".fai")
+    os.utime(str(path) + ".fai", (built + 50, built + 50))
+    stamp = os.stat(str(path) + ".fai").st_mtime_ns
+    assert decode(load_intervals(str(path), bed, 60)[0]) == expected  # an index that fits stays
+    assert os.stat(str(path) + ".fai").st_mtime_ns == stamp
+    from Bio import bgzf
+
+    packed = tmp_path / "g.fa.gz"
+    many = {**seqs, **{f"chr{i}": "".join(rng.choice("ACGT") for _ in range(3000)) for i in range(3, 40)}}
+    with bgzf.BgzfWriter(str(packed), "wb") as handle:
+        handle.write(wrapped(80, many).encode())
+    assert decode(load_intervals(str(packed), bed, 60)[0]) == expected  # intact: read
+    data = packed.read_bytes()
+    middle = len(data) // 3  # inside the first block (64 kB of text, about 17 kB packed)
+    (tmp_path / "cut.fa.gz").write_bytes(data[:middle])
+    (tmp_path / "bad.fa.gz").write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+    for name in ("cut.fa.gz", "bad.fa.gz"):
+        with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path / name}: cannot read as FASTA (")):
+            load_intervals(str(tmp_path / name), bed, 60)
+
+
 def test_narrowpeak_summits_centre_windows_as_tangermeme_does(tmp_path, genome):
     from tangermeme.io import extract_loci
 
