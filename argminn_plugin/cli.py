@@ -309,7 +309,8 @@ def cmd_instances(args):
             X, y, bed = splits[split]
         truth = planted_instances(args.data, bed, model.config.input_length)
         if not len(truth):
-            raise ArgminnError(f"{args.data}: no planted motif instance in the {len(X)} "
+            raise ArgminnError(f"{args.data}: no planted motif instance inside the model's "
+                               f"{model.config.input_length}-bp windows of the {len(X)} "
                                f"{'positive ' if args.positives else ''}sequence(s) of the {split} split, so no "
                                f"coverage to measure; give another --split")
     else:

@@ -187,33 +187,44 @@ def open_fasta(path):
 
 
 def _index_fits(path, fai):
-    """Whether the .fai index ``fai`` describes the FASTA ``path`` (a plain one; a bgzipped one's index counts in
-    uncompressed bytes and is not checked here): its last record's sequence starts right after that record's
-    header line and ends where the file's text ends. A FASTA that arrives with an old time (gunzip, wget, cp -p,
-    rsync -a, tar) beside an index of another file, or of the same sequence wrapped at another width, would
+    """Whether the .fai index ``fai`` may describe the FASTA ``path``: False only on evidence that it does not,
+    read from its last record (a plain FASTA; a bgzipped one's index counts in uncompressed bytes and is not
+    checked here): that record's last base lies past the file's end, or more than line breaks follows it, or the
+    header line before its sequence names another record. A FASTA that arrives with an old time (gunzip, wget,
+    cp -p, rsync -a, tar) beside an index of another file, or of the same sequence wrapped at another width, would
     otherwise be read through that index, at the wrong places."""
+    window = 1 << 16
     try:
+        with open(fai, "rb") as index:  # the last record is the index's last line (pyfaidx writes them in order)
+            index.seek(max(0, os.fstat(index.fileno()).st_size - window))
+            last = index.read().splitlines()[-1].split(b"\t")
+        name, (length, offset, bases, width) = last[0], map(int, last[1:5])
         with open(path, "rb") as handle:
             if handle.read(2) == b"\x1f\x8b":
                 return True
-            with open(fai) as index:
-                rows = [line.rstrip("\r\n").split("\t") for line in index if line.strip()]
-            name, length, offset, bases, width = max(((r[0], *map(int, r[1:5])) for r in rows), key=lambda r: r[2])
-            full, rest = divmod(length, bases) if bases > 0 else (0, 0)
-            end = offset + full * width + (rest + width - bases if rest else 0)
             size = os.fstat(handle.fileno()).st_size
-            if not 0 < offset <= end <= size or size - end > 1 << 16:
+            full, rest = divmod(length, bases) if bases > 0 else (0, 0)
+            # just past the last base (no line break counted: a file may end without one)
+            end = offset + (full * width + rest if rest else max(full - 1, 0) * width + bases * (full > 0))
+            if end > size or size - end > window:
                 return False
             handle.seek(end)
             if handle.read().strip():  # more than the line breaks after the last line
                 return False
-            start = max(0, offset - len(name.encode()) - (1 << 16))
+            start = max(0, offset - len(name) - window)
             handle.seek(start)
             before = handle.read(offset - start)
-    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+    except (OSError, ValueError, IndexError):
         return False
-    header = before[:-1].rsplit(b"\n", 1)[-1] if before.endswith(b"\n") else b""
-    return header.rstrip(b"\r").split()[:1] == [b">" + name.encode()]
+    if before.endswith(b"\n"):
+        header = before[:-1].rsplit(b"\n", 1)
+    elif length == 0 and offset == size:  # an empty last record whose header line has no line break
+        header = before.rsplit(b"\n", 1)
+    else:
+        return False
+    if len(header) == 1 and start > 0:  # a header longer than the window: not seen whole, so not judged
+        return True
+    return header[-1].rstrip(b"\r").split()[:1] == [b">" + name]
 
 
 def unreadable(path, exc, kind):

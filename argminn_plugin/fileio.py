@@ -114,11 +114,13 @@ MKSTEMP_PART = "[a-z0-9_]{8}"  # tempfile's random part of a name
 
 
 def hold(fd):
-    """Mark the scratch file (or directory) open as ``fd`` as in use, until ``fd`` is closed (or the process
-    ends, however it ends)."""
+    """Mark the scratch file (or directory) open as ``fd`` as in use, until every copy of ``fd`` is closed (or
+    the process ends, however it ends). Not blocking: a file just made is no one else's to hold, and a file
+    system whose lock service hangs (some network mounts) does not hold the write up."""
     if fcntl is not None:
-        with contextlib.suppress(OSError):  # a file system without locks: then no probe can lock it either
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        # a file system without flock (some network mounts): then no probe can lock it either, and it is kept
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _abandoned(path, now):
@@ -171,7 +173,7 @@ def _remove_abandoned_sets(directory):
     """Remove what killed :func:`output_set` blocks left in ``directory``: a set's staged files
     (``.<name>.<token>.partial``, and the scratch files of the writers writing them) are held through its lock
     file (``.<token>.partial``), which it holds from before the first of them is written until after the last is
-    gone."""
+    gone; files only (a set stages no directory), and only those of a lock found abandoned."""
     now = time.time()
     tokens = {}
     pattern = r"\.(?:.+\.)?([0-9a-f]{8})\.partial(?:\." + MKSTEMP_PART + r"(?:\.memelite)?\.tmp)?"
@@ -179,20 +181,11 @@ def _remove_abandoned_sets(directory):
         tokens.setdefault(match.group(1), []).append(path)
     for token, paths in tokens.items():
         lock = os.path.join(directory, f".{token}.partial")
-        if lock in paths:
-            gone = _abandoned(lock, now)
-        else:  # no lock file (the set was ending, or it was written before sets had one)
-            gone = all(_older(path, now) for path in paths)
-        if gone:
+        if lock in paths and _abandoned(lock, now):
             for path in sorted(paths, key=lambda path: path == lock):  # the lock last
-                _remove(path)
-
-
-def _older(path, now):
-    try:
-        return now - os.stat(path).st_mtime >= ABANDONED_AFTER
-    except OSError:
-        return False
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
 
 
 @contextlib.contextmanager
@@ -210,8 +203,11 @@ def atomic_write(path, mode="w", force=False):
     prefix = "." + os.path.basename(path) + "."
     remove_abandoned(directory, re.escape(prefix) + MKSTEMP_PART + r"\.tmp")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    # held until the rename: a copy of the descriptor outlives the handle (POSIX; Windows renames no open file)
+    kept = None
     try:
         hold(fd)
+        kept = os.dup(fd) if fcntl is not None else None
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -222,6 +218,9 @@ def atomic_write(path, mode="w", force=False):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        if kept is not None:
+            os.close(kept)
     _sync_directory(directory)
 
 
@@ -322,9 +321,9 @@ def output_set(directory, names, force=False):
         for staged in stage.values():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(staged)
+        os.close(lock_fd)  # (Windows removes no open file) the staged files are gone: the lock has done its work
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
-        os.close(lock_fd)
 
 
 def write_fasta(path, names, sequences, force=False, width=80):

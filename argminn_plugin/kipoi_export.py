@@ -320,8 +320,11 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
         remove_abandoned(out_dir, r"\.export-" + MKSTEMP_PART + r"\.tmp")  # a killed export's staging
         # inside out_dir: the same file system (os.replace cannot cross one) and the same permission as the export
         stage = tempfile.mkdtemp(dir=out_dir, prefix=".export-", suffix=".tmp")
-        stage_fd = os.open(stage, os.O_RDONLY)
-        hold(stage_fd)  # while this export runs
+        try:
+            stage_fd = os.open(stage, os.O_RDONLY)
+            hold(stage_fd)  # while this export runs
+        except OSError:  # a directory cannot be opened so here (Windows): not held, and never taken as abandoned
+            stage_fd = None
         _write_export(model, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip, trained_doc)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
                          for root, _, names in os.walk(stage) for name in names)
@@ -372,8 +375,8 @@ def _trained_doc(model_path, model):
     if (test and list(test) != names) or (fingerprint is not None and fingerprint != model_fingerprint(model)):
         what = (f"the scores of tasks {', '.join(map(repr, test))}, not this model's {', '.join(map(repr, names))}"
                 if test and list(test) != names else "the scores of another model (its model_fingerprint differs)")
-        raise ArgminnError(f"{path}: {what}; another run's metrics.json beside {model_path}? move it away or train "
-                           "again")
+        raise ArgminnError(f"{path}: {what}, not of {model_path} (another run's, or of the run's model.pt if this "
+                           f"is its last.pt); export that model, or move metrics.json away to export without scores")
     if not test:
         return ""
     return "Held-out test chromosome: " + ", ".join(

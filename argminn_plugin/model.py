@@ -53,11 +53,14 @@ def _global_hooks():
     return bool(_module._global_forward_hooks or _module._global_forward_pre_hooks)
 
 
+_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling  # torch < 2.3: dynamo's
+
+
 def _autocast_or_tracing():
     """Whether autocast (CPU or CUDA), ``torch.jit`` tracing or a graph capture (``torch.export``,
     ``torch.compile``, whose fake tensors have no storage to key a cache on) is on: the inference path then steps
     aside."""
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if torch.jit.is_tracing() or _compiling():
         return True
     try:
         return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")

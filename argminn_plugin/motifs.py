@@ -296,8 +296,8 @@ def write_meme(path, motifs, force=False, nsites=None):
         with open(tmp) as handle:
             lines = handle.read().split("\n")
     finally:
+        os.close(fd)  # first: Windows removes no open file
         os.unlink(tmp)
-        os.close(fd)
     name = None
     for i, line in enumerate(lines):  # MOTIF <name>, then its matrix line: memelite writes nsites= 1
         if line.startswith("MOTIF "):

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from .data import in_eval_mode, load_intervals, model_input
+from .data import check_X, in_eval_mode, load_intervals
 from .fileio import atomic_write
 
 
@@ -13,7 +13,7 @@ def predict(model, X, batch_size=256, device="cpu", verbose=False):
     its own)."""
     from tangermeme.predict import predict as _predict
 
-    X = model_input(model, X)
+    X = check_X(X, model.config.input_length)  # tangermeme's predict gives each batch the model's dtype
     return _predict(model, X, batch_size=batch_size, device=device, verbose=verbose)
 
 

@@ -122,7 +122,8 @@ def test_motifs_command(dataset, trained, tmp_path, capsys):
     peaks = (bare / "peaks.bed").read_text().splitlines()
     (bare / "peaks.bed").write_text("\n".join(line if not line.startswith("chr3\t") else line[:-1] + "0"
                                              for line in peaks) + "\n")
-    for split, extra, message in (("valid", [], "no planted motif instance in the 100 sequence(s) of the valid split"),
+    for split, extra, message in (("valid", [], "no planted motif instance inside the model's 100-bp windows of the 100 sequence(s) of the "
+                                   "valid split"),
                                   ("test", ["--positives"], "the test split has no positive of task 'label'")):
         assert main(["instances", "--model", str(trained / "model.pt"), "--motifs", str(out), "--data", str(bare),
                      "--split", split, *extra, "--out", str(tmp_path / "calls")]) == 2

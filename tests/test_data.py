@@ -203,13 +203,14 @@ def test_an_index_of_another_file_is_rebuilt_whatever_the_times_and_a_damaged_bg
             bed_used = bed
         assert decode(load_intervals(str(path), bed_used, 60)[0]) == want
         built = os.path.getmtime(str(path) + ".fai")
-    path.write_text(wrapped(80))
-    assert decode(load_intervals(str(path), bed, 60)[0]) == expected
-    built = os.path.getmtime(str(path) + ".fai")
-    os.utime(str(path) + ".fai", (built + 50, built + 50))
-    stamp = os.stat(str(path) + ".fai").st_mtime_ns
-    assert decode(load_intervals(str(path), bed, 60)[0]) == expected  # an index that fits stays
-    assert os.stat(str(path) + ".fai").st_mtime_ns == stamp
+    for text in (wrapped(80), wrapped(80).rstrip("\n"), wrapped(80).replace("\n", "\r\n").rstrip("\r\n")):
+        path.write_text(text, newline="")  # (the last two end without a line break)
+        assert decode(load_intervals(str(path), bed, 60)[0]) == expected
+        built = os.path.getmtime(str(path) + ".fai")
+        os.utime(str(path) + ".fai", (built + 50, built + 50))
+        stamp = os.stat(str(path) + ".fai").st_mtime_ns
+        assert decode(load_intervals(str(path), bed, 60)[0]) == expected  # an index that fits stays
+        assert os.stat(str(path) + ".fai").st_mtime_ns == stamp
     from Bio import bgzf
 
     packed = tmp_path / "g.fa.gz"

@@ -178,8 +178,8 @@ def test_export_refuses_what_it_would_overwrite_or_misread(exported, tmp_path):
                           ({"test": {"CTCF": metrics["test"]["label"]}}, "the scores of tasks 'CTCF', not this "
                                                                           "model's 'label'")):
         (copy / "metrics.json").write_text(json.dumps({**metrics, **changed}))
-        with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: {text}; another run's "
-                                                         f"metrics.json beside {copy / 'model.pt'}? move it away")):
+        with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: {text}, not of "
+                                                         f"{copy / 'model.pt'} (another run's")):
             export_kipoi(str(copy / "model.pt"), str(tmp_path / "k"), data_dir=str(data))
     (copy / "metrics.json").unlink()
     # a failure while writing (an example interval off the genome) leaves none of the directories it made

@@ -709,6 +709,31 @@ def test_scratch_left_by_a_killed_writer_is_removed_by_the_next_write_and_a_live
     assert hidden() == []
 
 
+def test_a_writers_scratch_stays_held_between_closing_and_renaming(tmp_path, monkeypatch):
+    """atomic_write keeps its scratch file held until the rename: another write of the same output in between (the
+    file aged past ABANDONED_AFTER, as after a slow fsync) leaves it alone, and both writes land."""
+    import time
+
+    from argminn_plugin import fileio
+
+    real_replace, seen = os.replace, []
+
+    def replace(source, target):
+        if not seen:
+            seen.append(source)
+            then = time.time() - fileio.ABANDONED_AFTER - 1
+            os.utime(source, (then, then))
+            with atomic_write(target, force=True) as handle:  # another writer of the same output, meanwhile
+                handle.write("second")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_write(str(tmp_path / "out.txt")) as handle:
+        handle.write("first")
+    monkeypatch.undo()
+    assert (tmp_path / "out.txt").read_text() == "first" and os.listdir(tmp_path) == ["out.txt"]
+
+
 def _killed_at_a_save(monkeypatch, kill_at, run):
     """``run()`` with train's atomic_save_torch raising KeyboardInterrupt (a kill) at the first path ``kill_at``
     takes; returns the paths it was given, in order, the last the one it was killed at."""
