@@ -106,9 +106,9 @@ def dump_json(obj, handle, **kwargs):
 
 
 # A hidden scratch file (or directory) beside an output is held with an exclusive flock by the process writing
-# it, for as long as it writes it; one that no process holds and that is older than this many seconds (past the
-# moments between making it and locking it, and between closing it and renaming it) was left by a process
-# killed on the way (SIGKILL, a power cut), and the next write beside it removes it.
+# it, from just after making it until it is renamed or removed; one that no process holds and that is older than
+# this many seconds (past the moment between making it and locking it) was left by a process killed on the way
+# (SIGKILL, a power cut), and the next write beside it removes it.
 ABANDONED_AFTER = 60
 MKSTEMP_PART = "[a-z0-9_]{8}"  # tempfile's random part of a name
 
