@@ -5,6 +5,7 @@ User errors print one line (``argminn: error: ...``) and exit with status 2.
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -683,7 +684,7 @@ def _terminate(signum, frame):
 
 def _interrupted(exc):
     """(message, exit status) for a Ctrl-C, ('interrupted', 130), or a SIGTERM, ('terminated', 143), also as
-    numba-compiled code wraps them; else None."""
+    numba-compiled code or a failed import wraps them; else None."""
     for cause in (exc, exc.__cause__ or exc.__context__):
         if isinstance(cause, KeyboardInterrupt):
             return "interrupted", 130
@@ -695,15 +696,46 @@ def _interrupted(exc):
 @contextlib.contextmanager
 def sigterm_raises():
     """A SIGTERM raises Terminated in the main thread while in this block (left alone where it is ignored or
-    handled by someone else, or off the main thread)."""
-    previous = None
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    handled by someone else, or off the main thread). A Ctrl-C or SIGTERM that lands in a finalizer (a
+    ``__del__`` the garbage collector runs), where Python prints "Exception ignored" and drops it, is raised
+    again a moment later, outside it (through SIGALRM, where SIGALRM is free): else the command would run on to
+    its end and exit 0."""
+    previous = previous_alarm = None
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         previous = signal.signal(signal.SIGTERM, _terminate)
+    hook = sys.unraisablehook
+    if main_thread and hasattr(signal, "setitimer") and signal.getsignal(signal.SIGALRM) == signal.SIG_DFL:
+        previous_alarm = signal.signal(signal.SIGALRM, _raise_dropped)
+        sys.unraisablehook = functools.partial(_dropped_interrupt, hook)
     try:
         yield
     finally:
+        if previous_alarm is not None:
+            sys.unraisablehook = hook
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous_alarm)
+            _DROPPED.clear()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+_DROPPED = []  # the interrupts a finalizer dropped, to raise again
+
+
+def _dropped_interrupt(fallback, unraisable):
+    """sys.unraisablehook inside :func:`sigterm_raises`: an interrupt raised in a finalizer is raised again in a
+    moment; anything else goes to the hook that was there."""
+    if isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+        _DROPPED.append(type(unraisable.exc_value))
+        signal.setitimer(signal.ITIMER_REAL, 0.01)  # should it land in a finalizer again, it comes back here
+        return
+    fallback(unraisable)
+
+
+def _raise_dropped(signum, frame):
+    if _DROPPED:
+        raise _DROPPED.pop()()
 
 
 def _allocator_refused(text):
@@ -732,8 +764,9 @@ def one_line_errors(prog):
         print(f"{prog}: error: out of memory ({text}); make the model, the batch or the input smaller",
               file=sys.stderr)
         raise SystemExit(2) from None
-    except (KeyboardInterrupt, Terminated, SystemError) as exc:
-        # SystemError: a Ctrl-C or SIGTERM inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped
+    except (KeyboardInterrupt, Terminated, SystemError, ImportError) as exc:
+        # SystemError: a Ctrl-C or SIGTERM inside numba-compiled code (memelite's TOMTOM/FIMO) arrives wrapped;
+        # ImportError: one during a module's first import (scipy's, at the first metrics) ends that import
         found = _interrupted(exc)
         if found is None:
             raise

@@ -123,6 +123,28 @@ def hold(fd):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def hold_directory(path, held_by):
+    """Make the directory ``path`` if needed and hold it with an exclusive flock while the returned descriptor is
+    open (None where the file system has no such lock); a directory another process holds is an ArgminnError
+    saying it is ``held_by``."""
+    os.makedirs(path, exist_ok=True)
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not openable as a directory here
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ArgminnError(f"{path}: {held_by}") from None
+    except OSError:  # a file system without flock: not held
+        os.close(fd)
+        return None
+    return fd
+
+
 def _abandoned(path, now):
     """Whether ``path`` is scratch no process holds (:func:`hold`), older than ``ABANDONED_AFTER`` seconds."""
     if fcntl is None:

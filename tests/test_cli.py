@@ -406,6 +406,36 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     assert not [name for name in os.listdir(out) if name.endswith(".partial")]
 
 
+def test_an_interrupt_a_finalizer_drops_still_stops_the_command(dataset, tmp_path, monkeypatch, capsys):
+    """A SIGTERM or Ctrl-C that lands in a finalizer (a __del__ the garbage collector runs, such as pyfaidx's),
+    where Python prints "Exception ignored" and drops it, is raised again outside it: the command stops with 143 or
+    130 and its one line, instead of training on to the end and exiting 0."""
+    import argminn_plugin.cli as cli
+
+    real, hook = cli.cmd_train, sys.unraisablehook
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive shell
+    try:
+        for signum, status, line in ((signal.SIGTERM, 143, "argminn: terminated"),
+                                     (signal.SIGINT, 130, "argminn: interrupted")):
+            class Dropper:
+                def __del__(self, signum=signum):
+                    os.kill(os.getpid(), signum)  # the handler runs here, and its exception is dropped
+
+            def cmd_train(args, Dropper=Dropper):
+                Dropper()  # collected at once
+                return real(args)
+
+            monkeypatch.setattr(cli, "cmd_train", cmd_train)
+            out = tmp_path / f"run{signum}"
+            assert main(["train", "--data", str(dataset), "--out", str(out), "--quiet", "--train-set",
+                         "max_epochs=50", *SMALL_MODEL]) == status
+            err = capsys.readouterr().err
+            assert err.strip().splitlines() == [line] and not (out / "model.pt").exists()
+            assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and sys.unraisablehook is hook
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+
+
 def test_variants_command(dataset, trained, tmp_path, capsys):
     import pyfaidx
 

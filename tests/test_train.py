@@ -734,6 +734,33 @@ def test_a_writers_scratch_stays_held_between_closing_and_renaming(tmp_path, mon
     assert (tmp_path / "out.txt").read_text() == "first" and os.listdir(tmp_path) == ["out.txt"]
 
 
+def test_a_second_training_into_a_run_directory_in_use_is_refused(tmp_path, monkeypatch):
+    """While a training holds its run directory, another training into it (even with force) is refused before it
+    writes anything; once the first ends, the directory is free again. A refused run leaves no directory it made."""
+    from argminn_plugin.fileio import hold_directory
+
+    tc = TrainConfig(max_epochs=1, batch_size=16)
+    out = tmp_path / "run"
+    fd = hold_directory(str(out), "held")  # as a training in another process holds it
+    try:
+        with pytest.raises(ArgminnError, match=re.escape(f"{out}: another training is writing this run directory "
+                                                         "now; wait for it to end, or give another --out")):
+            train(CFG, tc, data(0), data(1), str(out), force=True, verbose=False)
+        assert os.listdir(out) == []
+    finally:
+        os.close(fd)
+    train(CFG, tc, data(0), data(1), str(out), verbose=False)
+    assert (out / "model.pt").exists()
+    import argminn_plugin.train as train_module
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("failed before writing")
+    monkeypatch.setattr(train_module, "_train", fails)
+    with pytest.raises(RuntimeError, match="failed before writing"):
+        train(CFG, tc, data(0), data(1), str(tmp_path / "new"), verbose=False)
+    assert not (tmp_path / "new").exists()
+
+
 def _killed_at_a_save(monkeypatch, kill_at, run):
     """``run()`` with train's atomic_save_torch raising KeyboardInterrupt (a kill) at the first path ``kill_at``
     takes; returns the paths it was given, in order, the last the one it was killed at."""
