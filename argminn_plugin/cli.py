@@ -126,7 +126,7 @@ def cmd_simulate(args):
 def cmd_train(args):
     from .config import TrainConfig
     from .fileio import atomic_write, dump_json, json_ready, model_fingerprint
-    from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, train
+    from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, run_held, train
 
     _sources(args, labelled=True)  # a flag mix-up is named before any file is read
     tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set")  # and a bad setting
@@ -138,34 +138,38 @@ def cmd_train(args):
     # its share of each batch; rank 0 alone writes the run directory and prints.
     import torch.distributed as dist
 
-    with distributed_context() as info:
+    with contextlib.ExitStack() as run:
+        with distributed_context() as info:
+            if info.rank > 0:
+                dist.barrier()  # let rank 0 open the FASTA first: pyfaidx may have to build its .fai index
+            try:
+                splits, names = _labelled_splits(args, mc.input_length)
+            finally:
+                if info.world > 1 and info.rank == 0:
+                    dist.barrier()
+            _check_tasks(mc, names)
+            mc = mc.replace(n_tasks=len(names), task_names=names)
+            # held over the training and its scores: another training into it meanwhile would leave these scores
+            # beside its model.pt
+            run.enter_context(run_held(args.out, info))
+            model, history = train(mc, tc, splits["train"][:2], splits["valid"][:2], args.out, resume=args.resume,
+                                   force=args.force, verbose=not args.quiet)
         if info.rank > 0:
-            dist.barrier()  # let rank 0 open the FASTA first: pyfaidx may have to build its .fai index
-        try:
-            splits, names = _labelled_splits(args, mc.input_length)
-        finally:
-            if info.world > 1 and info.rank == 0:
-                dist.barrier()
-        _check_tasks(mc, names)
-        mc = mc.replace(n_tasks=len(names), task_names=names)
-        model, history = train(mc, tc, splits["train"][:2], splits["valid"][:2], args.out, resume=args.resume,
-                               force=args.force, verbose=not args.quiet)
-    if info.rank > 0:
-        return model, splits
-    # The epoch model.pt holds: the last one marked best (only epochs with every regularizer at full
-    # weight compete, see train.train), not simply the lowest validation loss. None for a run resumed
-    # from an older version's checkpoint, whose history carries no marks.
-    best = [r["epoch"] for r in history if r.get("best")]
-    # the model the scores are of: export-kipoi publishes them with it and refuses another model's
-    metrics = {"best_epoch": best[-1] if best else None, "epochs": len(history),
-               "model_fingerprint": model_fingerprint(model)}
-    for split in ("valid", "test"):
-        X, y, _ = splits[split]
-        if len(X):
-            _, probs = evaluate(model, X, y)
-            metrics[split] = dict(zip(names, classification_metrics(y, probs)))
-    with atomic_write(os.path.join(args.out, "metrics.json"), force=True) as handle:
-        dump_json(metrics, handle, indent=2)
+            return model, splits
+        # The epoch model.pt holds: the last one marked best (only epochs with every regularizer at full
+        # weight compete, see train.train), not simply the lowest validation loss. None for a run resumed
+        # from an older version's checkpoint, whose history carries no marks.
+        best = [r["epoch"] for r in history if r.get("best")]
+        # the model the scores are of: export-kipoi publishes them with it and refuses another model's
+        metrics = {"best_epoch": best[-1] if best else None, "epochs": len(history),
+                   "model_fingerprint": model_fingerprint(model)}
+        for split in ("valid", "test"):
+            X, y, _ = splits[split]
+            if len(X):
+                _, probs = evaluate(model, X, y)
+                metrics[split] = dict(zip(names, classification_metrics(y, probs)))
+        with atomic_write(os.path.join(args.out, "metrics.json"), force=True) as handle:
+            dump_json(metrics, handle, indent=2)
     print(json.dumps(json_ready({k: metrics[k] for k in metrics if k in ("valid", "test")})))
     return model, splits
 
@@ -697,45 +701,42 @@ def _interrupted(exc):
 def sigterm_raises():
     """A SIGTERM raises Terminated in the main thread while in this block (left alone where it is ignored or
     handled by someone else, or off the main thread). A Ctrl-C or SIGTERM that lands in a finalizer (a
-    ``__del__`` the garbage collector runs), where Python prints "Exception ignored" and drops it, is raised
-    again a moment later, outside it (through SIGALRM, where SIGALRM is free): else the command would run on to
-    its end and exit 0."""
-    previous = previous_alarm = None
+    ``__del__`` the garbage collector runs), where Python prints "Exception ignored" and drops it, is sent again
+    a moment later (the same signal, so a block that defers signals defers it too): else the command would run on
+    to its end and exit 0."""
+    previous = None
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         previous = signal.signal(signal.SIGTERM, _terminate)
     hook = sys.unraisablehook
-    if main_thread and hasattr(signal, "setitimer") and signal.getsignal(signal.SIGALRM) == signal.SIG_DFL:
-        previous_alarm = signal.signal(signal.SIGALRM, _raise_dropped)
+    if main_thread:
         sys.unraisablehook = functools.partial(_dropped_interrupt, hook)
     try:
         yield
     finally:
-        if previous_alarm is not None:
+        if main_thread:
             sys.unraisablehook = hook
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous_alarm)
-            _DROPPED.clear()
+            while _RESEND:  # the block is over: what it would have sent again goes with it
+                _RESEND.pop().cancel()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-_DROPPED = []  # the interrupts a finalizer dropped, to raise again
+_RESEND = []  # the timers sending a dropped interrupt's signal again
 
 
 def _dropped_interrupt(fallback, unraisable):
-    """sys.unraisablehook inside :func:`sigterm_raises`: an interrupt raised in a finalizer is raised again in a
-    moment; anything else goes to the hook that was there."""
+    """sys.unraisablehook inside :func:`sigterm_raises`: the signal of an interrupt raised in a finalizer is sent
+    again in a moment, from a timer thread (should it land in a finalizer again, it comes back here); anything
+    else goes to the hook that was there."""
     if isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
-        _DROPPED.append(type(unraisable.exc_value))
-        signal.setitimer(signal.ITIMER_REAL, 0.01)  # should it land in a finalizer again, it comes back here
+        signum = signal.SIGINT if isinstance(unraisable.exc_value, KeyboardInterrupt) else signal.SIGTERM
+        timer = threading.Timer(0.01, signal.raise_signal, (signum,))
+        timer.daemon = True
+        _RESEND.append(timer)
+        timer.start()
         return
     fallback(unraisable)
-
-
-def _raise_dropped(signum, frame):
-    if _DROPPED:
-        raise _DROPPED.pop()()
 
 
 def _allocator_refused(text):

@@ -123,16 +123,30 @@ def hold(fd):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+_HELD = threading.local()  # per thread: the directories it holds, (device, inode) -> descriptor
+
+
+def _held_here():
+    if not hasattr(_HELD, "directories"):
+        _HELD.directories = {}
+    return _HELD.directories
+
+
 def hold_directory(path, held_by):
-    """Make the directory ``path`` if needed and hold it with an exclusive flock while the returned descriptor is
-    open (None where the file system has no such lock); a directory another process holds is an ArgminnError
-    saying it is ``held_by``."""
+    """Make the directory ``path`` if needed and hold it with an exclusive flock until :func:`release_directory`
+    of the returned descriptor; a directory another process (or thread) holds is an ArgminnError saying it is
+    ``held_by``. None (nothing to release) where the file system has no such lock, or where this thread holds it
+    already (the outer hold covers the inner: a command holding its run over the training and its scores)."""
     os.makedirs(path, exist_ok=True)
     if fcntl is None:
         return None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # not openable as a directory here
+        return None
+    stat = os.fstat(fd)
+    if (stat.st_dev, stat.st_ino) in _held_here():
+        os.close(fd)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -142,7 +156,18 @@ def hold_directory(path, held_by):
     except OSError:  # a file system without flock: not held
         os.close(fd)
         return None
+    _held_here()[(stat.st_dev, stat.st_ino)] = fd
     return fd
+
+
+def release_directory(fd):
+    """Release a :func:`hold_directory` (None: nothing to release)."""
+    if fd is None:
+        return
+    held = _held_here()
+    for key in [key for key, value in held.items() if value == fd]:
+        del held[key]
+    os.close(fd)
 
 
 def _abandoned(path, now):

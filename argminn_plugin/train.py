@@ -38,7 +38,7 @@ from .config import ModelConfig, TrainConfig
 from .data import check_labels, check_X, reverse_complement, shift_sequences
 from .errors import ArgminnError, StartAgain
 from .fileio import (atomic_save_torch, atomic_write, data_fingerprint, dump_json, hold_directory, output_set,
-                     read_json_object, safe_load_torch)
+                     read_json_object, release_directory, safe_load_torch)
 from .losses import attention_entropy, filter_overlap_loss, l1_loss, normalizing_scale
 from .model import ARGMINN
 
@@ -780,7 +780,7 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
                                                                for task, value in one_class)
                                + "; a classifier needs sequences of both labels in every task")
         data = data_fingerprint(Xt, yt, Xv, yv) if info.rank == 0 else None  # rank 0 checks and writes it
-        with _run_held(out_dir, info):
+        with run_held(out_dir, info):
             if tc.warmup_candidates > 1:
                 tc, resume = _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force,
                                                 verbose and info.rank == 0, info, data)
@@ -788,10 +788,11 @@ def train(model_config, train_config, train_data, valid_data, out_dir, resume=Fa
 
 
 @contextlib.contextmanager
-def _run_held(out_dir, info):
+def run_held(out_dir, info):
     """Rank 0 holds the run directory (made if needed) for the whole run, so a second training into it at the same
-    time (another 'argminn train', a benchmark) is refused on every rank instead of mixing the two runs' files;
-    a directory this made is removed again if the run fails before writing into it."""
+    time (another 'argminn train', a benchmark) is refused on every rank instead of mixing the two runs' files
+    (re-entrant: ``argminn train`` holds it over the training and its scores); a directory this hold made is
+    removed again if the run fails before writing into it."""
     made = not os.path.exists(out_dir)
     held = []
     try:
@@ -800,13 +801,13 @@ def _run_held(out_dir, info):
                      "--out")), info)
         yield
     except BaseException:
-        if made and info.rank == 0 and os.path.isdir(out_dir) and not os.listdir(out_dir):
-            os.rmdir(out_dir)
+        if made and held and held[0] is not None and os.path.isdir(out_dir) and not os.listdir(out_dir):
+            with contextlib.suppress(OSError):
+                os.rmdir(out_dir)
         raise
     finally:
         for fd in held:
-            if fd is not None:
-                os.close(fd)
+            release_directory(fd)
 
 
 CANDIDATE_SEED_STEP = 1000  # warm-up candidate i trains from seed + CANDIDATE_SEED_STEP * i

@@ -1,6 +1,7 @@
 import io
 import json
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -431,9 +432,53 @@ def test_an_interrupt_a_finalizer_drops_still_stops_the_command(dataset, tmp_pat
                          "max_epochs=50", *SMALL_MODEL]) == status
             err = capsys.readouterr().err
             assert err.strip().splitlines() == [line] and not (out / "model.pt").exists()
-            assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and sys.unraisablehook is hook
+            assert not cli._RESEND and sys.unraisablehook is hook
     finally:
         signal.signal(signal.SIGINT, previous_int)
+    # sent again as the same signal: one that comes back while an output set is moved in waits for the moves
+    from argminn_plugin import fileio
+
+    out = tmp_path / "set"
+    out.mkdir()
+    for name in ("model.pt", "last.pt"):
+        (out / name).write_text("old")
+    real_replace = os.replace
+
+    def slow_replace(source, target):
+        real_replace(source, target)
+        time.sleep(0.03)  # (a network file system): the signal comes back between the moves
+
+    class Dropper:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(fileio.os, "replace", slow_replace)
+    with pytest.raises(SystemExit) as stop:
+        with cli.sigterm_raises(), cli.one_line_errors("argminn"):
+            with fileio.output_set(str(out), ["model.pt", "last.pt"], force=True) as stage:
+                for name in stage:
+                    pathlib.Path(stage[name]).write_text("new")
+                Dropper()  # collected as the block ends
+    monkeypatch.undo()
+    assert stop.value.code == 143 and [(out / name).read_text() for name in ("model.pt", "last.pt")] == ["new"] * 2
+
+
+def test_an_interrupt_that_ends_a_first_import_is_an_interrupt(capsys):
+    """A Ctrl-C or SIGTERM during a module's first import can end that import as an ImportError whose context is
+    the interrupt: one line and 130 / 143, like the interrupt itself; an ImportError of its own stays one."""
+    from argminn_plugin.cli import Terminated, one_line_errors
+
+    for interrupt, status, line in ((KeyboardInterrupt, 130, "x: interrupted"), (Terminated, 143, "x: terminated")):
+        with pytest.raises(SystemExit) as stop:
+            with one_line_errors("x"):
+                try:
+                    raise interrupt()
+                except BaseException:
+                    raise ImportError("initialization failed")
+        assert stop.value.code == status and capsys.readouterr().err.strip() == line
+    with pytest.raises(ImportError, match="no module"):
+        with one_line_errors("x"):
+            raise ImportError("no module")
 
 
 def test_variants_command(dataset, trained, tmp_path, capsys):

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import pickle
@@ -734,21 +735,61 @@ def test_a_writers_scratch_stays_held_between_closing_and_renaming(tmp_path, mon
     assert (tmp_path / "out.txt").read_text() == "first" and os.listdir(tmp_path) == ["out.txt"]
 
 
+@contextlib.contextmanager
+def _held_elsewhere(path):
+    """``path`` held (fileio.hold_directory) by another thread, as by a training in another process, in the
+    block (a thread's own holds are re-entrant)."""
+    import threading
+
+    from argminn_plugin.fileio import hold_directory, release_directory
+
+    ready, done, box = threading.Event(), threading.Event(), []
+
+    def hold():
+        box.append(hold_directory(path, "held"))
+        ready.set()
+        done.wait()
+        release_directory(box[0])
+    thread = threading.Thread(target=hold)
+    thread.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _free_elsewhere(path):
+    """Whether another thread (as another process) could hold ``path`` now."""
+    import threading
+
+    from argminn_plugin.fileio import hold_directory, release_directory
+
+    box = []
+
+    def probe():
+        try:
+            release_directory(hold_directory(path, "held"))
+            box.append(True)
+        except ArgminnError:
+            box.append(False)
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return box[0]
+
+
 def test_a_second_training_into_a_run_directory_in_use_is_refused(tmp_path, monkeypatch):
     """While a training holds its run directory, another training into it (even with force) is refused before it
     writes anything; once the first ends, the directory is free again. A refused run leaves no directory it made."""
-    from argminn_plugin.fileio import hold_directory
-
     tc = TrainConfig(max_epochs=1, batch_size=16)
     out = tmp_path / "run"
-    fd = hold_directory(str(out), "held")  # as a training in another process holds it
-    try:
+    with _held_elsewhere(str(out)):  # as a training in another process holds it
         with pytest.raises(ArgminnError, match=re.escape(f"{out}: another training is writing this run directory "
                                                          "now; wait for it to end, or give another --out")):
             train(CFG, tc, data(0), data(1), str(out), force=True, verbose=False)
         assert os.listdir(out) == []
-    finally:
-        os.close(fd)
     train(CFG, tc, data(0), data(1), str(out), verbose=False)
     assert (out / "model.pt").exists()
     import argminn_plugin.train as train_module
@@ -759,6 +800,38 @@ def test_a_second_training_into_a_run_directory_in_use_is_refused(tmp_path, monk
     with pytest.raises(RuntimeError, match="failed before writing"):
         train(CFG, tc, data(0), data(1), str(tmp_path / "new"), verbose=False)
     assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    # another training that makes and holds the directory first, between this one's look and its hold: this one
+    # is refused and leaves the other's directory alone
+    real_hold, other = train_module.hold_directory, contextlib.ExitStack()
+
+    def hold_after_another(path, held_by):
+        other.enter_context(_held_elsewhere(path))
+        return real_hold(path, held_by)
+    monkeypatch.setattr(train_module, "hold_directory", hold_after_another)
+    with other:
+        with pytest.raises(ArgminnError, match="another training is writing"):
+            train(CFG, tc, data(0), data(1), str(tmp_path / "raced"), verbose=False)
+        assert (tmp_path / "raced").is_dir()
+
+
+def test_argminn_train_holds_its_run_over_the_training_and_its_scores(tmp_path, monkeypatch):
+    """argminn train's scores (metrics.json) are computed and written while the run directory is still held: a
+    training started meanwhile cannot put its model.pt beside them."""
+    import argminn_plugin.train as train_module
+    from argminn_plugin.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "data"), "--set", "n_train=200", "--set", "n_valid=60",
+                 "--set", "n_test=60", "--set", "length=60", "--set", "spacing=10"]) == 0
+    real_evaluate, seen = train_module.evaluate, []
+
+    def evaluate(model, X, y, *args, **kwargs):  # a second training trying its hold at each evaluation
+        seen.append("free" if _free_elsewhere(str(tmp_path / "run")) else "held")
+        return real_evaluate(model, X, y, *args, **kwargs)
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--quiet",
+                 "--train-set", "max_epochs=1", "--model-set", "n_layers=1", "--model-set", "stream_dim=16"]) == 0
+    assert seen and set(seen) == {"held"} and (tmp_path / "run" / "metrics.json").exists()
 
 
 def _killed_at_a_save(monkeypatch, kill_at, run):
