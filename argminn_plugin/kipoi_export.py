@@ -373,10 +373,10 @@ def _trained_doc(model_path, model):
     fingerprint = metrics.get("model_fingerprint")  # recorded since 2026-12-05
     names = model.config.names
     if (test and list(test) != names) or (fingerprint is not None and fingerprint != model_fingerprint(model)):
-        what = (f"the scores of tasks {', '.join(map(repr, test))}, not this model's {', '.join(map(repr, names))}"
-                if test and list(test) != names else "the scores of another model (its model_fingerprint differs)")
-        raise ArgminnError(f"{path}: {what}, not of {model_path} (another run's, or of the run's model.pt if this "
-                           f"is its last.pt); export that model, or move metrics.json away to export without scores")
+        what = (f"scores tasks {', '.join(map(repr, test))} (this model's: {', '.join(map(repr, names))})"
+                if test and list(test) != names else "scores another model (its model_fingerprint differs)")
+        raise ArgminnError(f"{path}: {what}: another run's, or the run's model.pt's if {model_path} is its "
+                           f"last.pt; export that model, or move metrics.json away to export without scores")
     if not test:
         return ""
     return "Held-out test chromosome: " + ", ".join(

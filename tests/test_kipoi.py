@@ -173,13 +173,12 @@ def test_export_refuses_what_it_would_overwrite_or_misread(exported, tmp_path):
     from argminn_plugin.fileio import model_fingerprint
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model_fingerprint"] == model_fingerprint(load_model(str(run / "model.pt")))  # model.pt's own
-    for changed, text in (({"model_fingerprint": "0" * 64}, "the scores of another model (its model_fingerprint "
-                                                             "differs)"),
-                          ({"test": {"CTCF": metrics["test"]["label"]}}, "the scores of tasks 'CTCF', not this "
-                                                                          "model's 'label'")):
+    for changed, text in (({"model_fingerprint": "0" * 64}, "scores another model (its model_fingerprint differs)"),
+                          ({"test": {"CTCF": metrics["test"]["label"]}}, "scores tasks 'CTCF' (this model's: "
+                                                                          "'label')")):
         (copy / "metrics.json").write_text(json.dumps({**metrics, **changed}))
-        with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: {text}, not of "
-                                                         f"{copy / 'model.pt'} (another run's")):
+        with pytest.raises(ArgminnError, match=re.escape(f"{copy / 'metrics.json'}: {text}: another run's, or the "
+                                                         f"run's model.pt's if {copy / 'model.pt'} is its last.pt")):
             export_kipoi(str(copy / "model.pt"), str(tmp_path / "k"), data_dir=str(data))
     (copy / "metrics.json").unlink()
     # a failure while writing (an example interval off the genome) leaves none of the directories it made
