@@ -216,6 +216,15 @@ def remove_abandoned(directory, pattern):
             _remove(path)
 
 
+def new_scratch(directory, prefix, suffix):
+    """(fd, path) of a new hidden scratch file ``<prefix><random><suffix>`` in ``directory`` (tempfile.mkstemp),
+    held (:func:`hold`) while ``fd`` is open; the abandoned ones of that name before it are removed first."""
+    remove_abandoned(directory, re.escape(prefix) + MKSTEMP_PART + re.escape(suffix))
+    fd, path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
+    hold(fd)
+    return fd, path
+
+
 def _remove_abandoned_sets(directory):
     """Remove what killed :func:`output_set` blocks left in ``directory``: a set's staged files
     (``.<name>.<token>.partial``, and the scratch files of the writers writing them) are held through its lock
@@ -247,13 +256,10 @@ def atomic_write(path, mode="w", force=False):
     check_writable(path, force=force)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    prefix = "." + os.path.basename(path) + "."
-    remove_abandoned(directory, re.escape(prefix) + MKSTEMP_PART + r"\.tmp")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    fd, tmp = new_scratch(directory, "." + os.path.basename(path) + ".", ".tmp")
     # held until the rename: a copy of the descriptor outlives the handle (POSIX; Windows renames no open file)
     kept = None
     try:
-        hold(fd)
         kept = os.dup(fd) if fcntl is not None else None
         with os.fdopen(fd, mode) as handle:
             yield handle

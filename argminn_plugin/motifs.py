@@ -10,8 +10,6 @@ each query's p-values against the whole target database.
 
 import functools
 import os
-import re
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -19,7 +17,7 @@ import torch
 
 from .data import check_X, in_eval_mode
 from .errors import ArgminnError
-from .fileio import MKSTEMP_PART, atomic_write, check_writable, hold, remove_abandoned
+from .fileio import atomic_write, check_writable, new_scratch
 
 
 def information_content(ppm):
@@ -287,11 +285,8 @@ def write_meme(path, motifs, force=False, nsites=None):
     os.makedirs(directory, exist_ok=True)
     # memelite writes to a path: a hidden scratch file beside the output (as atomic_write's), then the edited
     # text goes through atomic_write (synced, renamed over the output)
-    prefix = "." + os.path.basename(path) + "."
-    remove_abandoned(directory, re.escape(prefix) + MKSTEMP_PART + r"\.memelite\.tmp")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".memelite.tmp")
-    try:
-        hold(fd)  # held (fd open) while memelite writes the file by its name
+    fd, tmp = new_scratch(directory, "." + os.path.basename(path) + ".", ".memelite.tmp")
+    try:  # held (fd open) while memelite writes the file by its name
         _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
         with open(tmp) as handle:
             lines = handle.read().split("\n")
