@@ -230,7 +230,6 @@ def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", pa
 
     variants = variant_table(variants, path)
     X, subs, starts = _windows(variants, fasta_path, model.config.input_length, path, offset)
-    X = X.to(next(model.parameters()).dtype)  # a model in float64 (as for DeepLIFT) gets float64 input
     before, after = substitution_effect(model, X, subs, batch_size=batch_size, device=device, verbose=False)
     out = variants.drop(columns=["line"]).copy()
     out["window_start"] = starts
