@@ -83,12 +83,13 @@ def _intervals(args, length):
     from .data import load_intervals
 
     _sources(args, labelled=False)
+    skip = bool(getattr(args, "skip_outside", False))
     if args.data:
         X, _, bed, _ = load_intervals(os.path.join(args.data, "genome.fa"), os.path.join(args.data, "peaks.bed"),
-                                      length, skip=bool(getattr(args, "skip_outside", False)))
+                                      length, skip=skip)
     else:
         X, _, bed, _ = load_intervals(args.fasta, args.peaks or args.bed, length, summits=bool(args.summits),
-                                      skip=bool(getattr(args, "skip_outside", False)))
+                                      skip=skip)
     return X, bed
 
 
@@ -746,6 +747,10 @@ def _allocator_refused(text):
         ("CUDA out of memory", "MPS backend out of memory"))
 
 
+def _file_in_the_way(path):
+    return f"{path}: exists and is a file; an output directory is needed there"
+
+
 @contextlib.contextmanager
 def one_line_errors(prog):
     """How a command ends on a user's mistake or an interruption (``argminn`` and the benchmarks alike): bad
@@ -755,7 +760,7 @@ def one_line_errors(prog):
         yield
     except (ArgminnError, OSError) as exc:
         if isinstance(exc, FileExistsError) and exc.filename and os.path.isfile(exc.filename):
-            exc = f"{exc.filename}: exists and is a file; an output directory is needed there"
+            exc = _file_in_the_way(exc.filename)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except (MemoryError, RuntimeError) as exc:  # torch's allocators raise RuntimeErrors (CUDA's a subclass)
@@ -789,12 +794,11 @@ def _run(args):
             if world > 1 and args.func is not cmd_train:  # every process would run it and write the same files
                 raise ArgminnError(f"'argminn {args.command}' runs in one process; under torchrun (WORLD_SIZE="
                                    f"{world}) only 'argminn train' runs")
-            for option in ("out", "output"):  # checked before any work
+            for option, what in (("out", "directory"), ("output", "file")):  # checked before any work
                 if getattr(args, option, None) == "":
-                    raise ArgminnError(f"--{option}: empty; give a {'directory' if option == 'out' else 'file'} "
-                                       f"name")
-                if option == "out" and getattr(args, option, None) and os.path.isfile(args.out):
-                    raise ArgminnError(f"{args.out}: exists and is a file; an output directory is needed there")
+                    raise ArgminnError(f"--{option}: empty; give a {what} name")
+            if getattr(args, "out", None) and os.path.isfile(args.out):
+                raise ArgminnError(_file_in_the_way(args.out))
             args.func(args)
     except SystemExit as stop:
         return stop.code
