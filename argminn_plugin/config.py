@@ -231,6 +231,13 @@ class TrainConfig(_Config):
     # at 10 on held-out benchmark seeds: no change in fixed_spacing's auROC,
     # not adopted (benchmarks/README.md, "Held-out seeds 17-19").
     shift_augment: int = 0
+    # Strand consistency (`strand_consistency` 0: off): each training batch is
+    # run on both strands (the sequences and their reverse complements, twice
+    # the rows per step), every term taken over both, plus this weight times
+    # the mean squared difference between a sequence's logits and its reverse
+    # complement's. Inference is unchanged (one strand); the model is trained
+    # to read both strands of one sequence alike.
+    strand_consistency: float = 0.0
     # Regularizer weights (published default 1e-3 each) and warm-up: each weight
     # is 0 for the first `*_warmup` epochs, then ramps up to its value over
     # `*_ramp` epochs (linearly or geometrically: `ramp_shape` below).
@@ -370,6 +377,9 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'num_threads' must be >= 0 (0: torch's default), got {self.num_threads}")
         if self.min_delta < 0:
             raise ArgminnError(f"TrainConfig: 'min_delta' must be >= 0, got {self.min_delta}")
+        if self.strand_consistency < 0:
+            raise ArgminnError(f"TrainConfig: 'strand_consistency' must be >= 0 (0: off), got "
+                               f"{self.strand_consistency}")
         if self.shift_augment < 0:
             raise ArgminnError(f"TrainConfig: 'shift_augment' must be >= 0 (0: off), got {self.shift_augment}")
         if not 0 <= self.resample_share <= 1:

@@ -134,20 +134,33 @@ def _positive_rows(y):
 
 
 def regularized_loss(model, X, y, train_cfg, epoch, forward=None):
-    """Task BCE + (for ARGMINN) scheduled overlap, L1 and attention-entropy terms.
+    """Task BCE (+ the strand-consistency term) + (for ARGMINN) scheduled overlap, L1 and attention-entropy terms.
+
+    With ``strand_consistency`` > 0 the batch is run on both strands: every
+    term is taken over the sequences and their reverse complements, and the
+    "strand" term is the mean squared difference between a sequence's logits
+    and its reverse complement's.
 
     ``model`` is the bare model (type and config checks, L1 on its weights);
     ``forward`` the module that runs the forward pass: ``LossForward(model)``
     by default, or that wrapped in DistributedDataParallel.
     """
+    pairs = train_cfg.strand_consistency > 0
+    if pairs:
+        # each sequence and its reverse complement in one pass (one forward per step, as DDP needs)
+        X, y = torch.cat([X, reverse_complement(X)]), torch.cat([y, y])
     outputs = (forward if forward is not None else LossForward(model))(X)
     task = F.binary_cross_entropy_with_logits(outputs[0], y)
     terms = {"task": task}
+    total = task
+    if pairs:
+        half = len(X) // 2
+        terms["strand"] = (outputs[0][:half] - outputs[0][half:]).pow(2).mean()
+        total = total + train_cfg.strand_consistency * terms["strand"]
     if not isinstance(model, ARGMINN):
-        return task, terms
+        return total, terms
     _, acts, attention, mags = outputs
     w = {name: train_cfg.weight_at(name, epoch) for name in ("overlap", "l1", "entropy")}
-    total = task
     if w["overlap"] > 0:
         scanned = acts
         if train_cfg.overlap_units == "normalized":

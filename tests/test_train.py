@@ -54,6 +54,33 @@ def test_shift_augmentation_moves_each_sequence_and_is_reproducible(tmp_path):
 
 
 
+def test_strand_consistency_runs_each_batch_on_both_strands(tmp_path):
+    """The loss is taken over the batch and its reverse complement, with the mean squared logit difference
+    between the two strands as its own term; the models it trains differ from those trained without it."""
+    from argminn_plugin import ARGMINN
+    from argminn_plugin.baselines import CNNConfig, StandardCNN
+    from argminn_plugin.data import reverse_complement
+    from argminn_plugin.train import regularized_loss
+
+    X, y = data(0)
+    X, y = X[:8], y[:8]
+    tc = TrainConfig(strand_consistency=0.5, overlap_weight=0.0, l1_weight=0.0, entropy_weight=0.0)
+    for model in (ARGMINN(CFG), StandardCNN(CNNConfig(input_length=40))):
+        model.eval()  # batch norm's running statistics: each row's logits do not depend on the rest of the batch
+        with torch.no_grad():
+            forward, reverse = model(X), model(reverse_complement(X))
+            total, terms = regularized_loss(model, X, y, tc, epoch=0)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.cat([forward, reverse]), torch.cat([y, y]))
+        strand = (forward - reverse).pow(2).mean()
+        assert strand > 0 and torch.isclose(terms["strand"], strand) and torch.isclose(terms["task"], bce)
+        assert torch.isclose(total, bce + 0.5 * strand)
+        _, off = regularized_loss(model, X, y, tc.replace(strand_consistency=0.0), epoch=0)
+        assert "strand" not in off
+    tc = TrainConfig(max_epochs=2, batch_size=16, seed=3, strand_consistency=0.1)
+    assert_reproducible_and_changed_by(tmp_path, tc, tc.replace(strand_consistency=0.0))
+    assert "train_strand" in json.loads((tmp_path / "a" / "history.json").read_text())[0]
+
+
 def test_a_run_with_shift_augmentation_resumes_identically(tmp_path, monkeypatch):
     """Killed while evaluating its second epoch and resumed, a shift-augmented run ends as an uninterrupted one."""
     import argminn_plugin.train as train_module
@@ -555,6 +582,8 @@ def test_labels_that_require_grad_are_taken(tmp_path):
     (dict(patience=0), "'patience' must be >= 1"),
     (dict(min_delta=-1.0), "'min_delta' must be >= 0"),
     (dict(shift_augment=-1), "'shift_augment' must be >= 0"),
+    (dict(strand_consistency=-0.1), "'strand_consistency' must be >= 0"),
+    (dict(strand_consistency=float("inf")), "key 'strand_consistency' must be a finite number"),
     (dict(learning_rate=float("nan")), "key 'learning_rate' must be a finite number, got nan"),
     (dict(overlap_weight=float("nan")), "key 'overlap_weight' must be a finite number"),
     (dict(entropy_weight=float("inf")), "key 'entropy_weight' must be a finite number"),
