@@ -21,6 +21,7 @@ TINY = ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_h
 # 61 rows in batches of 16: the last global batch (13 rows) splits 7 / 6 over two ranks.
 TINY_TC = TrainConfig(max_epochs=3, batch_size=16, seed=3, patience=10)
 CANDIDATES_TC = TINY_TC.replace(overlap_warmup=1, l1_warmup=1, entropy_warmup=1, warmup_candidates=2)
+STRAND_TC = TINY_TC.replace(strand_consistency=0.5)
 PRUNE_TC = TINY_TC.replace(prune_similar=1e-3, prune_epochs=2, prune_tolerance=float("inf"))
 
 
@@ -151,6 +152,11 @@ def _mp_worker(rank, world, store, out):
             T._prune_decision = real_decision
         results["pruned"] = {"state_dict": model.state_dict(), "history": history}
 
+        # (h) strand consistency: each rank runs its rows and their reverse complements, pairs kept together
+        model, history = T.train(TINY.replace(batch_norm=False), STRAND_TC, tiny_data(0), tiny_data(1),
+                                 os.path.join(out, "strand"), verbose=False)
+        results["strand"] = {"state_dict": model.state_dict(), "history": history}
+
         # (g) a refusal of rank 0's (a run there already) is raised on every rank as the same class
         try:
             T.train(TINY, TINY_TC, tiny_data(0), tiny_data(1), os.path.join(out, "bn"), verbose=False)
@@ -225,6 +231,16 @@ def test_two_processes_train_like_one(tmp_path, monkeypatch):
         assert torch.equal(r0["pruned"]["state_dict"][key], r1["pruned"]["state_dict"][key]), key
         assert torch.allclose(r1["pruned"]["state_dict"][key], value, rtol=0, atol=1e-6), key
     assert r1["pruned"]["state_dict"]["scanner.conv.weight"][1].abs().max() == 0
+
+    # (h) strand consistency (the last global batch uneven over the ranks): like one process
+    single, single_history = train(TINY.replace(batch_norm=False), STRAND_TC, tiny_data(0), tiny_data(1),
+                                   str(tmp_path / "single_strand"), verbose=False)
+    for key, value in single.state_dict().items():
+        assert torch.allclose(r0["strand"]["state_dict"][key], value, rtol=0, atol=1e-6), key
+    for ddp_record, record in zip(r0["strand"]["history"], single_history, strict=True):
+        for key in ("val_loss", "train_task", "train_strand"):
+            assert ddp_record[key] == pytest.approx(record[key], abs=1e-5), key
+    assert single_history[0]["train_strand"] > 0
 
     # (d) resampling as rank 0 decided, on both ranks alike
     drawn = [[h.get("resampled") for h in r["resampled"]["history"]] for r in (r0, r1)]
