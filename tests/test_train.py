@@ -64,18 +64,24 @@ def test_strand_consistency_runs_each_batch_on_both_strands(tmp_path):
 
     X, y = data(0)
     X, y = X[:8], y[:8]
-    tc = TrainConfig(strand_consistency=0.5, overlap_weight=0.0, l1_weight=0.0, entropy_weight=0.0)
-    for model in (ARGMINN(CFG), StandardCNN(CNNConfig(input_length=40))):
+    both, y2 = torch.cat([X, reverse_complement(X)]), torch.cat([y, y])
+    tc = TrainConfig(strand_consistency=0.5)  # the regularizers at full weight from epoch 0
+    # scanning one strand, the overlap term differs between a batch and its reverse complement (scanning both,
+    # it is the same on each)
+    for model in (ARGMINN(CFG.replace(scan_reverse_complement=False)), StandardCNN(CNNConfig(input_length=40))):
         model.eval()  # batch norm's running statistics: each row's logits do not depend on the rest of the batch
         with torch.no_grad():
             forward, reverse = model(X), model(reverse_complement(X))
             total, terms = regularized_loss(model, X, y, tc, epoch=0)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.cat([forward, reverse]), torch.cat([y, y]))
+            # without the option, on the batch and its reverse complement: every other term the same
+            off_total, off = regularized_loss(model, both, y2, tc.replace(strand_consistency=0.0), epoch=0)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.cat([forward, reverse]), y2)
         strand = (forward - reverse).pow(2).mean()
         assert strand > 0 and torch.isclose(terms["strand"], strand) and torch.isclose(terms["task"], bce)
-        assert torch.isclose(total, bce + 0.5 * strand)
-        _, off = regularized_loss(model, X, y, tc.replace(strand_consistency=0.0), epoch=0)
-        assert "strand" not in off
+        assert "strand" not in off and set(terms) == set(off) | {"strand"}
+        assert all(torch.equal(terms[k], off[k]) for k in off)
+        assert set(off) == ({"task", "overlap", "l1", "entropy"} if isinstance(model, ARGMINN) else {"task"})
+        assert torch.isclose(total, off_total + 0.5 * strand)
     tc = TrainConfig(max_epochs=2, batch_size=16, seed=3, strand_consistency=0.1)
     assert_reproducible_and_changed_by(tmp_path, tc, tc.replace(strand_consistency=0.0))
     assert "train_strand" in json.loads((tmp_path / "a" / "history.json").read_text())[0]
