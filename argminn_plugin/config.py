@@ -235,8 +235,8 @@ class TrainConfig(_Config):
     # run on both strands (the sequences and their reverse complements, twice
     # the rows per step), every term taken over both, plus this weight times
     # the mean squared difference between a sequence's logits and its reverse
-    # complement's. Inference is unchanged (one strand); the model is trained
-    # to read both strands of one sequence alike. Checked at 0.1 on held-out
+    # complement's: a penalty on reading the two strands of one sequence
+    # differently. Inference is unchanged (one strand). Checked at 0.1 on held-out
     # benchmark seeds 20-25 (fixed_spacing): mean auROC 0.9933 against 0.9899,
     # one dataset still 0.012 below the CNN; not adopted (benchmarks/README.md).
     strand_consistency: float = 0.0
