@@ -429,7 +429,7 @@ def check_intervals(bed, fasta, length, path="BED", skip_option="--skip-outside"
         raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
                            f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; {skip_option} leaves "
                            "such lines out)")
-    raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} centred here runs "
+    raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} of this line runs "
                        f"past the chromosome ({chrom} is {sizes[chrom]} bp; {skip_option} leaves such lines out)")
 
 

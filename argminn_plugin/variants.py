@@ -164,9 +164,10 @@ def variants_inside(variants, fasta_path, length, path="variants", offset=None):
     from .data import skip_outside
 
     offset = _offset(length, offset)
-    kept = skip_outside(_loci(variants, length, offset).reset_index(drop=True), open_fasta(fasta_path), length,
-                        path, what="variant")
-    return variants[variants["line"].isin(set(kept["line"]))]
+    loci = _loci(variant_table(variants, path), length, offset).reset_index(drop=True)
+    loci["row"] = range(len(loci))  # kept by position: two tables joined can repeat a line number
+    kept = skip_outside(loci, open_fasta(fasta_path), length, path, what="variant")
+    return variants.iloc[kept["row"].to_numpy()]
 
 
 def check_variants(variants, fasta_path, length, path="variants", offset=None):
@@ -178,6 +179,7 @@ def check_variants(variants, fasta_path, length, path="variants", offset=None):
     match the genome. A failure is a one-line error naming ``path`` and the
     variant's line.
     """
+    variants = variant_table(variants, path)  # any chrom/pos/ref/alt table, as score_variants takes
     fasta = open_fasta(fasta_path)
     offset = _offset(length, offset)
     loci = _loci(variants, length, offset)

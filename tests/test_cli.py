@@ -520,7 +520,7 @@ def test_variants_command(dataset, trained, tmp_path, capsys):
     with open(vcf, "a") as handle:
         handle.write(f"chr3\t10\tedge\t{near}\t{'A' if near != 'A' else 'C'}\n")
     assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other"]) == 2
-    assert "line 5: the 100-bp window chr3:-41-59 centred here runs past the chromosome" in capsys.readouterr().err
+    assert "line 5: the 100-bp window chr3:-41-59 of this line runs past the chromosome" in capsys.readouterr().err
     assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other", "--skip-outside"]) == 0
     assert "left out 1 of 4 variant(s) whose 100-bp window" in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "e4.tsv", sep="\t").equals(table)
@@ -928,7 +928,7 @@ def test_flags_that_would_be_ignored_or_misread_are_refused(dataset, trained, tm
     wide = ["train", "--data", str(dataset), "--out", str(tmp_path / "wide"), "--quiet", "--train-set", "max_epochs=1",
             *SMALL_MODEL, "--model-set", "input_length=300"]
     assert main(wide) == 2
-    assert "centred here runs past the chromosome" in capsys.readouterr().err and not (tmp_path / "wide").exists()
+    assert "of this line runs past the chromosome" in capsys.readouterr().err and not (tmp_path / "wide").exists()
     assert main([*wide, "--skip-outside"]) == 0
     assert re.search(r"peaks\.bed: left out \d+ of \d+ interval\(s\) whose 300-bp window", capsys.readouterr().err)
     assert main(["motifs", "--model", model, "--out", str(tmp_path / "m"), "--skip-outside"]) == 2

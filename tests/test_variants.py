@@ -152,3 +152,23 @@ def test_an_offset_outside_the_window_is_named_before_windows_are_skipped(tmp_pa
                                                          "window: give 0 to 19")):
             check(v, fasta, 20, offset=5000)
     assert len(variants_inside(v, fasta, 20, offset=3)) == 1
+
+
+def test_variants_inside_and_check_variants_take_a_plain_table_and_keep_rows_by_position(tmp_path, fasta, capsys):
+    import pandas as pd
+
+    from argminn_plugin.variants import check_variants, variants_inside
+
+    plain = pd.DataFrame({"chrom": ["chr1", "chr1"], "pos": [30, 3], "ref": ["C", "G"], "alt": ["T", "A"]})
+    kept = variants_inside(plain, fasta, 20)
+    assert kept["pos"].tolist() == [30] and list(kept.columns) == list(plain.columns)  # the caller's rows
+    assert "left out 1 of 2 variant(s)" in capsys.readouterr().err
+    check_variants(kept, fasta, 20)
+    with pytest.raises(ArgminnError, match=re.escape("line 2: the 20-bp window chr1:-8-12 of this line runs past")):
+        check_variants(plain, fasta, 20)
+    # two files' tables joined, each variant on line 3 of its file: the one outside is left out, not both kept
+    outside = read_variants(vcf(tmp_path, ("chr1", 3, "b", "G", "A", ".", ".", "."), name="b.vcf"))
+    inside = read_variants(vcf(tmp_path, ("chr1", 30, "a", "C", "T", ".", ".", "."), name="a.vcf"))
+    joined = pd.concat([outside, inside], ignore_index=True)
+    assert joined["line"].tolist() == [3, 3]
+    assert variants_inside(joined, fasta, 20)["id"].tolist() == ["a"]
