@@ -302,6 +302,22 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu", task=Non
     return torch.cat(designed).float()
 
 
+def rule_filters(annotation, ppms, names, motif_dir):
+    """The filter each of ``names`` (a rule's motifs) is designed with: among the active filters (those with a
+    PPM in motifs.meme) named so, the one whose TOMTOM match is best (lowest q; the lowest-numbered on a tie).
+    The syntax read-out counts instances by motif name, so two filters matched to one motif share its rules."""
+    chosen = {}
+    for f, ann in sorted(annotation.items()):
+        name = ann["name"]
+        if f"filter{f}" in ppms and (name not in chosen or
+                                     ann.get("q", 1.0) < annotation[chosen[name]].get("q", 1.0)):
+            chosen[name] = f
+    missing = [name for name in names if name not in chosen]
+    if missing:
+        raise ArgminnError(f"motif {missing[0]!r} of the learned rule is not an active filter in {motif_dir}")
+    return [chosen[name] for name in names]
+
+
 def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_greedy=4, force=False,
                   random_state=0, positives=None, step=5, head_weights="motifs", task=None):
     """Design by the learned syntax over shuffled backgrounds of X, scored on ``task`` (:func:`task_index`: a
@@ -314,8 +330,10 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     holds the scores at each start, and design.png plots both; designs.fa
     the designed sequences themselves (:func:`designed_sequences`, then the
     greedy ones), each named with its background, start and predicted
-    probability. Both motifs must be named (matched to a known motif) in
-    ``motif_dir``/motifs.tsv. effects.tsv holds :func:`motif_effects`
+    probability. Both motifs must be active filters in ``motif_dir`` (named
+    after their matched motif, or filterN without a match); a motif matched
+    by two filters is designed with the better match (:func:`rule_filters`).
+    effects.tsv holds :func:`motif_effects`
     (marginalization and cooperativity on the backgrounds, over the same
     starts; with ``positives``, knock-outs of the called instances, the
     heads weighed as ``head_weights`` says, as in
@@ -365,13 +383,8 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     annotation, active = read_annotation(motif_dir, model=model)
     weights, _ = resolve_head_weights(head_weights, motif_dir, model, "design")
     ppms = read_meme(os.path.join(motif_dir, "motifs.meme"))
-    by_name = {ann["name"]: f for f, ann in annotation.items()}
-    motifs = []
-    for name in (rule["motif_a"], rule["motif_b"]):
-        if name not in by_name or f"filter{by_name[name]}" not in ppms:
-            raise ArgminnError(f"motif {name!r} of the learned rule is not an active filter in {motif_dir}")
-        f = by_name[name]
-        motifs.append(oriented_motif(ppms[f"filter{f}"], annotation[f]))
+    motifs = [oriented_motif(ppms[f"filter{f}"], annotation[f])
+              for f in rule_filters(annotation, ppms, (rule["motif_a"], rule["motif_b"]), motif_dir)]
     backgrounds = shuffled_backgrounds(X[:n_backgrounds], n=1, random_state=random_state)
     table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], spacing,
                                      rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,

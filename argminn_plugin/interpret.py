@@ -137,7 +137,7 @@ def annotation_from_table(table, q_threshold=0.05):
         ann = {"name": f"filter{r.filter}", "lo": int(r.start), "hi": int(r.end)}
         if isinstance(r.best_match, str) and r.best_match and r.best_q < q_threshold:
             ann.update(name=r.best_match.split(" ", 1)[-1], offset=int(r.match_offset),
-                       flip=r.match_strand == "-", width=int(r.match_width))
+                       flip=r.match_strand == "-", width=int(r.match_width), q=float(r.best_q))
         out[int(r.filter)] = ann
     return out
 

@@ -622,3 +622,19 @@ def test_effect_sd_of_one_value_is_nan_without_a_warning():
         warnings.simplefilter("error")  # torch's std of one value warns (degrees of freedom <= 0)
         assert math.isnan(_sd(torch.tensor([0.5], dtype=torch.float64)))
         assert _sd(torch.tensor([1.0, 3.0], dtype=torch.float64)) == pytest.approx(2 ** 0.5)
+
+
+def test_a_rule_motif_matched_by_two_filters_is_designed_with_the_better_match():
+    """Two active filters named after one motif: design takes the one whose match has the lower q, whatever
+    their numbers; an inactive filter of that name (no PPM) is not taken, and does not hide an active one."""
+    from argminn_plugin.design import rule_filters
+
+    ppm = np.full((4, 4), 0.25)
+    annotation = {0: {"name": "HNF4A", "q": 1e-4}, 1: {"name": "FOXA2", "q": 0.049}, 2: {"name": "FOXA2", "q": 6e-4},
+                  3: {"name": "FOXA2", "q": 1e-9}, 4: {"name": "filter4"}}
+    ppms = {"filter0": ppm, "filter1": ppm, "filter2": ppm, "filter4": ppm}  # filter3 is not active
+    assert rule_filters(annotation, ppms, ("HNF4A", "FOXA2"), "m") == [0, 2]
+    annotation[1]["q"], annotation[2]["q"] = 6e-4, 0.049  # the numbers the other way round
+    assert rule_filters(annotation, ppms, ("FOXA2", "filter4"), "m") == [1, 4]
+    with pytest.raises(ArgminnError, match="motif 'CTCF' of the learned rule is not an active filter in m"):
+        rule_filters(annotation, ppms, ("HNF4A", "CTCF"), "m")
