@@ -117,6 +117,9 @@ def variant_table(variants, path="variants"):
     Takes :func:`read_variants`' output, or any DataFrame with chrom, pos
     (1-based), ref and alt columns (id optional), checked row by row as
     :func:`read_variants` checks a file; errors then name the row (from 1).
+    A ``line`` column is the table's own: the input file's line numbers
+    (read_variants'), which errors name instead; one that holds anything
+    but whole numbers >= 1 is refused (rename it).
     """
     if not isinstance(variants, pd.DataFrame):
         raise ArgminnError(f"{path}: expected a DataFrame of variants with chrom, pos (1-based), ref and alt "
@@ -128,6 +131,11 @@ def variant_table(variants, path="variants"):
     if len(variants) == 0:
         raise ArgminnError(f"{path}: no variants (empty input)")
     lines = variants["line"].tolist() if "line" in variants.columns else None
+    for i, line in enumerate(lines or []):
+        if isinstance(line, bool) or not isinstance(line, numbers.Integral) or line < 1:
+            raise ArgminnError(f"{path}: row {i + 1}: column 'line' holds {line!r}; 'line' is the variants' own "
+                               "column, their line numbers in the input file (as read_variants gives them): "
+                               "rename that column")
     ids = variants["id"].tolist() if "id" in variants.columns else [None] * len(variants)
     records = []
     for i, (chrom, pos, ref, alt, vid) in enumerate(zip(variants["chrom"], variants["pos"], variants["ref"],

@@ -141,6 +141,11 @@ def test_score_variants_takes_a_plain_table_checked_row_by_row(tmp_path, fasta):
             score_variants(model, table, fasta)
     with pytest.raises(ArgminnError, match="expected a DataFrame of variants"):
         variant_table([("chr1", 30, "C", "T")])
+    # 'line' is the table's own column (the input's line numbers): a caller's own 'line' is refused, not misread
+    for cells in (["K562"], [0], [2.5], [True]):
+        with pytest.raises(ArgminnError, match=r"row 1: column 'line' holds .*rename that column"):
+            score_variants(model, plain.assign(line=cells), fasta)
+    assert variant_table(plain.assign(line=[np.int64(7)]))["line"].tolist() == [7]
 
 
 def test_an_offset_outside_the_window_is_named_before_windows_are_skipped(tmp_path, fasta):
