@@ -185,9 +185,13 @@ def check_variants(variants, fasta_path, length, path="variants", offset=None):
     (default ``length // 2``). Each window must lie on a chromosome of the
     FASTA, inside its ends, and hold only A, C, G, T or N; each REF must
     match the genome. A failure is a one-line error naming ``path`` and the
-    variant's line.
+    variant's line. Takes any chrom/pos/ref/alt table, as score_variants does (:func:`variant_table`).
     """
-    variants = variant_table(variants, path)  # any chrom/pos/ref/alt table, as score_variants takes
+    return _check_variants(variant_table(variants, path), fasta_path, length, path, offset)
+
+
+def _check_variants(variants, fasta_path, length, path, offset):
+    """:func:`check_variants` on a table :func:`variant_table` has checked already."""
     fasta = open_fasta(fasta_path)
     offset = _offset(length, offset)
     loci = _loci(variants, length, offset)
@@ -217,7 +221,7 @@ def _windows(variants, fasta_path, length, path, offset):
     """:func:`variant_windows` on a table :func:`variant_table` has checked already."""
     from tangermeme.io import extract_loci
 
-    fasta, loci, offset = check_variants(variants, fasta_path, length, path, offset)
+    fasta, loci, offset = _check_variants(variants, fasta_path, length, path, offset)
     X = extract_loci(loci=loci[["chrom", "start", "end"]], sequences=fasta, in_window=length, verbose=False,
                      ignore=["N"]).float()
     subs = torch.tensor([[i, offset, ALPHABET.index(a)] for i, a in enumerate(variants["alt"])], dtype=torch.long)
