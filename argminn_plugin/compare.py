@@ -106,8 +106,19 @@ def _check_windows(model_dir, bed, fasta, bed_path):
     except (OSError, ValueError, KeyError, TypeError):
         return
     fasta_file = open_fasta(fasta)
-    check_intervals(bed, fasta_file, length, bed_path)
+    check_intervals(bed, fasta_file, length, bed_path, skip_option=None)  # compare-kipoi skips no line
     check_letters(fasta_file, bed, length, fasta, source=bed_path)
+
+
+def _check_finite(preds, model_dir, bed, bed_path):
+    """A model's predictions must be numbers: a NaN or infinite one (a broken weight file) is an error naming the
+    model and the BED line of the first, not a metric's traceback."""
+    bad = ~np.isfinite(np.asarray(preds, dtype=np.float64))
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(1))[0])  # (N, T), as the labels
+        raise ArgminnError(f"{model_dir}: kipoi predict gave {int(bad.sum())} prediction(s) that are not finite "
+                           f"numbers (NaN or infinite; the first for {bed_path} line {bed['line'].iloc[row]}); "
+                           "its weights may be broken")
 
 
 def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
@@ -143,6 +154,7 @@ def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
                 preds = preds[:, orders[k]]
             if preds.shape != y.shape:
                 raise ArgminnError(f"{model_dir}: predictions have shape {preds.shape}, labels {y.shape}")
+            _check_finite(preds, model_dir, bed, bed_path)
             for name, m in zip(names, classification_metrics(y, preds)):
                 rows.append({"model": shown[k], "task": name,
                              "n": len(y), "positives": int(np.sum(y[:, names.index(name)])), **m})

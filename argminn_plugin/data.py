@@ -418,19 +418,19 @@ def _outside(bed, fasta, length):
 
 def check_intervals(bed, fasta, length, path="BED", skip_option="--skip-outside"):
     """Every centred window must lie on a known chromosome, inside its ends (the error names ``skip_option``, the
-    caller's way to leave such lines out)."""
+    caller's way to leave such lines out; None: the caller has none, and the error says to remove them)."""
     start, end, sizes, outside = _outside(bed, fasta, length)
     if not outside.any():
         return
+    leave = f"{skip_option} leaves such lines out" if skip_option else "remove such lines"
     i = int(np.flatnonzero(outside)[0])
     chrom, s, e, lineno = bed["chrom"].iloc[i], start[i], end[i], bed["line"].iloc[i]
     if chrom not in sizes:
         known = ", ".join(list(fasta.keys())[:5])
         raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
-                           f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; {skip_option} leaves "
-                           "such lines out)")
+                           f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; {leave})")
     raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} of this line runs "
-                       f"past the chromosome ({chrom} is {sizes[chrom]} bp; {skip_option} leaves such lines out)")
+                       f"past the chromosome ({chrom} is {sizes[chrom]} bp; {leave})")
 
 
 def skip_outside(bed, fasta, length, path="BED", what="interval"):

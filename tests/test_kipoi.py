@@ -461,8 +461,9 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch, capsys):
     # a bad interval is an error naming the user's BED and line, not kipoi's temporary copy
     bad = tmp_path / "bad.bed"
     bad.write_text((data / "test.bed").read_text().splitlines()[0] + "\nchr3\t0\t10\t1\n")
-    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 2: the 120-bp window chr3:-55-65")):
+    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 2: the 120-bp window chr3:-55-65")) as err:
         compare_models([str(argminn_dir)], str(data / "genome.fa"), str(bad))
+    assert str(err.value).endswith("; remove such lines)")  # compare-kipoi has no --skip-outside to name
     # an existing output, or a directory that is no Kipoi model, is refused before any model runs
     import argminn_plugin.compare as compare
 
@@ -490,6 +491,15 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch, capsys):
     table = compare_models([str(tmp_path / "runA" / "kipoi_model"), str(tmp_path / "runB" / "kipoi_model")],
                            str(data / "genome.fa"), str(data / "test.bed"))
     assert table["model"].tolist() == [str(tmp_path / "runA" / "kipoi_model"), str(tmp_path / "runB" / "kipoi_model")]
+    # a prediction that is no number (a broken weight file): an error naming the model and the first BED line
+    nan = np.full((60, 1), 0.5)
+    nan[3] = np.nan
+    monkeypatch.setattr(compare, "kipoi_predict", lambda *args, **kwargs: nan)
+    with pytest.raises(ArgminnError, match=re.escape(f"{argminn_dir}: kipoi predict gave 1 prediction(s) that are "
+                                                     f"not finite numbers (NaN or infinite; the first for "
+                                                     f"{data / 'test.bed'} line 5)")):
+        compare_models([str(argminn_dir)], str(data / "genome.fa"), str(data / "test.bed"))
+    monkeypatch.setattr(compare, "kipoi_predict", lambda *args, **kwargs: np.full((60, 1), 0.5))
     # a header that names none of a model's outputs (a model named another way): paired by position, said
     renamed = tmp_path / "renamed.bed"
     renamed.write_text((data / "test.bed").read_text().replace("#chrom\tstart\tend\tlabel", "#chrom\tstart\tend\tCTCF"))
