@@ -272,6 +272,11 @@ def _looks_like_header(line):
 RESERVED_COLUMNS = ("chrom", "start", "end", "line", "name", "summit")
 
 
+def logit_clashes(names):
+    """The task names among ``names`` that are another one's ``<task>_logit`` column in predict's output."""
+    return [n for n in names if n.endswith("_logit") and n[:-len("_logit")] in names]
+
+
 def read_bed(path, label_columns=False, summits=False):
     """Read a BED file (chrom, start, end[, ...]), plain or gzipped, with line-numbered checks.
 
@@ -357,10 +362,12 @@ def read_bed(path, label_columns=False, summits=False):
         names = header[3:width] if header and len(header) == width else [f"task{i}" for i in range(width - 3)]
         taken = [n for n in names if n in RESERVED_COLUMNS or not n.strip()]
         repeated = sorted({n for n in names if names.count(n) > 1})
-        if taken or repeated:
+        logits = logit_clashes(names)
+        if taken or repeated or logits:
             what = (f"{', '.join(map(repr, repeated))} named twice" if repeated else
                     f"{', '.join(map(repr, taken))} is not a task name ({', '.join(RESERVED_COLUMNS)} are the "
-                    "intervals' own columns, here or in predict's output; a name cannot be blank)")
+                    "intervals' own columns, here or in predict's output; a name cannot be blank)" if taken else
+                    f"{logits[0]!r} is also the name of predict's logit column of task {logits[0][:-6]!r}")
             raise ArgminnError(f"{path}: line {header_line} (the header): task column {what}; give each label "
                                "column its own name")
         for col in label_cols:

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from .data import check_X, in_eval_mode, load_intervals
+from .errors import ArgminnError
 from .fileio import atomic_write
 
 
@@ -29,10 +30,15 @@ def write_predictions(path, bed, logits, names, force=False):
     and the summit used), then per task the probability and the logit."""
     logits = logits.detach().cpu().numpy() if torch.is_tensor(logits) else np.asarray(logits)
     probs = torch.sigmoid(torch.from_numpy(np.ascontiguousarray(logits))).numpy()  # no overflow warning
+    summits = "peak_start" in bed.columns  # a narrowPeak read with summits: its rows may share coordinates
+    head = ["chrom", "start", "end"] + (["name", "summit"] if summits else [])
+    head += [c for n in names for c in (n, n + "_logit")]
+    repeated = sorted({c for c in head if head.count(c) > 1})
+    if repeated:  # (a model named in Python: a BED's header cannot name its tasks so, data.read_bed)
+        raise ArgminnError(f"{path}: the model's task names {list(names)} would name two columns "
+                           f"{', '.join(map(repr, repeated))}; a reader by name would get the wrong one")
     with atomic_write(path, "w", force=force) as handle:
-        summits = "peak_start" in bed.columns  # a narrowPeak read with summits: its rows may share coordinates
-        head = ["chrom", "start", "end"] + (["name", "summit"] if summits else [])
-        handle.write("\t".join(head + [c for n in names for c in (n, n + "_logit")]) + "\n")
+        handle.write("\t".join(head) + "\n")
         cols = ["chrom", "peak_start", "peak_end", "col4", "summit"] if summits else ["chrom", "start", "end"]
         for i, row in enumerate(zip(*(bed[c] for c in cols))):
             vals = [f"{v:.6g}" for t in range(len(names)) for v in (probs[i, t], logits[i, t])]

@@ -95,6 +95,12 @@ def test_predict_matches_library(dataset, trained, tmp_path):
     write_predictions(str(tmp_path / "view.tsv"), pd.DataFrame({"chrom": ["c"], "start": [0], "end": [5]}),
                       np.array([[100.0, -100.0]], dtype=np.float32)[:, ::-1], ["a", "b"])  # a view (negative stride)
     assert (tmp_path / "view.tsv").read_text() == (tmp_path / "low.tsv").read_text()
+    # task names (a model named in Python) that would give two columns one name are refused, nothing written
+    for names, repeated in ((["a", "a_logit"], "'a_logit'"), (["start", "b"], "'start'")):
+        with pytest.raises(ArgminnError, match=re.escape(f"would name two columns {repeated}")):
+            write_predictions(str(tmp_path / "two.tsv"), pd.DataFrame({"chrom": ["c"], "start": [0], "end": [5]}),
+                              torch.tensor([[1.0, 2.0]]), names)
+        assert not (tmp_path / "two.tsv").exists()
 
 
 def test_motifs_command(dataset, trained, tmp_path, capsys):

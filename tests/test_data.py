@@ -94,7 +94,8 @@ def test_labelled_bed(tmp_path, genome):
     # task names are the header's: each its own, none of the intervals' own columns
     for names, what in (("a\ta", "'a' named twice"), ("end\tb", "'end' is not a task name"),
                         ("line\tb", "'line' is not a task name"), ("b\tsummit", "'summit' is not a task name"),
-                        (" \tb", "' ' is not a task name")):
+                        (" \tb", "' ' is not a task name"),
+                        ("CTCF\tCTCF_logit", "'CTCF_logit' is also the name of predict's logit column of task 'CTCF'")):
         clash = write(tmp_path / "c.bed", f"track x\n#chrom\tstart\tend\t{names}\nchrA\t0\t10\t1\t0\n")
         with pytest.raises(ArgminnError, match=re.escape(f"c.bed: line 2 (the header): task column {what}")):
             load_intervals(fasta, clash, 10, label_columns=True)
