@@ -23,25 +23,48 @@ def planted_recovery(q, motif_ids, threshold=Q_THRESHOLD):
 
 
 def _planted_ids(path):
-    """The planted JASPAR IDs of a simulation.json (``config.motif_ids``), or an ArgminnError naming the problem."""
+    """(the planted JASPAR IDs of a simulation.json, ``config.motif_ids``; the JASPAR release they were read
+    from, ``config.jaspar_release``), or an ArgminnError naming the problem."""
     config = read_json_object(path, "simulation.json").get("config")
     ids = config.get("motif_ids") if isinstance(config, dict) else None
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise ArgminnError(f"{path}: no planted motif IDs (config.motif_ids) to check the filters against")
-    return ids
+    release = config.get("jaspar_release", "JASPAR2024")
+    if not isinstance(release, str):
+        raise ArgminnError(f"{path}: config.jaspar_release is {release!r}, not the name of a JASPAR release")
+    return ids, release
+
+
+def with_planted(targets, motif_ids, release):
+    """``targets`` (name -> PPM) with each planted motif it lacks added from ``release``, as 'ID NAME' (a
+    simulation may plant any JASPAR motif, of another release or taxonomic group than the targets')."""
+    from .simulate import jaspar_motif
+
+    missing = [m for m in motif_ids if not any(name.split()[0] == m for name in targets)]
+    if not missing:
+        return targets
+    out = dict(targets)
+    for motif_id in missing:
+        name, ppm = jaspar_motif(motif_id, release)
+        out[f"{motif_id} {name}"] = ppm
+    return out
 
 
 def motif_report(model, X, out_dir, force=False, planted=None, targets=None, method="auto"):
     """Write motifs.meme, motifs.tsv, tomtom.tsv, logos.png and report.json to ``out_dir``.
 
     ``planted``: a simulation.json; each planted motif must then be matched by
-    exactly one active filter (q < 0.05). Returns the per-filter table.
+    exactly one active filter (q < 0.05); one the targets (by default JASPAR2024's
+    CORE vertebrates) lack is added to them from the simulation's release.
+    Returns the per-filter table.
     """
-    motif_ids = _planted_ids(planted) if planted else None  # a bad file fails before any work
+    motif_ids, release = _planted_ids(planted) if planted else (None, None)  # a bad file fails before any work
     outputs = ("motifs.meme", "motifs.tsv", "tomtom.tsv", "logos.png", "report.json")
     for name in outputs:
         check_writable(os.path.join(out_dir, name), force)
     targets = targets if targets is not None else jaspar_database()
+    if planted:  # (an ID its release lacks fails here, before any work too)
+        targets = with_planted(targets, motif_ids, release)
     table, ppms = extract_motifs(model, X, method=method)
     # an uninformative motif (no informative column: a filter that fires on anything) is compared with nothing:
     # kept whole, its flanks would match a long JASPAR matrix (CTCF's) at a tiny q

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -240,3 +242,47 @@ def test_a_filter_that_fires_on_anything_is_given_no_match(tmp_path):
     assert set(pd.read_csv(tmp_path / "tomtom.tsv", sep="\t")["query"]) == {"filter0"}
     saved = pd.read_csv(tmp_path / "motifs.tsv", sep="\t").set_index("name")
     assert saved["informative"].tolist() == [True, False]
+
+
+def test_motif_report_checks_a_planted_motif_the_default_targets_lack(tmp_path):
+    """A simulation may plant any JASPAR motif (here a plant's, AGL3, outside the CORE vertebrates TOMTOM compares
+    with by default): the report adds it to the targets from the simulation's release (was: 'not among the 879
+    target motifs', after the work); an ID the release lacks fails before any work."""
+    import json
+
+    import pandas as pd
+
+    from argminn_plugin.data import one_hot
+    from argminn_plugin.motifs import jaspar_database
+    from argminn_plugin.report import motif_report, with_planted
+
+    assert not any(name.startswith("MA0001.3 ") for name in jaspar_database())
+    ppm = jaspar_motif("MA0001.3")[1]
+    word = "".join("ACGT"[i] for i in ppm.argmax(0))
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=200, n_filters=2, filter_width=len(word))).eval()
+    with torch.no_grad():
+        model.scanner.conv.weight.zero_()
+        model.scanner.conv.weight[0] = 10 * (4 * one_hot(word) - 3)
+        model.scanner.conv.bias[0] = -10.0 * len(word) + 10  # filter0: the word alone
+    X = random_onehot(400, 200, seed=1)
+    X[::2, :, 50:50 + len(word)] = one_hot(word)
+    simulation = tmp_path / "simulation.json"
+    simulation.write_text(json.dumps({"config": {"motif_ids": ["MA0001.3"], "jaspar_release": "JASPAR2024"}}))
+    motif_report(model, X, str(tmp_path / "out"), planted=str(simulation))
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert list(report["planted_q"]) == ["MA0001.3"] and report["active"] == ["filter0"]
+    ranked = pd.read_csv(tmp_path / "out" / "tomtom.tsv", sep="\t")
+    assert "MA0001.3 AGL3" in ranked.loc[ranked["rank"] <= 2, "target"].tolist()  # (SRF's CArG box is first)
+    # the targets given are not changed; a motif they hold already is not read again
+    targets = {"MA0047.4 FOXA2": jaspar_motif("MA0047.4")[1]}
+    assert list(with_planted(targets, ["MA0001.3", "MA0047.4"], "JASPAR2024")) == ["MA0047.4 FOXA2",
+                                                                                  "MA0001.3 AGL3"]
+    assert list(targets) == ["MA0047.4 FOXA2"] and with_planted(targets, ["MA0047.4"], "JASPAR2024") is targets
+    simulation.write_text(json.dumps({"config": {"motif_ids": ["MA9999.1"], "jaspar_release": "JASPAR2024"}}))
+    with pytest.raises(ArgminnError, match=re.escape("JASPAR ID 'MA9999.1' is not in JASPAR2024")):
+        motif_report(model, X, str(tmp_path / "none"), planted=str(simulation))
+    assert not (tmp_path / "none").exists()
+    simulation.write_text(json.dumps({"config": {"motif_ids": ["MA0001.3"], "jaspar_release": 2024}}))
+    with pytest.raises(ArgminnError, match=re.escape("config.jaspar_release is 2024, not the name of a JASPAR")):
+        motif_report(model, X, str(tmp_path / "none"), planted=str(simulation))
