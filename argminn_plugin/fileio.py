@@ -4,7 +4,9 @@ Everything the plugin writes (checkpoints, predictions, motif files, BED,
 reports) goes through :func:`atomic_write`: the content is written to a
 temporary file in the destination directory, flushed to disk, and renamed over
 the destination, so an interrupted run never leaves a half-written file. An
-existing output is not replaced unless ``force`` is true.
+existing output is not replaced unless ``force`` is true (and keeps its
+permissions when it is); a symbolic link is written through, a pipe or
+device written to directly.
 
 Model files hold only tensors and plain Python values (config dicts, numbers,
 strings) and are read with ``torch.load(weights_only=True)``, so loading a
@@ -20,6 +22,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -78,14 +81,39 @@ def usual_mode(path):
     os.chmod(path, 0o666 & ~_UMASK)
 
 
+def is_stream(path):
+    """Whether ``path`` is (or links to) something other than a file or directory, written through rather than
+    replaced: a pipe (FIFO), a terminal or a device such as /dev/stdout."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
+def keep_mode(source, target):
+    """Give ``source`` the permissions of ``target``, the file it is about to replace (if there is one)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(source, stat.S_IMODE(os.stat(target).st_mode))
+
+
 def check_writable(path, force=False):
-    """Refuse to overwrite an existing ``path`` unless ``force``."""
+    """Refuse to overwrite an existing ``path`` unless ``force`` (a pipe or device is written to, not
+    overwritten: :func:`is_stream`)."""
     if not path:
         raise ArgminnError("an output path is empty; give a file name")
     if os.path.isdir(path):
         raise ArgminnError(f"{path}: is a directory; give a file name for this output")
-    if os.path.exists(path) and not force:
+    if os.path.exists(path) and not force and not is_stream(path):
         raise ArgminnError(f"{path}: output exists; pass --force (force=True in Python) to overwrite it")
+
+
+# Of an output's name, a scratch file beside it keeps at most this many bytes (a name may be 255 bytes long,
+# and the scratch file's adds its random part and suffix).
+SCRATCH_NAME_BYTES = 200
+
+
+def scratch_prefix(path):
+    """``.<the name of path>.``, the name cut to ``SCRATCH_NAME_BYTES``: the start of a hidden scratch file's
+    name beside ``path``."""
+    name = os.fsencode(os.path.basename(path))[:SCRATCH_NAME_BYTES]
+    return "." + os.fsdecode(name) + "."
 
 
 def json_ready(obj):
@@ -249,14 +277,23 @@ def atomic_write(path, mode="w", force=False):
     """Open a temporary file beside ``path``; rename it over ``path`` on success.
 
     ``mode`` is "w" (text) or "wb" (binary). On an exception the temporary file
-    is removed and ``path`` is left as it was.
+    is removed and ``path`` is left as it was. A file replaced keeps its
+    permissions; a symbolic link is written through (its target replaced, the
+    link kept); a pipe or device (``-o /dev/stdout``) is written to directly.
+    Without ``force``, a file made at ``path`` by someone else meanwhile is
+    not replaced either (an error, as if it had been there first).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', not {mode!r}")
     check_writable(path, force=force)
-    directory = os.path.dirname(os.path.abspath(path))
+    if is_stream(path):
+        with open(path, mode) as handle:
+            yield handle
+        return
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    directory = os.path.dirname(os.path.abspath(target))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = new_scratch(directory, "." + os.path.basename(path) + ".", ".tmp")
+    fd, tmp = new_scratch(directory, scratch_prefix(target), ".tmp")
     # held until the rename: a copy of the descriptor outlives the handle (POSIX; Windows renames no open file)
     kept = None
     try:
@@ -266,7 +303,8 @@ def atomic_write(path, mode="w", force=False):
             handle.flush()
             os.fsync(handle.fileno())
         usual_mode(tmp)
-        os.replace(tmp, path)
+        keep_mode(tmp, target)
+        _place(tmp, target, path, force)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -275,6 +313,25 @@ def atomic_write(path, mode="w", force=False):
         if kept is not None:
             os.close(kept)
     _sync_directory(directory)
+
+
+def _place(tmp, target, path, force):
+    """Rename ``tmp`` to ``target`` (the output ``path``, or the file it links to); without ``force``, never over
+    a file: a hard link made where none may exist, then ``tmp`` removed (a file system without hard links: the
+    rename, after one more look)."""
+    if force:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise ArgminnError(f"{path}: output exists (made while this one was written); pass --force (force=True "
+                           "in Python) to overwrite it") from None
+    except OSError:  # no hard links here (some network or FUSE file systems)
+        check_writable(path, force)
+        os.replace(tmp, target)
+    else:
+        os.unlink(tmp)
 
 
 def _sync_directory(directory):
@@ -332,6 +389,8 @@ def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
 def replace_together(moves):
     """Rename each ``(source, target)`` of ``moves``, in order, as one step: a Ctrl-C or SIGTERM during the renames
     takes effect after them (one between two would leave a mixed set); then the renames are flushed to disk."""
+    for source, target in moves:
+        keep_mode(source, target)
     with signals_deferred():
         for source, target in moves:
             os.replace(source, target)
@@ -355,6 +414,8 @@ def output_set(directory, names, force=False):
     paths = {name: os.path.join(directory, name) for name in names}
     for path in paths.values():
         check_writable(path, force)
+        if is_stream(path):
+            raise ArgminnError(f"{path}: is a pipe or device; this output is one of a set written as files")
     os.makedirs(directory, exist_ok=True)
     _remove_abandoned_sets(directory)
     while True:  # the set's lock file, held while any staged file can exist

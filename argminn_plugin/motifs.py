@@ -10,6 +10,7 @@ each query's p-values against the whole target database.
 
 import functools
 import os
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import torch
 
 from .data import check_X, in_eval_mode
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, new_scratch
+from .fileio import atomic_write, check_writable, is_stream, new_scratch, scratch_prefix
 
 
 def information_content(ppm):
@@ -281,11 +282,12 @@ def write_meme(path, motifs, force=False, nsites=None):
 
     items = list(motifs.items()) if isinstance(motifs, dict) else list(motifs)
     check_writable(path, force)
-    directory = os.path.dirname(os.path.abspath(path))
+    # memelite writes to a path: a hidden scratch file beside the output (as atomic_write's; beside the file a
+    # link names, or in the temporary directory for a pipe or device), then the edited text goes through
+    # atomic_write (synced, renamed over the output)
+    directory = tempfile.gettempdir() if is_stream(path) else os.path.dirname(os.path.abspath(os.path.realpath(path)))
     os.makedirs(directory, exist_ok=True)
-    # memelite writes to a path: a hidden scratch file beside the output (as atomic_write's), then the edited
-    # text goes through atomic_write (synced, renamed over the output)
-    fd, tmp = new_scratch(directory, "." + os.path.basename(path) + ".", ".memelite.tmp")
+    fd, tmp = new_scratch(directory, scratch_prefix(path), ".memelite.tmp")
     try:  # held (fd open) while memelite writes the file by its name
         _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
         with open(tmp) as handle:

@@ -3,6 +3,7 @@ import json
 import os
 import pickle
 import re
+import stat
 
 import numpy as np
 import pytest
@@ -278,6 +279,59 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         safe_load_torch(str(tmp_path / "none.pt"))
     with pytest.raises(ArgminnError, match="is a directory; give the model file in it"):
         safe_load_torch(str(tmp_path))
+
+
+def test_atomic_write_through_links_pipes_and_long_names_keeps_modes_and_replaces_no_file_made_meanwhile(tmp_path):
+    """A replaced file keeps its permissions; a symbolic link is written through (was: replaced by a file); a pipe
+    is written to, without --force (was: 'output exists', and with --force replaced by a file); a name of up to
+    255 bytes gets a scratch file of a name the file system takes (was: 'File name too long', naming the scratch
+    file); without force, a file made at the output while it is written is not replaced (was: overwritten)."""
+    import threading
+
+    from argminn_plugin.fileio import write_fasta
+    from argminn_plugin.motifs import write_meme
+
+    private = tmp_path / "private.txt"
+    private.write_text("old")
+    private.chmod(0o600)
+    with atomic_write(str(private), force=True) as handle:
+        handle.write("new")
+    assert private.read_text() == "new" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    real, link = tmp_path / "real.txt", tmp_path / "link.txt"
+    real.write_text("old")
+    link.symlink_to(real)
+    with atomic_write(str(link), force=True) as handle:
+        handle.write("new")
+    assert link.is_symlink() and real.read_text() == "new"
+    write_meme(str(link), {"m": np.full((4, 3), 0.25)}, force=True)  # memelite's scratch: beside the real file
+    assert link.is_symlink() and real.read_text().startswith("MEME")
+    with pytest.raises(ArgminnError, match=re.escape(f"{link}: output exists; pass --force")):
+        with atomic_write(str(link)) as handle:
+            handle.write("x")
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader.start()
+    write_fasta(str(fifo), ["a"], ["ACGT"])  # no force: a pipe is written to, not overwritten
+    reader.join(10)
+    assert got == [">a\nACGT\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    with pytest.raises(ArgminnError, match="is a pipe or device; this output is one of a set written as files"):
+        with output_set(str(tmp_path), ["out.fifo"]):
+            pass
+    long = tmp_path / ("p" * 251 + ".tsv")  # 255 bytes: the longest name there is
+    with atomic_write(str(long)) as handle:
+        handle.write("x")
+    assert long.read_text() == "x"
+    write_meme(str(tmp_path / ("m" * 250 + ".meme")), {"m": np.full((4, 3), 0.25)})
+    # without force: a file another writer puts there meanwhile stays, and this write is an error
+    late = tmp_path / "late.txt"
+    with pytest.raises(ArgminnError, match=re.escape(f"{late}: output exists (made while this one was written)")):
+        with atomic_write(str(late)) as handle:
+            handle.write("ours")
+            late.write_text("theirs")
+    assert late.read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no scratch left
 
 
 def test_output_set_writes_all_or_none_and_a_ctrl_c_during_the_renames_waits_for_them(tmp_path, monkeypatch):
