@@ -109,10 +109,12 @@ def check_X(X, length=None, name="X"):
     return X
 
 
-def model_input(model, X, name="X"):
-    """:func:`check_X` for ``model``: its input length, in its dtype (a model in float64, as for DeepLIFT, gets
-    float64 input)."""
-    return check_X(X, model.config.input_length, name).to(next(model.parameters()).dtype)
+def model_input(model, X, name="X", any_length=False):
+    """:func:`check_X` for ``model``: its input length (any length with ``any_length``, for a part of the model
+    that takes any, such as the scanner), in its dtype (a model in float64, as for DeepLIFT, gets float64
+    input)."""
+    length = None if any_length else model.config.input_length
+    return check_X(X, length, name).to(next(model.parameters()).dtype)
 
 
 @contextlib.contextmanager

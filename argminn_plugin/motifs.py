@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import check_X, in_eval_mode
+from .data import in_eval_mode, model_input
 from .errors import ArgminnError
 from .fileio import atomic_write, check_writable, is_stream, new_scratch, scratch_prefix
 
@@ -238,8 +238,7 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     method = resolve_method(method, X)
     if X is not None:
         # the model's window length where the whole model runs (importance); the scanner alone takes any
-        X = check_X(X, model.config.input_length if min_importance > 0 else None)
-        X = X.to(next(model.parameters()).dtype)  # a float64 model gets float64 input
+        X = model_input(model, X, any_length=min_importance <= 0)  # a float64 model gets float64 input
         best, fired = filter_activity(model, X, batch_size)
         importance = filter_importance(model, X, batch_size) if min_importance > 0 else np.ones(len(best))
     else:
