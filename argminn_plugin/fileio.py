@@ -5,8 +5,8 @@ reports) goes through :func:`atomic_write`: the content is written to a
 temporary file in the destination directory, flushed to disk, and renamed over
 the destination, so an interrupted run never leaves a half-written file. An
 existing output is not replaced unless ``force`` is true (and keeps its
-permissions when it is); a symbolic link is written through, a pipe or
-device written to directly.
+permissions when it is); a single output given as a symbolic link is
+written through; a pipe or device is refused as an output.
 
 Model files hold only tensors and plain Python values (config dicts, numbers,
 strings) and are read with ``torch.load(weights_only=True)``, so loading a
@@ -81,26 +81,33 @@ def usual_mode(path):
     os.chmod(path, 0o666 & ~_UMASK)
 
 
-def is_stream(path):
-    """Whether ``path`` is (or links to) something other than a file or directory, written through rather than
-    replaced: a pipe (FIFO), a terminal or a device such as /dev/stdout."""
+def is_special(path):
+    """Whether ``path`` is (or links to) something other than a file or directory, such as a pipe (FIFO) or a
+    device, or is a link in /dev or /proc (``/dev/stdout``, ``/proc/self/fd/1``: whatever the shell opened,
+    a file too, which a rename would take from under it)."""
+    if os.path.islink(path) and os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
 
 
 def keep_mode(source, target):
-    """Give ``source`` the permissions of ``target``, the file it is about to replace (if there is one)."""
-    with contextlib.suppress(FileNotFoundError):
+    """Give ``source`` the permissions of ``target``, the file it is about to replace (if there is one that can
+    be read: none, or a loop of links, leaves ``source`` as it is)."""
+    with contextlib.suppress(OSError):
         os.chmod(source, stat.S_IMODE(os.stat(target).st_mode))
 
 
 def check_writable(path, force=False):
-    """Refuse to overwrite an existing ``path`` unless ``force`` (a pipe or device is written to, not
-    overwritten: :func:`is_stream`)."""
+    """Refuse to overwrite an existing ``path`` unless ``force``, and a pipe or device (:func:`is_special`)
+    always: an output is written beside its file and renamed into place."""
     if not path:
         raise ArgminnError("an output path is empty; give a file name")
     if os.path.isdir(path):
         raise ArgminnError(f"{path}: is a directory; give a file name for this output")
-    if os.path.exists(path) and not force and not is_stream(path):
+    if is_special(path):
+        raise ArgminnError(f"{path}: is a pipe or device, not a file; give a file name for this output (it is "
+                           "written beside the file and renamed into place)")
+    if os.path.exists(path) and not force:
         raise ArgminnError(f"{path}: output exists; pass --force (force=True in Python) to overwrite it")
 
 
@@ -110,10 +117,12 @@ SCRATCH_NAME_BYTES = 200
 
 
 def scratch_prefix(path):
-    """``.<the name of path>.``, the name cut to ``SCRATCH_NAME_BYTES``: the start of a hidden scratch file's
-    name beside ``path``."""
-    name = os.fsencode(os.path.basename(path))[:SCRATCH_NAME_BYTES]
-    return "." + os.fsdecode(name) + "."
+    """``.<the name of path>.``, the name cut to at most ``SCRATCH_NAME_BYTES`` (whole characters): the start of
+    a hidden scratch file's name beside ``path``."""
+    name = os.path.basename(path)
+    while len(os.fsencode(name)) > SCRATCH_NAME_BYTES:
+        name = name[:-1]
+    return "." + name + "."
 
 
 def json_ready(obj):
@@ -279,17 +288,13 @@ def atomic_write(path, mode="w", force=False):
     ``mode`` is "w" (text) or "wb" (binary). On an exception the temporary file
     is removed and ``path`` is left as it was. A file replaced keeps its
     permissions; a symbolic link is written through (its target replaced, the
-    link kept); a pipe or device (``-o /dev/stdout``) is written to directly.
+    link kept); a pipe or device is refused (:func:`check_writable`).
     Without ``force``, a file made at ``path`` by someone else meanwhile is
     not replaced either (an error, as if it had been there first).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', not {mode!r}")
     check_writable(path, force=force)
-    if is_stream(path):
-        with open(path, mode) as handle:
-            yield handle
-        return
     target = os.path.realpath(path) if os.path.islink(path) else path
     directory = os.path.dirname(os.path.abspath(target))
     os.makedirs(directory, exist_ok=True)
@@ -306,6 +311,8 @@ def atomic_write(path, mode="w", force=False):
         keep_mode(tmp, target)
         _place(tmp, target, path, force)
     except BaseException:
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IREAD | stat.S_IWRITE)  # (Windows removes no read-only file: keep_mode's)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
@@ -414,8 +421,6 @@ def output_set(directory, names, force=False):
     paths = {name: os.path.join(directory, name) for name in names}
     for path in paths.values():
         check_writable(path, force)
-        if is_stream(path):
-            raise ArgminnError(f"{path}: is a pipe or device; this output is one of a set written as files")
     os.makedirs(directory, exist_ok=True)
     _remove_abandoned_sets(directory)
     while True:  # the set's lock file, held while any staged file can exist

@@ -10,7 +10,6 @@ each query's p-values against the whole target database.
 
 import functools
 import os
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import torch
 
 from .data import in_eval_mode, model_input
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, is_stream, new_scratch, scratch_prefix
+from .fileio import atomic_write, check_writable, new_scratch, scratch_prefix
 
 
 def information_content(ppm):
@@ -282,9 +281,8 @@ def write_meme(path, motifs, force=False, nsites=None):
     items = list(motifs.items()) if isinstance(motifs, dict) else list(motifs)
     check_writable(path, force)
     # memelite writes to a path: a hidden scratch file beside the output (as atomic_write's; beside the file a
-    # link names, or in the temporary directory for a pipe or device), then the edited text goes through
-    # atomic_write (synced, renamed over the output)
-    directory = tempfile.gettempdir() if is_stream(path) else os.path.dirname(os.path.abspath(os.path.realpath(path)))
+    # link names), then the edited text goes through atomic_write (synced, renamed over the output)
+    directory = os.path.dirname(os.path.abspath(os.path.realpath(path)))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = new_scratch(directory, scratch_prefix(path), ".memelite.tmp")
     try:  # held (fd open) while memelite writes the file by its name

@@ -28,8 +28,8 @@ Each instance is drawn from its matrix raised to ``sharpness`` (2 by default,
 as for the default data) so that it stands out of a 200-bp background.
 
 Labels follow what was planted; the background is not searched for chance
-copies. A short motif's consensus (GATA1's 7 bp, FOXA2's 8) turns up by
-chance in about 2% of windows. In and_pair, fixed_orientation and or_pairs,
+copies. A short motif's consensus turns up by chance: GATA1's (7 bp) in
+about 2% of windows, FOXA2's (8 bp) in about 0.6%. In and_pair, fixed_orientation and or_pairs,
 0.4-1.5% of the test negatives hold such a copy that completes the rule
 (seeds 0-2, exact copies only). A model that reads the rule scores those
 negatives like the positives; see the top-level README, "Datasets".
