@@ -181,8 +181,9 @@ def hold_directory(path, held_by):
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # not openable as a directory here
         return None
-    stat = os.fstat(fd)
-    if (stat.st_dev, stat.st_ino) in _held_here():
+    key = os.fstat(fd)
+    key = (key.st_dev, key.st_ino)
+    if key in _held_here():
         os.close(fd)
         return None
     try:
@@ -193,7 +194,7 @@ def hold_directory(path, held_by):
     except OSError:  # a file system without flock: not held
         os.close(fd)
         return None
-    _held_here()[(stat.st_dev, stat.st_ino)] = fd
+    _held_here()[key] = fd
     return fd
 
 
@@ -295,10 +296,8 @@ def atomic_write(path, mode="w", force=False):
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', not {mode!r}")
     check_writable(path, force=force)
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    directory = os.path.dirname(os.path.abspath(target))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = new_scratch(directory, scratch_prefix(target), ".tmp")
+    fd, tmp, target = scratch_beside(path, ".tmp")
+    directory = os.path.dirname(tmp)
     # held until the rename: a copy of the descriptor outlives the handle (POSIX; Windows renames no open file)
     kept = None
     try:
@@ -320,6 +319,17 @@ def atomic_write(path, mode="w", force=False):
         if kept is not None:
             os.close(kept)
     _sync_directory(directory)
+
+
+def scratch_beside(path, suffix):
+    """(fd, path, target) of a new hidden scratch file (:func:`new_scratch`, ending in ``suffix``) beside
+    ``target``, the file a write to the output ``path`` lands on: ``path``, or the file it links to (its
+    directory made if needed)."""
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    directory = os.path.dirname(os.path.abspath(target))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = new_scratch(directory, scratch_prefix(target), suffix)
+    return fd, tmp, target
 
 
 def _place(tmp, target, path, force):

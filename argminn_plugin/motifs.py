@@ -17,7 +17,7 @@ import torch
 
 from .data import in_eval_mode, model_input
 from .errors import ArgminnError
-from .fileio import atomic_write, check_writable, new_scratch, scratch_prefix
+from .fileio import atomic_write, check_writable, scratch_beside
 
 
 def information_content(ppm):
@@ -282,9 +282,7 @@ def write_meme(path, motifs, force=False, nsites=None):
     check_writable(path, force)
     # memelite writes to a path: a hidden scratch file beside the output (as atomic_write's; beside the file a
     # link names), then the edited text goes through atomic_write (synced, renamed over the output)
-    directory = os.path.dirname(os.path.abspath(os.path.realpath(path)))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = new_scratch(directory, scratch_prefix(path), ".memelite.tmp")
+    fd, tmp, _ = scratch_beside(path, ".memelite.tmp")
     try:  # held (fd open) while memelite writes the file by its name
         _write(tmp, {name: np.asarray(ppm, dtype=float) for name, ppm in items})
         with open(tmp) as handle:
