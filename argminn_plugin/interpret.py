@@ -255,10 +255,12 @@ def resolve_head_weights(how, motif_dir, model, where):
     if how not in HEAD_WEIGHTS:
         raise ArgminnError(f"{where}: head_weights must be one of {', '.join(map(repr, HEAD_WEIGHTS))}, got "
                            f"{how!r} (an array of weights goes to call_instances / attention_scan)")
+    import os
+
     weights = saved_head_weights(motif_dir, model) if how == "motifs" and motif_dir else None
     if weights is None:
         return None, "over the sequences called"
-    return weights, f"from {motif_dir}/report.json (the sequences the motifs were read from)"
+    return weights, f"from {os.path.join(motif_dir, 'report.json')} (the sequences the motifs were read from)"
 
 
 def active_filters(table):

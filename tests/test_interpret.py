@@ -557,6 +557,8 @@ def test_motif_report_saves_head_weights_that_instances_and_variants_use(default
     positives, _, bed = rows_with_label(*splits["test"])
     many = instance_report(model, positives[:40], bed.iloc[:40], str(motifs), str(tmp_path / "many"))
     assert many["head_weights"].startswith(f"from {motifs}/report.json")
+    from argminn_plugin.interpret import resolve_head_weights
+    assert resolve_head_weights("motifs", f"{motifs}/", model, "t")[1].startswith(f"from {motifs}/report.json")
     instance_report(model, positives[5:6], bed.iloc[5:6], str(motifs), str(tmp_path / "one"))
     read = {k: pd.read_csv(tmp_path / k / "instances.tsv", sep="\t") for k in ("many", "one")}
     mine = read["many"][read["many"]["sequence"] == 5].drop(columns="sequence").reset_index(drop=True)
