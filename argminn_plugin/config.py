@@ -135,6 +135,13 @@ class _Config:
 
 
 MAX_INPUT_LENGTH = 2 ** 31 - 1  # far past any chromosome; numpy's window coordinates overflow at 2**63
+# Column names of the intervals themselves (read_bed's, and predict's output with --summits): not task names
+RESERVED_COLUMNS = ("chrom", "start", "end", "line", "name", "summit")
+
+
+def logit_clashes(names):
+    """The task names among ``names`` that are another one's ``<task>_logit`` column in predict's output."""
+    return [n for n in names if n.endswith("_logit") and n[:-len("_logit")] in names]
 
 
 class _ModelConfigBase(_Config):
@@ -153,9 +160,23 @@ class _ModelConfigBase(_Config):
                                    f"bp, got {self.input_length}")
 
     def _check_task_names(self):
-        if self.task_names and len(self.task_names) != self.n_tasks:
-            raise ArgminnError(f"{type(self).__name__}: 'task_names' has {len(self.task_names)} names "
-                               f"but 'n_tasks' is {self.n_tasks}")
+        """A task name is a column of predict's output (and ``<name>_logit`` another): the names a labelled
+        BED's header may give (:func:`argminn_plugin.data.read_bed`), no others."""
+        where = f"{type(self).__name__}: 'task_names'"
+        names = list(self.task_names)
+        if names and len(names) != self.n_tasks:
+            raise ArgminnError(f"{where} has {len(names)} names but 'n_tasks' is {self.n_tasks}")
+        bad = [n for n in names if not n.strip() or any(c in n for c in "\t\n\r") or n in RESERVED_COLUMNS]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        clash = logit_clashes(names)
+        if bad:
+            raise ArgminnError(f"{where}: {bad[0]!r} is not a task name (a name is not blank, holds no tab or "
+                               f"line break, and is none of {', '.join(RESERVED_COLUMNS)})")
+        if repeated:
+            raise ArgminnError(f"{where}: {repeated[0]!r} is named twice; give each task its own name")
+        if clash:
+            raise ArgminnError(f"{where}: {clash[0]!r} is also the name of predict's logit column of task "
+                               f"{clash[0][:-6]!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +216,10 @@ class ModelConfig(_ModelConfigBase):
         self._check_types()
         self._check_positive(["input_length", "n_tasks", "n_filters", "filter_width", "token_dim",
                               "stream_dim", "n_layers", "n_heads", "head_dim"])
+        for name in ("token_dim", "stream_dim"):  # LayerNorm'd: over one value it gives its bias, whatever the input
+            if getattr(self, name) < 2:
+                raise ArgminnError(f"ModelConfig: '{name}' must be >= 2 (a layer norm over one value outputs a "
+                                   f"constant: the model would ignore its input), got {getattr(self, name)}")
         if self.pos_enc_dim < 0 or self.pos_enc_dim % 2:
             raise ArgminnError(f"ModelConfig: 'pos_enc_dim' must be an even number >= 0, got {self.pos_enc_dim}")
         if not 0 <= self.memory_seed < 2 ** 63:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .config import RESERVED_COLUMNS, logit_clashes
 from .errors import ArgminnError
 
 ALPHABET = ("A", "C", "G", "T")
@@ -270,13 +271,6 @@ def _looks_like_header(line):
     return False
 
 
-# Column names of the intervals themselves (read_bed's, and predict's output with --summits): not task names
-RESERVED_COLUMNS = ("chrom", "start", "end", "line", "name", "summit")
-
-
-def logit_clashes(names):
-    """The task names among ``names`` that are another one's ``<task>_logit`` column in predict's output."""
-    return [n for n in names if n.endswith("_logit") and n[:-len("_logit")] in names]
 
 
 def read_bed(path, label_columns=False, summits=False):

@@ -133,7 +133,17 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
                             (dict(task_names="ab", n_tasks=2), "'task_names' must be a list, got 'ab'"),
                             (dict(batch_norm=1), "'batch_norm' must be true or false, got 1"),
                             (dict(memory_seed=-1), r"'memory_seed' must be in \[0, 2\*\*63\), got -1"),
-                            (dict(memory_seed=2 ** 70), r"'memory_seed' must be in \[0, 2\*\*63\)")):
+                            (dict(memory_seed=2 ** 70), r"'memory_seed' must be in \[0, 2\*\*63\)"),
+                            # predict writes a column per task name and one more per <name>_logit
+                            (dict(task_names=["a\tb"]), r"'a\\tb' is not a task name"),
+                            (dict(task_names=[" "]), "' ' is not a task name"),
+                            (dict(task_names=["chrom"]), "'chrom' is not a task name"),
+                            (dict(task_names=["x", "x"], n_tasks=2), "'x' is named twice"),
+                            (dict(task_names=["x", "x_logit"], n_tasks=2), "'x_logit' is also the name of "
+                                                                             "predict's logit column of task 'x'"),
+                            # a layer norm over one value is a constant: a model blind to its input
+                            (dict(token_dim=1), "'token_dim' must be >= 2"),
+                            (dict(stream_dim=1), "'stream_dim' must be >= 2")):
         with pytest.raises(ArgminnError, match=message):
             ModelConfig(**kwargs)
     config = ModelConfig(input_length=np.int64(40), n_filters=np.int32(4), n_layers=1, n_heads=2, head_dim=8,
