@@ -640,3 +640,19 @@ def test_a_rule_motif_matched_by_two_filters_is_designed_with_the_better_match()
     assert rule_filters(annotation, ppms, ("FOXA2", "filter4"), "m") == [1, 4]
     with pytest.raises(ArgminnError, match="motif 'CTCF' of the learned rule is not an active filter in m"):
         rule_filters(annotation, ppms, ("HNF4A", "CTCF"), "m")
+
+
+def test_design_knows_when_a_one_strand_model_would_not_see_its_designs():
+    """A model that scans one strand and reads A reverse-complemented does not see designs with A in its match's
+    orientation on the plus strand (a known limit; design_report then says so on stderr). A model that scans
+    both strands, or reads A as matched, sees them."""
+    from argminn_plugin.config import ModelConfig
+    from argminn_plugin.design import unseen_designs
+    from argminn_plugin.model import ARGMINN
+
+    small = dict(input_length=40, n_filters=2, n_layers=1, n_heads=1, head_dim=4)
+    one, both = ARGMINN(ModelConfig(scan_reverse_complement=False, **small)), ARGMINN(ModelConfig(**small))
+    flipped, matched = {"name": "HNF4A", "flip": True, "offset": 0, "width": 10}, {"name": "HNF4A", "flip": False}
+    assert unseen_designs(one, flipped)
+    assert not unseen_designs(one, matched) and not unseen_designs(one, {"name": "filter0"})  # no match: as read
+    assert not unseen_designs(both, flipped) and not unseen_designs(both, matched)
