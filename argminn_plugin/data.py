@@ -271,8 +271,6 @@ def _looks_like_header(line):
     return False
 
 
-
-
 def read_bed(path, label_columns=False, summits=False):
     """Read a BED file (chrom, start, end[, ...]), plain or gzipped, with line-numbered checks.
 

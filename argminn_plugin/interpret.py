@@ -252,11 +252,11 @@ def resolve_head_weights(how, motif_dir, model, where):
     """(weights for :func:`attention_scan`, what they are) under ``how``: "motifs" the ones saved in
     ``motif_dir`` (:func:`saved_head_weights`; where there are none, as "called"), "called" None (measured
     over the sequences called). ``where`` names the caller in an error."""
+    import os
+
     if how not in HEAD_WEIGHTS:
         raise ArgminnError(f"{where}: head_weights must be one of {', '.join(map(repr, HEAD_WEIGHTS))}, got "
                            f"{how!r} (an array of weights goes to call_instances / attention_scan)")
-    import os
-
     weights = saved_head_weights(motif_dir, model) if how == "motifs" and motif_dir else None
     if weights is None:
         return None, "over the sequences called"
