@@ -139,9 +139,13 @@ MAX_INPUT_LENGTH = 2 ** 31 - 1  # far past any chromosome; numpy's window coordi
 RESERVED_COLUMNS = ("chrom", "start", "end", "line", "name", "summit")
 
 
-def logit_clashes(names):
-    """The task names among ``names`` that are another one's ``<task>_logit`` column in predict's output."""
-    return [n for n in names if n.endswith("_logit") and n[:-len("_logit")] in names]
+def task_name_problems(names):
+    """What keeps ``names`` from naming predict's output columns (a column per task, then its ``<task>_logit``):
+    (the names that are blank or one of the intervals' own columns, :data:`RESERVED_COLUMNS`; the names given
+    twice, sorted; the names that are another one's ``<task>_logit``), each empty where there are none."""
+    taken = [n for n in names if n in RESERVED_COLUMNS or not n.strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return taken, repeated, [n for n in names if n.endswith("_logit") and n[:-len("_logit")] in names]
 
 
 class _ModelConfigBase(_Config):
@@ -166,9 +170,8 @@ class _ModelConfigBase(_Config):
         names = list(self.task_names)
         if names and len(names) != self.n_tasks:
             raise ArgminnError(f"{where} has {len(names)} names but 'n_tasks' is {self.n_tasks}")
-        bad = [n for n in names if not n.strip() or any(c in n for c in "\t\n\r") or n in RESERVED_COLUMNS]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        clash = logit_clashes(names)
+        taken, repeated, clash = task_name_problems(names)
+        bad = [n for n in names if n in taken or any(c in n for c in "\t\n\r")]
         if bad:
             raise ArgminnError(f"{where}: {bad[0]!r} is not a task name (a name is not blank, holds no tab or "
                                f"line break, and is none of {', '.join(RESERVED_COLUMNS)})")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import RESERVED_COLUMNS, logit_clashes
+from .config import RESERVED_COLUMNS, task_name_problems
 from .errors import ArgminnError
 
 ALPHABET = ("A", "C", "G", "T")
@@ -354,9 +354,7 @@ def read_bed(path, label_columns=False, summits=False):
             raise ArgminnError(f"{path}: line {header_line} (the header): separate its names by tabs, as the "
                                "columns are")
         names = header[3:width] if header and len(header) == width else [f"task{i}" for i in range(width - 3)]
-        taken = [n for n in names if n in RESERVED_COLUMNS or not n.strip()]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        logits = logit_clashes(names)
+        taken, repeated, logits = task_name_problems(names)
         if taken or repeated or logits:
             what = (f"{', '.join(map(repr, repeated))} named twice" if repeated else
                     f"{', '.join(map(repr, taken))} is not a task name ({', '.join(RESERVED_COLUMNS)} are the "

@@ -34,7 +34,7 @@ def write_predictions(path, bed, logits, names, force=False):
     head = ["chrom", "start", "end"] + (["name", "summit"] if summits else [])
     head += [c for n in names for c in (n, n + "_logit")]
     repeated = sorted({c for c in head if head.count(c) > 1})
-    if repeated:  # (a model named in Python: a BED's header cannot name its tasks so, data.read_bed)
+    if repeated:  # (names given here: a model's config and a BED's header refuse such names, task_name_problems)
         raise ArgminnError(f"{path}: the model's task names {list(names)} would name two columns "
                            f"{', '.join(map(repr, repeated))}; a reader by name would get the wrong one")
     with atomic_write(path, "w", force=force) as handle:
