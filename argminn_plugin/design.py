@@ -66,7 +66,12 @@ def place(X, motifs, positions):
     return X
 
 
-def layouts(a, b, spacing, orientation, length, names=("A", "B"), *, start, far):
+def _mirrored(sites, length):
+    """The same sites read from the other strand: each motif reverse-complemented where its mirror image lies."""
+    return [(motif.translate(COMPLEMENT)[::-1], length - pos - len(motif)) for motif, pos in sites]
+
+
+def layouts(a, b, spacing, orientation, length, names=("A", "B"), *, start, far, a_strand="+"):
     """Designs and controls: name -> list of (motif string, window position).
 
     a, b: (string, offset within the matched motif, matched motif's width)
@@ -75,8 +80,19 @@ def layouts(a, b, spacing, orientation, length, names=("A", "B"), *, start, far)
     ``orientation`` is 'same', else reverse-complemented over its matched
     motif's span (as the syntax read-out measures it and the simulation
     plants it). The wrong-spacing control puts B ``far`` bp after A
-    (:func:`fitting_starts` picks it).
+    (:func:`fitting_starts` picks it). ``a_strand`` '+' puts A's matched
+    motif on the plus strand; '-' lays the whole pair out on the minus
+    strand (every site reverse-complemented and mirrored, A's matched motif
+    still over window bases ``start`` to ``start`` + its width), for a model
+    that scans one strand and reads A reverse-complemented
+    (:func:`design_strand`).
     """
+    if a_strand not in ("+", "-"):
+        raise ArgminnError(f"a_strand must be '+' or '-' (the strand A's matched motif is read on), "
+                           f"got {a_strand!r}")
+    if a_strand == "-":
+        plus = layouts(a, b, spacing, orientation, length, names, start=length - start - _parts(a)[2], far=far)
+        return {name: _mirrored(sites, length) for name, sites in plus.items()}
     if orientation not in ("same", "opposite"):
         raise ArgminnError(f"orientation must be 'same' or 'opposite' (as the syntax read-out writes it), "
                            f"got {orientation!r}")
@@ -109,8 +125,9 @@ def _fits(sites, length):
     return all(0 <= pos and pos + len(motif) <= length for motif, pos in sites)
 
 
-def fitting_starts(a, b, spacing, orientation, length):
-    """(every start of A's matched motif at which all designs and controls fit the window, the wrong spacing).
+def fitting_starts(a, b, spacing, orientation, length, a_strand="+"):
+    """(every start of A's matched motif at which all designs and controls fit the window, the wrong spacing;
+    ``a_strand`` as in :func:`layouts`).
 
     The wrong spacing is one value at every start: 15 bp further than the
     learned one where that fits at some start, else 15 bp closer, else the
@@ -120,12 +137,13 @@ def fitting_starts(a, b, spacing, orientation, length):
     sa, oa, _ = _parts(a)
     tried = [spacing + 15, spacing - 15] + [spacing + sign * d for d in range(16, 2 * length) for sign in (1, -1)]
     for far in tried:
-        (_, pa), (sb, pb) = layouts(a, b, spacing, orientation, length, start=0, far=far)["wrong spacing"]
+        (_, pa), (sb, pb) = layouts(a, b, spacing, orientation, length, start=0, far=far,
+                                    a_strand=a_strand)["wrong spacing"]
         if pa < pb + len(sb) and pb < pa + len(sa):
             continue  # B over A: not a wrong spacing of the pair but a damaged A
         fits = [s for s in range(-2 * length, 2 * length)
                 if all(_fits(sites, length) for sites in layouts(a, b, spacing, orientation, length, start=s,
-                                                                far=far).values())]
+                                                                far=far, a_strand=a_strand).values())]
         if fits:
             return fits, far
     raise ArgminnError(f"the designs ({len(a[0])}- and {len(b[0])}-bp motifs {spacing} bp apart, with a "
@@ -170,13 +188,14 @@ def _checked_starts(starts, fits, length):
     return [int(s) for s in starts]
 
 
-def design_starts(a, b, spacing, orientation, length, step=5, starts=None):
+def design_starts(a, b, spacing, orientation, length, step=5, starts=None, a_strand="+"):
     """(A's starts at which every design and control fits the window, every ``step`` bp, centred, or ``starts``
     checked; the wrong spacing).
 
-    See :func:`fitting_starts` for the wrong spacing (one value at every start).
+    See :func:`fitting_starts` for the wrong spacing (one value at every start), :func:`layouts` for
+    ``a_strand``.
     """
-    fits, far = fitting_starts(a, b, spacing, orientation, length)
+    fits, far = fitting_starts(a, b, spacing, orientation, length, a_strand)
     return (_every(fits, step) if starts is None else _checked_starts(starts, fits, length)), far
 
 
@@ -197,14 +216,15 @@ def task_index(model, task):
 @torch.no_grad()
 @in_eval_mode
 def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B"), batch_size=256, starts=None,
-                  step=5, by_start=False, task=None):
+                  step=5, by_start=False, task=None, a_strand="+"):
     """Predicted probability of ``task`` (:func:`task_index`: a name or index; default the first) of every
     design/control over the backgrounds, with the pair at many starts.
 
     The pair is placed with A's matched motif at each of ``starts`` (a list
     of whole numbers; default: :func:`design_starts` every ``step`` bp),
     since a model that reads spacing through a position encoding need not
-    score a layout the same everywhere in the window. Returns a DataFrame:
+    score a layout the same everywhere in the window; ``a_strand`` '-' lays
+    the pair out on the minus strand (:func:`layouts`). Returns a DataFrame:
     design, mean, median, min, max (over backgrounds and starts),
     lowest_start_mean and highest_start_mean (the range of the per-start
     means), n_starts; with ``by_start``, also the per-start table (design,
@@ -213,11 +233,12 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     backgrounds = model_input(model, backgrounds)
     task = task_index(model, task)
     length = backgrounds.shape[-1]
-    starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
+    starts, far = design_starts(a, b, spacing, orientation, length, step, starts, a_strand)
     per_start, rows = [], []
     every = {}
     for start in starts:
-        for name, sites in layouts(a, b, spacing, orientation, length, names, start=start, far=far).items():
+        for name, sites in layouts(a, b, spacing, orientation, length, names, start=start, far=far,
+                                   a_strand=a_strand).items():
             probs = _probabilities(model, place(backgrounds, [m for m, _ in sites], [p for _, p in sites]),
                                    batch_size, task)
             every.setdefault(name, []).append(probs)
@@ -242,20 +263,20 @@ def _probabilities(model, X, batch_size=256, task=0):
 @torch.no_grad()
 @in_eval_mode
 def designed_sequences(model, backgrounds, a, b, spacing, orientation, starts=None, step=5, batch_size=256,
-                       task=None):
+                       task=None, a_strand="+"):
     """The learned-syntax designs themselves: every background with the pair at every start.
 
     Returns a DataFrame (background, start, probability, sequence), the
-    backgrounds of each start in turn; ``starts``/``step``/``task`` as in
-    :func:`design_scores`.
+    backgrounds of each start in turn; ``starts``/``step``/``task``/``a_strand`` as
+    in :func:`design_scores`.
     """
     backgrounds = model_input(model, backgrounds)
     task = task_index(model, task)
     length = backgrounds.shape[-1]
-    starts, far = design_starts(a, b, spacing, orientation, length, step, starts)
+    starts, far = design_starts(a, b, spacing, orientation, length, step, starts, a_strand)
     parts = []
     for start in starts:
-        sites = layouts(a, b, spacing, orientation, length, start=start, far=far)["learned syntax"]
+        sites = layouts(a, b, spacing, orientation, length, start=start, far=far, a_strand=a_strand)["learned syntax"]
         X = place(backgrounds, [m for m, _ in sites], [p for _, p in sites])
         parts.append(pd.DataFrame({"background": np.arange(len(X)), "start": start,
                                    "probability": _probabilities(model, X, batch_size, task),
@@ -302,11 +323,11 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu", task=Non
     return torch.cat(designed).float()
 
 
-def unseen_designs(model, ann):
-    """Whether ``model`` scans one strand and reads A (annotation ``ann``, :func:`oriented_motif`'s) reverse-
-    complemented: the designs, with A in its match's orientation on the plus strand, then go unseen by A's
-    filter (a known limit of design; it says so)."""
-    return not getattr(model.config, "scan_reverse_complement", True) and bool(ann.get("flip"))
+def design_strand(model, ann):
+    """The strand to lay a design out on (:func:`layouts`' ``a_strand``): '-' where ``model`` scans one strand
+    and its filter reads A (annotation ``ann``, :func:`oriented_motif`'s) reverse-complemented, so that A's
+    filter sees the designs; else '+' (a model that scans both strands sees either)."""
+    return "-" if not getattr(model.config, "scan_reverse_complement", True) and ann.get("flip") else "+"
 
 
 def rule_filters(annotation, ppms, names, motif_dir):
@@ -392,16 +413,16 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     ppms = read_meme(os.path.join(motif_dir, "motifs.meme"))
     filters = rule_filters(annotation, ppms, (rule["motif_a"], rule["motif_b"]), motif_dir)
     motifs = [oriented_motif(ppms[f"filter{f}"], annotation[f]) for f in filters]
-    if unseen_designs(model, annotation[filters[0]]):
+    a_strand = design_strand(model, annotation[filters[0]])
+    if a_strand == "-":
         print(f"design: this model scans one strand and its filter{filters[0]} reads {rule['motif_a']} "
-              "reverse-complemented, but the designs put it in its match's orientation on the plus strand, "
-              "where that filter does not fire: score them reverse-complemented (not done here)", file=sys.stderr)
+              "reverse-complemented: the designs and controls are laid out on the minus strand", file=sys.stderr)
     backgrounds = shuffled_backgrounds(X[:n_backgrounds], n=1, random_state=random_state)
     table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], spacing,
                                      rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,
-                                     by_start=True, task=task)
+                                     by_start=True, task=task, a_strand=a_strand)
     designs = designed_sequences(model, backgrounds, motifs[0], motifs[1], spacing,
-                                 rule["orientation"], step=step, task=task)
+                                 rule["orientation"], step=step, task=task, a_strand=a_strand)
     names = [f"learned_syntax|background={r.background}|start={r.start}|p={r.probability:.4f}"
              for r in designs.itertuples()]
     sequences = list(designs["sequence"])
@@ -416,13 +437,13 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                                  "lowest_start_mean": np.nan, "highest_start_mean": np.nan, "n_starts": np.nan}
     table["n_starts"] = table["n_starts"].astype("Int64")
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} {int(rule['spacing']):+d} bp, "
-                             f"{rule['orientation']} strand")
+                             f"{rule['orientation']} strand" + (", on the minus strand" if a_strand == "-" else ""))
     table.insert(2, "task", model.config.names[task])
     calls = None if positives is None else call_instances(model, positives, annotation, filters=active,
                                                           head_weights=weights)
     effects = motif_effects(model, backgrounds, dict(zip((rule["motif_a"], rule["motif_b"]), motifs)),
                             spacing, rule["orientation"], positives, calls, random_state=random_state, task=task,
-                            step=step)
+                            step=step, a_strand=a_strand)
     effects.insert(1, "task", model.config.names[task])
     os.makedirs(out_dir, exist_ok=True)
     with output_set(out_dir, outputs, force) as path:  # all, or none
@@ -451,7 +472,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
 
 @torch.no_grad()
 def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=None, calls=None, n_shuffles=10,
-                  random_state=0, starts=None, step=5, task=None):
+                  random_state=0, starts=None, step=5, task=None, a_strand="+"):
     """Each motif's marginal effect, the pair's cooperative effect, and knock-outs (tangermeme).
 
     motifs: {name: (string, offset, matched width)} (:func:`oriented_motif`)
@@ -460,7 +481,8 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     backgrounds: A alone, B alone, and B into backgrounds already holding A
     at the learned spacing/orientation and at design.tsv's wrong spacing
     (:func:`fitting_starts`); each with the pair at every one of ``starts``
-    (default: every ``step`` bp, as :func:`design_scores`), and the effect is
+    (default: every ``step`` bp, as :func:`design_scores`; ``a_strand`` as
+    there), and the effect is
     the mean over backgrounds and starts, with the range of the per-start
     means. Cooperativity is effect(B | A) - effect(B alone). Ablation
     (tangermeme.ablate) shuffles each motif's top called instance in the
@@ -476,14 +498,16 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
     (name_a, a), (name_b, b) = list(motifs.items())
     task = task_index(model, task)
     length = backgrounds.shape[-1]
-    starts, far = design_starts(a, b, spacing, orientation, length, step, starts)  # design.tsv's wrong spacing
+    # the far spacing is design.tsv's wrong spacing
+    starts, far = design_starts(a, b, spacing, orientation, length, step, starts, a_strand)
     labels = {"alone_a": f"marginalize {name_a} alone", "alone_b": f"marginalize {name_b} alone",
               "given": f"marginalize {name_b} given {name_a} (learned syntax)",
               "far": f"marginalize {name_b} given {name_a} (wrong spacing, {far} bp)",
               "flip": f"marginalize {name_b} given {name_a} (wrong orientation)"}
     diffs = {key: [] for key in labels}
     for start in starts:
-        sites = layouts(a, b, spacing, orientation, length, (name_a, name_b), start=start, far=far)
+        sites = layouts(a, b, spacing, orientation, length, (name_a, name_b), start=start, far=far,
+                        a_strand=a_strand)
         (sa, pa), (sb, pb) = sites["learned syntax"]
         with_a = place(backgrounds, [sa], [pa])
         (_, _), (sw, pw) = sites["wrong spacing"]

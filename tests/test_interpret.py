@@ -642,17 +642,139 @@ def test_a_rule_motif_matched_by_two_filters_is_designed_with_the_better_match()
         rule_filters(annotation, ppms, ("HNF4A", "CTCF"), "m")
 
 
-def test_design_knows_when_a_one_strand_model_would_not_see_its_designs():
-    """A model that scans one strand and reads A reverse-complemented does not see designs with A in its match's
-    orientation on the plus strand (a known limit; design_report then says so on stderr). A model that scans
-    both strands, or reads A as matched, sees them."""
+def test_design_strand_follows_how_a_one_strand_model_reads_a():
+    """A model that scans one strand and reads A reverse-complemented is designed for on the minus strand; a
+    model that scans both strands, or reads A as matched (or without a match), on the plus strand."""
     from argminn_plugin.config import ModelConfig
-    from argminn_plugin.design import unseen_designs
+    from argminn_plugin.design import design_strand, layouts
     from argminn_plugin.model import ARGMINN
 
     small = dict(input_length=40, n_filters=2, n_layers=1, n_heads=1, head_dim=4)
     one, both = ARGMINN(ModelConfig(scan_reverse_complement=False, **small)), ARGMINN(ModelConfig(**small))
     flipped, matched = {"name": "HNF4A", "flip": True, "offset": 0, "width": 10}, {"name": "HNF4A", "flip": False}
-    assert unseen_designs(one, flipped)
-    assert not unseen_designs(one, matched) and not unseen_designs(one, {"name": "filter0"})  # no match: as read
-    assert not unseen_designs(both, flipped) and not unseen_designs(both, matched)
+    assert design_strand(one, flipped) == "-"
+    assert design_strand(one, matched) == design_strand(one, {"name": "filter0"}) == "+"  # no match: as read
+    assert design_strand(both, flipped) == design_strand(both, matched) == "+"
+    with pytest.raises(ArgminnError, match="a_strand must be '\\+' or '-'"):
+        layouts(("TGGACTTTG", 1), ("TGTTTAC", 1), 22, "same", 80, start=7, far=37, a_strand="minus")
+
+
+class _ReadsTheOtherStrand(torch.nn.Module):
+    """``model`` on the reverse complement of its input (its config too, for the design functions)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config = model, model.config
+
+    def forward(self, X):
+        return self.model(X.flip([1, 2]))
+
+
+def test_a_minus_strand_design_is_the_plus_strand_design_read_from_the_other_strand():
+    """a_strand '-': every site reverse-complemented and mirrored, A's matched motif over the same window bases;
+    the same starts fit (mirrored), the same wrong spacing; the scores and effects are those of the plus-strand
+    layout seen by the model reading the other strand, on the backgrounds reverse-complemented."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.design import (COMPLEMENT, design_scores, designed_sequences, fitting_starts, layouts,
+                                       motif_effects)
+    from conftest import random_onehot
+
+    def rc(s):
+        return s.translate(COMPLEMENT)[::-1]
+
+    a, b = ("TGGACTTTG", 1), ("TGTTTAC", 1, 10)  # A's matched motif 10 bp wide, B's 10
+    fits, far = fitting_starts(a, b, 22, "same", 80)
+    minus, far_minus = fitting_starts(a, b, 22, "same", 80, a_strand="-")
+    assert far_minus == far and minus == sorted(80 - 10 - s for s in fits)
+    at = layouts(a, b, 22, "same", 80, start=35, far=far, a_strand="-")
+    # A's matched motif over bases 35-44, read leftwards: its consensus (1 bp in) at 43 down to 35; B's matched
+    # motif 22 bp further along the minus strand (13-22), its consensus at 21 down to 15
+    assert at["learned syntax"] == [(rc("TGGACTTTG"), 35), (rc("TGTTTAC"), 15)]
+    plus = layouts(a, b, 22, "same", 80, start=80 - 35 - 10, far=far)
+    assert all(at[k] == [(rc(m), 80 - p - len(m)) for m, p in plus[k]] for k in plus)
+    assert at["only B"] == [(rc("TGTTTAC"), 15)] and at["background"] == []
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=80, scan_reverse_complement=False, n_filters=4, filter_width=7,
+                                n_layers=1, n_heads=2, head_dim=8)).eval()
+    other = _ReadsTheOtherStrand(model).eval()
+    bg = random_onehot(6, 80, seed=3)
+    table, per = design_scores(model, bg, a, b, 22, "same", step=9, by_start=True, a_strand="-")
+    mirror, per_mirror = design_scores(other, bg.flip([1, 2]), a, b, 22, "same", by_start=True,
+                                       starts=[70 - s for s in per["start"].unique()])
+    per_mirror["start"] = 70 - per_mirror["start"]
+    key = ["design", "start"]
+    pd.testing.assert_frame_equal(per.sort_values(key).reset_index(drop=True),
+                                  per_mirror.sort_values(key).reset_index(drop=True), atol=1e-5)
+    assert table["mean"].tolist() == pytest.approx(mirror["mean"].tolist(), abs=1e-5)
+    designs = designed_sequences(model, bg, a, b, 22, "same", step=9, a_strand="-")
+    first = designs[designs["start"] == designs["start"].iloc[0]]
+    start = int(first["start"].iloc[0])
+    assert all(q[start:start + 9] == rc("TGGACTTTG") and q[start - 20:start - 13] == rc("TGTTTAC")
+               for q in first["sequence"])
+    motifs = {"A": a, "B": b}
+    effects = motif_effects(model, bg, motifs, 22, "same", step=9, a_strand="-")
+    expected = motif_effects(other, bg.flip([1, 2]), motifs, 22, "same", starts=[70 - s for s in per["start"].unique()])
+    assert effects["experiment"].tolist() == expected["experiment"].tolist()
+    assert effects["mean_logit_effect"].tolist() == pytest.approx(expected["mean_logit_effect"].tolist(), abs=1e-4)
+
+
+def _one_strand_model_reading_the_minus_strand():
+    """A one-strand ARGMINN whose filter 0 reads HNF4A's consensus and filter 1 FOXA2's, both reverse-
+    complemented, and whose attention reads those two filters (weights set by hand)."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.data import one_hot
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=120, scan_reverse_complement=False, n_filters=4, n_layers=2,
+                                n_heads=2, head_dim=8))
+    with torch.no_grad():
+        conv = model.scanner.conv
+        conv.weight.zero_()
+        conv.bias.fill_(-100.0)
+        for f, word in enumerate(("TGGACTTTG", "TGTTTAC")):  # HNF4A's and FOXA2's consensus, reverse-complemented
+            conv.weight[f, :, :len(word)] = 2 * one_hot(word) - 1
+            conv.bias[f] = -(len(word) - 3)
+        model.token_proj.weight.zero_()
+        model.token_proj.bias.zero_()
+        for f in range(2):
+            model.token_proj.weight[f, f] = 1.0
+        for layer in model.layers:
+            layer.query.weight.zero_()
+            layer.query.bias.zero_()
+            layer.key.weight.zero_()
+            for h in range(layer.n_heads):
+                layer.query.bias[h * layer.head_dim] = 10.0
+                layer.key.weight[h * layer.head_dim, h % 2] = 1.0
+    return model.eval()
+
+
+def test_design_on_a_one_strand_model_that_reads_a_reverse_complemented(tmp_path, capsys):
+    """Such a model's filters fire on every design (laid out on the minus strand), and design says so."""
+    from argminn_plugin.design import COMPLEMENT, design_report
+    from argminn_plugin.interpret import read_annotation
+    from conftest import random_onehot
+
+    model = _one_strand_model_reading_the_minus_strand()
+    X = random_onehot(80, 120, seed=5)
+    words = ("TGGACTTTG", "TGTTTAC")
+    for i in range(0, 80, 2):  # the pair (A's match, then B's 22 bp on, along the minus strand) in every other row
+        X[i, :, 60:69] = one_hot_many([words[0]])[0]
+        X[i, :, 40:47] = one_hot_many([words[1]])[0]
+    motif_report(model, X, str(tmp_path / "motifs"))
+    annotation, _ = read_annotation(str(tmp_path / "motifs"), model=model)
+    assert annotation[0]["flip"] and annotation[1]["flip"]  # both read reverse-complemented
+    names = annotation[0]["name"], annotation[1]["name"]
+    syntax = pd.DataFrame({"motif_a": [names[0]], "motif_b": [names[1]], "spacing": [22], "orientation": ["same"],
+                           "count": [40]})
+    table = design_report(model, X, str(tmp_path / "motifs"), syntax, str(tmp_path / "design"), n_backgrounds=10,
+                          n_greedy=0, step=10)
+    assert "laid out on the minus strand" in capsys.readouterr().err
+    assert table["rule"].str.endswith(", on the minus strand").all()
+    records = [r.split("\n", 1) for r in (tmp_path / "design/designs.fa").read_text().split(">")[1:]]
+    sequences = [q.replace("\n", "") for _, q in records]
+    with torch.no_grad():
+        peaks = model.motif_activations(one_hot_many(sequences))[0].amax(2)
+    assert (peaks[:, :2] == 3).all()  # both filters fire on every design, each on its whole word
+    assert all(word in q for q in sequences for word in words)
+    assert not any(words[0].translate(COMPLEMENT)[::-1] in q for q in sequences)  # A not in its match's orientation
