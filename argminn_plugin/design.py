@@ -81,10 +81,10 @@ def layouts(a, b, spacing, orientation, length, names=("A", "B"), *, start, far,
     motif's span (as the syntax read-out measures it and the simulation
     plants it). The wrong-spacing control puts B ``far`` bp after A
     (:func:`fitting_starts` picks it). ``a_strand`` '+' puts A's matched
-    motif on the plus strand; '-' lays the whole pair out on the minus
-    strand (every site reverse-complemented and mirrored, A's matched motif
-    still over window bases ``start`` to ``start`` + its width), for a model
-    that scans one strand and reads A reverse-complemented
+    motif on the plus strand; '-' mirrors the whole layout onto the other
+    strand (every site reverse-complemented and mirrored: A on the minus
+    strand, its matched motif's leftmost window base still ``start``), for a
+    model that scans one strand and reads A reverse-complemented
     (:func:`design_strand`).
     """
     if a_strand not in ("+", "-"):
@@ -330,6 +330,16 @@ def design_strand(model, ann):
     return "-" if not getattr(model.config, "scan_reverse_complement", True) and ann.get("flip") else "+"
 
 
+def unseen_b(model, ann_a, ann_b, orientation):
+    """Whether ``model`` scans one strand and reads B (annotation ``ann_b``) on the other strand than the rule
+    puts it on, given how it reads A (``ann_a``): a rule read from the model's own calls with one filter per
+    motif never does (a call's strand is its filter's flip), but with two filters of one motif name the one
+    designed with (:func:`rule_filters`) can; no layout then shows both filters their motifs."""
+    if getattr(model.config, "scan_reverse_complement", True):
+        return False
+    return (bool(ann_a.get("flip")) == bool(ann_b.get("flip"))) != (orientation == "same")
+
+
 def rule_filters(annotation, ppms, names, motif_dir):
     """The filter each of ``names`` (a rule's motifs) is designed with: among the active filters (those with a
     PPM in motifs.meme) named so, the one whose TOMTOM match is best (lowest q; the lowest-numbered on a tie).
@@ -361,6 +371,10 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     probability. Both motifs must be active filters in ``motif_dir`` (named
     after their matched motif, or filterN without a match); a motif matched
     by two filters is designed with the better match (:func:`rule_filters`).
+    A model that scans one strand and reads A reverse-complemented is
+    designed for with the layout mirrored onto the other strand
+    (:func:`design_strand`; said on stderr, and the ``rule`` column ends in
+    "A on the minus strand").
     effects.tsv holds :func:`motif_effects`
     (marginalization and cooperativity on the backgrounds, over the same
     starts; with ``positives``, knock-outs of the called instances, the
@@ -416,7 +430,13 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     a_strand = design_strand(model, annotation[filters[0]])
     if a_strand == "-":
         print(f"design: this model scans one strand and its filter{filters[0]} reads {rule['motif_a']} "
-              "reverse-complemented: the designs and controls are laid out on the minus strand", file=sys.stderr)
+              "reverse-complemented: the designs and controls are mirrored onto the other strand (A on the minus "
+              "strand)", file=sys.stderr)
+    if unseen_b(model, annotation[filters[0]], annotation[filters[1]], rule["orientation"]):
+        print(f"design: this model scans one strand, and its filter{filters[1]} reads {rule['motif_b']} on the "
+              f"other strand than the rule's {rule['orientation']!r} orientation puts it on (given how "
+              f"filter{filters[0]} reads {rule['motif_a']}): that filter does not see B in the designs",
+              file=sys.stderr)
     backgrounds = shuffled_backgrounds(X[:n_backgrounds], n=1, random_state=random_state)
     table, per_start = design_scores(model, backgrounds, motifs[0], motifs[1], spacing,
                                      rule["orientation"], names=(rule["motif_a"], rule["motif_b"]), step=step,
@@ -437,7 +457,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
                                  "lowest_start_mean": np.nan, "highest_start_mean": np.nan, "n_starts": np.nan}
     table["n_starts"] = table["n_starts"].astype("Int64")
     table.insert(1, "rule", f"{rule['motif_a']} then {rule['motif_b']} {int(rule['spacing']):+d} bp, "
-                             f"{rule['orientation']} strand" + (", on the minus strand" if a_strand == "-" else ""))
+                             f"{rule['orientation']} strand" + (", A on the minus strand" if a_strand == "-" else ""))
     table.insert(2, "task", model.config.names[task])
     calls = None if positives is None else call_instances(model, positives, annotation, filters=active,
                                                           head_weights=weights)

@@ -646,7 +646,7 @@ def test_design_strand_follows_how_a_one_strand_model_reads_a():
     """A model that scans one strand and reads A reverse-complemented is designed for on the minus strand; a
     model that scans both strands, or reads A as matched (or without a match), on the plus strand."""
     from argminn_plugin.config import ModelConfig
-    from argminn_plugin.design import design_strand, layouts
+    from argminn_plugin.design import design_strand, layouts, unseen_b
     from argminn_plugin.model import ARGMINN
 
     small = dict(input_length=40, n_filters=2, n_layers=1, n_heads=1, head_dim=4)
@@ -655,6 +655,11 @@ def test_design_strand_follows_how_a_one_strand_model_reads_a():
     assert design_strand(one, flipped) == "-"
     assert design_strand(one, matched) == design_strand(one, {"name": "filter0"}) == "+"  # no match: as read
     assert design_strand(both, flipped) == design_strand(both, matched) == "+"
+    # B where the rule puts it, given A: on A's strand for 'same', on the other for 'opposite'
+    assert not unseen_b(one, flipped, flipped, "same") and not unseen_b(one, matched, {"name": "filter1"}, "same")
+    assert not unseen_b(one, flipped, matched, "opposite") and not unseen_b(one, matched, flipped, "opposite")
+    assert unseen_b(one, flipped, matched, "same") and unseen_b(one, flipped, flipped, "opposite")
+    assert not unseen_b(both, flipped, matched, "same") and not unseen_b(both, flipped, flipped, "opposite")
     with pytest.raises(ArgminnError, match="a_strand must be '\\+' or '-'"):
         layouts(("TGGACTTTG", 1), ("TGTTTAC", 1), 22, "same", 80, start=7, far=37, a_strand="minus")
 
@@ -670,7 +675,8 @@ class _ReadsTheOtherStrand(torch.nn.Module):
         return self.model(X.flip([1, 2]))
 
 
-def test_a_minus_strand_design_is_the_plus_strand_design_read_from_the_other_strand():
+@pytest.mark.parametrize("orientation", ["same", "opposite"])
+def test_a_minus_strand_design_is_the_plus_strand_design_read_from_the_other_strand(orientation):
     """a_strand '-': every site reverse-complemented and mirrored, A's matched motif over the same window bases;
     the same starts fit (mirrored), the same wrong spacing; the scores and effects are those of the plus-strand
     layout seen by the model reading the other strand, on the backgrounds reverse-complemented."""
@@ -682,39 +688,43 @@ def test_a_minus_strand_design_is_the_plus_strand_design_read_from_the_other_str
     def rc(s):
         return s.translate(COMPLEMENT)[::-1]
 
-    a, b = ("TGGACTTTG", 1), ("TGTTTAC", 1, 10)  # A's matched motif 10 bp wide, B's 10
-    fits, far = fitting_starts(a, b, 22, "same", 80)
-    minus, far_minus = fitting_starts(a, b, 22, "same", 80, a_strand="-")
+    a, b = ("TGGACTTTG", 1), ("TGTTTAC", 2, 12)  # A's matched motif 10 bp wide, B's 12 (its consensus 2 bp in)
+    fits, far = fitting_starts(a, b, 22, orientation, 80)
+    minus, far_minus = fitting_starts(a, b, 22, orientation, 80, a_strand="-")
     assert far_minus == far and minus == sorted(80 - 10 - s for s in fits)
-    at = layouts(a, b, 22, "same", 80, start=35, far=far, a_strand="-")
-    # A's matched motif over bases 35-44, read leftwards: its consensus (1 bp in) at 43 down to 35; B's matched
-    # motif 22 bp further along the minus strand (13-22), its consensus at 21 down to 15
-    assert at["learned syntax"] == [(rc("TGGACTTTG"), 35), (rc("TGTTTAC"), 15)]
-    plus = layouts(a, b, 22, "same", 80, start=80 - 35 - 10, far=far)
+    at = layouts(a, b, 22, orientation, 80, start=35, far=far, a_strand="-")
+    # A's matched motif over bases 35-44, read leftwards from 44: its consensus (1 bp in) at 43 down to 35. B's
+    # matched motif starts 22 bp further along the minus strand, at 22, and covers 11-22: 'same', on A's strand,
+    # read leftwards, its consensus (2 bp in) at 20 down to 14; 'opposite', on the plus strand, read rightwards
+    # from 11, its consensus at 13-19.
+    expected_b = (rc("TGTTTAC"), 14) if orientation == "same" else ("TGTTTAC", 13)
+    assert at["learned syntax"] == [(rc("TGGACTTTG"), 35), expected_b]
+    plus = layouts(a, b, 22, orientation, 80, start=80 - 35 - 10, far=far)
     assert all(at[k] == [(rc(m), 80 - p - len(m)) for m, p in plus[k]] for k in plus)
-    assert at["only B"] == [(rc("TGTTTAC"), 15)] and at["background"] == []
+    assert at["only B"] == [expected_b] and at["background"] == []
 
     torch.manual_seed(0)
     model = ARGMINN(ModelConfig(input_length=80, scan_reverse_complement=False, n_filters=4, filter_width=7,
                                 n_layers=1, n_heads=2, head_dim=8)).eval()
     other = _ReadsTheOtherStrand(model).eval()
     bg = random_onehot(6, 80, seed=3)
-    table, per = design_scores(model, bg, a, b, 22, "same", step=9, by_start=True, a_strand="-")
-    mirror, per_mirror = design_scores(other, bg.flip([1, 2]), a, b, 22, "same", by_start=True,
+    table, per = design_scores(model, bg, a, b, 22, orientation, step=9, by_start=True, a_strand="-")
+    mirror, per_mirror = design_scores(other, bg.flip([1, 2]), a, b, 22, orientation, by_start=True,
                                        starts=[70 - s for s in per["start"].unique()])
     per_mirror["start"] = 70 - per_mirror["start"]
     key = ["design", "start"]
     pd.testing.assert_frame_equal(per.sort_values(key).reset_index(drop=True),
                                   per_mirror.sort_values(key).reset_index(drop=True), atol=1e-5)
     assert table["mean"].tolist() == pytest.approx(mirror["mean"].tolist(), abs=1e-5)
-    designs = designed_sequences(model, bg, a, b, 22, "same", step=9, a_strand="-")
-    first = designs[designs["start"] == designs["start"].iloc[0]]
-    start = int(first["start"].iloc[0])
-    assert all(q[start:start + 9] == rc("TGGACTTTG") and q[start - 20:start - 13] == rc("TGTTTAC")
-               for q in first["sequence"])
+    designs = designed_sequences(model, bg, a, b, 22, orientation, step=9, a_strand="-")
+    assert sorted(designs["start"].unique()) == sorted(per["start"].unique())
+    for start, group in designs.groupby("start"):
+        sites = layouts(a, b, 22, orientation, 80, start=start, far=far, a_strand="-")["learned syntax"]
+        assert all(q[p:p + len(m)] == m for q in group["sequence"] for m, p in sites)
     motifs = {"A": a, "B": b}
-    effects = motif_effects(model, bg, motifs, 22, "same", step=9, a_strand="-")
-    expected = motif_effects(other, bg.flip([1, 2]), motifs, 22, "same", starts=[70 - s for s in per["start"].unique()])
+    effects = motif_effects(model, bg, motifs, 22, orientation, step=9, a_strand="-")
+    expected = motif_effects(other, bg.flip([1, 2]), motifs, 22, orientation,
+                             starts=[70 - s for s in per["start"].unique()])
     assert effects["experiment"].tolist() == expected["experiment"].tolist()
     assert effects["mean_logit_effect"].tolist() == pytest.approx(expected["mean_logit_effect"].tolist(), abs=1e-4)
 
@@ -751,8 +761,9 @@ def _one_strand_model_reading_the_minus_strand():
 
 def test_design_on_a_one_strand_model_that_reads_a_reverse_complemented(tmp_path, capsys):
     """Such a model's filters fire on every design (laid out on the minus strand), and design says so."""
-    from argminn_plugin.design import COMPLEMENT, design_report
+    from argminn_plugin.design import COMPLEMENT, design_report, motif_effects, oriented_motif, shuffled_backgrounds
     from argminn_plugin.interpret import read_annotation
+    from argminn_plugin.motifs import read_meme
     from conftest import random_onehot
 
     model = _one_strand_model_reading_the_minus_strand()
@@ -769,8 +780,9 @@ def test_design_on_a_one_strand_model_that_reads_a_reverse_complemented(tmp_path
                            "count": [40]})
     table = design_report(model, X, str(tmp_path / "motifs"), syntax, str(tmp_path / "design"), n_backgrounds=10,
                           n_greedy=0, step=10)
-    assert "laid out on the minus strand" in capsys.readouterr().err
-    assert table["rule"].str.endswith(", on the minus strand").all()
+    err = capsys.readouterr().err
+    assert "mirrored onto the other strand (A on the minus strand)" in err and "does not see B" not in err
+    assert table["rule"].str.endswith(", A on the minus strand").all()
     records = [r.split("\n", 1) for r in (tmp_path / "design/designs.fa").read_text().split(">")[1:]]
     sequences = [q.replace("\n", "") for _, q in records]
     with torch.no_grad():
@@ -778,3 +790,20 @@ def test_design_on_a_one_strand_model_that_reads_a_reverse_complemented(tmp_path
     assert (peaks[:, :2] == 3).all()  # both filters fire on every design, each on its whole word
     assert all(word in q for q in sequences for word in words)
     assert not any(words[0].translate(COMPLEMENT)[::-1] in q for q in sequences)  # A not in its match's orientation
+    # design.tsv and design_starts.tsv score those designs: each start's mean is that of its designs
+    per_start = pd.read_csv(tmp_path / "design/design_starts.tsv", sep="\t")
+    learned = per_start[per_start["design"] == "learned syntax"].set_index("start")["mean"]
+    probs = pd.Series([float(n.rsplit("p=", 1)[1]) for n, _ in records],
+                      index=[int(n.split("start=")[1].split("|")[0]) for n, _ in records])
+    assert learned.to_dict() == pytest.approx(probs.groupby(level=0).mean().to_dict(), abs=1e-3)
+    # effects.tsv: the marginalizations of the mirrored layout
+    ppms = read_meme(str(tmp_path / "motifs/motifs.meme"))
+    motifs = {names[f]: oriented_motif(ppms[f"filter{f}"], annotation[f]) for f in (0, 1)}
+    expected = motif_effects(model, shuffled_backgrounds(X[:10]), motifs, 22, "same", step=10, a_strand="-")
+    effects = pd.read_csv(tmp_path / "design/effects.tsv", sep="\t")
+    assert effects["experiment"].tolist() == expected["experiment"].tolist()
+    assert effects["mean_logit_effect"].tolist() == pytest.approx(expected["mean_logit_effect"].tolist(), abs=1e-3)
+    # an 'opposite' rule would put B on the strand its filter does not read: said
+    design_report(model, X, str(tmp_path / "motifs"), syntax.assign(orientation=["opposite"]),
+                  str(tmp_path / "opposite"), n_backgrounds=2, n_greedy=0, step=40)
+    assert f"its filter1 reads {names[1]} on the other strand" in capsys.readouterr().err
