@@ -268,6 +268,11 @@ class TrainConfig(_Config):
     # benchmark seeds 20-25 (fixed_spacing): mean auROC 0.9933 against 0.9899,
     # one dataset still 0.012 below the CNN; not adopted (benchmarks/README.md).
     strand_consistency: float = 0.0
+    # Weight decay (`weight_decay` 0: off, plain Adam): AdamW's decoupled
+    # decay, each step multiplying by (1 - learning_rate * weight_decay) every
+    # parameter but the motif scanner's (its filters are the motifs, under the
+    # L1 term of their own): the syntax builder, the norms and the head.
+    weight_decay: float = 0.0
     # Regularizer weights (published default 1e-3 each) and warm-up: each weight
     # is 0 for the first `*_warmup` epochs, then ramps up to its value over
     # `*_ramp` epochs (linearly or geometrically: `ramp_shape` below).
@@ -456,6 +461,9 @@ class TrainConfig(_Config):
             raise ArgminnError(f"TrainConfig: 'prune_tolerance' must be >= 0, got {self.prune_tolerance}")
         if self.learning_rate <= 0:
             raise ArgminnError(f"TrainConfig: 'learning_rate' must be > 0, got {self.learning_rate}")
+        if not 0 <= self.weight_decay < 1 / self.learning_rate:  # past that a step flips a weight's sign
+            raise ArgminnError(f"TrainConfig: 'weight_decay' must be >= 0 (0: off) and below 1 / learning_rate "
+                               f"({1 / self.learning_rate:g}), got {self.weight_decay}")
         if not 0 < self.lr_decay <= 1:
             raise ArgminnError(f"TrainConfig: 'lr_decay' must be in (0, 1] (1: no decay), got {self.lr_decay}")
         if self.lr_patience < 1:

@@ -1,4 +1,4 @@
-"""Training: Adam, early stopping on validation loss, reverse-complement
+"""Training: Adam (AdamW with ``weight_decay``), early stopping on validation loss, reverse-complement
 augmentation, deterministic given a seed, resumable, atomic checkpoints.
 
 A run directory holds
@@ -623,6 +623,17 @@ def _broadcast_buffers(model):
 
 # --------------------------------------------------------------------- training
 
+def make_optimizer(model, tc):
+    """Adam at ``tc.learning_rate``; with ``tc.weight_decay`` > 0, AdamW, its decoupled decay on every
+    parameter but the motif scanner's (``model.motif_conv``: the filters read as motifs keep the L1 term alone)."""
+    if not tc.weight_decay:
+        return torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+    scanner = {id(p) for p in model.motif_conv.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) in scanner], "weight_decay": 0.0},
+              {"params": [p for p in model.parameters() if id(p) not in scanner]}]
+    return torch.optim.AdamW(groups, lr=tc.learning_rate, weight_decay=tc.weight_decay)
+
+
 def _training_differences(saved, current):
     """What differs between two TrainConfig dicts as training goes ([] for the same training): num_threads,
     how many CPU threads run it, max_epochs, where it stops (nothing else reads it; see
@@ -979,7 +990,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
     state = _from_rank0(read_checkpoint, info)
     torch.manual_seed(tc.seed)  # same initial weights on every rank (DDP broadcasts rank 0's as well)
     model = build_model(architecture_of(mc), mc).to(info.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+    optimizer = make_optimizer(model, tc)
     start_epoch, history = 0, []
     stop = {"best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False}
     if state is not None:
@@ -1036,7 +1047,7 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         nonlocal optimizer
         if prune["filters"]:
             zero_filters(model, prune["filters"])
-            optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+            optimizer = make_optimizer(model, tc)
         _from_rank0(lambda: write_state(epoch - 1), info)
 
     n, epoch = len(Xt), start_epoch

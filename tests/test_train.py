@@ -88,6 +88,36 @@ def test_strand_consistency_runs_each_batch_on_both_strands(tmp_path):
     assert "train_strand" in json.loads((tmp_path / "a" / "history.json").read_text())[0]
 
 
+@pytest.mark.parametrize("architecture", ["ARGMINN", "CNN"])
+def test_weight_decay_shrinks_every_parameter_but_the_scanners(architecture):
+    """weight_decay 0: plain Adam. Above 0: AdamW, whose step without a gradient multiplies every parameter by
+    (1 - lr * weight_decay), the motif scanner's (the filters read as motifs) aside."""
+    from argminn_plugin import ARGMINN
+    from argminn_plugin.baselines import CNNConfig, StandardCNN
+    from argminn_plugin.train import make_optimizer
+
+    torch.manual_seed(0)
+    model = ARGMINN(CFG) if architecture == "ARGMINN" else StandardCNN(CNNConfig(input_length=CFG.input_length))
+    assert type(make_optimizer(model, TrainConfig())) is torch.optim.Adam
+    tc = TrainConfig(learning_rate=0.01, weight_decay=5.0)
+    optimizer = make_optimizer(model, tc)
+    assert type(optimizer) is torch.optim.AdamW
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    scanner = {id(p) for p in model.motif_conv.parameters()}
+    assert scanner and len(scanner) < len(before)
+    for n, p in model.named_parameters():
+        factor = 1.0 if id(p) in scanner else 1 - 0.01 * 5.0
+        assert torch.allclose(p.detach(), before[n] * factor), n
+
+
+def test_weight_decay_trains_reproducibly_and_changes_the_run(tmp_path):
+    tc = TrainConfig(max_epochs=2, batch_size=16, seed=3, weight_decay=0.5)
+    assert_reproducible_and_changed_by(tmp_path, tc, tc.replace(weight_decay=0.0))
+
+
 def test_a_run_with_shift_augmentation_resumes_identically(tmp_path, monkeypatch):
     """Killed while evaluating its second epoch and resumed, a shift-augmented run ends as an uninterrupted one."""
     import argminn_plugin.train as train_module
@@ -663,6 +693,8 @@ def test_labels_that_require_grad_are_taken(tmp_path):
     (dict(shift_augment=-1), "'shift_augment' must be >= 0"),
     (dict(strand_consistency=-0.1), "'strand_consistency' must be >= 0"),
     (dict(strand_consistency=float("inf")), "key 'strand_consistency' must be a finite number"),
+    (dict(weight_decay=-0.1), r"'weight_decay' must be >= 0 \(0: off\) and below 1 / learning_rate \(1000\)"),
+    (dict(weight_decay=2000.0, learning_rate=5e-4), r"below 1 / learning_rate \(2000\), got 2000"),
     (dict(learning_rate=float("nan")), "key 'learning_rate' must be a finite number, got nan"),
     (dict(overlap_weight=float("nan")), "key 'overlap_weight' must be a finite number"),
     (dict(entropy_weight=float("inf")), "key 'entropy_weight' must be a finite number"),
