@@ -660,6 +660,20 @@ def test_pruning_phase_trains_on_keeps_the_pruned_model_within_tolerance_and_res
         run("minor", minor.replace(prune_epochs=9), resume=True)
 
 
+def test_the_pruning_phase_optimizer_keeps_the_weight_decay(tmp_path, monkeypatch):
+    """The pruning phase's fresh optimizer is AdamW with the run's decay, the scanner's filters aside."""
+    import argminn_plugin.train as train_module
+    from argminn_plugin.fileio import safe_load_torch
+
+    monkeypatch.setattr(train_module, "_prune_decision", lambda *args: ([[0, 1]], [[1]]))
+    tc = TrainConfig(max_epochs=2, batch_size=16, seed=2, prune_similar=1e-3, prune_epochs=2, prune_patience=2,
+                     prune_tolerance=float("inf"), weight_decay=0.3)
+    _, history = train(PRUNE_CFG, tc, prune_data(0), prune_data(1), str(tmp_path), verbose=False)
+    assert [h.get("pruned") for h in history] == [None] * 2 + [[1]] * 2
+    groups = safe_load_torch(str(tmp_path / "last.pt"))["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.0, 0.3]
+
+
 def test_pruning_settings_are_checked():
     for bad, match in (({"prune_similar": 1.0}, r"'prune_similar' must be in \[0, 1\) \(0: off\), got 1.0"),
                        ({"prune_similar": float("nan")}, "'prune_similar' must be a finite number, got nan"),

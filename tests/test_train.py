@@ -253,6 +253,9 @@ def test_resume_with_other_config_is_refused(tmp_path):
     with pytest.raises(ArgminnError, match="different model or training config"):
         train(CFG, TrainConfig(max_epochs=1, batch_size=32, lr_decay=0.5), data(0), data(1), str(tmp_path),
               resume=True, verbose=False)
+    with pytest.raises(ArgminnError, match=r"weight_decay 0\.0 -> 0\.1"):  # a decay changes the training too
+        train(CFG, TrainConfig(max_epochs=1, batch_size=32, weight_decay=0.1), data(0), data(1), str(tmp_path),
+              resume=True, verbose=False)
     # likewise resample_grace without resample_unused
     _, history = train(CFG, TrainConfig(max_epochs=1, batch_size=32, resample_grace=9), data(0), data(1),
                        str(tmp_path), resume=True, verbose=False)
