@@ -270,8 +270,8 @@ class TrainConfig(_Config):
     strand_consistency: float = 0.0
     # Weight decay (`weight_decay` 0: off, plain Adam): AdamW's decoupled
     # decay, each step multiplying by (1 - learning_rate * weight_decay) every
-    # parameter but the motif scanner's (its filters are the motifs, under the
-    # L1 term of their own): the syntax builder, the norms and the head.
+    # parameter but the motif scanner's (its filters are the motifs, under
+    # their own terms: L1, overlap): the syntax builder, the norms and the head.
     weight_decay: float = 0.0
     # Regularizer weights (published default 1e-3 each) and warm-up: each weight
     # is 0 for the first `*_warmup` epochs, then ramps up to its value over

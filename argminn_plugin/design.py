@@ -223,8 +223,8 @@ def design_scores(model, backgrounds, a, b, spacing, orientation, names=("A", "B
     The pair is placed with A's matched motif at each of ``starts`` (a list
     of whole numbers; default: :func:`design_starts` every ``step`` bp),
     since a model that reads spacing through a position encoding need not
-    score a layout the same everywhere in the window; ``a_strand`` '-' lays
-    the pair out on the minus strand (:func:`layouts`). Returns a DataFrame:
+    score a layout the same everywhere in the window; ``a_strand`` '-'
+    mirrors the layout onto the other strand (:func:`layouts`). Returns a DataFrame:
     design, mean, median, min, max (over backgrounds and starts),
     lowest_start_mean and highest_start_mean (the range of the per-start
     means), n_starts; with ``by_start``, also the per-start table (design,
