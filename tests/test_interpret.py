@@ -644,7 +644,8 @@ def test_a_rule_motif_matched_by_two_filters_is_designed_with_the_better_match()
 
 def test_design_strand_follows_how_a_one_strand_model_reads_a():
     """A model that scans one strand and reads A reverse-complemented is designed for on the minus strand; a
-    model that scans both strands, or reads A as matched (or without a match), on the plus strand."""
+    model that scans both strands, or reads A as matched (or without a match), on the plus strand. B goes unseen
+    only by a one-strand model whose filters' flips disagree with the rule's orientation."""
     from argminn_plugin.config import ModelConfig
     from argminn_plugin.design import design_strand, layouts, unseen_b
     from argminn_plugin.model import ARGMINN
@@ -760,7 +761,9 @@ def _one_strand_model_reading_the_minus_strand():
 
 
 def test_design_on_a_one_strand_model_that_reads_a_reverse_complemented(tmp_path, capsys):
-    """Such a model's filters fire on every design (laid out on the minus strand), and design says so."""
+    """Such a model's filters fire on every design (mirrored onto the other strand), which design.tsv,
+    design_starts.tsv and effects.tsv score, and design says so; a rule that puts B where its filter does not read
+    it is said too."""
     from argminn_plugin.design import COMPLEMENT, design_report, motif_effects, oriented_motif, shuffled_backgrounds
     from argminn_plugin.interpret import read_annotation
     from argminn_plugin.motifs import read_meme
