@@ -19,7 +19,7 @@ import torch
 
 from .data import check_X, decode, in_eval_mode, model_input, one_hot, whole_number
 from .errors import ArgminnError, shown
-from .motifs import consensus
+from .motifs import consensus, scans_both_strands
 
 COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
 SYNTAX_COLUMNS = ("motif_a", "motif_b", "spacing", "orientation")  # what design_report reads of syntax.tsv
@@ -327,7 +327,7 @@ def design_strand(model, ann):
     """The strand to lay a design out on (:func:`layouts`' ``a_strand``): '-' where ``model`` scans one strand
     and its filter reads A (annotation ``ann``, :func:`oriented_motif`'s) reverse-complemented, so that A's
     filter sees the designs; else '+' (a model that scans both strands sees either)."""
-    return "-" if not getattr(model.config, "scan_reverse_complement", True) and ann.get("flip") else "+"
+    return "-" if not scans_both_strands(model) and ann.get("flip") else "+"
 
 
 def unseen_b(model, ann_a, ann_b, orientation):
@@ -335,7 +335,7 @@ def unseen_b(model, ann_a, ann_b, orientation):
     puts it on, given how it reads A (``ann_a``): a rule read from the model's own calls with one filter per
     motif never does (a call's strand is its filter's flip), but with two filters of one motif name the one
     designed with (:func:`rule_filters`) can; no layout then shows both filters their motifs."""
-    if getattr(model.config, "scan_reverse_complement", True):
+    if scans_both_strands(model):
         return False
     return (bool(ann_a.get("flip")) == bool(ann_b.get("flip"))) != (orientation == "same")
 

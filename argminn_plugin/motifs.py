@@ -78,6 +78,12 @@ def _trimmed(ppm, min_ic=0.3, min_width=4, edge=0, edge_min_ic=0.0):
     return ppm[:, lo:hi], lo, hi, True
 
 
+def scans_both_strands(model):
+    """Whether ``model``'s motif scanner reads both strands (ARGMINN's ``scan_reverse_complement``; a model
+    without that setting, a baseline, is taken to)."""
+    return bool(getattr(model.config, "scan_reverse_complement", True))
+
+
 def consensus(ppm):
     return "".join("ACGT"[i] if p >= 0.5 else "acgt"[i] for i, p in zip(ppm.argmax(0), ppm.max(0)))
 
@@ -399,7 +405,7 @@ def similar_filters(model, filters, max_p, beta=4.0, min_ic=0.3, background=None
         return []
     ppms = [ppm.astype(np.float64) for ppm, *_ in filter_ppms(model, X, beta, min_ic)]
     background = jaspar_database() if background is None else background
-    both = bool(getattr(model.config, "scan_reverse_complement", True))
+    both = scans_both_strands(model)
     p = tomtom([ppms[f] for f in filters], ppms + [np.asarray(m, dtype=np.float64) for m in background.values()],
                reverse_complement=both)[0]
     row = {f: i for i, f in enumerate(filters)}
