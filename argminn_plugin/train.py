@@ -625,7 +625,8 @@ def _broadcast_buffers(model):
 
 def make_optimizer(model, tc):
     """Adam at ``tc.learning_rate``; with ``tc.weight_decay`` > 0, AdamW, its decoupled decay on every
-    parameter but the motif scanner's (``model.motif_conv``: the filters read as motifs keep the L1 term alone)."""
+    parameter but the motif scanner's (``model.motif_conv``: the filters read as motifs keep their own terms
+    alone, L1 and overlap)."""
     if not tc.weight_decay:
         return torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
     scanner = {id(p) for p in model.motif_conv.parameters()}
