@@ -90,6 +90,7 @@ class StandardCNN(nn.Module):
         return self.conv1
 
     def motif_activations(self, X):
+        check_input(self, X, self.conv1.weight.dtype, any_length=True)
         return _plain_activations(self.conv1, X)
 
     def motif_knockout(self, f):
@@ -178,6 +179,7 @@ class ExplaiNN(nn.Module):
         """The units' own activations, exp(bn1(conv(X))) (> 0 everywhere; a unit's sites are its
         highest values). Ranked this way, not by the raw filter score: with a negative BatchNorm
         scale the raw score's lowest positions are the unit's motif."""
+        check_input(self, X, self.conv.weight.dtype, any_length=True)
         acts = self.exp(self.bn1(self.conv(X)))
         return acts, torch.zeros_like(acts, dtype=torch.long)
 

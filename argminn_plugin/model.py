@@ -74,20 +74,28 @@ def _layer_norm(module, x):
     return F.layer_norm(x, module.normalized_shape, params["weight"], params["bias"], module.eps)
 
 
-def check_input(model, X, dtype):
+def check_input(model, X, dtype, any_length=False):
     """What every model of this package checks of its input X: a torch tensor of shape (N, 4,
     ``model.config.input_length``) in the model's ``dtype`` (under autocast, mixed precision, or tracing, the
-    input's dtype is not checked); an ArgminnError naming the model's class otherwise."""
+    input's dtype is not checked); an ArgminnError naming the model's class otherwise. With ``any_length`` (the
+    motif scanner alone, which slides along any sequence), any length from the filter width up."""
     name, length = type(model).__name__, model.config.input_length
     if not isinstance(X, torch.Tensor):
         raise ArgminnError(f"{name}: input is a {type(X).__name__}; this model takes a torch tensor "
                            "(torch.from_numpy(X).float(); argminn_plugin.predict.predict converts numpy arrays)")
-    if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != length:
+    if any_length:
+        width = model.motif_conv.kernel_size[0]
+        if X.dim() != 3 or X.shape[1] != 4 or X.shape[2] < width:
+            raise ArgminnError(f"{name}: input of shape {tuple(X.shape)}; the motif scanner takes (N, 4, L) one-hot "
+                               f"sequences of any length L from its filter width ({width}) up")
+    elif X.dim() != 3 or X.shape[1] != 4 or X.shape[2] != length:
         raise ArgminnError(f"{name}: input of shape {tuple(X.shape)}; this model takes (N, 4, {length}) one-hot "
                            "sequences (config.input_length)")
     if X.dtype != dtype and not _autocast_or_tracing():  # autocast: mixed precision
+        # a float input may ask for the model in its precision (tangermeme's dtype=torch.float64, for DeepLIFT)
+        convert = f", or the model to the input's (model.to({X.dtype}))" if X.dtype.is_floating_point else ""
         raise ArgminnError(f"{name}: input of dtype {X.dtype}; this model computes in {dtype}: pass "
-                           f"X.to({dtype}), or run under torch.autocast for mixed precision")
+                           f"X.to({dtype}){convert}, or run under torch.autocast for mixed precision")
 
 
 class MotifScanner(nn.Module):
@@ -555,7 +563,9 @@ class ARGMINN(nn.Module):
         return self.scanner.conv
 
     def motif_activations(self, X):
-        """(activations (N, F, P), strand (N, F, P)) from the scanner alone (no attention)."""
+        """(activations (N, F, P), strand (N, F, P)) from the scanner alone (no attention); X of any length
+        from the filter width up."""
+        check_input(self, X, self._buffers["pos_enc"].dtype, any_length=True)
         return self._best_strand(self.scanner(X))
 
     def motif_knockout(self, f):

@@ -518,8 +518,10 @@ def test_wrong_input_shape_is_a_clear_error(small_config):
         ARGMINN("config.json")
     for dtype in (torch.int8, torch.float64):  # tangermeme's one_hot_encode gives int8
         with pytest.raises(ArgminnError, match=rf"input of dtype {dtype}; this model computes in torch.float32: "
-                                               r"pass X.to\(torch.float32\)"):
+                                               r"pass X.to\(torch.float32\)") as error:
             model(X.to(dtype))
+        # float64 (tangermeme's dtype= for DeepLIFT) may ask for the model in float64 instead; int8 may not
+        assert ("or the model to the input's (model.to(torch.float64))" in str(error.value)) == dtype.is_floating_point
     with torch.no_grad():
         assert torch.allclose(model.double()(X.double()).float(), model.float()(X), atol=1e-5)
         plain = model(X)
@@ -544,6 +546,33 @@ def test_wrong_input_shape_is_a_clear_error(small_config):
             baseline(X.numpy())
         with pytest.raises(ArgminnError, match=rf"{name}: input of dtype torch.float64; this model computes in"):
             baseline(X.double())
+
+
+def test_motif_activations_check_their_input_and_take_any_length(small_config):
+    """The scanner alone slides along any sequence from the filter width up; the wrong dtype or shape is a
+    clear error naming the model, for ARGMINN and the baselines alike (not torch's conv error)."""
+    from argminn_plugin.baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
+
+    n = small_config.input_length
+    for model in (ARGMINN(small_config), StandardCNN(CNNConfig(input_length=n)),
+                  ExplaiNN(ExplaiNNConfig(input_length=n))):
+        model.eval()
+        name, width = type(model).__name__, model.motif_conv.kernel_size[0]
+        X = random_onehot(2, n)
+        acts, strand = model.motif_activations(X)
+        assert acts.shape == strand.shape == (2, model.motif_conv.out_channels, n - width + 1)
+        longer = torch.cat([X, X], 2)
+        assert torch.equal(model.motif_activations(longer)[0][..., :n - width + 1], acts)  # any length
+        assert model.motif_activations(X[..., :width])[0].shape[-1] == 1
+        with pytest.raises(ArgminnError, match=rf"{name}: input of dtype torch.float64; .*model.to\(torch.float64\)"):
+            model.motif_activations(X.double())
+        for bad in (X[..., :width - 1], X[:, :3], X[0]):
+            with pytest.raises(ArgminnError, match=rf"{name}: input of shape .*; the motif scanner takes \(N, 4, L\) "
+                                                   rf"one-hot sequences of any length L from its filter width "
+                                                   rf"\({width}\) up"):
+                model.motif_activations(bad)
+        with pytest.raises(ArgminnError, match=rf"{name}: input is a ndarray"):
+            model.motif_activations(X.numpy())
 
 
 def test_builds_and_runs_under_float64_default_dtype(small_config):
