@@ -517,6 +517,9 @@ def motif_effects(model, backgrounds, motifs, spacing, orientation, positives=No
         raise ArgminnError(f"motifs: two motifs of different names are needed (A, then B), got {len(motifs)}")
     (name_a, a), (name_b, b) = list(motifs.items())
     task = task_index(model, task)
+    backgrounds = model_input(model, backgrounds, "backgrounds")
+    if positives is not None:
+        positives = model_input(model, positives, "positives")
     length = backgrounds.shape[-1]
     # the far spacing is design.tsv's wrong spacing
     starts, far = design_starts(a, b, spacing, orientation, length, step, starts, a_strand)

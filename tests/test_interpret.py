@@ -306,6 +306,12 @@ def test_design_starts_fit_the_window_and_scores_average_over_them():
         e["marginalize B given A (learned syntax)"] - e["marginalize B alone"], abs=1e-9)
     assert e["sum of single effects A, B"] == pytest.approx(e["marginalize A alone"] + e["marginalize B alone"],
                                                            abs=1e-9)
+    # numpy backgrounds (int8, as tangermeme's one_hot_encode gives) are taken as design_scores takes them
+    as_numpy = motif_effects(model, backgrounds.numpy().astype(np.int8), {"A": a, "B": b}, 22, "same",
+                             starts=[3, 10]).set_index("experiment")
+    assert as_numpy["mean_logit_effect"].tolist() == pytest.approx(e.tolist(), abs=1e-9)
+    with pytest.raises(ArgminnError, match="backgrounds: shape"):
+        motif_effects(model, backgrounds[:, :3], {"A": a, "B": b}, 22, "same", starts=[3, 10])
 
 
 def test_instances_point_only_at_the_filters_given():
