@@ -100,6 +100,9 @@ def _record(chrom, pos, ref, alt, vid, where):
     if pos > MAX_COORDINATE:
         raise ArgminnError(f"{where}: position {pos} is beyond any chromosome")
     ref, alt = str(ref).upper(), str(alt).upper()
+    if "," in alt:  # only in a table: read_variants splits the alleles
+        raise ArgminnError(f"{where}: ALT {alt} holds several alleles; a variant table has one SNV per row "
+                           "(read_variants gives one per allele of a multi-allelic VCF record)")
     if not _is_snv(ref, alt):
         raise ArgminnError(f"{where}: {ref}>{alt} is not a single-nucleotide variant of A, C, G, T "
                            "(indels and symbolic alleles are not scored; --skip-other leaves them out)")
@@ -119,11 +122,14 @@ def variant_table(variants, path="variants"):
     :func:`read_variants` checks a file; errors then name the row (from 1).
     A ``line`` column is the table's own: the input file's line numbers
     (read_variants'), which errors name instead; one that holds anything
-    but whole numbers >= 1 is refused (rename it).
+    but whole numbers >= 1 is refused (rename it). The chrom, pos, ref, alt
+    and id columns may be named in any case (``tangermeme.io.read_vcf``
+    gives CHROM, POS, ID, REF, ALT); the table names them in lower case.
     """
     if not isinstance(variants, pd.DataFrame):
         raise ArgminnError(f"{path}: expected a DataFrame of variants with chrom, pos (1-based), ref and alt "
                            f"columns, got {type(variants).__name__}")
+    variants = _fields_named(variants, path)
     missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in variants.columns]
     if missing:
         raise ArgminnError(f"{path}: no {', '.join(missing)} column(s); a variant table needs chrom, pos "
@@ -147,6 +153,24 @@ def variant_table(variants, path="variants"):
         if column not in COLUMNS:
             table[column] = variants[column].to_numpy()
     return table
+
+
+FIELDS = ("chrom", "pos", "ref", "alt", "id")
+
+
+def _fields_named(variants, path):
+    """``variants`` with its chrom, pos, ref, alt and id columns, named in any case, renamed to lower case; two
+    columns naming one field (``pos`` and ``POS``) are refused."""
+    found = {}
+    for column in variants.columns:
+        if isinstance(column, str) and column.lower() in FIELDS:
+            found.setdefault(column.lower(), []).append(column)
+    for field, columns in found.items():
+        if len(columns) > 1:
+            raise ArgminnError(f"{path}: columns {', '.join(map(repr, columns))} both name the variants' {field}; "
+                               "keep one")
+    rename = {columns[0]: field for field, columns in found.items() if columns[0] != field}
+    return variants.rename(columns=rename) if rename else variants
 
 
 def _loci(variants, length, offset):

@@ -148,6 +148,30 @@ def test_score_variants_takes_a_plain_table_checked_row_by_row(tmp_path, fasta):
     assert variant_table(plain.assign(line=[np.int64(7)]))["line"].tolist() == [7]
 
 
+def test_score_variants_takes_tangermemes_read_vcf_table(tmp_path, fasta):
+    """tangermeme.io.read_vcf names its columns CHROM, POS, ID, REF, ALT (and reads VCFs with a FORMAT column):
+    the same scores as read_variants' table, the fields named in lower case, the other columns kept."""
+    from tangermeme.io import read_vcf
+
+    model = ARGMINN(ModelConfig(input_length=20, n_filters=1, filter_width=1, n_layers=1))
+    path = tmp_path / "g.vcf"
+    path.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
+                    "chr1\t30\trs1\tC\tT\t.\t.\t.\tGT\t0/1\nchr1\t31\t.\tA\tG\t.\t.\t.\tGT\t1/1\n")
+    theirs = read_vcf(str(path))
+    assert list(theirs.columns[:5]) == ["CHROM", "POS", "ID", "REF", "ALT"]
+    ours = read_variants(str(path))
+    out = score_variants(model, theirs, fasta)
+    assert out["id"].tolist() == ["rs1", "chr1:31A>G"] and out["FORMAT"].tolist() == ["GT", "GT"]
+    assert out["task0_diff"].tolist() == score_variants(model, ours, fasta)["task0_diff"].tolist()
+    assert list(variant_table(theirs).columns[:6]) == ["chrom", "pos", "ref", "alt", "id", "line"]
+    # one field named twice, in two cases: refused, not one of them picked
+    with pytest.raises(ArgminnError, match=r"columns 'pos', 'POS' both name the variants' pos; keep one"):
+        variant_table(theirs.assign(pos=[1, 2])[["pos", *theirs.columns]])
+    # a multi-allelic ALT in a table (read_vcf keeps the record whole): named, with the reader that splits it
+    with pytest.raises(ArgminnError, match=r"row 1: ALT T,G holds several alleles; .*read_variants gives one per"):
+        score_variants(model, theirs.assign(ALT=["T,G", "A"]), fasta)
+
+
 def test_an_offset_outside_the_window_is_named_before_windows_are_skipped(tmp_path, fasta):
     from argminn_plugin.variants import check_variants, variants_inside
 
