@@ -74,11 +74,12 @@ def main(out):
     import pyfaidx
 
     genome = pyfaidx.Fasta(os.path.join(data, "genome.fa"))
-    lines = ["#CHROM\tPOS\tID\tREF\tALT"]
+    lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
     for r in inst.itertuples():
         pos = r.start + 4
         ref = str(genome[r.chrom][pos - 1:pos]).upper()
-        lines.append(f"{r.chrom}\t{pos}\tsnv_in_{r.motif}_{r.Index}\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 2) % 4]}")
+        lines.append(f"{r.chrom}\t{pos}\tsnv_in_{r.motif}_{r.Index}\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 2) % 4]}"
+                     "\t.\t.\t.")
     vcf = os.path.join(out, "variants.vcf")
     with open(vcf, "w") as handle:
         handle.write("\n".join(lines) + "\n")
