@@ -103,6 +103,28 @@ def _load_config(cls, path, pairs, where, **defaults):
     return cls.from_dict({**defaults, **file_keys, **flags}, where=named)
 
 
+def _given_keys(cls, path, pairs, where):
+    """The keys of ``cls`` the JSON file ``path`` and the ``KEY=VALUE`` flags give (as :func:`_load_config` reads
+    them)."""
+    return set(cls.json_keys(path) if path else {}) | set(settings_from_pairs(pairs, where))
+
+
+def _run_max_epochs(out):
+    """The max_epochs of the run under way in ``out`` (its last.pt), or None (no run there, or a last.pt train()
+    refuses with its own error)."""
+    from .fileio import safe_load_torch
+
+    path = os.path.join(out, "last.pt")
+    if not os.path.isfile(path):
+        return None
+    try:
+        saved = safe_load_torch(path).get("train_config")
+    except (ArgminnError, AttributeError):
+        return None
+    value = saved.get("max_epochs") if isinstance(saved, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
 def _check_tasks(mc, names):
     """The data names the tasks: an n_tasks or task_names that --model-set / --model-config gave ``mc`` must
     agree. A value equal to the default says nothing (a whole config dumped to a file has it), so ``mc``'s own
@@ -127,10 +149,14 @@ def cmd_simulate(args):
 def cmd_train(args):
     from .config import TrainConfig
     from .fileio import atomic_write, dump_json, json_ready, model_fingerprint
-    from .train import ARCHITECTURES, classification_metrics, distributed_context, evaluate, run_held, train
+    from .train import (ARCHITECTURES, _from_rank0, classification_metrics, distributed_context, evaluate, run_held,
+                        train)
 
     _sources(args, labelled=True)  # a flag mix-up is named before any file is read
     tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set")  # and a bad setting
+    # max_epochs is the one setting a resumed run may change: one not given again is the run's own, not the default
+    own_max_epochs = args.resume and "max_epochs" not in _given_keys(TrainConfig, args.train_config, args.train_set,
+                                                                     "--train-set")
     length = _data_length(args)
     defaults = {"input_length": length} if length else {}
     config_cls = ARCHITECTURES[getattr(args, "architecture", "argminn")][0]
@@ -150,6 +176,9 @@ def cmd_train(args):
                     dist.barrier()
             _check_tasks(mc, names)
             mc = mc.replace(n_tasks=len(names), task_names=names)
+            if own_max_epochs:  # read on rank 0 (the run directory is rank 0's), the same on every rank
+                saved = _from_rank0(lambda: _run_max_epochs(args.out), info)
+                tc = tc if saved is None else tc.replace(max_epochs=saved)
             # held over the training and its scores: another training into it meanwhile would leave these scores
             # beside its model.pt
             run.enter_context(run_held(args.out, info))

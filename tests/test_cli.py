@@ -370,6 +370,26 @@ def test_train_refuses_existing_run(dataset, trained, capsys):
     assert "pass --resume" in capsys.readouterr().err
 
 
+def test_resume_keeps_the_runs_own_max_epochs(dataset, tmp_path):
+    """--resume without max_epochs continues the run as it was started, with its own max_epochs rather than the
+    default (40): a run that ended at its max_epochs is not trained on; one given again (a flag or a config file)
+    trains it on to that epoch."""
+    run = tmp_path / "run"
+    base = ["train", "--data", str(dataset), "--out", str(run), "--quiet", "--train-set", "num_threads=1",
+            *SMALL_MODEL]
+    assert main([*base, "--train-set", "max_epochs=2"]) == 0
+    before = (run / "model.pt").read_bytes()
+    assert main([*base, "--resume"]) == 0
+    state = safe_load_torch(str(run / "last.pt"))
+    assert (state["epoch"], state["train_config"]["max_epochs"]) == (1, 2)
+    assert (run / "model.pt").read_bytes() == before and len(json.loads((run / "history.json").read_text())) == 2
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({"max_epochs": 3}))
+    assert main([*base, "--resume", "--train-config", str(config)]) == 0
+    state = safe_load_torch(str(run / "last.pt"))
+    assert (state["epoch"], state["train_config"]["max_epochs"]) == (2, 3)
+
+
 def _train_cmd(dataset, out, *extra):
     return [sys.executable, "-m", "argminn_plugin.cli", "train", "--data", str(dataset), "--out", str(out),
             "--quiet", "--train-set", "max_epochs=4", "--train-set", "patience=10", "--train-set", "num_threads=1",
