@@ -68,7 +68,12 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
     dl_block = _variant_effects_block(os.path.join(model_dir, "dataloader.yaml"), "bed_input")
     variants = read_variants(variants_path, skip_other=skip_other)
     skipped = variants.attrs["skipped"]
-    model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
+    try:
+        model = kipoi.get_model(os.path.abspath(model_dir), source="dir")
+    except Exception as err:  # noqa: BLE001 (Kipoi's loader: a missing or damaged file of the directory, whatever kind)
+        detail = (str(err).strip().splitlines() or ["no detail"])[0]
+        raise ArgminnError(f"{model_dir}: Kipoi could not load this model directory ({type(err).__name__}: "
+                           f"{detail[:300]})") from None
     # The user's file checked as the tangermeme route checks it, on kipoi-veff's windows (variant at
     # index L // 2 - 1), so errors name that file and its lines, not the temporary VCF below.
     length = getattr(getattr(model.model, "config", None), "input_length", None)
@@ -92,10 +97,16 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
             for r in ordered.itertuples():
                 handle.write(f"{r.chrom}\t{r.pos}\t{r.id}\t{r.ref}\t{r.alt}\t.\t.\t.\n")
         gz = pysam.tabix_index(vcf, preset="vcf", force=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = score_variants(model, {"fasta_file": os.path.abspath(fasta)}, gz, output_writers=[_NullWriter()],
-                                 scores=["ref", "alt", "diff"], batch_size=batch_size, return_predictions=True)
+        # kipoi-veff writes a file of its own (tempfile.mktemp) and leaves it: made here, it goes with this directory
+        system_tmp, tempfile.tempdir = tempfile.tempdir, tmp
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = score_variants(model, {"fasta_file": os.path.abspath(fasta)}, gz,
+                                     output_writers=[_NullWriter()], scores=["ref", "alt", "diff"],
+                                     batch_size=batch_size, return_predictions=True)
+        finally:
+            tempfile.tempdir = system_tmp
     out = ordered.copy()
     for score in ("ref", "alt", "diff"):
         table = res[score]

@@ -631,6 +631,39 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
     torch.save({"linear.weight": torch.zeros(1, 480), "linear.bias": torch.zeros(1)}, foreign / "weights.pth")
     with pytest.raises(ArgminnError, match=re.escape(f"{foreign}: its model does not name its input length")):
         kipoi_veff_scores(str(foreign), str(data / "genome.fa"), str(vcf), skip_other=True)
+    # a damaged or missing weights file: one line naming the directory, not Kipoi's traceback
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    (damaged / "weights.pth").write_bytes((out / "weights.pth").read_bytes()[:1000])
+    with pytest.raises(ArgminnError, match=re.escape(f"{damaged}: Kipoi could not load this model directory (")):
+        kipoi_veff_scores(str(damaged), str(data / "genome.fa"), str(vcf), skip_other=True)
+    (damaged / "weights.pth").unlink()
+    with pytest.raises(ArgminnError, match=re.escape(f"{damaged}: Kipoi could not load this model directory (")
+                       + ".*weights.pth"):
+        kipoi_veff_scores(str(damaged), str(data / "genome.fa"), str(vcf), skip_other=True)
+
+
+def test_kipoi_veff_leaves_no_file_in_the_temporary_directory(exported, tmp_path, monkeypatch):
+    """kipoi-veff writes a file of its own with tempfile.mktemp and never removes it; the bridge has it written
+    in a directory of its own, removed with it."""
+    import tempfile
+
+    import pyfaidx
+
+    from argminn_plugin.kipoi_veff_bridge import kipoi_veff_scores
+
+    data, _, out = exported
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    inst = pd.read_csv(data / "instances.tsv", sep="\t")
+    r = next(inst[inst.split == "test"].itertuples())
+    pos = r.start + 3
+    ref = str(pyfaidx.Fasta(str(data / "genome.fa"))[r.chrom][pos - 1:pos]).upper()
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\n{r.chrom}\t{pos}\tv\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 1) % 4]}\n")
+    assert len(kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf))) == 1
+    assert os.listdir(system_tmp) == [] and tempfile.tempdir == str(system_tmp)
 
 
 def test_kipoi_model_names_a_bad_config_file(tmp_path):
