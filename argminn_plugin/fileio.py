@@ -104,11 +104,29 @@ def check_writable(path, force=False):
         raise ArgminnError("an output path is empty; give a file name")
     if os.path.isdir(path):
         raise ArgminnError(f"{path}: is a directory; give a file name for this output")
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):  # a directory's name, made or not
+        raise ArgminnError(f"{path}: ends in {path[-1]!r}, as a directory's name does; give a file name for this "
+                           "output")
+    name_bytes, most = len(os.fsencode(os.path.basename(path))), _name_max(os.path.dirname(os.path.abspath(path)))
+    if name_bytes > most:  # found before the work whose output it is, not when the output is placed
+        raise ArgminnError(f"{path}: a file name of {name_bytes} bytes; this file system takes at most {most}")
     if is_special(path):
         raise ArgminnError(f"{path}: is a pipe or device, not a file; give a file name for this output (it is "
                            "written beside the file and renamed into place)")
     if os.path.exists(path) and not force:
         raise ArgminnError(f"{path}: output exists; pass --force (force=True in Python) to overwrite it")
+
+
+def _name_max(directory):
+    """The longest file name (bytes) the file system of ``directory`` (or of its nearest existing parent) takes;
+    255 where it does not say."""
+    while directory and not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        directory = parent if parent != directory else ""
+    try:
+        return os.pathconf(directory or os.curdir, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or the name unknown
+        return 255
 
 
 # Of an output's name, a scratch file beside it keeps at most this many bytes (a name may be 255 bytes long,

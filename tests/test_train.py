@@ -362,7 +362,16 @@ def test_atomic_write_through_links_refuses_pipes_keeps_modes_and_replaces_no_fi
             with pytest.raises(ArgminnError, match=re.escape(f"{path}: is a pipe or device, not a file")):
                 check_writable(path, force)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+    # a directory's name (made or not), or a name longer than the file system takes: refused before any work
+    for path in (str(tmp_path / "new_dir") + "/", str(tmp_path) + "/"):
+        with pytest.raises(ArgminnError, match=re.escape(f"{path}: ") + "(ends in '/', as a directory's name does"
+                                                                         "|is a directory)"):
+            check_writable(path, True)
+    with pytest.raises(ArgminnError, match="a file name of 300 bytes; this file system takes at most 255"):
+        check_writable(str(tmp_path / "no_dir" / ("q" * 296 + ".tsv")))
+    assert not (tmp_path / "new_dir").exists() and not (tmp_path / "no_dir").exists()
     long = tmp_path / ("p" * 251 + ".tsv")  # 255 bytes: the longest name there is
+    check_writable(str(long))
     with atomic_write(str(long)) as handle:
         handle.write("x")
     assert long.read_text() == "x"
