@@ -504,6 +504,8 @@ def safe_load_torch(path):
         if first.startswith("Weights only load failed"):
             # torch's own text goes on to suggest weights_only=False, which would run whatever code the file holds
             first = "it is not a torch file of tensors and plain data, the only kind loaded here"
+        elif isinstance(exc, KeyError) or first.isdigit():  # the unpickler's bare key: a text file read as a pickle
+            first = f"not a torch file ({type(exc).__name__} {first} while reading it)"
         raise ArgminnError(
             f"{path}: not a valid ARGMINN model file (truncated, tampered or not made by argminn): {first}"
         ) from None

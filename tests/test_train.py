@@ -298,6 +298,10 @@ def test_tampered_model_file_does_not_run_code(tmp_path, monkeypatch):
     with pytest.raises(ArgminnError, match="not a valid ARGMINN model file") as caught:
         load_model(str(path))
     assert "weights_only" not in str(caught.value)
+    path.write_text("hello\n")  # text torch reads as a pickle: its bare key error (a number) is explained
+    with pytest.raises(ArgminnError, match=r"not a valid ARGMINN model file .*: not a torch file \(KeyError \d+ "
+                                           r"while reading it\)$"):
+        load_model(str(path))
     path.write_bytes(pickle.dumps({"x": 1}))
     with pytest.raises(ArgminnError, match="not a valid ARGMINN model file|not an ARGMINN model file"):
         load_model(str(path))
