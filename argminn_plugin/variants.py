@@ -47,7 +47,9 @@ def read_variants(path, skip_other=False):
                 rows.append((lineno, fields))
     except UNREADABLE as exc:  # gzipped or not, whatever the name (as a BED is read)
         raise unreadable(path, exc, "VCF or table") from None
-    if header is None or not {"chrom", "pos", "ref", "alt"} <= set(header):
+    if header is None:  # (a record before any header is refused above)
+        raise ArgminnError(f"{path}: no variants (the file is empty, or holds only '##' lines and blank ones)")
+    if not {"chrom", "pos", "ref", "alt"} <= set(header):
         raise ArgminnError(f"{path}: the header must name chrom, pos, ref and alt columns")
     col = {name: header.index(name) for name in ("chrom", "pos", "ref", "alt")}
     id_col = header.index("id") if "id" in header else None

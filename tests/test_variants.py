@@ -44,6 +44,10 @@ def test_read_vcf_and_table(tmp_path):
     table.write_text("#chrom\tposition\tref\talt\n")
     with pytest.raises(ArgminnError, match="header must name"):
         read_variants(str(table))
+    for text in ("", "\n\n", "##fileformat=VCFv4.2\n"):  # said empty, not "the header must name ..."
+        table.write_text(text)
+        with pytest.raises(ArgminnError, match=re.escape(f"{table}: no variants (the file is empty, or holds only")):
+            read_variants(str(table))
     # gzipped (bgzip's output is gzip too): read whatever the name, as a BED is
     import gzip
 
