@@ -137,6 +137,10 @@ def compare_models(model_dirs, fasta, bed_path, output=None, force=False):
                   for order, model_dir in zip(orders, model_dirs)]
     for model_dir in model_dirs:
         _check_windows(model_dir, bed, fasta, bed_path)
+    for t, name in enumerate(names):  # said once, before the models run: the table shows NaN for them
+        if len(np.unique(y[:, t])) < 2:
+            print(f"compare-kipoi: task {name!r} of {bed_path} has only label {y[0, t]:g}: its auROC and auPRC are "
+                  "undefined (NaN); score the models on a BED with both labels", file=sys.stderr)
     rows = []
     shown = [os.path.basename(os.path.normpath(d)) for d in model_dirs]
     if len(set(shown)) < len(shown):  # runA/kipoi_model and runB/kipoi_model: the paths tell them apart

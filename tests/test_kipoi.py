@@ -505,6 +505,13 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch, capsys):
     renamed.write_text((data / "test.bed").read_text().replace("#chrom\tstart\tend\tlabel", "#chrom\tstart\tend\tCTCF"))
     assert compare_models([str(argminn_dir)], str(data / "genome.fa"), str(renamed))["task"].tolist() == ["CTCF"]
     assert "no task column of" in capsys.readouterr().err
+    # a BED whose labels are all one class: NaN scores, said on stderr
+    ones = tmp_path / "ones.bed"
+    ones.write_text("".join(line.rsplit("\t", 1)[0] + "\t1\n" if not line.startswith("#") else line + "\n"
+                            for line in (data / "test.bed").read_text().splitlines()))
+    assert compare_models([str(argminn_dir)], str(data / "genome.fa"), str(ones))["auroc"].isna().all()
+    assert (f"compare-kipoi: task 'label' of {ones} has only label 1: its auROC and auPRC are undefined (NaN)"
+            in capsys.readouterr().err)
     # model.yaml names more outputs than the model gives: its tasks cannot be paired by name (was: by position)
     shutil.copytree(argminn_dir, tmp_path / "lying")
     yaml_text = (tmp_path / "lying" / "model.yaml").read_text()
