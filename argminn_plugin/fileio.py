@@ -104,6 +104,7 @@ def check_writable(path, force=False):
         raise ArgminnError("an output path is empty; give a file name")
     if os.path.isdir(path):
         raise ArgminnError(f"{path}: is a directory; give a file name for this output")
+    path = os.fspath(path)  # (a pathlib.Path too)
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):  # a directory's name, made or not
         raise ArgminnError(f"{path}: ends in {path[-1]!r}, as a directory's name does; give a file name for this "
                            "output")

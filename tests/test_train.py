@@ -376,6 +376,7 @@ def test_atomic_write_through_links_refuses_pipes_keeps_modes_and_replaces_no_fi
     assert not (tmp_path / "new_dir").exists() and not (tmp_path / "no_dir").exists()
     long = tmp_path / ("p" * 251 + ".tsv")  # 255 bytes: the longest name there is
     check_writable(str(long))
+    check_writable(long)  # a pathlib.Path too
     with atomic_write(str(long)) as handle:
         handle.write("x")
     assert long.read_text() == "x"
