@@ -15,6 +15,7 @@ to score the very same windows.
 
 import os
 import tempfile
+import threading
 import warnings
 
 import numpy as np
@@ -23,6 +24,24 @@ from . import kipoi_compat  # noqa: F401
 from .compare import model_yaml
 from .errors import ArgminnError
 from .variants import check_variants, read_variants, variants_inside
+
+
+class _MktempIn:
+    """The ``tempfile`` module as kipoi-veff's snv_predict sees it while the bridge scores: ``mktemp`` names its
+    files in ``directory`` (kipoi-veff leaves one of them behind); everything else is the real module's."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def mktemp(self, suffix="", prefix="tmp", dir=None):  # noqa: A002 (tempfile's own signature)
+        return tempfile.mktemp(suffix, prefix, self.directory if dir is None else dir)
+
+    def __getattr__(self, name):
+        return getattr(tempfile, name)
+
+
+# one scoring at a time holds kipoi-veff's module (threads of one process)
+_VEFF_MODULE = threading.Lock()
 
 
 class _NullWriter:
@@ -61,7 +80,7 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
     """
     import kipoi
     import pysam
-    from kipoi_veff import score_variants
+    from kipoi_veff import score_variants, snv_predict
     from kipoi_veff.specs import VarEffectDataLoaderArgs, VarEffectModelArgs
 
     model_block = _variant_effects_block(model_yaml(model_dir), "seq_input")
@@ -97,16 +116,18 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
             for r in ordered.itertuples():
                 handle.write(f"{r.chrom}\t{r.pos}\t{r.id}\t{r.ref}\t{r.alt}\t.\t.\t.\n")
         gz = pysam.tabix_index(vcf, preset="vcf", force=True)
-        # kipoi-veff writes a file of its own (tempfile.mktemp) and leaves it: made here, it goes with this directory
-        system_tmp, tempfile.tempdir = tempfile.tempdir, tmp
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = score_variants(model, {"fasta_file": os.path.abspath(fasta)}, gz,
-                                     output_writers=[_NullWriter()], scores=["ref", "alt", "diff"],
-                                     batch_size=batch_size, return_predictions=True)
-        finally:
-            tempfile.tempdir = system_tmp
+        # kipoi-veff names files of its own with tempfile.mktemp and leaves one behind: named in this directory,
+        # it goes with it (its module's tempfile only, not the process's: other threads' files stay where they go)
+        with _VEFF_MODULE:
+            real, snv_predict.tempfile = snv_predict.tempfile, _MktempIn(tmp)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = score_variants(model, {"fasta_file": os.path.abspath(fasta)}, gz,
+                                         output_writers=[_NullWriter()], scores=["ref", "alt", "diff"],
+                                         batch_size=batch_size, return_predictions=True)
+            finally:
+                snv_predict.tempfile = real
     out = ordered.copy()
     for score in ("ref", "alt", "diff"):
         table = res[score]

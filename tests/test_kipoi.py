@@ -652,10 +652,12 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
 
 def test_kipoi_veff_leaves_no_file_in_the_temporary_directory(exported, tmp_path, monkeypatch):
     """kipoi-veff writes a file of its own with tempfile.mktemp and never removes it; the bridge has it written
-    in a directory of its own, removed with it."""
+    in a directory of its own, removed with it, through kipoi-veff's module alone (the process's tempfile
+    untouched, also when scoring fails)."""
     import tempfile
 
     import pyfaidx
+    from kipoi_veff import snv_predict
 
     from argminn_plugin.kipoi_veff_bridge import kipoi_veff_scores
 
@@ -669,8 +671,25 @@ def test_kipoi_veff_leaves_no_file_in_the_temporary_directory(exported, tmp_path
     ref = str(pyfaidx.Fasta(str(data / "genome.fa"))[r.chrom][pos - 1:pos]).upper()
     vcf = tmp_path / "v.vcf"
     vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\n{r.chrom}\t{pos}\tv\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 1) % 4]}\n")
+    seen = []
+    real_score = snv_predict.score_variants
+
+    def spy(*args, **kwargs):  # what the process and kipoi-veff's module see while the bridge scores
+        seen.append((tempfile.gettempdir(), os.path.dirname(snv_predict.tempfile.mktemp())))
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr("kipoi_veff.score_variants", spy)
     assert len(kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf))) == 1
-    assert os.listdir(system_tmp) == [] and tempfile.tempdir == str(system_tmp)
+    assert os.listdir(system_tmp) == [] and snv_predict.tempfile is tempfile
+    assert seen[0][0] == str(system_tmp) and seen[0][1] != str(system_tmp)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("kipoi-veff failed")
+
+    monkeypatch.setattr("kipoi_veff.score_variants", fails)
+    with pytest.raises(RuntimeError, match="kipoi-veff failed"):
+        kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf))
+    assert snv_predict.tempfile is tempfile  # put back on an error too
 
 
 def test_kipoi_model_names_a_bad_config_file(tmp_path):
