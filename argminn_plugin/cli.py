@@ -103,6 +103,11 @@ def _load_config(cls, path, pairs, where, **defaults):
     return cls.from_dict({**defaults, **file_keys, **flags}, where=named)
 
 
+# The max_epochs a resumed run's settings are first checked with, before the run's own is read (above any
+# warm-up a run can have been started with).
+UNREAD_MAX_EPOCHS = 10 ** 9
+
+
 def _given_keys(cls, path, pairs, where):
     """The keys of ``cls`` the JSON file ``path`` and the ``KEY=VALUE`` flags give (as :func:`_load_config` reads
     them)."""
@@ -153,10 +158,12 @@ def cmd_train(args):
                         train)
 
     _sources(args, labelled=True)  # a flag mix-up is named before any file is read
-    tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set")  # and a bad setting
-    # max_epochs is the one setting a resumed run may change: one not given again is the run's own, not the default
+    # max_epochs is the one setting a resumed run may change: one not given again is the run's own (read below,
+    # from the run), not the default; until then the settings are checked with one no relation to it can refuse
     own_max_epochs = args.resume and "max_epochs" not in _given_keys(TrainConfig, args.train_config, args.train_set,
                                                                      "--train-set")
+    tc = _load_config(TrainConfig, args.train_config, args.train_set, "--train-set",  # and a bad setting
+                      **({"max_epochs": UNREAD_MAX_EPOCHS} if own_max_epochs else {}))
     length = _data_length(args)
     defaults = {"input_length": length} if length else {}
     config_cls = ARCHITECTURES[getattr(args, "architecture", "argminn")][0]
@@ -176,9 +183,10 @@ def cmd_train(args):
                     dist.barrier()
             _check_tasks(mc, names)
             mc = mc.replace(n_tasks=len(names), task_names=names)
-            if own_max_epochs:  # read on rank 0 (the run directory is rank 0's), the same on every rank
+            if own_max_epochs:  # read on rank 0 (the run directory is rank 0's), the same on every rank; no run
+                # there yet: the default, as a new run takes (checked with the rest now)
                 saved = _from_rank0(lambda: _run_max_epochs(args.out), info)
-                tc = tc if saved is None else tc.replace(max_epochs=saved)
+                tc = tc.replace(max_epochs=TrainConfig().max_epochs if saved is None else saved)
             # held over the training and its scores: another training into it meanwhile would leave these scores
             # beside its model.pt
             run.enter_context(run_held(args.out, info))

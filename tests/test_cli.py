@@ -370,7 +370,7 @@ def test_train_refuses_existing_run(dataset, trained, capsys):
     assert "pass --resume" in capsys.readouterr().err
 
 
-def test_resume_keeps_the_runs_own_max_epochs(dataset, tmp_path):
+def test_resume_keeps_the_runs_own_max_epochs(dataset, tmp_path, capsys):
     """--resume without max_epochs continues the run as it was started, with its own max_epochs rather than the
     default (40): a run that ended at its max_epochs is not trained on; one given again (a flag or a config file)
     trains it on to that epoch."""
@@ -388,6 +388,22 @@ def test_resume_keeps_the_runs_own_max_epochs(dataset, tmp_path):
     assert main([*base, "--resume", "--train-config", str(config)]) == 0
     state = safe_load_torch(str(run / "last.pt"))
     assert (state["epoch"], state["train_config"]["max_epochs"]) == (2, 3)
+    # the settings are not checked against the default max_epochs before the run's own is read: warm-ups of 45
+    # epochs fit a run started with max_epochs 60 (here a stand-in last.pt, refused afterwards as another run)
+    # and, with no run there to resume, are refused for the default 40 a new run would take
+    long_warmup = [*base, "--resume", "--train-set", "warmup_candidates=2",
+                   *[f for k in ("overlap", "l1", "entropy") for f in ("--train-set", f"{k}_warmup=45")]]
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save({"train_config": {"max_epochs": 60}}, other / "last.pt")
+    assert main([*long_warmup, "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "max_epochs" not in err and "different model or training config" in err
+    assert main([*long_warmup, "--out", str(tmp_path / "none")]) == 2
+    assert "now 45 epoch(s), max_epochs 40" in capsys.readouterr().err
+    # --force starts again: the default, not the old run's max_epochs
+    assert main([*base, "--force"]) == 0
+    assert safe_load_torch(str(run / "last.pt"))["train_config"]["max_epochs"] == 40
 
 
 def _train_cmd(dataset, out, *extra):
