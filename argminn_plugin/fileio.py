@@ -109,7 +109,7 @@ def check_writable(path, force=False):
         raise ArgminnError(f"{path}: ends in {path[-1]!r}, as a directory's name does; give a file name for this "
                            "output")
     name_bytes, most = len(os.fsencode(os.path.basename(path))), _name_max(os.path.dirname(os.path.abspath(path)))
-    if name_bytes > most:  # found before the work whose output it is, not when the output is placed
+    if most is not None and name_bytes > most:  # found before the work whose output it is, not when it is placed
         raise ArgminnError(f"{path}: a file name of {name_bytes} bytes; this file system takes at most {most}")
     if is_special(path):
         raise ArgminnError(f"{path}: is a pipe or device, not a file; give a file name for this output (it is "
@@ -120,14 +120,15 @@ def check_writable(path, force=False):
 
 def _name_max(directory):
     """The longest file name (bytes) the file system of ``directory`` (or of its nearest existing parent) takes;
-    255 where it does not say."""
+    None where it does not say (no limit, or no pathconf: Windows counts its own way), and nothing is refused."""
     while directory and not os.path.isdir(directory):
         parent = os.path.dirname(directory)
         directory = parent if parent != directory else ""
     try:
-        return os.pathconf(directory or os.curdir, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or the name unknown
-        return 255
+        most = os.pathconf(directory or os.curdir, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return most if most > 0 else None
 
 
 # Of an output's name, a scratch file beside it keeps at most this many bytes (a name may be 255 bytes long,

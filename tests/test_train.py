@@ -373,6 +373,8 @@ def test_atomic_write_through_links_refuses_pipes_keeps_modes_and_replaces_no_fi
             check_writable(path, True)
     with pytest.raises(ArgminnError, match="a file name of 300 bytes; this file system takes at most 255"):
         check_writable(str(tmp_path / "no_dir" / ("q" * 296 + ".tsv")))
+    with pytest.raises(ArgminnError, match="a file name of 256 bytes"):  # bytes, not characters (130 of them)
+        check_writable(str(tmp_path / ("\u00e9" * 126 + ".tsv")))
     assert not (tmp_path / "new_dir").exists() and not (tmp_path / "no_dir").exists()
     long = tmp_path / ("p" * 251 + ".tsv")  # 255 bytes: the longest name there is
     check_writable(str(long))
