@@ -306,10 +306,18 @@ def test_design_starts_fit_the_window_and_scores_average_over_them():
         e["marginalize B given A (learned syntax)"] - e["marginalize B alone"], abs=1e-9)
     assert e["sum of single effects A, B"] == pytest.approx(e["marginalize A alone"] + e["marginalize B alone"],
                                                            abs=1e-9)
-    # numpy backgrounds (int8, as tangermeme's one_hot_encode gives) are taken as design_scores takes them
+    # numpy backgrounds and positives (int8, as tangermeme's one_hot_encode gives) are taken as design_scores
+    # takes them: the same effects, the ablations of called instances too
+    calls = pd.DataFrame({"motif": ["A", "B", "A"], "attention": [0.9, 0.8, 0.7], "sequence": [0, 1, 2],
+                          "start": [3, 20, 3], "end": [8, 25, 8]})
+    kw = dict(starts=[3, 10], calls=calls, n_shuffles=3)
+    plain = motif_effects(model, backgrounds, {"A": a, "B": b}, 22, "same", positives=backgrounds, **kw)
     as_numpy = motif_effects(model, backgrounds.numpy().astype(np.int8), {"A": a, "B": b}, 22, "same",
-                             starts=[3, 10]).set_index("experiment")
-    assert as_numpy["mean_logit_effect"].tolist() == pytest.approx(e.tolist(), abs=1e-9)
+                             positives=backgrounds.numpy().astype(np.int8), **kw)
+    assert "ablate called B instance in positives" in set(plain["experiment"])
+    assert as_numpy["mean_logit_effect"].tolist() == pytest.approx(plain["mean_logit_effect"].tolist(), abs=1e-9)
+    assert plain.set_index("experiment")["mean_logit_effect"].iloc[:len(e)].tolist() == pytest.approx(e.tolist(),
+                                                                                                    abs=1e-9)
     with pytest.raises(ArgminnError, match="backgrounds: shape"):
         motif_effects(model, backgrounds[:, :3], {"A": a, "B": b}, 22, "same", starts=[3, 10])
 

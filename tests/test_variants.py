@@ -168,6 +168,9 @@ def test_score_variants_takes_tangermemes_read_vcf_table(tmp_path, fasta):
     assert out["id"].tolist() == ["rs1", "chr1:31A>G"] and out["FORMAT"].tolist() == ["GT", "GT"]
     assert out["task0_diff"].tolist() == score_variants(model, ours, fasta)["task0_diff"].tolist()
     assert list(variant_table(theirs).columns[:6]) == ["chrom", "pos", "ref", "alt", "id", "line"]
+    numbered = theirs.copy()
+    numbered[7] = "x"  # a column named by a number: kept, not read as a field name
+    assert variant_table(numbered)[7].tolist() == ["x", "x"]
     # one field named twice, in two cases: refused, not one of them picked
     with pytest.raises(ArgminnError, match=r"columns 'pos', 'POS' both name the variants' pos; keep one"):
         variant_table(theirs.assign(pos=[1, 2])[["pos", *theirs.columns]])
