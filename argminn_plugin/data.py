@@ -428,7 +428,7 @@ def check_intervals(bed, fasta, length, path="BED", skip_option="--skip-outside"
         known = ", ".join(list(fasta.keys())[:5])
         raise ArgminnError(f"{path}: line {lineno}: chromosome {chrom!r} is not in the FASTA "
                            f"(it has {known}{', ...' if len(fasta.keys()) > 5 else ''}; {leave})")
-    raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s}-{e} of this line runs "
+    raise ArgminnError(f"{path}: line {lineno}: the {length}-bp window {chrom}:{s + 1}-{e} of this line runs "
                        f"past the chromosome ({chrom} is {sizes[chrom]} bp; {leave})")
 
 

@@ -287,7 +287,7 @@ def write_dataset(out_dir, sample, sizes, motifs, summary, length, spacer, rng, 
             bed_rows.append(f"{chrom}\t{starts[i]}\t{starts[i] + length}\t{labels[i]}")
         for i, name, s, e, strand in instances:
             inst_rows.append(f"{chrom}\t{starts[i] + s}\t{starts[i] + e}\t{name}\t{strand}\t{split}\t"
-                             f"{chrom}:{starts[i]}-{starts[i] + length}\t{s}\t{e}\t{labels[i]}")
+                             f"{chrom}:{starts[i] + 1}-{starts[i] + length}\t{s}\t{e}\t{labels[i]}")
     with output_set(out_dir, OUTPUTS, force) as path:  # all, or none
         write_fasta(path["genome.fa"], genome.keys(), genome.values(), force=True)
         with atomic_write(path["peaks.bed"], force=True) as handle:
@@ -321,12 +321,16 @@ def planted_instances(data_dir, bed, length=None):
     path = os.path.join(data_dir, "instances.tsv")
     if not os.path.isfile(path):
         raise ArgminnError(f"{data_dir}: no instances.tsv (not a dataset written by 'argminn simulate')")
-    inst = read_tsv(path, "planted-instance table", ("window", "motif", "window_start", "window_end", "strand"),
-                    "simulate the dataset again")
-    windows = bed["chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
-    index = {w: i for i, w in enumerate(windows)}
-    inst = inst[inst["window"].isin(index)]
-    rows = inst["window"].map(index).to_numpy(dtype=np.int64)
+    inst = read_tsv(path, "planted-instance table", ("chrom", "start", "motif", "window_start", "window_end",
+                                                       "strand"), "simulate the dataset again")
+    # joined on the window's chromosome and start (an instance's genomic start less its start in the window),
+    # not on the 'window' text: that is a region as samtools writes it (1-based, chr1:301-500), and was written
+    # 0-based (chr1:300-500) before
+    keys = list(zip(inst["chrom"].astype(str), inst["start"] - inst["window_start"]))
+    index = {w: i for i, w in enumerate(zip(bed["chrom"].astype(str), bed["start"]))}
+    rows = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
+    inst = inst[rows >= 0]
+    rows = rows[rows >= 0]
     start, end = inst["window_start"].to_numpy(), inst["window_end"].to_numpy()
     inside = np.ones(len(inst), dtype=bool)
     if length is not None:  # from the interval's frame to the model window's

@@ -120,7 +120,7 @@ def test_benchmark_grammars_follow_their_rules(tmp_path, monkeypatch):
                 assert label == ({"SPI1", "FOXA2"} <= present)
                 assert len(present & set(grammar.distractors)) == 2
         # every labelled window with no instance is a negative (positives always carry motifs)
-        windows = bed["#chrom"] + ":" + bed["start"].astype(str) + "-" + bed["end"].astype(str)
+        windows = bed["#chrom"] + ":" + (bed["start"] + 1).astype(str) + "-" + bed["end"].astype(str)
         empty = ~windows.isin(set(inst["window"]))
         assert (bed.loc[empty, "label"] == 0).all(), name
 

@@ -562,7 +562,7 @@ def test_variants_command(dataset, trained, tmp_path, capsys):
     with open(vcf, "a") as handle:
         handle.write(f"chr3\t10\tedge\t{near}\t{'A' if near != 'A' else 'C'}\n")
     assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other"]) == 2
-    assert "line 5: the 100-bp window chr3:-41-59 of this line runs past the chromosome" in capsys.readouterr().err
+    assert "line 5: the 100-bp window chr3:-40-59 of this line runs past the chromosome" in capsys.readouterr().err
     assert main([*run, "-o", str(tmp_path / "e4.tsv"), "--skip-other", "--skip-outside"]) == 0
     assert "left out 1 of 4 variant(s) whose 100-bp window" in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "e4.tsv", sep="\t").equals(table)

@@ -461,7 +461,7 @@ def test_compare_two_kipoi_models(exported, tmp_path, monkeypatch, capsys):
     # a bad interval is an error naming the user's BED and line, not kipoi's temporary copy
     bad = tmp_path / "bad.bed"
     bad.write_text((data / "test.bed").read_text().splitlines()[0] + "\nchr3\t0\t10\t1\n")
-    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 2: the 120-bp window chr3:-55-65")) as err:
+    with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 2: the 120-bp window chr3:-54-65")) as err:
         compare_models([str(argminn_dir)], str(data / "genome.fa"), str(bad))
     assert str(err.value).endswith("; remove such lines)")  # compare-kipoi has no --skip-outside to name
     # an existing output, or a directory that is no Kipoi model, is refused before any model runs

@@ -78,6 +78,42 @@ def test_planted_instances_in_windows_of_another_length(sim):
     assert len(none) == 0 and list(none.columns) == list(truth.columns)
 
 
+def test_window_column_is_a_samtools_region_and_older_tables_join_alike(sim):
+    """instances.tsv's 'window' is the BED interval as samtools and pyfaidx's faidx read a region (1-based,
+    both ends in): it fetches the interval's bases. A table written before, with the 0-based start in that
+    text, gives the same ground truth: the join is on the chromosome and the start, not the text."""
+    import pyfaidx
+
+    from argminn_plugin.simulate import planted_instances
+
+    out, cfg = sim
+    inst = pd.read_csv(out / "instances.tsv", sep="\t")
+    bed = pd.read_csv(out / "peaks.bed", sep="\t")
+    bed.columns = ["chrom", "start", "end", "label"]
+    fasta = pyfaidx.Fasta(str(out / "genome.fa"))
+    for r in inst.head(20).itertuples():
+        chrom, span = r.window.split(":")
+        first, last = map(int, span.split("-"))
+        window_start = r.start - r.window_start
+        assert (first, last) == (window_start + 1, window_start + cfg.length)
+        assert str(fasta[chrom][first - 1:last]) == str(fasta[chrom][window_start:window_start + cfg.length])
+        assert str(fasta.get_seq(chrom, first, last)) == str(fasta[chrom][window_start:window_start + cfg.length])
+    truth = planted_instances(str(out), bed)
+    assert len(truth) == len(inst)
+    old = out.parent / (out.name + "_older")
+    old.mkdir()
+    older = inst.assign(window=inst.chrom + ":" + (inst.start - inst.window_start).astype(str) + "-"
+                        + (inst.start - inst.window_start + cfg.length).astype(str))
+    older.to_csv(old / "instances.tsv", sep="\t", index=False)
+    assert planted_instances(str(old), bed).equals(truth)
+    # the BED's chromosome and start pick the window: a BED of the test windows alone, in another order
+    test = bed[bed.chrom == "chr3"].iloc[::-1].reset_index(drop=True)
+    part = planted_instances(str(out), test)
+    assert len(part) == (inst.split == "test").sum()
+    for r in part.itertuples():
+        assert test.start[r.sequence] + r.start in set(inst.start[(inst.chrom == "chr3") & (inst.motif == r.motif)])
+
+
 def test_labels_follow_the_rule(sim):
     _check_labels(*sim)
 
@@ -111,7 +147,7 @@ def _check_labels(out, cfg):
     inst = pd.read_csv(out / "instances.tsv", sep="\t")
     bed = pd.read_csv(out / "peaks.bed", sep="\t")
     bed.columns = ["chrom", "start", "end", "label"]
-    bed["window"] = bed.chrom + ":" + bed.start.astype(str) + "-" + bed.end.astype(str)
+    bed["window"] = bed.chrom + ":" + (bed.start + 1).astype(str) + "-" + bed.end.astype(str)
     by_window = {w: g for w, g in inst.groupby("window")}
     for w, label in zip(bed.window, bed.label):
         g = by_window.get(w)
