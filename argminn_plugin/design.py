@@ -320,7 +320,7 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu", task=Non
         out = greedy_substitution(one, backgrounds[i:i + 1], None, motifs=list(motifs), max_iter=max_iter,
                                   device=device, verbose=False)
         designed.append(out)
-    return torch.cat(designed).float()
+    return torch.cat(designed).to(backgrounds.dtype)  # the model's dtype, as its input
 
 
 def design_strand(model, ann):
@@ -449,7 +449,7 @@ def design_report(model, X, motif_dir, syntax, out_dir, n_backgrounds=100, n_gre
     if n_greedy:
         greedy = greedy_design(model, backgrounds[:n_greedy], [m[0] for m in motifs], task=task)
         with torch.no_grad():
-            probs = torch.sigmoid(model(greedy))[:, task].numpy()
+            probs = torch.sigmoid(model(greedy))[:, task].float().numpy()
         names += [f"greedy|background={i}|p={p:.4f}" for i, p in enumerate(probs)]
         sequences += decode(greedy)
         table.loc[len(table)] = {"design": "greedy (tangermeme, black box)", "mean": probs.mean(),

@@ -490,6 +490,11 @@ def test_a_callers_model_keeps_its_modes_and_design_takes_a_float64_model():
                        design_scores(model, X, a, b, 12, "same", starts=[5, 20])["mean"], atol=1e-5)
     assert np.allclose(designed_sequences(wide, X.double(), a, b, 12, "same", starts=[5])["probability"],
                        designed_sequences(model, X, a, b, 12, "same", starts=[5])["probability"], atol=1e-5)
+    # greedy designs come in the model's dtype, ready for it (design_report scores them with the model itself)
+    wide_greedy = greedy_design(wide, X[:2], [a[0], b[0]], max_iter=1)
+    assert wide_greedy.dtype == torch.float64 and torch.equal(wide_greedy.float(),
+                                                              greedy_design(model, X[:2], [a[0], b[0]], max_iter=1))
+    wide(wide_greedy)
     with torch.no_grad():
         model.head.bias += 30.0 - model(X)[:, 0].min()  # every logit above 30
         before = model(X[:3])[:, 0]
