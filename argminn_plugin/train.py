@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from .baselines import CNNConfig, ExplaiNN, ExplaiNNConfig, StandardCNN
 from .config import ModelConfig, TrainConfig
-from .data import check_labels, check_X, reverse_complement, shift_sequences
+from .data import check_labels, check_X, in_eval_mode, model_input, reverse_complement, shift_sequences
 from .errors import ArgminnError, StartAgain
 from .fileio import (atomic_save_torch, atomic_write, data_fingerprint, dump_json, hold_directory, output_set,
                      read_json_object, release_directory, safe_load_torch)
@@ -259,18 +259,30 @@ def resample_filter(model, optimizer, f, generator):
 
 
 @torch.no_grad()
+@in_eval_mode
 def evaluate(model, X, y, batch_size=256):
-    """(mean BCE, probabilities) of ``model`` on (X, y)."""
-    model.eval()
-    logits = torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
-    return float(F.binary_cross_entropy_with_logits(logits, y)), torch.sigmoid(logits)
+    """(mean BCE, probabilities (N, T)) of ``model`` on (X, y), in eval mode (the model is back in its own mode
+    after). X as the model takes it (tangermeme's int8 one-hot, numpy: :func:`~argminn_plugin.data.model_input`),
+    y 0/1 labels as :func:`train` takes them: (N,) or (N, T), numpy or torch, int, bool or float."""
+    X = model_input(model, X)
+    y = check_labels(y, len(X))
+    device = next(model.parameters()).device
+    logits = torch.cat([model(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)])
+    if y.shape[1] != logits.shape[1]:
+        raise ArgminnError(f"labels: {y.shape[1]} column(s), but the model has {logits.shape[1]} task(s)")
+    return float(F.binary_cross_entropy_with_logits(logits, y.to(logits))), torch.sigmoid(logits)
 
 
 def classification_metrics(y, probs):
-    """auROC and auPRC per task (sklearn)."""
+    """auROC and auPRC per task (sklearn): y 0/1 labels (N,) or (N, T) as :func:`evaluate` takes them, probs
+    (or any scores) of the same shape, numpy or torch."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    y, probs = np.asarray(y), np.asarray(probs)
+    y = check_labels(y).numpy()
+    probs = probs.detach().cpu().double().numpy() if torch.is_tensor(probs) else np.asarray(probs, dtype=np.float64)
+    probs = probs[:, None] if probs.ndim == 1 else probs
+    if probs.shape != y.shape:
+        raise ArgminnError(f"classification_metrics: scores of shape {probs.shape} for labels of shape {y.shape}")
     out = []
     for t in range(y.shape[1]):
         if len(np.unique(y[:, t])) < 2:

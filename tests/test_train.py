@@ -215,6 +215,40 @@ def test_configs_check_types_on_construction_and_take_numpy_scalars(tmp_path):
     assert (tmp_path / "run" / "last.pt").exists()
 
 
+def test_evaluate_and_metrics_take_the_labels_and_inputs_train_takes():
+    """evaluate and classification_metrics (tutorial 2) take labels as train() does, (N,) or (N, T), numpy or
+    torch, int, bool or float, and tangermeme's int8 one-hot; every form gives the same numbers. The model
+    is back in its own mode after; wrong shapes are one-line errors."""
+    from argminn_plugin import ARGMINN
+    from argminn_plugin.train import classification_metrics, evaluate
+
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4)).train()
+    X = random_onehot(30, 40, seed=5)
+    y = (torch.arange(30) % 3 == 0).float()[:, None]
+    loss, probs = evaluate(model, X, y)
+    assert model.training and probs.shape == (30, 1)
+    expected = classification_metrics(y, probs)
+    assert 0 <= expected[0]["auroc"] <= 1
+    for labels in (y[:, 0], y.numpy(), y[:, 0].numpy().astype(int), y.long(), y.bool(), y[:, 0].numpy() == 1,
+                   list(y[:, 0].tolist())):
+        other_loss, other = evaluate(model, X.to(torch.int8).numpy() if isinstance(labels, list) else X, labels)
+        assert other_loss == pytest.approx(loss) and torch.equal(other, probs)
+        assert classification_metrics(labels, probs[:, 0].numpy()) == expected
+    assert classification_metrics(y.numpy(), probs.to(torch.bfloat16)) == classification_metrics(
+        y, probs.to(torch.bfloat16).float())
+    with pytest.raises(ArgminnError, match=r"labels: 29 rows but there are 30 sequences"):
+        evaluate(model, X, y[1:])
+    with pytest.raises(ArgminnError, match=r"labels: 2 column\(s\), but the model has 1 task\(s\)"):
+        evaluate(model, X, torch.cat([y, y], 1))
+    with pytest.raises(ArgminnError, match=r"scores of shape \(30, 2\) for labels of shape \(30, 1\)"):
+        classification_metrics(y, torch.cat([probs, probs], 1))
+    with pytest.raises(ArgminnError, match="value 2.0 is not 0 or 1"):
+        classification_metrics(y * 2, probs)
+    assert model.training
+
+
 def test_labels_of_one_class_are_refused(tmp_path):
     X, y = data(0)
     y = torch.as_tensor(y).clone()
