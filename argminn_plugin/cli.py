@@ -534,6 +534,9 @@ SKIP_OUTSIDE_HELP = ("leave out (counted, on stderr) intervals whose window is n
                      "FASTA, as tangermeme's and bpnet-lite's loaders do, instead of refusing the file")
 
 
+MODEL_HELP = "model file (model.pt), or a Kipoi model directory export-kipoi wrote"
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="argminn", description="ARGMINN: a mechanistically interpretable "
                                      "neural network for regulatory genomics")
@@ -585,7 +588,7 @@ def build_parser():
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="predict intervals of a FASTA")
-    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--fasta", required=True, help="genome FASTA")
     p.add_argument("--bed", required=True, help="BED of intervals (windows are centred on them); plain or gzipped")
     p.add_argument("--summits", action="store_true", help="--bed is a narrowPeak: centre the windows on its "
@@ -599,7 +602,7 @@ def build_parser():
 
     p = sub.add_parser("instances", help="call motif instances by tracing attention (one forward pass); "
                                          "syntax read-out; with --data, top-k coverage vs FIMO")
-    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--motifs", required=True, help="output directory of 'argminn motifs' (motifs.tsv, motifs.meme)")
     data_args(p, required_labels=False)
     p.add_argument("--split", choices=["train", "valid", "test"], help="with --data: which split (default: test; "
@@ -616,7 +619,7 @@ def build_parser():
     p = sub.add_parser("design", help="insert the discovered motifs into shuffled backgrounds by the learned "
                                       "syntax; score against wrong-syntax controls and greedy design; "
                                       "marginalization, cooperativity and ablation effects")
-    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--motifs", required=True, help="output directory of 'argminn motifs'")
     p.add_argument("--instances", required=True, help="output directory of 'argminn instances' (syntax.tsv)")
     data_args(p)
@@ -639,7 +642,7 @@ def build_parser():
 
     p = sub.add_parser("variants", help="score SNVs (VCF or chrom/pos/ref/alt table) with tangermeme's "
                                         "substitution effect")
-    p.add_argument("--model", help="model file (model.pt): tangermeme substitution effects on logits")
+    p.add_argument("--model", help=MODEL_HELP + ": tangermeme substitution effects on logits")
     p.add_argument("--kipoi-model", help="Kipoi model directory: kipoi-veff ref/alt/diff on probabilities instead")
     p.add_argument("--offset", type=int, help="the variant's index in the window (default L // 2; kipoi-veff "
                                               "uses L // 2 - 1; with --model only)")
@@ -663,7 +666,7 @@ def build_parser():
     p.set_defaults(func=cmd_variants)
 
     p = sub.add_parser("motifs", help="read motifs from the filters: MEME, logos, TOMTOM vs JASPAR")
-    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     data_args(p, required_labels=False)
     p.add_argument("--planted", help="simulation.json: also check each planted motif is found by one filter")
     p.add_argument("--method", choices=["auto", "weights", "seqlets"], default="auto",
@@ -677,7 +680,7 @@ def build_parser():
 
     p = sub.add_parser("export-kipoi", help="write a Kipoi model directory (weights, model.yaml, examples, "
                                             "test.expect) for a trained model")
-    p.add_argument("--model", required=True, help="model file (model.pt)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--data", help="the dataset directory of 'argminn simulate' (example files come from its test "
                                   "split)")
     p.add_argument("--fasta", help="instead of --data: a genome FASTA ...")

@@ -358,7 +358,7 @@ def _trained_doc(model_path, model):
     a metrics.json that is not the one argminn train writes, or is another model's (its tasks, or the model it
     records, differ), is an error naming it."""
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
-    if not os.path.isfile(path):
+    if os.path.isdir(model_path) or not os.path.isfile(path):  # a Kipoi model directory's model: no run beside it
         return ""
     metrics = read_json_object(path, "metrics file")
     test = metrics.get("test") or {}  # a run without a test split has none

@@ -705,3 +705,53 @@ def test_kipoi_model_names_a_bad_config_file(tmp_path):
     bad.write_text('{"architecture": "ARGMINN"}')
     with pytest.raises(ArgminnError, match="expected {\"architecture\": ..., \"config\""):
         KipoiModel(str(bad))
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHIPPED, "model.yaml")), reason="no shipped kipoi_model/")
+def test_load_model_reads_a_kipoi_directory_and_names_what_it_cannot_read(tmp_path, capsys):
+    """A Kipoi model directory (config.json + weights.pth, as export-kipoi writes) is a model for load_model and
+    every --model: the same outputs as Kipoi's KipoiModel. Its weights.pth alone, a state_dict or a model
+    pickled whole (torch.save(model)) are refused with the way to a readable file."""
+    from argminn_plugin.train import save_model
+
+    X = torch.from_numpy(np.eye(4, dtype=np.float32)[np.random.default_rng(0).integers(0, 4, (5, 200))]).transpose(1, 2)
+    for directory in (SHIPPED, os.path.join(SHIPPED, "baseline_cnn")):
+        model = load_model(directory)
+        kipoi_model = KipoiModel(os.path.join(directory, "config.json"))
+        kipoi_model.load_state_dict(torch.load(os.path.join(directory, "weights.pth"), weights_only=True))
+        with torch.no_grad():
+            assert torch.equal(torch.sigmoid(model(X)), kipoi_model(X))
+        assert not model.training
+    bed = os.path.join(SHIPPED, "example_files", "intervals.bed")
+    fasta = os.path.join(SHIPPED, "example_files", "sequences.fa")
+    assert main(["predict", "--model", SHIPPED, "--fasta", fasta, "--bed", bed, "-o", str(tmp_path / "p.tsv")]) == 0
+    save_model(load_model(SHIPPED), str(tmp_path / "model.pt"))
+    assert main(["predict", "--model", str(tmp_path / "model.pt"), "--fasta", fasta, "--bed", bed,
+                 "-o", str(tmp_path / "q.tsv")]) == 0
+    assert (tmp_path / "p.tsv").read_text() == (tmp_path / "q.tsv").read_text()
+    capsys.readouterr()
+    with pytest.raises(ArgminnError, match=r"weights.pth: a bare state_dict .*give the Kipoi model directory it "
+                                           r"belongs to .*save_model\(model, path\)"):
+        load_model(os.path.join(SHIPPED, "weights.pth"))
+    model = load_model(SHIPPED)
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(ArgminnError, match="sd.pt: a bare state_dict"):
+        load_model(str(tmp_path / "sd.pt"))
+    torch.save(model, tmp_path / "whole.pt")
+    with pytest.raises(ArgminnError, match=r"whole.pt: not a valid ARGMINN model file .*a model saved whole "
+                                           r"\(torch.save\(model\)\) is not loaded.*save_model\(model, path\)"):
+        load_model(str(tmp_path / "whole.pt"))
+    with pytest.raises(ArgminnError, match=r"example_files: is a directory; give the model file in it .* or a Kipoi "
+                                           r"model directory \(config.json and weights.pth\)"):
+        load_model(os.path.join(SHIPPED, "example_files"))
+    broken = tmp_path / "broken"
+    shutil.copytree(SHIPPED, broken, ignore=shutil.ignore_patterns("baseline_cnn", "downloaded", "example_files"))
+    (broken / "config.json").write_text('{"architecture": "argminn"}')
+    with pytest.raises(ArgminnError, match=r"config.json: expected \{\"architecture\": ..., \"config\""):
+        load_model(str(broken))
+    (broken / "config.json").write_text(json.dumps({"architecture": "argminn", "config": {"n_filters": 4}}))
+    with pytest.raises(ArgminnError, match="weights.pth: weights do not fit the model config"):
+        load_model(str(broken))
+    torch.save({"format": "argminn-model"}, broken / "weights.pth")
+    with pytest.raises(ArgminnError, match="weights.pth: not a state_dict"):
+        load_model(str(broken))
