@@ -225,25 +225,12 @@ def _argminn_model(path, command):
 
 def _device(text):
     """argparse type: a torch device this machine has ('cpu', 'cuda', 'cuda:1', 'mps'), checked before any work."""
-    import torch
+    from .data import check_device
 
     try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. cpu, cuda, cuda:1, mps)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here (torch {torch.__version__}); "
-                                             "use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA "
-                                             "device(s), numbered from 0")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use --device cpu")
-    elif device.type != "cpu":
-        raise argparse.ArgumentTypeError(f"{text!r}: only cpu, cuda and mps are supported")
-    return str(device) if device.type == "cuda" else device.type  # cpu:N and mps:N name the one CPU / MPS device
+        return check_device(text, cpu_hint="--device cpu")
+    except ArgminnError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N or mps; refused if this machine lacks it"

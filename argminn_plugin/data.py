@@ -140,6 +140,28 @@ def in_eval_mode(function):
     return run
 
 
+def check_device(device, cpu_hint="device='cpu'"):
+    """``device`` (a torch device or its name: 'cpu', 'cuda', 'cuda:1', 'mps') checked to be one this machine has;
+    returns its name ('cpu', 'cuda:N' or 'cuda', 'mps'). An ArgminnError otherwise, offering ``cpu_hint``."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ArgminnError(f"not a torch device: {device!r} (e.g. cpu, cuda, cuda:1, mps)") from None
+    text = str(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ArgminnError(f"{text!r}: CUDA is not available here (torch {torch.__version__}); use {cpu_hint}")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ArgminnError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered "
+                               "from 0")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ArgminnError(f"{text!r}: MPS is not available here; use {cpu_hint}")
+    elif device.type != "cpu":
+        raise ArgminnError(f"{text!r}: only cpu, cuda and mps are supported")
+    return text if device.type == "cuda" else device.type  # cpu:N and mps:N name the one CPU / MPS device
+
+
 def check_labels(y, n=None, name="labels"):
     """Validate binary labels; returns a float32 (N, T) tensor."""
     try:
@@ -415,7 +437,11 @@ def _outside(bed, fasta, length):
     return start, end, sizes, outside
 
 
-def check_intervals(bed, fasta, length, path="BED", skip_option="--skip-outside"):
+# How a caller of the loaders leaves out intervals whose window is not inside a chromosome, in the errors
+SKIP_HINT = "--skip-outside (in Python, skip=True)"
+
+
+def check_intervals(bed, fasta, length, path="BED", skip_option=SKIP_HINT):
     """Every centred window must lie on a known chromosome, inside its ends (the error names ``skip_option``, the
     caller's way to leave such lines out; None: the caller has none, and the error says to remove them)."""
     start, end, sizes, outside = _outside(bed, fasta, length)
@@ -466,7 +492,7 @@ def load_intervals(fasta_path, bed_path, length, label_columns=False, summits=Fa
     return X, y, bed, names
 
 
-def usable_intervals(fasta, fasta_path, beds, length, skip=False, skip_option="--skip-outside"):
+def usable_intervals(fasta, fasta_path, beds, length, skip=False, skip_option=SKIP_HINT):
     """The beds of ``beds`` ((bed, path) pairs) with every ``length``-bp window checked against the FASTA: inside
     a chromosome (an error naming ``skip_option``, or with ``skip`` the rows outside left out, every file's
     before any is checked: :func:`skip_outside`) and of ACGTN letters (:func:`check_letters`)."""
@@ -510,7 +536,7 @@ def _refuse_shared_windows(peaks, peaks_path, negatives, negatives_path, length)
         windows.setdefault((chrom, int(start)), int(line))
     for chrom, start, line in zip(negatives["chrom"], centred_windows(negatives, length)[0], negatives["line"]):
         if (chrom, int(start)) in windows:
-            raise ArgminnError(f"{negatives_path}: line {line}: its {length}-bp window {chrom}:{start}-"
+            raise ArgminnError(f"{negatives_path}: line {line}: its {length}-bp window {chrom}:{start + 1}-"
                                f"{start + length} is also the window of {peaks_path} line "
                                f"{windows[chrom, int(start)]}, so one sequence would be labelled both 1 and 0; "
                                "remove it from one of the files")

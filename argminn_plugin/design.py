@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import check_X, decode, in_eval_mode, model_input, one_hot, whole_number
+from .data import check_device, check_X, decode, in_eval_mode, model_input, one_hot, whole_number
 from .errors import ArgminnError, shown
 from .motifs import consensus, scans_both_strands
 
@@ -309,6 +309,7 @@ def greedy_design(model, backgrounds, motifs, max_iter=2, device="cpu", task=Non
     (:func:`task_index`; default the first task)."""
     from tangermeme.design import greedy_substitution
 
+    device = check_device(device)
     backgrounds = model_input(model, backgrounds)
     # in the model's own mode: tangermeme puts a model back in the mode it found it in, and a new module's is
     # training, which the wrapper would pass on to the model

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .config import HEAD_WEIGHTS
-from .data import centred_windows, check_X, evaluating, model_input
+from .data import centred_windows, check_device, check_X, evaluating, model_input
 from .errors import ArgminnError, shown
 
 
@@ -41,6 +41,7 @@ def _scan_batches(model, X, batch_size, device, verbose, filters):
     error (as tangermeme's predict does)."""
     from tqdm.auto import tqdm
 
+    device = check_device(device)
     chosen = _chosen_filters(model, filters, device)
     home = next(model.parameters()).device
     model = model.to(device)

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from .data import check_X, in_eval_mode, load_intervals
+from .data import check_device, check_X, in_eval_mode, load_intervals
 from .errors import ArgminnError
 from .fileio import atomic_write
 
@@ -14,6 +14,7 @@ def predict(model, X, batch_size=256, device="cpu", verbose=False):
     its own)."""
     from tangermeme.predict import predict as _predict
 
+    device = check_device(device)
     X = check_X(X, model.config.input_length)  # tangermeme's predict gives each batch the model's dtype
     return _predict(model, X, batch_size=batch_size, device=device, verbose=verbose)
 
@@ -21,6 +22,7 @@ def predict(model, X, batch_size=256, device="cpu", verbose=False):
 def predict_intervals(model, fasta, bed, batch_size=256, device="cpu", summits=False, skip=False):
     """Windows centred on BED intervals (on narrowPeak summits with ``summits``) -> (bed DataFrame, (N, T) logits);
     ``skip``: intervals whose window is not inside a chromosome are left out (see ``data.load_intervals``)."""
+    check_device(device)  # before the windows are cut
     X, _, table, _ = load_intervals(fasta, bed, model.config.input_length, summits=summits, skip=skip)
     return table, predict(model, X, batch_size=batch_size, device=device)
 

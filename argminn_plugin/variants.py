@@ -14,8 +14,8 @@ import os
 import pandas as pd
 import torch
 
-from .data import (ALPHABET, MAX_COORDINATE, UNREADABLE, check_intervals, check_letters, in_eval_mode, open_fasta,
-                   open_text, unreadable, whole_number)
+from .data import (ALPHABET, MAX_COORDINATE, UNREADABLE, check_device, check_intervals, check_letters, in_eval_mode,
+                   open_fasta, open_text, unreadable, whole_number)
 from .errors import ArgminnError
 
 
@@ -221,7 +221,8 @@ def _check_variants(variants, fasta_path, length, path, offset):
     fasta = open_fasta(fasta_path)
     offset = _offset(length, offset)
     loci = _loci(variants, length, offset)
-    check_intervals(loci, fasta, length, path)
+    check_intervals(loci, fasta, length, path, "--skip-outside (in Python, variants_inside(variants, fasta, "
+                                               "length) first)")
     for chrom, pos, ref, lineno in zip(variants["chrom"], variants["pos"], variants["ref"], variants["line"]):
         base = str(fasta[chrom][pos - 1:pos]).upper()
         if base != ref:
@@ -268,6 +269,7 @@ def score_variants(model, variants, fasta_path, batch_size=256, device="cpu", pa
     """
     from tangermeme.variant_effect import substitution_effect
 
+    device = check_device(device)  # before the windows are cut
     variants = variant_table(variants, path)
     X, subs, starts = _windows(variants, fasta_path, model.config.input_length, path, offset)
     before, after = substitution_effect(model, X, subs, batch_size=batch_size, device=device, verbose=False)

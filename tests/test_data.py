@@ -135,8 +135,8 @@ def test_bed_headers_that_do_not_fit_the_columns_and_byte_order_marks(tmp_path, 
     ("chrom\tstart\tend\tlabel\nchrA\t1\t9\t1\n", "line 1: start/end must be integers, got 'start', 'end'; a "
                                                    "header line\\? start it with '#'"),
     ("chrA\t0\t10\nchrZ\t0\t10\n", "line 2: chromosome 'chrZ' is not in the FASTA"),
-    ("chrB\t20\t32\n", r"line 1: the 20-bp window chrB:16-36 .* runs past the chromosome \(chrB is 32 bp; "
-                       r"--skip-outside leaves such lines out\)"),
+    ("chrB\t20\t32\n", r"line 1: the 20-bp window chrB:17-36 .* runs past the chromosome \(chrB is 32 bp; "
+                       r"--skip-outside \(in Python, skip=True\) leaves such lines out\)"),
     ("# only a header\n", "no intervals"),
 ])
 def test_bed_errors_name_file_and_line(tmp_path, genome, content, message):
@@ -288,9 +288,9 @@ def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
         # in predict's output
         with pytest.raises(ArgminnError, match=re.escape(f"task name {taken!r} (--task-name) is taken")):
             load_peaks(fasta, peaks, negatives, 8, ["chrB"], [], summits=True, task_name=taken)
-    # a negative on a peak's window (here the first peak's summit window, chrA:10-18) would be labelled 1 and 0
+    # a negative on a peak's window (here the first peak's summit window, BED chrA 10 18) would be labelled 1 and 0
     shared = write(tmp_path / "shared.bed", "chrA\t40\t50\nchrB\t20\t30\nchrA\t10\t18\n")
-    with pytest.raises(ArgminnError, match=re.escape(f"{shared}: line 3: its 8-bp window chrA:10-18 is also the "
+    with pytest.raises(ArgminnError, match=re.escape(f"{shared}: line 3: its 8-bp window chrA:11-18 is also the "
                                                      f"window of {peaks} line 1, so one sequence would be labelled "
                                                      "both 1 and 0")):
         load_peaks(fasta, peaks, shared, 8, ["chrB"], [], summits=True)
@@ -336,7 +336,7 @@ def test_intervals_outside_the_genome_are_refused_or_skipped(tmp_path, genome, c
 
     fasta, seq1, seq2 = genome
     bed = write(tmp_path / "r.bed", "chrA\t20\t30\nchrB\t28\t32\nchrEBV\t0\t10\nchrB\t10\t12\n")
-    with pytest.raises(ArgminnError, match="r.bed: line 2: the 8-bp window chrB:26-34 .* runs past"):
+    with pytest.raises(ArgminnError, match="r.bed: line 2: the 8-bp window chrB:27-34 .* runs past"):
         load_intervals(fasta, bed, 8)
     X, _, table, _ = load_intervals(fasta, bed, 8, skip=True)
     assert decode(X) == [seq1[21:29].upper(), seq2[7:15]] and table["line"].tolist() == [1, 4]

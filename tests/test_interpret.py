@@ -829,3 +829,37 @@ def test_design_on_a_one_strand_model_that_reads_a_reverse_complemented(tmp_path
     design_report(model, X, str(tmp_path / "motifs"), syntax.assign(orientation=["opposite"]),
                   str(tmp_path / "opposite"), n_backgrounds=2, n_greedy=0, step=40)
     assert f"its filter1 reads {names[1]} on the other strand" in capsys.readouterr().err
+
+
+def test_python_functions_refuse_a_device_this_machine_lacks_in_one_line(monkeypatch):
+    """predict, predict_intervals, call_instances, score_variants and greedy_design name a device the machine
+    lacks (torch's bare AssertionError before) and offer device='cpu', before any file is read; the model stays
+    where it was."""
+    from argminn_plugin import ARGMINN, ModelConfig
+    from argminn_plugin.data import check_device
+    from argminn_plugin.design import greedy_design
+    from argminn_plugin.interpret import call_instances
+    from argminn_plugin.predict import predict, predict_intervals
+    from argminn_plugin.variants import score_variants
+    from conftest import random_onehot
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    torch.manual_seed(0)
+    model = ARGMINN(ModelConfig(input_length=40, n_filters=3, filter_width=5, n_layers=1, n_heads=2, head_dim=8,
+                                stream_dim=16, token_dim=8, pos_enc_dim=4)).eval()
+    X = random_onehot(4, 40, seed=1)
+    variants = pd.DataFrame({"chrom": ["chr1"], "pos": [30], "ref": ["C"], "alt": ["T"]})
+    calls = [lambda d: predict(model, X, device=d), lambda d: call_instances(model, X, device=d),
+             lambda d: predict_intervals(model, "no.fa", "no.bed", device=d),
+             lambda d: score_variants(model, variants, "no.fa", device=d),
+             lambda d: greedy_design(model, X[:1], ["TGGACTTTG"], max_iter=1, device=d)]
+    for call in calls:
+        for device, message in (("cuda", "'cuda': CUDA is not available here (torch "),
+                                ("mps", "'mps': MPS is not available here; use device='cpu'"),
+                                ("gpu", "not a torch device: 'gpu'"), ("meta", "'meta': only cpu, cuda and mps")):
+            with pytest.raises(ArgminnError, match=re.escape(message)):
+                call(device)
+        assert next(model.parameters()).device.type == "cpu"
+    assert check_device(torch.device("cpu", 0)) == check_device("cpu") == "cpu"
+    assert predict(model, X, device=torch.device("cpu")).shape == (4, 1)

@@ -200,7 +200,9 @@ def test_variants_inside_and_check_variants_take_a_plain_table_and_keep_rows_by_
     assert kept["pos"].tolist() == [30] and list(kept.columns) == list(plain.columns)  # the caller's rows
     assert "left out 1 of 2 variant(s)" in capsys.readouterr().err
     check_variants(kept, fasta, 20)
-    with pytest.raises(ArgminnError, match=re.escape("line 2: the 20-bp window chr1:-7-12 of this line runs past")):
+    with pytest.raises(ArgminnError, match=re.escape("line 2: the 20-bp window chr1:-7-12 of this line runs past")
+                       + r".*--skip-outside \(in Python, variants_inside\(variants, fasta, length\) first\) "
+                         "leaves such lines out"):
         check_variants(plain, fasta, 20)
     # two files' tables joined, each variant on line 3 of its file: the one outside is left out, not both kept
     outside = read_variants(vcf(tmp_path, ("chr1", 3, "b", "G", "A", ".", ".", "."), name="b.vcf"))
