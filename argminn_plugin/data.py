@@ -143,6 +143,8 @@ def in_eval_mode(function):
 def check_device(device, cpu_hint="device='cpu'"):
     """``device`` (a torch device or its name: 'cpu', 'cuda', 'cuda:1', 'mps') checked to be one this machine has;
     returns its name ('cpu', 'cuda:N' or 'cuda', 'mps'). An ArgminnError otherwise, offering ``cpu_hint``."""
+    if isinstance(device, int) and not isinstance(device, bool):  # torch: an index of the accelerator (CUDA)
+        device = f"cuda:{device}"
     try:
         device = torch.device(device)
     except (RuntimeError, ValueError, TypeError):

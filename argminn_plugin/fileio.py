@@ -58,15 +58,15 @@ def read_json_object(path, what):
     return data
 
 
-def read_tsv(path, what, columns=(), hint=""):
+def read_tsv(path, what, columns=(), hint="", dtype=None):
     """The tab-separated table in ``path`` (one this package wrote: ``what``, e.g. "motif table"); a file
     that cannot be read or parsed, or lacks one of ``columns``, is an ArgminnError naming it (``hint``: what
-    writes it again)."""
+    writes it again; ``dtype``: pandas' read_csv dtype, e.g. {"chrom": str} to keep a name such as 01)."""
     import pandas as pd
 
     advice = f"; {hint}" if hint else ""
     try:
-        table = pd.read_csv(path, sep="\t")
+        table = pd.read_csv(path, sep="\t", dtype=dtype)
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas' EmptyDataError, ParserError: ValueErrors
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         raise ArgminnError(f"{path}: not a readable {what} ({type(exc).__name__}: {detail}){advice}") from None

@@ -102,7 +102,8 @@ def kipoi_veff_scores(model_dir, fasta, variants_path, batch_size=32, skip_other
                            "directories only")
     if skip_outside:
         variants = variants_inside(variants, fasta, length, variants_path, offset=length // 2 - 1)
-    check_variants(variants, fasta, length, variants_path, offset=length // 2 - 1)
+    check_variants(variants, fasta, length, variants_path, offset=length // 2 - 1,
+                   skip_option="--skip-outside (in Python, skip_outside=True)")
     model.postprocessing = {"variant_effects": VarEffectModelArgs.from_config(model_block)}
     model.default_dataloader.postprocessing = {"variant_effects": VarEffectDataLoaderArgs.from_config(dl_block)}
     ordered = variants.sort_values(["chrom", "pos"], kind="stable").reset_index(drop=True)

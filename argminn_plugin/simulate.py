@@ -322,7 +322,8 @@ def planted_instances(data_dir, bed, length=None):
     if not os.path.isfile(path):
         raise ArgminnError(f"{data_dir}: no instances.tsv (not a dataset written by 'argminn simulate')")
     inst = read_tsv(path, "planted-instance table", ("chrom", "start", "motif", "window_start", "window_end",
-                                                       "strand"), "simulate the dataset again")
+                                                       "strand"), "simulate the dataset again",
+                    dtype={"chrom": str})
     # joined on the window's chromosome and start (an instance's genomic start less its start in the window),
     # not on the 'window' text: that is a region as samtools writes it (1-based, chr1:301-500), and was written
     # 0-based (chr1:300-500) before

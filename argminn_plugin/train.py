@@ -306,7 +306,7 @@ def evaluate(model, X, y, batch_size=256):
     """(mean BCE, probabilities (N, T)) of ``model`` on (X, y), in eval mode (the model is back in its own mode
     after). X as the model takes it (tangermeme's int8 one-hot, numpy: :func:`~argminn_plugin.data.model_input`),
     y 0/1 labels as :func:`train` takes them: (N,) or (N, T), numpy or torch, int, bool or float."""
-    X = model_input(model, X)
+    X = model_input(getattr(model, "module", model), X)  # a DistributedDataParallel's model holds the config
     y = check_labels(y, len(X))
     device = next(model.parameters()).device
     logits = torch.cat([model(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)])

@@ -204,7 +204,7 @@ def variants_inside(variants, fasta_path, length, path="variants", offset=None):
     return variants.iloc[kept["row"].to_numpy()]
 
 
-def check_variants(variants, fasta_path, length, path="variants", offset=None):
+def check_variants(variants, fasta_path, length, path="variants", offset=None, skip_option=None):
     """Check every variant's window against the genome; returns (the FASTA, the windows' loci, offset).
 
     The window of ``length`` bp holds the variant at index ``offset``
@@ -212,17 +212,22 @@ def check_variants(variants, fasta_path, length, path="variants", offset=None):
     FASTA, inside its ends, and hold only A, C, G, T or N; each REF must
     match the genome. A failure is a one-line error naming ``path`` and the
     variant's line. Takes any chrom/pos/ref/alt table, as score_variants does (:func:`variant_table`).
+    ``skip_option``: the caller's way to leave out the variants whose window is not inside a chromosome, named
+    in that error (default: ``--skip-outside``, and in Python :func:`variants_inside` with the same offset).
     """
-    return _check_variants(variant_table(variants, path), fasta_path, length, path, offset)
+    return _check_variants(variant_table(variants, path), fasta_path, length, path, offset, skip_option)
 
 
-def _check_variants(variants, fasta_path, length, path, offset):
+def _check_variants(variants, fasta_path, length, path, offset, skip_option=None):
     """:func:`check_variants` on a table :func:`variant_table` has checked already."""
     fasta = open_fasta(fasta_path)
+    given = offset
     offset = _offset(length, offset)
     loci = _loci(variants, length, offset)
-    check_intervals(loci, fasta, length, path, "--skip-outside (in Python, variants_inside(variants, fasta, "
-                                               "length) first)")
+    if skip_option is None:
+        skip_option = (f"--skip-outside (in Python, variants_inside(variants, fasta, {length}"
+                       + (f", offset={given}" if given is not None else "") + ") first)")
+    check_intervals(loci, fasta, length, path, skip_option)
     for chrom, pos, ref, lineno in zip(variants["chrom"], variants["pos"], variants["ref"], variants["line"]):
         base = str(fasta[chrom][pos - 1:pos]).upper()
         if base != ref:

@@ -289,7 +289,8 @@ def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refu
     assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    for device, message in (("cuda", "'cuda': CUDA is not available here"), ("mps", "'mps': MPS is not available"),
+    for device, message in (("cuda", "'cuda': CUDA is not available here"),
+                            ("mps", "'mps': MPS is not available here; use --device cpu"),
                             ("gpu", "not a torch device: 'gpu'"), ("meta", "only cpu, cuda and mps")):
         with pytest.raises(SystemExit) as stop:
             main(predict + ["-o", str(tmp_path / "c.tsv"), "--device", device])

@@ -862,4 +862,8 @@ def test_python_functions_refuse_a_device_this_machine_lacks_in_one_line(monkeyp
                 call(device)
         assert next(model.parameters()).device.type == "cpu"
     assert check_device(torch.device("cpu", 0)) == check_device("cpu") == "cpu"
+    with pytest.raises(ArgminnError, match=re.escape("not a torch device: None")):
+        check_device(None)
+    with pytest.raises(ArgminnError, match=re.escape("'cuda:0': CUDA is not available here")):
+        check_device(0)  # torch's integer device: an accelerator index
     assert predict(model, X, device=torch.device("cpu")).shape == (4, 1)

@@ -617,6 +617,14 @@ def test_kipoi_veff_agrees_with_tangermeme(exported, tmp_path):
     bad.write_text("\n".join(lines[:2] + ["\t".join(fields[:3] + [wrong_ref] + [ref])]) + "\n")
     with pytest.raises(ArgminnError, match=re.escape(f"{bad}: line 3: REF {wrong_ref} does not match the genome")):
         kipoi_veff_scores(str(out), str(data / "genome.fa"), str(bad))
+    # a window past the chromosome's start: the error names this function's own way to leave it out
+    edge = tmp_path / "edge.vcf"
+    first = str(fasta["chr3"][9:10]).upper()
+    edge.write_text(f"{lines[0]}\nchr3\t10\tedge\t{first}\t{'ACGT'[('ACGT'.index(first) + 1) % 4]}\n")
+    with pytest.raises(ArgminnError, match=re.escape(f"{edge}: line 2: the 120-bp window chr3:-49-70 of this line "
+                                                     "runs past") + r".*--skip-outside \(in Python, "
+                                                     r"skip_outside=True\) leaves such lines out"):
+        kipoi_veff_scores(str(out), str(data / "genome.fa"), str(edge))
     # a directory without model.yaml, or with one that is not YAML, is a one-line error naming it
     with pytest.raises(ArgminnError, match=re.escape(f"{tmp_path}: not a Kipoi model directory (no model.yaml)")):
         kipoi_veff_scores(str(tmp_path), str(data / "genome.fa"), str(vcf))
@@ -755,3 +763,21 @@ def test_load_model_reads_a_kipoi_directory_and_names_what_it_cannot_read(tmp_pa
     torch.save({"format": "argminn-model"}, broken / "weights.pth")
     with pytest.raises(ArgminnError, match="weights.pth: not a state_dict"):
         load_model(str(broken))
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHIPPED, "model.yaml")), reason="no shipped kipoi_model/")
+def test_export_kipoi_from_a_kipoi_directory_reads_no_metrics_beside_it(tmp_path):
+    """A Kipoi model directory given as export-kipoi's model has no training run beside it: a metrics.json in
+    the directory above (another model's here) is not read as its scores. The export holds the same model."""
+    copy = tmp_path / "shipped"
+    shutil.copytree(SHIPPED, copy, ignore=shutil.ignore_patterns("baseline_cnn", "downloaded"))
+    (tmp_path / "metrics.json").write_text(json.dumps({"model_fingerprint": "0" * 64, "test": {
+        "label": {"auroc": 0.5, "auprc": 0.5}}}))
+    examples = copy / "example_files"
+    export_kipoi(str(copy), str(tmp_path / "again"), None, n_examples=4, fasta=str(examples / "sequences.fa"),
+                 bed=str(examples / "intervals.bed"))
+    assert "auROC 0.5" not in (tmp_path / "again" / "model.yaml").read_text()
+    X = torch.from_numpy(np.eye(4, dtype=np.float32)[np.random.default_rng(1).integers(0, 4, (3, 200))])
+    X = X.transpose(1, 2)
+    with torch.no_grad():
+        assert torch.equal(load_model(str(tmp_path / "again"))(X), load_model(SHIPPED)(X))

@@ -106,6 +106,13 @@ def test_window_column_is_a_samtools_region_and_older_tables_join_alike(sim):
                         + (inst.start - inst.window_start + cfg.length).astype(str))
     older.to_csv(old / "instances.tsv", sep="\t", index=False)
     assert planted_instances(str(old), bed).equals(truth)
+    # chromosome names as written: 01 is not 1
+    numbered = out.parent / (out.name + "_numbered")
+    numbered.mkdir()
+    (numbered / "instances.tsv").write_text("chrom\tstart\tend\tmotif\tstrand\twindow_start\twindow_end\n"
+                                            "01\t310\t320\tA\t+\t10\t20\n")
+    two = pd.DataFrame({"chrom": ["1", "01"], "start": [300, 300], "end": [400, 400]})
+    assert planted_instances(str(numbered), two)["sequence"].tolist() == [1]
     # the BED's chromosome and start pick the window: a BED of the test windows alone, in another order
     test = bed[bed.chrom == "chr3"].iloc[::-1].reset_index(drop=True)
     part = planted_instances(str(out), test)

@@ -227,8 +227,24 @@ def test_evaluate_and_metrics_take_the_labels_and_inputs_train_takes():
                                 stream_dim=16, token_dim=8, pos_enc_dim=4)).train()
     X = random_onehot(30, 40, seed=5)
     y = (torch.arange(30) % 3 == 0).float()[:, None]
+    running = model.norm.running_mean.clone()
     loss, probs = evaluate(model, X, y)
     assert model.training and probs.shape == (30, 1)
+    assert torch.equal(model.norm.running_mean, running)  # run in eval mode: no statistics updated
+    with torch.no_grad():
+        assert torch.allclose(probs, torch.sigmoid(model.eval()(X)), atol=1e-6)
+    model.train()
+
+    class Wrapped(torch.nn.Module):  # as DistributedDataParallel holds a model: .module, no .config
+        def __init__(self, inner):
+            super().__init__()
+            self.module = inner
+
+        def forward(self, X):
+            return self.module(X)
+
+    wrapped_loss, wrapped = evaluate(Wrapped(model), X.to(torch.int8), y)
+    assert wrapped_loss == pytest.approx(loss) and torch.equal(wrapped, probs) and model.training
     expected = classification_metrics(y, probs)
     assert 0 <= expected[0]["auroc"] <= 1
     for labels in (y[:, 0], y.numpy(), y[:, 0].numpy().astype(int), y.long(), y.bool(), y[:, 0].numpy() == 1,

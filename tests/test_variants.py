@@ -201,9 +201,18 @@ def test_variants_inside_and_check_variants_take_a_plain_table_and_keep_rows_by_
     assert "left out 1 of 2 variant(s)" in capsys.readouterr().err
     check_variants(kept, fasta, 20)
     with pytest.raises(ArgminnError, match=re.escape("line 2: the 20-bp window chr1:-7-12 of this line runs past")
-                       + r".*--skip-outside \(in Python, variants_inside\(variants, fasta, length\) first\) "
+                       + r".*--skip-outside \(in Python, variants_inside\(variants, fasta, 20\) first\) "
                          "leaves such lines out"):
         check_variants(plain, fasta, 20)
+    # at another offset the advice names it: the default offset would keep the variant at 12
+    near = plain.assign(pos=[30, 12])
+    with pytest.raises(ArgminnError, match=re.escape("line 2: the 20-bp window chr1:-3-16 ") + ".*" + re.escape(
+            "(in Python, variants_inside(variants, fasta, 20, offset=15) first) leaves such lines out")):
+        check_variants(near, fasta, 20, offset=15)
+    assert len(variants_inside(near, fasta, 20)) == 2
+    kept = variants_inside(near, fasta, 20, offset=15)
+    assert kept["pos"].tolist() == [30]
+    check_variants(kept, fasta, 20, offset=15)
     # two files' tables joined, each variant on line 3 of its file: the one outside is left out, not both kept
     outside = read_variants(vcf(tmp_path, ("chr1", 3, "b", "G", "A", ".", ".", "."), name="b.vcf"))
     inside = read_variants(vcf(tmp_path, ("chr1", 30, "a", "C", "T", ".", ".", "."), name="a.vcf"))
