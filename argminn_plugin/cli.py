@@ -115,15 +115,19 @@ def _given_keys(cls, path, pairs, where):
 
 
 def _run_max_epochs(out):
-    """The max_epochs of the run under way in ``out`` (its last.pt), or None (no run there, or a last.pt train()
-    refuses with its own error)."""
-    from .fileio import safe_load_torch
+    """The max_epochs of the run under way in ``out`` (its last.pt; a run killed during its warm-up candidates:
+    their record of it), or None (no run there, or a file train() refuses with its own error)."""
+    from .fileio import read_json_object, safe_load_torch
+    from .train import MAIN_RUN_RECORD
 
-    path = os.path.join(out, "last.pt")
-    if not os.path.isfile(path):
-        return None
+    path, record = os.path.join(out, "last.pt"), os.path.join(out, MAIN_RUN_RECORD)
     try:
-        saved = safe_load_torch(path).get("train_config")
+        if os.path.isfile(path):
+            saved = safe_load_torch(path).get("train_config")
+        elif os.path.isfile(record):
+            saved = read_json_object(record, "warm-up record")
+        else:
+            return None
     except (ArgminnError, AttributeError):
         return None
     value = saved.get("max_epochs") if isinstance(saved, dict) else None

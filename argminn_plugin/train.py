@@ -890,6 +890,9 @@ def run_held(out_dir, info):
 
 
 CANDIDATE_SEED_STEP = 1000  # warm-up candidate i trains from seed + CANDIDATE_SEED_STEP * i
+# The main run's max_epochs, written as its warm-up candidates start (before the run has a last.pt to hold it): what
+# ``argminn train --resume`` continues a run killed during its warm-ups with, when max_epochs is not given again
+MAIN_RUN_RECORD = os.path.join("warmup_candidates", "main_run.json")
 
 
 def run_train_config(out_dir):
@@ -963,7 +966,18 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         _check_same_run(state, mc, tc.replace(seed=seed, warmup_candidates=1), last_path, data)
         return seed
 
+    def record_main_run():  # rank 0: the candidates start (or go on); the run's max_epochs as asked now
+        candidates_dir = os.path.join(out_dir, "warmup_candidates")
+        if not resume and any(os.path.exists(os.path.join(candidates_dir, f"seed{seed}", "last.pt"))
+                              for seed in seeds):
+            return  # a new run over a killed run's candidates (not forced): the first of them refuses it
+        os.makedirs(candidates_dir, exist_ok=True)
+        with atomic_write(os.path.join(out_dir, MAIN_RUN_RECORD), force=True) as handle:
+            dump_json({"max_epochs": tc.max_epochs}, handle)
+
     under_way = _from_rank0(check_out_dir, info)
+    if under_way is None:
+        _from_rank0(record_main_run, info)
     if under_way is not None:
         if verbose:
             print(f"{out_dir}: continuing the run from the warm-up of seed {under_way}, chosen before")

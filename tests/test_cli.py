@@ -3,6 +3,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -405,6 +406,38 @@ def test_resume_keeps_the_runs_own_max_epochs(dataset, tmp_path, capsys):
     # --force starts again: the default, not the old run's max_epochs
     assert main([*base, "--force"]) == 0
     assert safe_load_torch(str(run / "last.pt"))["train_config"]["max_epochs"] == 40
+
+
+def test_resume_after_a_kill_during_the_warmups_keeps_the_runs_max_epochs(dataset, tmp_path, monkeypatch, capsys):
+    """A run killed during its warm-up candidates (no last.pt of its own yet) is resumed with the max_epochs it was
+    started with, recorded as the candidates started, not the default (40)."""
+    import argminn_plugin.train as train_module
+
+    run = tmp_path / "run"
+    base = ["train", "--data", str(dataset), "--out", str(run), "--quiet", "--train-set", "num_threads=1",
+            *SMALL_MODEL, "--train-set", "warmup_candidates=2",
+            *[f for k in ("overlap", "l1", "entropy") for f in ("--train-set", f"{k}_warmup=1")]]
+    real = train_module.atomic_save_torch
+
+    def save(obj, path, force=False):  # killed as the second candidate saves its first checkpoint
+        if f"{os.sep}seed1000{os.sep}" in str(path):
+            raise KeyboardInterrupt
+        return real(obj, path, force=force)
+
+    monkeypatch.setattr(train_module, "atomic_save_torch", save)
+    assert main([*base, "--train-set", "max_epochs=3"]) == 130 and not (run / "last.pt").exists()
+    assert json.loads((run / "warmup_candidates" / "main_run.json").read_text()) == {"max_epochs": 3}
+    monkeypatch.setattr(train_module, "atomic_save_torch", real)
+    capsys.readouterr()
+    assert main([*base, "--resume"]) == 0
+    state = safe_load_torch(str(run / "last.pt"))
+    assert state["train_config"]["max_epochs"] == 3 and state["epoch"] == 2  # epochs 1-3 (0-based 2)
+    # a new run over those candidates (not --force, not --resume) is refused and leaves their record as it was
+    killed = tmp_path / "killed"
+    shutil.copytree(run / "warmup_candidates", killed / "warmup_candidates")
+    assert main([*base, "--out", str(killed), "--train-set", "max_epochs=7"]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert json.loads((killed / "warmup_candidates" / "main_run.json").read_text()) == {"max_epochs": 3}
 
 
 def _train_cmd(dataset, out, *extra):

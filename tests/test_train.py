@@ -653,7 +653,7 @@ def test_best_of_several_warmups_is_the_chosen_seeds_own_run(tmp_path):
     # resumed with another seed: refused before any candidate trains (none of its candidates exists)
     with pytest.raises(ArgminnError, match="different model or training config"):
         train(CFG, tc.replace(seed=6), data(0), data(1), str(out), resume=True, verbose=False)
-    assert sorted(os.listdir(out / "warmup_candidates")) == ["seed1005", "seed2005", "seed5"]
+    assert sorted(os.listdir(out / "warmup_candidates")) == ["main_run.json", "seed1005", "seed2005", "seed5"]
     assert run_train_config(str(out)) == tc
     # a damaged warm-up record: one line naming it, not a traceback
     text = (out / "warmup_candidates.json").read_text()
@@ -716,11 +716,12 @@ def test_a_forced_run_killed_early_is_never_resumed_as_the_run_it_replaced(tmp_p
     warm = TrainConfig(max_epochs=3, batch_size=16, overlap_warmup=1, l1_warmup=1, entropy_warmup=1,
                        warmup_candidates=2)
     train(CFG, warm, data(0), data(1), str(out), force=True, verbose=False)
-    assert sorted(os.listdir(out / "warmup_candidates")) == ["seed0", "seed1000"]
+    assert sorted(os.listdir(out / "warmup_candidates")) == ["main_run.json", "seed0", "seed1000"]
     monkeypatch.setattr(train_module, "regularized_loss", killed)
     with pytest.raises(KeyboardInterrupt):
         train(CFG, warm, data(5), data(6), str(out), force=True, verbose=False)
-    assert not (out / "last.pt").exists() and os.listdir(out / "warmup_candidates") == ["seed0"]
+    assert not (out / "last.pt").exists() and sorted(os.listdir(out / "warmup_candidates")) == ["main_run.json",
+                                                                                                 "seed0"]
     assert os.listdir(out / "warmup_candidates" / "seed0") == []
 
 
