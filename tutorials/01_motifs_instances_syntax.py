@@ -19,14 +19,13 @@ import json
 import os
 
 import pandas as pd
-import torch
 
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.interpret import instance_report, variant_instances
-from argminn_plugin.kipoi_support import KipoiModel
 from argminn_plugin.report import motif_report
 from argminn_plugin.simulate import SimulationConfig, dataset_meta, planted_instances, simulate
+from argminn_plugin.train import load_model
 from argminn_plugin.variants import read_variants, score_variants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,10 +49,7 @@ def main(out):
     elif not _default_data(dataset_meta(data).get("config")):  # e.g. tutorial 2's --quick data
         raise SystemExit(f"{data}: holds other simulated data than the default this tutorial reads; give another "
                          f"--out, or remove {data}")
-    kipoi_dir = os.path.join(ROOT, "kipoi_model")
-    wrapper = KipoiModel(os.path.join(kipoi_dir, "config.json"))
-    wrapper.load_state_dict(torch.load(os.path.join(kipoi_dir, "weights.pth"), weights_only=True))
-    model = wrapper.model.eval()
+    model = load_model(os.path.join(ROOT, "kipoi_model"))  # the Kipoi directory's config.json + weights.pth
     splits, _ = load_splits(os.path.join(data, "genome.fa"), os.path.join(data, "peaks.bed"),
                             model.config.input_length, ["chr2"], ["chr3"])
 

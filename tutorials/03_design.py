@@ -17,11 +17,10 @@ import os
 import runpy
 
 import pandas as pd
-import torch
 
 from argminn_plugin.data import load_splits
 from argminn_plugin.design import design_report
-from argminn_plugin.kipoi_support import KipoiModel
+from argminn_plugin.train import load_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,10 +29,7 @@ def main(out):
     # Motifs, instances and syntax as in tutorial 1 (the shipped model on the default data).
     tutorial1 = runpy.run_path(os.path.join(HERE, "01_motifs_instances_syntax.py"))
     tutorial1["main"](out)
-    kipoi_dir = os.path.join(os.path.dirname(HERE), "kipoi_model")
-    wrapper = KipoiModel(os.path.join(kipoi_dir, "config.json"))
-    wrapper.load_state_dict(torch.load(os.path.join(kipoi_dir, "weights.pth"), weights_only=True))
-    model = wrapper.model.eval()
+    model = load_model(os.path.join(os.path.dirname(HERE), "kipoi_model"))  # config.json + weights.pth
     data = os.path.join(out, "data")
     splits, _ = load_splits(os.path.join(data, "genome.fa"), os.path.join(data, "peaks.bed"), 200, ["chr2"], ["chr3"])
     X, y, _ = splits["test"]
