@@ -214,6 +214,16 @@ class ModelConfig(_ModelConfigBase):
     # grown to fire everywhere. The returned attention covers the positions
     # only (a row then sums to 1 minus the sink's share).
     attention_sink: bool = False
+    # A canonical strand (not in the design; off: each sequence read as given): the syntax builder reads each
+    # sequence on the strand of its strongest scanner activation (ties: as given). The scanner reads both
+    # strands, and a sequence's reverse complement has the same activations with the strands' channels swapped
+    # and the positions reversed, so this costs a maximum and a flip: a sequence and its reverse complement get
+    # the same logits, and a rule is learned once, not once per strand. The activations and attention the model
+    # returns (interims) stay in the input's frame. The choice is a step: DeepLIFT's attributions (tangermeme)
+    # sum to the output difference where a sequence's references are read on its own strand, and can miss where
+    # they are not. A lead on benchmark fixed_spacing, seen seeds (benchmarks/README.md); needs
+    # scan_reverse_complement.
+    canonical_strand: bool = False
 
     def __post_init__(self):
         self._check_types()
@@ -232,6 +242,9 @@ class ModelConfig(_ModelConfigBase):
         if self.filter_width > self.input_length:
             raise ArgminnError(
                 f"ModelConfig: 'filter_width' ({self.filter_width}) exceeds 'input_length' ({self.input_length})")
+        if self.canonical_strand and not self.scan_reverse_complement:
+            raise ArgminnError("ModelConfig: 'canonical_strand' reads each sequence on one of the two strands the "
+                               "scanner reads; it needs scan_reverse_complement=True")
         self._check_task_names()
 
     @property

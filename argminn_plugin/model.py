@@ -260,7 +260,8 @@ class ARGMINN(nn.Module):
         if folded is not None:
             return self._run_folded(X, keep, folded)
         acts = self.scanner(X)
-        normed = self.norm(acts)
+        read, flipped = self._strand_read(acts)
+        normed = self.norm(read)
         # tokens (N, D, P) = W_act . activations + (W_pos . encoding + b): the
         # positional part does not depend on the input, so it is computed once.
         n, k = normed.shape[:2]
@@ -276,7 +277,29 @@ class ARGMINN(nn.Module):
             if keep:
                 attention.append(attn)
         logits = self.head(self.final_norm(stream))
-        return logits, acts, attention
+        return logits, acts, self._input_frame(attention, flipped)
+
+    def _strand_read(self, acts):
+        """(the (N, K, P) activations the syntax builder reads, a (N,) mask of the sequences read on their minus
+        strand or None): with ``config.canonical_strand``, each sequence on the strand of its strongest
+        activation; its minus strand's activations are its own with the strands' channels swapped and the
+        positions reversed (the scanner's reverse-complement channels). The choice takes no gradient."""
+        if not self.config.canonical_strand:
+            return acts, None
+        f = self.config.n_filters
+        with torch.no_grad():
+            flipped = acts[:, :f].amax(dim=(1, 2)) < acts[:, f:].amax(dim=(1, 2))
+        swapped = torch.cat([acts[:, f:], acts[:, :f]], 1).flip(-1)
+        return torch.where(flipped[:, None, None], swapped, acts), flipped
+
+    @staticmethod
+    def _input_frame(attention, flipped):
+        """Each layer's (N, H, P) attention in the input's frame: reversed for the sequences read on their minus
+        strand (:meth:`_strand_read`)."""
+        if flipped is None:
+            return attention
+        mask = flipped[:, None, None]
+        return [torch.where(mask, a.flip(-1), a) for a in attention]
 
     # ------------------------------------------------------- inference path
     #
@@ -481,6 +504,8 @@ class ARGMINN(nn.Module):
             acts = F.relu(F.conv1d(X, *scan))  # MotifScanner.forward with both strands' weights merged once
         else:
             acts = scanner(X)  # (N, K, P); hooks on the scanner (motif knock-outs) apply
+        scanned = acts
+        acts, flipped = self._strand_read(scanned)  # what the layers read
         n, k, p = acts.shape
         enc = self.pos_enc  # (E, P)
         e = enc.shape[0]
@@ -528,7 +553,8 @@ class ARGMINN(nn.Module):
             if keep:
                 attention.append(attn)
         head = self._modules["head"]._parameters
-        return F.linear(_layer_norm(self._modules["final_norm"], stream), head["weight"], head["bias"]), acts, attention
+        logits = F.linear(_layer_norm(self._modules["final_norm"], stream), head["weight"], head["bias"])
+        return logits, scanned, self._input_frame(attention, flipped)
 
     def forward(self, X):
         """(N, 4, L) one-hot -> (N, T) logits."""

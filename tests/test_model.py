@@ -222,7 +222,8 @@ def test_attention_matches_the_textbook_formula(small_config):
 
 @pytest.mark.parametrize("changes", [{}, {"batch_norm": False}, {"scan_reverse_complement": False},
                                      {"pos_enc_dim": 0}, {"n_tasks": 3}, {"attention_sink": True}, {"n_layers": 1},
-                                     {"attention_sink": True, "batch_norm": False, "pos_enc_dim": 0}])
+                                     {"attention_sink": True, "batch_norm": False, "pos_enc_dim": 0},
+                                     {"canonical_strand": True}, {"canonical_strand": True, "attention_sink": True}])
 @pytest.mark.parametrize("stack_max", [None, 0])
 def test_folded_inference_equals_the_module_path(small_config, changes, stack_max, monkeypatch):
     """Eval mode without autograd runs the merged-matrix path; it gives the module path's logits, attention
@@ -249,6 +250,53 @@ def test_folded_inference_equals_the_module_path(small_config, changes, stack_ma
     for a, b in zip(folded["attention"], modules["attention"]):
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
     assert torch.equal(folded["raw_activations"], modules["raw_activations"])
+
+
+def test_canonical_strand_reads_each_sequence_on_one_strand(small_config):
+    """ModelConfig.canonical_strand: a sequence and its reverse complement get the same logits (each is read on
+    the strand of its strongest activation), on both paths and in training mode; what the model returns stays in
+    the input's frame: the scanner's own activations, and attention that for the reverse complement is the
+    sequence's own reversed. DeepLIFT (tangermeme) sums to the output difference where an input's references are
+    read on its strand. Refused without two-strand scanning."""
+    from tangermeme.deep_lift_shap import deep_lift_shap
+
+    from argminn_plugin.data import reverse_complement
+
+    torch.manual_seed(4)
+    model = ARGMINN(small_config.replace(canonical_strand=True)).double()
+    X = random_onehot(12, small_config.input_length, seed=4).double()
+    rc = reverse_complement(X)
+    model.train()
+    logits = model(X)
+    assert logits.requires_grad and torch.allclose(logits, model(rc), rtol=0, atol=1e-12)
+    model.eval()
+    for grad in (True, False):  # the module path and the folded one
+        with torch.set_grad_enabled(grad):
+            out, back = model.interims(X), model.interims(rc)
+        assert torch.allclose(out["logits"], back["logits"], rtol=0, atol=1e-12)
+        assert torch.equal(out["raw_activations"], model.scanner(X).detach())
+        for a, b in zip(out["attention"], back["attention"]):
+            assert torch.allclose(a, b.flip(-1), rtol=0, atol=1e-12)
+    read, flipped = model._strand_read(model.scanner(X))
+    assert 0 < int(flipped.sum()) < len(X)  # both kinds in the batch
+    plain = ARGMINN(small_config).double().eval()
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(model(X)[~flipped], plain(X)[~flipped], rtol=0, atol=1e-12)  # as given
+        assert torch.allclose(model(X)[flipped], plain(rc)[flipped], rtol=0, atol=1e-12)  # as its minus strand
+    attr, refs = deep_lift_shap(model, X[:4], n_shuffles=6, random_state=0, return_references=True,
+                                warning_threshold=1e9, device="cpu")
+    refs = refs.reshape(-1, 4, small_config.input_length)
+    with torch.no_grad():
+        diff = model(X[:4])[:, 0] - model(refs)[:, 0].reshape(4, 6).mean(1)
+        ref_flipped = model._strand_read(model.scanner(refs))[1].reshape(4, 6)
+    # the strand chosen is a step DeepLIFT's rules take as it is for the input: the sums hold for an input whose
+    # references are all read on its strand (the others can miss; README, ModelConfig.canonical_strand)
+    agree = (ref_flipped == flipped[:4, None]).all(1)
+    assert agree.any() and not agree.all()
+    assert torch.allclose(attr.sum((1, 2))[agree], diff[agree], atol=1e-8)
+    with pytest.raises(ArgminnError, match="'canonical_strand' .* needs scan_reverse_complement=True"):
+        small_config.replace(canonical_strand=True, scan_reverse_complement=False)
 
 
 def test_folded_inference_steps_aside_for_hooks(small_config):
