@@ -284,7 +284,7 @@ class ARGMINN(nn.Module):
         strand or None): with ``config.canonical_strand``, each sequence on the strand of its strongest
         activation; its minus strand's activations are its own with the strands' channels swapped and the
         positions reversed (the scanner's reverse-complement channels). The choice takes no gradient."""
-        if not self.config.canonical_strand:
+        if not getattr(self.config, "canonical_strand", False):  # (a config pickled before the key existed)
             return acts, None
         f = self.config.n_filters
         with torch.no_grad():
