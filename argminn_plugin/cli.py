@@ -121,14 +121,22 @@ def _run_max_epochs(out):
     from .train import MAIN_RUN_RECORD
 
     path, record = os.path.join(out, "last.pt"), os.path.join(out, MAIN_RUN_RECORD)
-    try:
-        if os.path.isfile(path):
+    if os.path.isfile(path):
+        try:
             saved = safe_load_torch(path).get("train_config")
-        elif os.path.isfile(record):
-            saved = read_json_object(record, "warm-up record")
-        else:
+        except (ArgminnError, AttributeError):
             return None
-    except (ArgminnError, AttributeError):
+    elif os.path.isfile(record):  # train() does not read it: a damaged one is named here
+        advice = "give max_epochs again (--train-set max_epochs=N) or start again with --force"
+        try:
+            value = read_json_object(record, "warm-up record").get("max_epochs")
+        except ArgminnError as exc:
+            raise ArgminnError(f"{exc}; {advice}") from None
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ArgminnError(f"{record}: not a readable warm-up record (its 'max_epochs' should be a whole "
+                               f"number >= 1); {advice}")
+        return value
+    else:
         return None
     value = saved.get("max_epochs") if isinstance(saved, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None

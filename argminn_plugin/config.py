@@ -215,7 +215,7 @@ class ModelConfig(_ModelConfigBase):
     # only (a row then sums to 1 minus the sink's share).
     attention_sink: bool = False
     # A canonical strand (not in the design; off: each sequence read as given): the syntax builder reads each
-    # sequence on the strand of its strongest scanner activation (ties: as given). The scanner reads both
+    # sequence on the strand of its strongest scanner activation (ties: the larger total). The scanner reads both
     # strands, and a sequence's reverse complement has the same activations with the strands' channels swapped
     # and the positions reversed, so this costs a maximum and a flip: a sequence and its reverse complement get
     # the same logits, and a rule is learned once, not once per strand. The activations and attention the model

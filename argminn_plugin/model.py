@@ -282,13 +282,18 @@ class ARGMINN(nn.Module):
     def _strand_read(self, acts):
         """(the (N, K, P) activations the syntax builder reads, a (N,) mask of the sequences read on their minus
         strand or None): with ``config.canonical_strand``, each sequence on the strand of its strongest
-        activation; its minus strand's activations are its own with the strands' channels swapped and the
-        positions reversed (the scanner's reverse-complement channels). The choice takes no gradient."""
+        activation (on a tie, such as an inverted repeat, the strand with the larger total activation; as given
+        if that ties too, as a sequence that is its own reverse complement does); its minus strand's activations
+        are its own with the strands' channels swapped and the positions reversed (the scanner's
+        reverse-complement channels). Both tests change sign with the strand, so a sequence and its reverse
+        complement are read alike. The choice takes no gradient."""
         if not getattr(self.config, "canonical_strand", False):  # (a config pickled before the key existed)
             return acts, None
         f = self.config.n_filters
         with torch.no_grad():
-            flipped = acts[:, :f].amax(dim=(1, 2)) < acts[:, f:].amax(dim=(1, 2))
+            top = acts[:, f:].amax(dim=(1, 2)) - acts[:, :f].amax(dim=(1, 2))
+            total = acts[:, f:].sum(dim=(1, 2)) - acts[:, :f].sum(dim=(1, 2))
+            flipped = (top > 0) | ((top == 0) & (total > 0))
         swapped = torch.cat([acts[:, f:], acts[:, :f]], 1).flip(-1)
         return torch.where(flipped[:, None, None], swapped, acts), flipped
 

@@ -966,18 +966,21 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         _check_same_run(state, mc, tc.replace(seed=seed, warmup_candidates=1), last_path, data)
         return seed
 
-    def record_main_run():  # rank 0: the candidates start (or go on); the run's max_epochs as asked now
+    def record_main_run(checked):  # rank 0: the run's max_epochs as asked now
         candidates_dir = os.path.join(out_dir, "warmup_candidates")
-        if not resume and any(os.path.exists(os.path.join(candidates_dir, f"seed{seed}", "last.pt"))
-                              for seed in seeds):
-            return  # a new run over a killed run's candidates (not forced): the first of them refuses it
+        if not checked:  # before any candidate has checked its checkpoint against this run's settings
+            if resume and os.path.exists(os.path.join(out_dir, MAIN_RUN_RECORD)):
+                return  # written once the first candidate has taken the settings: a refused resume changes nothing
+            if not resume and any(os.path.exists(os.path.join(candidates_dir, f"seed{seed}", "last.pt"))
+                                  for seed in seeds):
+                return  # a new run over a killed run's candidates (not forced): the first of them refuses it
         os.makedirs(candidates_dir, exist_ok=True)
         with atomic_write(os.path.join(out_dir, MAIN_RUN_RECORD), force=True) as handle:
             dump_json({"max_epochs": tc.max_epochs}, handle)
 
     under_way = _from_rank0(check_out_dir, info)
     if under_way is None:
-        _from_rank0(record_main_run, info)
+        _from_rank0(lambda: record_main_run(False), info)
     if under_way is not None:
         if verbose:
             print(f"{out_dir}: continuing the run from the warm-up of seed {under_way}, chosen before")
@@ -990,6 +993,8 @@ def _warmup_candidates(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, 
         candidate = tc.replace(seed=seed, max_epochs=epochs, warmup_candidates=1, prune_similar=0.0,
                                prune_minor=0.0)
         _, history = _train(mc, candidate, Xt, yt, Xv, yv, run_dir, resume, force, verbose, info, data)
+        if i == 0 and resume:  # the first candidate took this run's settings: a max_epochs given now is the run's
+            _from_rank0(lambda: record_main_run(True), info)
         candidates.append({"seed": seed, "val_loss": history[-1]["val_loss"], "val_auroc": history[-1]["val_auroc"],
                            "run_dir": os.path.relpath(run_dir, out_dir)})
     best = min(range(k), key=lambda i: candidates[i]["val_loss"])

@@ -410,12 +410,15 @@ def test_resume_keeps_the_runs_own_max_epochs(dataset, tmp_path, capsys):
 
 def test_resume_after_a_kill_during_the_warmups_keeps_the_runs_max_epochs(dataset, tmp_path, monkeypatch, capsys):
     """A run killed during its warm-up candidates (no last.pt of its own yet) is resumed with the max_epochs it was
-    started with, recorded as the candidates started, not the default (40)."""
+    started with, recorded as the candidates started, not the default (40). A resume refused by the candidates
+    leaves that record; one the first candidate takes, with another max_epochs, updates it; a damaged record is
+    named; a run with a last.pt goes by its last.pt."""
     import argminn_plugin.train as train_module
+    from argminn_plugin.cli import _run_max_epochs
 
     run = tmp_path / "run"
-    base = ["train", "--data", str(dataset), "--out", str(run), "--quiet", "--train-set", "num_threads=1",
-            *SMALL_MODEL, "--train-set", "warmup_candidates=2",
+    base = ["train", "--data", str(dataset), "--quiet", "--train-set", "num_threads=1", *SMALL_MODEL,
+            "--train-set", "warmup_candidates=2",
             *[f for k in ("overlap", "l1", "entropy") for f in ("--train-set", f"{k}_warmup=1")]]
     real = train_module.atomic_save_torch
 
@@ -424,20 +427,43 @@ def test_resume_after_a_kill_during_the_warmups_keeps_the_runs_max_epochs(datase
             raise KeyboardInterrupt
         return real(obj, path, force=force)
 
+    def record(where):
+        return json.loads((where / "warmup_candidates" / "main_run.json").read_text())
+
     monkeypatch.setattr(train_module, "atomic_save_torch", save)
-    assert main([*base, "--train-set", "max_epochs=3"]) == 130 and not (run / "last.pt").exists()
-    assert json.loads((run / "warmup_candidates" / "main_run.json").read_text()) == {"max_epochs": 3}
+    assert main([*base, "--out", str(run), "--train-set", "max_epochs=4"]) == 130 and not (run / "last.pt").exists()
+    assert record(run) == {"max_epochs": 4}
+    for name in ("refused", "renewed", "damaged"):
+        shutil.copytree(run, tmp_path / name)
+    # resumed with another max_epochs, killed again in the second candidate: the first took it, so it is recorded
+    assert main([*base, "--out", str(tmp_path / "renewed"), "--resume", "--train-set", "max_epochs=5"]) == 130
+    assert record(tmp_path / "renewed") == {"max_epochs": 5}
     monkeypatch.setattr(train_module, "atomic_save_torch", real)
     capsys.readouterr()
-    assert main([*base, "--resume"]) == 0
+    # a resume with another training setting is refused by the first candidate: the record stays
+    assert main([*base, "--out", str(tmp_path / "refused"), "--resume", "--train-set", "max_epochs=9",
+                 "--train-set", "batch_size=32"]) == 2
+    assert "different model or training config" in capsys.readouterr().err
+    assert record(tmp_path / "refused") == {"max_epochs": 4}
+    (tmp_path / "damaged" / "warmup_candidates" / "main_run.json").write_text('{"max_epochs": 4')
+    assert main([*base, "--out", str(tmp_path / "damaged"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "main_run.json: not a readable warm-up record (line 1" in err and "--train-set max_epochs=N" in err
+    (tmp_path / "damaged" / "warmup_candidates" / "main_run.json").write_text('{"max_epochs": 0}')
+    assert main([*base, "--out", str(tmp_path / "damaged"), "--resume"]) == 2
+    assert "its 'max_epochs' should be a whole number >= 1" in capsys.readouterr().err
+    assert main([*base, "--out", str(run), "--resume"]) == 0
     state = safe_load_torch(str(run / "last.pt"))
-    assert state["train_config"]["max_epochs"] == 3 and state["epoch"] == 2  # epochs 1-3 (0-based 2)
+    assert state["train_config"]["max_epochs"] == 4 and state["epoch"] == 3  # epochs 1-4 (0-based 3)
+    # with a last.pt of its own, the run goes by it, not by the warm-ups' record
+    (run / "warmup_candidates" / "main_run.json").write_text('{"max_epochs": 7}')
+    assert _run_max_epochs(str(run)) == 4
     # a new run over those candidates (not --force, not --resume) is refused and leaves their record as it was
     killed = tmp_path / "killed"
-    shutil.copytree(run / "warmup_candidates", killed / "warmup_candidates")
+    shutil.copytree(tmp_path / "refused" / "warmup_candidates", killed / "warmup_candidates")
     assert main([*base, "--out", str(killed), "--train-set", "max_epochs=7"]) == 2
     assert "pass --resume" in capsys.readouterr().err
-    assert json.loads((killed / "warmup_candidates" / "main_run.json").read_text()) == {"max_epochs": 3}
+    assert record(killed) == {"max_epochs": 4}
 
 
 def _train_cmd(dataset, out, *extra):

@@ -260,8 +260,6 @@ def test_canonical_strand_reads_each_sequence_on_one_strand(small_config):
     read on its strand. Refused without two-strand scanning."""
     from tangermeme.deep_lift_shap import deep_lift_shap
 
-    from argminn_plugin.data import reverse_complement
-
     torch.manual_seed(4)
     model = ARGMINN(small_config.replace(canonical_strand=True)).double()
     X = random_onehot(12, small_config.input_length, seed=4).double()
@@ -277,8 +275,23 @@ def test_canonical_strand_reads_each_sequence_on_one_strand(small_config):
         assert torch.equal(out["raw_activations"], model.scanner(X).detach())
         for a, b in zip(out["attention"], back["attention"]):
             assert torch.allclose(a, b.flip(-1), rtol=0, atol=1e-12)
-    read, flipped = model._strand_read(model.scanner(X))
+    acts = model.scanner(X).detach()
+    read, flipped = model._strand_read(acts)
     assert 0 < int(flipped.sum()) < len(X)  # both kinds in the batch
+    f = small_config.n_filters
+    assert torch.equal(flipped, acts[:, f:].amax(dim=(1, 2)) > acts[:, :f].amax(dim=(1, 2)))  # the strongest
+    # an inverted repeat (a filter's best k-mer, and its reverse complement downstream): both strands' strongest
+    # activations are equal; the larger total decides, the same for the sequence and its reverse complement
+    weight = model.scanner.conv.weight.detach()
+    best = weight[int((weight.amax(1).sum(1) + model.scanner.conv.bias.detach()).argmax())].argmax(0)
+    bases = torch.tensor([0, 1, 2, 3] * (small_config.input_length // 4))
+    bases[5:5 + len(best)], bases[40:40 + len(best)] = best, (3 - best).flip(0)
+    repeat = torch.nn.functional.one_hot(bases, 4).T.double()[None]
+    tied = model.scanner(repeat).detach()
+    assert tied[:, :f].amax() == tied[:, f:].amax() and tied[:, :f].sum() != tied[:, f:].sum()
+    assert model._strand_read(tied)[1].item() == bool(tied[:, f:].sum() > tied[:, :f].sum())
+    with torch.no_grad():
+        assert torch.allclose(model(repeat), model(reverse_complement(repeat)), rtol=0, atol=1e-12)
     plain = ARGMINN(small_config).double().eval()
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
