@@ -120,26 +120,28 @@ def _run_max_epochs(out):
     from .fileio import read_json_object, safe_load_torch
     from .train import MAIN_RUN_RECORD
 
+    def usable(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
     path, record = os.path.join(out, "last.pt"), os.path.join(out, MAIN_RUN_RECORD)
     if os.path.isfile(path):
         try:
             saved = safe_load_torch(path).get("train_config")
         except (ArgminnError, AttributeError):
             return None
-    elif os.path.isfile(record):  # train() does not read it: a damaged one is named here
-        advice = "give max_epochs again (--train-set max_epochs=N) or start again with --force"
-        try:
-            value = read_json_object(record, "warm-up record").get("max_epochs")
-        except ArgminnError as exc:
-            raise ArgminnError(f"{exc}; {advice}") from None
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise ArgminnError(f"{record}: not a readable warm-up record (its 'max_epochs' should be a whole "
-                               f"number >= 1); {advice}")
-        return value
-    else:
+        value = saved.get("max_epochs") if isinstance(saved, dict) else None
+        return value if usable(value) else None
+    if not os.path.isfile(record):
         return None
-    value = saved.get("max_epochs") if isinstance(saved, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+    advice = "give max_epochs again (--train-set max_epochs=N) or start again with --force"
+    try:  # train() does not read the record: a damaged one is named here
+        value = read_json_object(record, "warm-up record").get("max_epochs")
+    except ArgminnError as exc:
+        raise ArgminnError(f"{exc}; {advice}") from None
+    if not usable(value):
+        raise ArgminnError(f"{record}: not a readable warm-up record (its 'max_epochs' should be a whole number "
+                           f">= 1); {advice}")
+    return value
 
 
 def _check_tasks(mc, names):

@@ -505,7 +505,9 @@ def safe_load_torch(path):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if first.startswith("Weights only load failed"):
             # torch's own text goes on to suggest weights_only=False, which would run whatever code the file holds
-            first = "it is not a torch file of tensors and plain data, the only kind loaded here"
+            first = ("it is not a torch file of tensors and plain data, the only kind loaded here; a model saved "
+                     "whole (torch.save(model)) is not loaded, as unpickling it would run code: write the model "
+                     "with argminn_plugin.train.save_model(model, path), which load_model reads")
         elif isinstance(exc, KeyError) or first.isdigit():  # the unpickler's bare key: a text file read as a pickle
             first = f"not a torch file ({type(exc).__name__} {first} while reading it)"
         raise ArgminnError(

@@ -22,20 +22,17 @@ import torch
 from . import kipoi_compat  # noqa: F401  (np.string_ for kipoi's HDF5 writer)
 from .errors import ArgminnError
 from .data import centred_windows, open_fasta, read_bed, usable_intervals
-from .fileio import read_json_object
 
 
 class KipoiModel(torch.nn.Module):
     """A trained model for Kipoi: ``forward`` returns sigmoid probabilities."""
 
     def __init__(self, config_path="config.json"):
-        from .train import build_model
+        from .train import build_model, read_model_spec
 
-        spec = read_json_object(config_path, "JSON config")
-        if {"architecture", "config"} - set(spec):
-            raise ArgminnError(f"{config_path}: expected {{\"architecture\": ..., \"config\": {{...}}}}")
+        architecture, config = read_model_spec(config_path)
         super().__init__()
-        self.model = build_model(spec["architecture"], spec["config"])
+        self.model = build_model(architecture, config)
         self.sigmoid = torch.nn.Sigmoid()
         self.eval()
 

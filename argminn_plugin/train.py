@@ -82,15 +82,18 @@ def save_model(model, path, force=False):
     atomic_save_torch(model_payload(model), path, force=force)
 
 
-SAVE_HINT = "write the model with argminn_plugin.train.save_model(model, path), which load_model reads"
+def _is_state_dict(payload):
+    """Whether a loaded torch file holds a bare state_dict: a non-empty dict of tensors."""
+    return isinstance(payload, dict) and bool(payload) and all(torch.is_tensor(v) for v in payload.values())
 
 
 def model_from_payload(payload, path="model file"):
-    if isinstance(payload, dict) and payload and all(torch.is_tensor(v) for v in payload.values()):
+    if _is_state_dict(payload):
         raise ArgminnError(f"{path}: a bare state_dict (weights without the model's config, as "
                            "torch.save(model.state_dict()) or a Kipoi directory's weights.pth holds): give the Kipoi "
                            f"model directory it belongs to (with its config.json), or load it into the model and "
-                           f"{SAVE_HINT}")
+                           "write the model with argminn_plugin.train.save_model(model, path), which load_model "
+                           "reads")
     if not isinstance(payload, dict) or payload.get("format") not in (MODEL_FORMAT, STATE_FORMAT):
         raise ArgminnError(f"{path}: not an ARGMINN model file (no 'format': '{MODEL_FORMAT}' entry)")
     architecture = payload.get("architecture", "argminn")
@@ -113,37 +116,38 @@ KIPOI_FILES = ("config.json", "weights.pth")  # what export-kipoi writes the mod
 def load_model(path):
     """Load a model file (``model.pt`` or a ``last.pt`` training state) safely, or the model of a Kipoi model
     directory written by ``argminn export-kipoi`` (its config.json and weights.pth)."""
-    if os.path.isdir(path) and all(os.path.isfile(os.path.join(path, name)) for name in KIPOI_FILES):
-        return _kipoi_directory_model(path)
-    try:
-        return model_from_payload(safe_load_torch(path), path)
-    except ArgminnError as exc:
-        if os.path.isdir(path):
-            raise ArgminnError(f"{path}: is a directory; give the model file in it (a training run's model.pt) or "
-                               f"a Kipoi model directory ({' and '.join(KIPOI_FILES)})") from None
-        if "not a torch file of tensors and plain data" in str(exc):  # a whole pickled model is such a file
-            raise ArgminnError(f"{exc}; a model saved whole (torch.save(model)) is not loaded, as unpickling it "
-                               f"would run code: {SAVE_HINT}") from None
-        raise
+    if os.path.isdir(path):
+        if all(os.path.isfile(os.path.join(path, name)) for name in KIPOI_FILES):
+            return _kipoi_directory_model(path)
+        raise ArgminnError(f"{path}: is a directory; give the model file in it (a training run's model.pt) or "
+                           f"a Kipoi model directory ({' and '.join(KIPOI_FILES)})")
+    return model_from_payload(safe_load_torch(path), path)
 
 
-def _kipoi_directory_model(path):
-    """The model of a Kipoi model directory: its config.json ({"architecture", "config"}) and weights.pth (the
-    state_dict of kipoi_support.KipoiModel, the model's under 'model.')."""
+def read_model_spec(config_path):
+    """(architecture, config dict) of a Kipoi model directory's config.json, as argminn export-kipoi writes it
+    ({"architecture": ..., "config": {...}}); read by kipoi_support.KipoiModel and :func:`load_model`."""
     from .fileio import read_json_object
 
-    config_path, weights_path = (os.path.join(path, name) for name in KIPOI_FILES)
-    spec = read_json_object(config_path, "Kipoi model config")
+    spec = read_json_object(config_path, "JSON config")
     if not isinstance(spec.get("config"), dict) or not isinstance(spec.get("architecture"), str):
         raise ArgminnError(f"{config_path}: expected {{\"architecture\": ..., \"config\": {{...}}}}, as "
                            "argminn export-kipoi writes")
+    return spec["architecture"], spec["config"]
+
+
+def _kipoi_directory_model(path):
+    """The model of a Kipoi model directory: its config.json (:func:`read_model_spec`) and weights.pth (the
+    state_dict of kipoi_support.KipoiModel, the model's under 'model.')."""
+    config_path, weights_path = (os.path.join(path, name) for name in KIPOI_FILES)
+    architecture, config = read_model_spec(config_path)
     weights = safe_load_torch(weights_path)
-    if not (isinstance(weights, dict) and weights and all(torch.is_tensor(v) for v in weights.values())):
+    if not _is_state_dict(weights):
         raise ArgminnError(f"{weights_path}: not a state_dict (a dict of tensors), as argminn export-kipoi writes")
     prefix = "model."
     state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in weights.items()}
-    return model_from_payload({"format": MODEL_FORMAT, "architecture": spec["architecture"],
-                               "model_config": spec["config"], "state_dict": state}, weights_path)
+    return model_from_payload({"format": MODEL_FORMAT, "architecture": architecture, "model_config": config,
+                               "state_dict": state}, weights_path)
 
 
 # ----------------------------------------------------------------------- losses
