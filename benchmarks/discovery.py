@@ -193,8 +193,29 @@ PATIENCE = TUNED_PATIENCE
 ARGMINN_TRAIN = dict(TUNED_TRAIN)  # argminn_plugin.config: the setting argminn demo uses too
 
 
-def model_configs(length):
-    return {"ARGMINN": ModelConfig(input_length=length), "CNN": CNNConfig(input_length=length),
+# What the data fixes in ARGMINN's model: --argminn-model-set does not change these.
+MODEL_NOT_SETTABLE = ("input_length", "n_tasks", "task_names")
+
+
+def argminn_model_config(length, argminn_model_set=None):
+    """ARGMINN's ModelConfig for windows of ``length``; ``argminn_model_set`` (a dict of ModelConfig fields):
+    its architecture changed for a variant run (e.g. ``canonical_strand``). A field the data fixes is refused,
+    the rest checked as the ModelConfig it makes."""
+    argminn_model_set = argminn_model_set or {}
+    fixed = sorted(k for k in argminn_model_set if k in MODEL_NOT_SETTABLE)
+    if fixed:
+        raise ArgminnError(f"--argminn-model-set: {', '.join(map(repr, fixed))}: the data's (one task, windows "
+                           f"of the dataset's length)")
+    try:
+        return ModelConfig.from_dict({**argminn_model_set, "input_length": length}, where="--argminn-model-set")
+    except ArgminnError as exc:
+        message = str(exc)
+        raise ArgminnError(message if message.startswith("--argminn-model-set") else
+                           f"--argminn-model-set: {message}") from None
+
+
+def model_configs(length, argminn_model_set=None):
+    return {"ARGMINN": argminn_model_config(length, argminn_model_set), "CNN": CNNConfig(input_length=length),
             "ExplaiNN": ExplaiNNConfig(input_length=length)}
 
 
@@ -340,13 +361,14 @@ KEPT_MEME = "motifs.before_rescore.meme"  # a run's motif set as first scored, k
 
 
 def run_method(method, data, truth, grammar, length, run_dir, mode, seed, threads, database, cnn_dir=None,
-               rescore=None, argminn_set=None):
+               rescore=None, argminn_set=None, argminn_model_set=None):
     """Train (or reuse) a model, read its motifs and instances, score them; returns the result dict.
 
     ``seed`` is the training seed (initial weights, batch order, augmentation,
     MoDISco's shuffles), not the data's. ``rescore``: the run's earlier result;
     its saved model is scored again (its training time kept), nothing trained.
-    ``argminn_set``: ARGMINN's training setting changed (:func:`train_config`).
+    ``argminn_set``: ARGMINN's training setting changed (:func:`train_config`); ``argminn_model_set``: its
+    model (:func:`argminn_model_config`).
     """
     (Xt, yt, _), (Xv, yv, _), (Xs, ys, bed_s) = data["train"], data["valid"], data["test"]
     t0 = time.time()
@@ -355,7 +377,7 @@ def run_method(method, data, truth, grammar, length, run_dir, mode, seed, thread
     elif rescore is not None:
         model = load_model(os.path.join(run_dir, "model.pt"))
     else:
-        cfg = model_configs(length)[method]
+        cfg = model_configs(length, argminn_model_set)[method]
         with benchmark_way_out(run_dir):
             model, _ = train(cfg, train_config(method, mode, seed, threads, argminn_set), (Xt, yt), (Xv, yv),
                              run_dir, resume=True, verbose=False)
@@ -409,7 +431,8 @@ def benchmark_way_out(run_dir):
                            f"figures): remove {run_dir} to train this run again, or give another --out]") from None
 
 
-def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None, rescore=False, *, result):
+def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=None, rescore=False, *, result,
+                   argminn_model_set=None):
     """A finished result (``result``, its result.json as :func:`read_result` reads it) is reused only if it was
     trained with the model and settings this run would use.
 
@@ -435,7 +458,7 @@ def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=Non
         raise ArgminnError(f"{run_dir}: trained with other settings ({', '.join(f'{k}={stored[k]!r}' for k in differ)}"
                            f" instead of {', '.join(f'{k}={current[k]!r}' for k in differ)}); use another --out "
                            f"or delete that folder")
-    config = model_configs(length)[method]
+    config = model_configs(length, argminn_model_set)[method]
     try:  # read as train reads it: a key added since (with its default) is the same model
         same = type(config).from_dict(state["model_config"]).to_dict() == config.to_dict()
     except ArgminnError:  # a key that no longer exists, or another architecture's
@@ -471,6 +494,10 @@ def read_dataset_summary(data_dir):
     return summary
 
 
+# What one --out holds one of: its datasets' and models' setting
+SETTING_KEYS = ("mode", "seed", "train_seed", "argminn_set", "argminn_model_set")
+
+
 def _setting_of(report):
     """A discovery report as its setting is compared: one written before --train-seed existed trained with its
     data seed."""
@@ -486,7 +513,7 @@ def check_setting(out, report):
         return
     earlier = _setting_of(read_json_object(path, "discovery report"))
     differ = [f"{k} {earlier.get(k)!r} there, {report.get(k)!r} here"
-              for k in ("mode", "seed", "train_seed", "argminn_set") if earlier.get(k) != report.get(k)]
+              for k in SETTING_KEYS if earlier.get(k) != report.get(k)]
     if differ:
         raise ArgminnError(f"{out}: holds the results of another setting ({'; '.join(differ)}); use another --out")
 
@@ -526,11 +553,12 @@ def grammar_ids(names):
 
 
 def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True, train_seed=None, rescore=False,
-                argminn_set=None):
+                argminn_set=None, argminn_model_set=None):
     """One dataset: data drawn with ``seed``, models trained with ``train_seed`` (default: ``seed``).
 
     ``rescore``: finished runs are scored again from their saved models (unfinished ones train as usual).
-    ``argminn_set``: ARGMINN's training setting changed (:func:`train_config`).
+    ``argminn_set``: ARGMINN's training setting changed (:func:`train_config`); ``argminn_model_set``: its
+    model (:func:`argminn_model_config`).
     """
     train_seed = seed if train_seed is None else train_seed
     grammar = GRAMMARS[name]
@@ -552,13 +580,14 @@ def run_dataset(name, out, mode, seed, threads, methods, database, verbose=True,
         earlier = None
         if os.path.exists(done):
             finished = read_result(done)
-            check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set, rescore, result=finished)
+            check_reusable(run_dir, method, mode, train_seed, threads, length, argminn_set, rescore, result=finished,
+                           argminn_model_set=argminn_model_set)
             earlier = results[method] = finished
         if earlier is None or rescore:
             os.makedirs(run_dir, exist_ok=True)
             results[method] = run_method(method, data, truth, grammar, length, run_dir, mode, train_seed, threads,
                                          database, cnn_dir=os.path.join(out, name, "CNN"), rescore=earlier,
-                                         argminn_set=argminn_set)
+                                         argminn_set=argminn_set, argminn_model_set=argminn_model_set)
         if verbose:
             r = results[method]
             print(f"  {name:18s} {method:22s} auROC {r['auroc']:.3f}  recovered "
@@ -641,7 +670,7 @@ def _with_earlier_results(out, report):
     merged = {name: dict(by_method) for name, by_method in report["results"].items()}
     if os.path.exists(path):
         earlier = _setting_of(read_json_object(path, "discovery report"))
-        if all(earlier.get(k) == report.get(k) for k in ("mode", "seed", "train_seed", "argminn_set")):
+        if all(earlier.get(k) == report.get(k) for k in SETTING_KEYS):
             for name, by_method in (earlier.get("results") or {}).items():
                 for method, result in (by_method or {}).items():
                     merged.setdefault(name, {}).setdefault(method, result)
@@ -649,12 +678,16 @@ def _with_earlier_results(out, report):
 
 
 def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, train_seed=None, rescore=False,
-         argminn_set=None):
+         argminn_set=None, argminn_model_set=None):
     mode = "smoke" if smoke else "full"
     if argminn_set:  # the whole setting checked before any data is drawn (a field, or a value of the wrong type)
         if "ARGMINN" not in methods:
             raise ArgminnError("--argminn-set changes ARGMINN's training: include ARGMINN in --methods")
         train_config("ARGMINN", mode, seed if train_seed is None else train_seed, threads, argminn_set)
+    if argminn_model_set:  # (checked at write_benchmark's window length; a dataset's own is read later)
+        if "ARGMINN" not in methods:
+            raise ArgminnError("--argminn-model-set changes ARGMINN's model: include ARGMINN in --methods")
+        argminn_model_config(200, argminn_model_set)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ArgminnError(f"discovery: unknown method(s) {', '.join(map(repr, unknown))} "
@@ -663,7 +696,7 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     setting = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
-               "argminn_set": argminn_set or None}
+               "argminn_set": argminn_set or None, "argminn_model_set": argminn_model_set or None}
     check_setting(out, setting)
     database = jaspar_database()
     results = {}
@@ -671,10 +704,11 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
     for name in datasets or GRAMMARS:
         print(f"{name}: {GRAMMARS[name].rule}", flush=True)
         results[name] = run_dataset(name, out, mode, seed, threads, methods, database, train_seed=train_seed,
-                                    rescore=rescore, argminn_set=argminn_set)
+                                    rescore=rescore, argminn_set=argminn_set, argminn_model_set=argminn_model_set)
     report = {"mode": mode, "seed": seed, "train_seed": seed if train_seed is None else train_seed,
               "threads": threads, "seconds": round(time.time() - t0, 1),
-              **({"argminn_set": argminn_set} if argminn_set else {}), "results": results}
+              **({"argminn_set": argminn_set} if argminn_set else {}),
+              **({"argminn_model_set": argminn_model_set} if argminn_model_set else {}), "results": results}
     with _report_lock(out):  # another run into this --out may be merging its datasets too
         check_setting(out, setting)  # (one of another setting may have begun after this one's check)
         results = report["results"] = _with_earlier_results(out, report)
@@ -712,16 +746,20 @@ def cli(argv=None):
                              "value read as JSON, else as text: warmup_candidates=2, overlap_units=raw, "
                              "reverse_complement_augment=false); use its own --out, a finished run with another "
                              "setting is not reused")
+    parser.add_argument("--argminn-model-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a variant run: ARGMINN's model with this ModelConfig field changed (repeatable, read "
+                             "as --argminn-set: canonical_strand=true, n_filters=12); use its own --out")
     args = parser.parse_args(argv)
     if "CNN+DeepLIFT+MoDISco" in args.methods and "CNN" not in args.methods:
         parser.error("CNN+DeepLIFT+MoDISco explains the trained CNN: include CNN in --methods")
     try:
         argminn_set = settings_from_pairs(args.argminn_set, "--argminn-set", refuse_repeats=True)  # one setting
+        argminn_model_set = settings_from_pairs(args.argminn_model_set, "--argminn-model-set", refuse_repeats=True)
     except ArgminnError as exc:
         parser.error(str(exc))
     with one_line_errors("benchmarks.discovery"):  # e.g. another seed in the same --out
         main(args.out, args.smoke, args.datasets, args.methods, args.seed, args.threads, args.train_seed, args.rescore,
-             argminn_set or None)
+             argminn_set or None, argminn_model_set or None)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ import re
 
 import pytest
 
+from argminn_plugin.config import ModelConfig
 from argminn_plugin.errors import ArgminnError
+from argminn_plugin.train import load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -306,7 +308,6 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     import torch
 
     from argminn_plugin.fileio import model_fingerprint, safe_load_torch
-    from argminn_plugin.train import load_model
 
     last = folder / "ARGMINN" / "last.pt"
     state = safe_load_torch(str(last))
@@ -606,3 +607,46 @@ def test_discovery_variant_run_trains_argminn_with_the_setting_changed(tmp_path,
     (out / "discovery.json").unlink()  # without the report, the run folder's own record refuses it
     with pytest.raises(ArgminnError, match=re.escape(f"warmup_candidates={k} instead of warmup_candidates={k - 1}")):
         discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
+
+
+def test_discovery_model_variant_run_builds_argminn_with_the_field_changed(tmp_path, monkeypatch, capsys):
+    """--argminn-model-set changes ARGMINN's ModelConfig alone (the data's fields refused), is recorded, and its
+    run is reused under it only."""
+    discovery = _bench(monkeypatch, "discovery")
+    assert discovery.argminn_model_config(200, {"canonical_strand": True}) == \
+        ModelConfig(input_length=200, canonical_strand=True)
+    assert discovery.model_configs(200, {"canonical_strand": True})["CNN"] == discovery.model_configs(200)["CNN"]
+    for argv, message in ((["--argminn-model-set", "input_length=300"],
+                           "--argminn-model-set: 'input_length': the data's (one task, windows of the dataset's "
+                           "length)"),
+                          (["--argminn-model-set", "n_tasks=2"], "'n_tasks': the data's"),
+                          (["--argminn-model-set", "strand=1"], "--argminn-model-set: unknown key(s) 'strand'"),
+                          (["--argminn-model-set", "canonical_strand=true", "--argminn-model-set",
+                            "scan_reverse_complement=false"], "--argminn-model-set: ModelConfig: 'canonical_strand'"),
+                          (["--argminn-model-set", "canonical_strand=yes"], "canonical_strand"),
+                          (["--argminn-model-set", "n_heads=1", "--argminn-model-set", "n_heads=2"],
+                           "--argminn-model-set: key 'n_heads' given twice"),
+                          (["--methods", "CNN", "--argminn-model-set", "n_heads=1"], "include ARGMINN in --methods")):
+        with pytest.raises(SystemExit) as stop:
+            discovery.cli(["--out", str(tmp_path / "bad"), "--smoke", *argv])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err.splitlines()[-1], err
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "variant"
+    discovery.cli(["--out", str(out), "--smoke", "--datasets", "single_motif", "--threads", "1",
+                   "--methods", "ARGMINN", "--argminn-model-set", "canonical_strand=true"])
+    saved = json.loads((out / "discovery.json").read_text())
+    assert saved["argminn_model_set"] == {"canonical_strand": True} and "argminn_set" not in saved
+    run = out / "single_motif" / "ARGMINN"
+    assert load_model(str(run / "model.pt")).config.canonical_strand
+    stamp = (run / "result.json").stat().st_mtime_ns
+    discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1,
+                   argminn_model_set={"canonical_strand": True})
+    assert (run / "result.json").stat().st_mtime_ns == stamp  # reused
+    with pytest.raises(ArgminnError, match=re.escape(f"{out}: holds the results of another setting "
+                                                     "(argminn_model_set {'canonical_strand': True} there, None here)")):
+        discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
+    (out / "discovery.json").unlink()  # without the report, the run folder's own record refuses it
+    with pytest.raises(ArgminnError, match=re.escape(f"{run}: trained with another model config")):
+        discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
+    assert (run / "result.json").stat().st_mtime_ns == stamp
