@@ -4,7 +4,8 @@ Prints tables and writes speed.json and scaling.png to --out:
 
 1. training throughput (sequences/s: forward + regularized loss + backward +
    Adam step) and inference throughput (no grad) at equal input length, for
-   ARGMINN, the standard CNN, ExplaiNN and bpnet-lite's BPNet, timed in turns
+   ARGMINN (as shipped, and with ModelConfig.canonical_strand), the standard
+   CNN, ExplaiNN and bpnet-lite's BPNet, timed in turns
    (see ``interleaved``), once with glibc's default malloc and once with the
    steady allocator the command line sets (``argminn_plugin.runtime``): page
    faults on fresh tensors cost as much as the arithmetic at these sizes, and
@@ -18,8 +19,9 @@ Prints tables and writes speed.json and scaling.png to --out:
    the slope of log(time) on log(length) (1.0 = linear);
 3. the regularizers' cost per batch (filter overlap, L1, attention entropy)
    next to the forward pass;
-4. ARGMINN's inference time over the standard CNN's at several batch sizes
-   (16 to 1024 sequences, 200 bp, steady allocator, timed in turns): at small
+4. ARGMINN's inference time (both settings) over the standard CNN's at
+   several batch sizes (16 to 1024 sequences, 200 bp, steady allocator, timed
+   in turns): at small
    batches a pass is dominated by the fixed cost of each small operation,
    which ARGMINN's four attention layers have more of.
 
@@ -49,11 +51,14 @@ from argminn_plugin.fileio import atomic_write, check_writable, output_set
 from . import at_least, one_line_errors
 
 
+CANONICAL = "ARGMINN (canonical strand)"  # ModelConfig.canonical_strand: a maximum and a flip more a pass
+
+
 def build(name, length):
-    if name == "ARGMINN":
+    if name in ("ARGMINN", CANONICAL):
         from argminn_plugin import ARGMINN, ModelConfig
 
-        return ARGMINN(ModelConfig(input_length=length))
+        return ARGMINN(ModelConfig(input_length=length, canonical_strand=name == CANONICAL))
     if name == "standard CNN":
         from argminn_plugin.baselines import CNNConfig, StandardCNN
 
@@ -70,7 +75,7 @@ def build(name, length):
 
 
 def loss_of(name, model, X, y):
-    if name == "ARGMINN":
+    if name in ("ARGMINN", CANONICAL):
         from argminn_plugin import TrainConfig
         from argminn_plugin.train import regularized_loss
 
@@ -360,7 +365,8 @@ def main(out, smoke=False, threads=2, force=False):
         print(warning)
     length, batch, repeats = (200, 8, 1) if smoke else (200, 64, 10)
     lengths = [200, 500] if smoke else [200, 500, 1000, 2000, 5000]
-    models = ["ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"]
+    models = ["ARGMINN", CANONICAL, "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"]
+    pair = ["ARGMINN", "standard CNN"]  # scaling with length: ARGMINN as shipped against the CNN
 
     # Each allocator setting in its own process: glibc's default (freed
     # blocks go back to the kernel, so new tensors page-fault) and the steady
@@ -377,24 +383,25 @@ def main(out, smoke=False, threads=2, force=False):
         for r in rows:
             print(f"{r['model']:<22}{r['train_seqs_per_s']:>10.0f}{r['infer_seqs_per_s']:>12.0f}"
                   f"{r['infer_page_faults_per_batch']:>19.0f}")
-    ratio = {}
+    ratio, ratio_canonical = {}, {}
     for mode, rows in equal.items():
-        cnn = next(r for r in rows if r["model"] == "standard CNN")
-        arg = next(r for r in rows if r["model"] == "ARGMINN")
-        ratio[mode] = arg["infer_seconds_per_batch"] / cnn["infer_seconds_per_batch"]
-        print(f"ARGMINN inference time / standard CNN ({mode} malloc): {ratio[mode]:.2f}x")
+        seconds = {r["model"]: r["infer_seconds_per_batch"] for r in rows}
+        ratio[mode] = seconds["ARGMINN"] / seconds["standard CNN"]
+        ratio_canonical[mode] = seconds[CANONICAL] / seconds["standard CNN"]
+        print(f"ARGMINN inference time / standard CNN ({mode} malloc): {ratio[mode]:.2f}x; with the canonical "
+              f"strand {ratio_canonical[mode]:.2f}x")
 
     # Times: both models in turns, one fresh process per length. Peak RSS: each model alone in its own.
     scaling, ratio_by_length = [], {}
     for L in lengths:
-        rows = in_fresh_process("interleaved", (models[:2], L, batch, repeats), threads, True)
+        rows = in_fresh_process("interleaved", (pair, L, batch, repeats), threads, True)
         for row in rows:
             memory = in_fresh_process("peak_memory", (row["model"], L, batch), threads, True)
             row["peak_rss_mb"] = memory["peak_rss_mb"]
             row["steady_allocator"] = row["steady_allocator"] and memory["steady_allocator"]  # both processes
         scaling += rows
         ratio_by_length[L] = rows[0]["infer_seconds_per_batch"] / rows[1]["infer_seconds_per_batch"]
-    scaling.sort(key=lambda r: models.index(r["model"]))  # model by model, each by length
+    scaling.sort(key=lambda r: pair.index(r["model"]))  # model by model, each by length
     print("\nScaling with input length, steady malloc (seconds per batch: training, inference, timed in turns "
           "with the other model; peak RSS MB, each model alone)")
     for r in scaling:
@@ -403,7 +410,7 @@ def main(out, smoke=False, threads=2, force=False):
     print("ARGMINN inference time / standard CNN, by length: "
           + ", ".join(f"{L} bp {v:.2f}x" for L, v in ratio_by_length.items()))
     slopes = {}
-    for name in models[:2]:
+    for name in pair:
         rows = [r for r in scaling if r["model"] == name]
         ls = [r["length"] for r in rows]
         slopes[name] = {"train": loglog_slope(ls, [r["train_seconds_per_batch"] for r in rows]),
@@ -418,22 +425,26 @@ def main(out, smoke=False, threads=2, force=False):
         print(f"{k:<22}{v['seconds'] * 1000:>9.2f} ms {v['relative_to_forward']:>7.2f}x forward")
 
     batches = [8, 16] if smoke else [16, 32, 64, 256, 1024]
-    by_batch = in_fresh_process("inference_by_batch", (models[:2], length, batches, repeats), threads, True)
-    print(f"\nInference by batch size at {length} bp, steady malloc (seconds per batch; models timed in turns)")
-    print(f"{'batch':>6}{'ARGMINN':>12}{'standard CNN':>14}{'ratio':>8}")
-    ratio_by_batch = {}
+    by_batch = in_fresh_process("inference_by_batch", (["ARGMINN", CANONICAL, "standard CNN"], length, batches,
+                                                       repeats), threads, True)
+    print(f"\nInference by batch size at {length} bp, steady malloc (seconds per batch; models timed in turns; "
+          f"ratios to the CNN)")
+    print(f"{'batch':>6}{'ARGMINN':>12}{'canonical':>12}{'standard CNN':>14}{'ratio':>8}{'canonical':>11}")
+    ratio_by_batch, ratio_canonical_by_batch = {}, {}
     for b in batches:
-        arg, cnn = (next(r for r in by_batch if r["model"] == m and r["batch"] == b) for m in models[:2])
-        ratio_by_batch[b] = arg["infer_seconds_per_batch"] / cnn["infer_seconds_per_batch"]
-        print(f"{b:>6}{arg['infer_seconds_per_batch']:>12.5f}{cnn['infer_seconds_per_batch']:>14.5f}"
-              f"{ratio_by_batch[b]:>7.2f}x")
+        seconds = {r["model"]: r["infer_seconds_per_batch"] for r in by_batch if r["batch"] == b}
+        ratio_by_batch[b] = seconds["ARGMINN"] / seconds["standard CNN"]
+        ratio_canonical_by_batch[b] = seconds[CANONICAL] / seconds["standard CNN"]
+        print(f"{b:>6}{seconds['ARGMINN']:>12.5f}{seconds[CANONICAL]:>12.5f}{seconds['standard CNN']:>14.5f}"
+              f"{ratio_by_batch[b]:>7.2f}x{ratio_canonical_by_batch[b]:>10.2f}x")
 
     result = {"mode": "smoke" if smoke else "full", "threads": threads, "equal_length": equal["default"],
               "equal_length_steady_malloc": equal["steady"],
-              "argminn_over_cnn_inference": ratio,
+              "argminn_over_cnn_inference": ratio, "canonical_strand_over_cnn_inference": ratio_canonical,
               "scaling": scaling, "argminn_over_cnn_inference_by_length": ratio_by_length,
               "loglog_slopes": slopes, "regularizers": reg,
               "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
+              "canonical_strand_over_cnn_inference_by_batch": ratio_canonical_by_batch,
               "load_average_before": load_before, "load_average_after": load_average(),
               "cpu_busy_before": busy_before}
     with output_set(out, OUTPUTS, force=force) as stage:  # the figures and their plot

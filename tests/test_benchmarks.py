@@ -25,13 +25,20 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "speed.json").read_text())
     assert saved["mode"] == "smoke"  # smoke figures are not taken for a full run's
     for key in ("equal_length", "equal_length_steady_malloc"):
-        assert {r["model"] for r in saved[key]} == {"ARGMINN", "standard CNN", "ExplaiNN", "BPNet (bpnet-lite)"}
+        assert {r["model"] for r in saved[key]} == {"ARGMINN", "ARGMINN (canonical strand)", "standard CNN",
+                                                    "ExplaiNN", "BPNet (bpnet-lite)"}
         assert all(r["train_seqs_per_s"] > 0 and r["infer_seqs_per_s"] > 0 for r in result[key])
         assert all(r["infer_page_faults_per_batch"] >= 0 for r in result[key])
     assert not any(r["steady_allocator"] for r in saved["equal_length"])
     if platform.libc_ver()[0] == "glibc" and os.environ.get("ARGMINN_MALLOC_TUNING", "1") != "0":
         assert all(r["steady_allocator"] for r in saved["equal_length_steady_malloc"] + saved["scaling"])
-    assert set(saved["argminn_over_cnn_inference"]) == {"default", "steady"}
+    assert set(saved["argminn_over_cnn_inference"]) == set(saved["canonical_strand_over_cnn_inference"]) == \
+        {"default", "steady"}
+    seconds = {r["model"]: r["infer_seconds_per_batch"] for r in saved["equal_length"]}
+    assert saved["canonical_strand_over_cnn_inference"]["default"] == \
+        seconds["ARGMINN (canonical strand)"] / seconds["standard CNN"]
+    assert speed.build(speed.CANONICAL, 200).config.canonical_strand
+    assert not speed.build("ARGMINN", 200).config.canonical_strand
     assert [(r["model"], r["length"]) for r in saved["scaling"]] == [
         ("ARGMINN", 200), ("ARGMINN", 500), ("standard CNN", 200), ("standard CNN", 500)]
     by_length = {int(L): v for L, v in saved["argminn_over_cnn_inference_by_length"].items()}
@@ -40,11 +47,13 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     assert all(r["peak_rss_mb"] > 0 for r in saved["scaling"])
     assert saved["regularizers"]["forward pass"]["relative_to_forward"] == 1.0
     assert [(r["model"], r["batch"]) for r in saved["inference_by_batch"]] == [
-        ("ARGMINN", 8), ("standard CNN", 8), ("ARGMINN", 16), ("standard CNN", 16)]
+        (m, b) for b in (8, 16) for m in ("ARGMINN", "ARGMINN (canonical strand)", "standard CNN")]
     assert all(r["infer_seconds_per_batch"] > 0 for r in saved["inference_by_batch"])
     ratios = {int(b): v for b, v in saved["argminn_over_cnn_inference_by_batch"].items()}
     rows = {(r["model"], r["batch"]): r["infer_seconds_per_batch"] for r in saved["inference_by_batch"]}
     assert ratios == {b: rows[("ARGMINN", b)] / rows[("standard CNN", b)] for b in (8, 16)}
+    ratios = {int(b): v for b, v in saved["canonical_strand_over_cnn_inference_by_batch"].items()}
+    assert ratios == {b: rows[("ARGMINN (canonical strand)", b)] / rows[("standard CNN", b)] for b in (8, 16)}
     assert all(saved[k] is None or saved[k] >= 0 for k in ("load_average_before", "load_average_after"))
     assert saved["cpu_busy_before"] is None or 0 <= saved["cpu_busy_before"] <= 1
     assert speed.load_warning(None) is None and speed.load_warning(0.25) is None
