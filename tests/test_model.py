@@ -297,6 +297,21 @@ def test_canonical_strand_reads_each_sequence_on_one_strand(small_config):
     with torch.no_grad():
         assert torch.allclose(model(X)[~flipped], plain(X)[~flipped], rtol=0, atol=1e-12)  # as given
         assert torch.allclose(model(X)[flipped], plain(rc)[flipped], rtol=0, atol=1e-12)  # as its minus strand
+    # in training, the gradients are those of each sequence read on its strand; a batch read as given, or empty
+    model.train(), plain.train()
+    model.zero_grad(), plain.zero_grad()
+    model(X).sum().backward()
+    plain(torch.where(flipped[:, None, None], rc, X)).sum().backward()
+    grads = [(name, a.grad, b.grad) for (name, a), b in zip(model.named_parameters(), plain.parameters())]
+    assert all((a is None) == (b is None) for _, a, b in grads)  # (the keys' bias: none, softmax drops it)
+    assert sum(a is not None for _, a, _ in grads) > len(grads) // 2
+    for name, a, b in grads:
+        assert a is None or torch.allclose(a, b, rtol=0, atol=1e-10), name
+    model.eval(), plain.eval()
+    plain.load_state_dict(model.state_dict())  # (the batch norm's statistics moved in training)
+    with torch.no_grad():
+        assert torch.allclose(model(X[~flipped]), plain(X[~flipped]), rtol=0, atol=1e-12)
+        assert model(X[:0]).shape == (0, small_config.n_tasks)
     attr, refs = deep_lift_shap(model, X[:4], n_shuffles=6, random_state=0, return_references=True,
                                 warning_threshold=1e9, device="cpu")
     refs = refs.reshape(-1, 4, small_config.input_length)
