@@ -379,9 +379,9 @@ def main(out, smoke=False, threads=2, force=False):
         equal["steady" if steady else "default"] = rows
         print(f"\nThroughput at {length} bp, batch {batch}, {threads} threads, {mode} malloc "
               f"(sequences/s; models timed in turns, medians)")
-        print(f"{'model':<22}{'train':>10}{'inference':>12}{'page faults/batch':>19}")
+        print(f"{'model':<28}{'train':>10}{'inference':>12}{'page faults/batch':>19}")
         for r in rows:
-            print(f"{r['model']:<22}{r['train_seqs_per_s']:>10.0f}{r['infer_seqs_per_s']:>12.0f}"
+            print(f"{r['model']:<28}{r['train_seqs_per_s']:>10.0f}{r['infer_seqs_per_s']:>12.0f}"
                   f"{r['infer_page_faults_per_batch']:>19.0f}")
     ratio, ratio_canonical = {}, {}
     for mode, rows in equal.items():
