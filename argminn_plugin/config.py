@@ -220,9 +220,10 @@ class ModelConfig(_ModelConfigBase):
     # and the positions reversed, so this costs a maximum and a flip: a sequence and its reverse complement get
     # the same logits, and a rule is learned once, not once per strand. The activations and attention the model
     # returns (interims) stay in the input's frame. The choice is a step: DeepLIFT's attributions (tangermeme)
-    # sum to the output difference where a sequence's references are read on its own strand, and can miss where
-    # they are not. A lead on benchmark fixed_spacing, seen seeds (benchmarks/README.md); needs
-    # scan_reverse_complement.
+    # sum to the output difference where a sequence's references are read on its own strand, and miss where
+    # they are not (on trained models by several percent of the output differences). Lifted benchmark
+    # fixed_spacing on seen seeds, not on fresh ones (seeds 43-50: above the current setting on 4 of 8;
+    # benchmarks/README.md); needs scan_reverse_complement.
     canonical_strand: bool = False
 
     def __post_init__(self):
