@@ -7,6 +7,7 @@ import platform
 import re
 
 import pytest
+import torch
 
 from argminn_plugin.config import ModelConfig
 from argminn_plugin.errors import ArgminnError
@@ -34,11 +35,22 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
         assert all(r["steady_allocator"] for r in saved["equal_length_steady_malloc"] + saved["scaling"])
     assert set(saved["argminn_over_cnn_inference"]) == set(saved["canonical_strand_over_cnn_inference"]) == \
         {"default", "steady"}
-    seconds = {r["model"]: r["infer_seconds_per_batch"] for r in saved["equal_length"]}
-    assert saved["canonical_strand_over_cnn_inference"]["default"] == \
-        seconds["ARGMINN (canonical strand)"] / seconds["standard CNN"]
-    assert speed.build(speed.CANONICAL, 200).config.canonical_strand
-    assert not speed.build("ARGMINN", 200).config.canonical_strand
+    for mode, key in (("default", "equal_length"), ("steady", "equal_length_steady_malloc")):
+        seconds = {r["model"]: r["infer_seconds_per_batch"] for r in saved[key]}
+        assert saved["argminn_over_cnn_inference"][mode] == seconds["ARGMINN"] / seconds["standard CNN"]
+        assert saved["canonical_strand_over_cnn_inference"][mode] == \
+            seconds["ARGMINN (canonical strand)"] / seconds["standard CNN"]
+    canonical = speed.build(speed.CANONICAL, 200)
+    assert canonical.config.canonical_strand and not speed.build("ARGMINN", 200).config.canonical_strand
+    # both ARGMINN models train on the regularized loss
+    from argminn_plugin import TrainConfig
+    from argminn_plugin.train import regularized_loss
+
+    X, y = speed.onehot(4, 200), torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+    torch.manual_seed(0)
+    timed_loss = speed.loss_of(speed.CANONICAL, canonical, X, y)
+    torch.manual_seed(0)
+    assert torch.equal(timed_loss, regularized_loss(canonical, X, y, TrainConfig(), epoch=0)[0])
     assert [(r["model"], r["length"]) for r in saved["scaling"]] == [
         ("ARGMINN", 200), ("ARGMINN", 500), ("standard CNN", 200), ("standard CNN", 500)]
     by_length = {int(L): v for L, v in saved["argminn_over_cnn_inference_by_length"].items()}
@@ -184,7 +196,6 @@ def test_modisco_motifs_keep_both_metaclusters_cut_by_their_contributions(monkey
     import modiscolite.tfmodisco
     import numpy as np
     import tangermeme.deep_lift_shap
-    import torch
 
     discovery = _bench(monkeypatch, "discovery")
     seen = {}
@@ -314,8 +325,6 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
         assert {k: v for k, v in again.items() if k != "interpret_seconds"} == \
             {k: v for k, v in earlier.items() if k != "interpret_seconds"}, m
     # a run saved before a model-config key existed is the same model (the key's default): reused
-    import torch
-
     from argminn_plugin.fileio import model_fingerprint, safe_load_torch
 
     last = folder / "ARGMINN" / "last.pt"

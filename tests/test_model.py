@@ -327,6 +327,42 @@ def test_canonical_strand_reads_each_sequence_on_one_strand(small_config):
         small_config.replace(canonical_strand=True, scan_reverse_complement=False)
 
 
+def test_canonical_strand_choice_row_by_row_and_in_a_graph_capture(small_config):
+    """The strand choice is made row by row in a mixed batch (a tie anywhere does not move another row), reads
+    activations of any layout, and is captured by torch.export and torch.jit.trace without a branch on the data:
+    the captured program chooses per input as the eager model does."""
+    model = ARGMINN(small_config.replace(canonical_strand=True)).eval()
+    f, p = small_config.n_filters, 5
+    acts = torch.zeros(6, 2 * f, p)
+    acts[0, 0, 1], acts[0, f, 2], acts[0, 1, 3] = 2.0, 2.0, 1.0  # peaks tie, the forward total larger
+    # row 1: all zero (a tie of both)
+    acts[2, 0, 1], acts[2, f, p - 2] = 1.5, 1.5  # its own reverse complement: ties of both, read as given
+    acts[3, 0, 1], acts[3, f, 2], acts[3, f + 1, 3] = 2.0, 2.0, 1.0  # peaks tie, the minus total larger
+    acts[4, f + 2, 0] = 3.0  # the minus strand strongest
+    acts[5, 2, 0], acts[5, f + 3, 4] = 1.0, 1.5
+    read, flipped = model._strand_read(acts)
+    assert flipped.tolist() == [False, False, False, True, True, True]
+    swapped = torch.cat([acts[:, f:], acts[:, :f]], 1).flip(-1)
+    assert torch.equal(read[:3], acts[:3]) and torch.equal(read[3:], swapped[3:])
+    for row in range(6):  # each row alone as in the batch
+        alone = model._strand_read(acts[row:row + 1])
+        assert torch.equal(alone[0], read[row:row + 1]) and alone[1].item() == flipped[row].item()
+    other = acts.transpose(1, 2).contiguous().transpose(1, 2)  # another memory layout (e.g. from a hook)
+    assert torch.equal(model._strand_read(other)[0], read) and torch.equal(model._strand_read(other)[1], flipped)
+    n = small_config.input_length
+    torch.manual_seed(3)
+    X = random_onehot(16, n, seed=3)
+    with torch.no_grad():
+        eager = model(X)
+        mixed = model._strand_read(model.scanner(X))[1]
+        assert 0 < int(mixed.sum()) < len(X)
+        program = torch.export.export(model, (X[:3],), dynamic_shapes={"X": {0: torch.export.Dim("batch")}})
+        assert torch.allclose(program.module()(X), eager, atol=1e-6)
+        keep = X[~mixed][:2]  # traced on two sequences read as given, run on both kinds
+        traced = torch.jit.trace(model, keep, check_trace=False)
+        assert torch.allclose(traced(X), eager, atol=1e-6)
+
+
 def test_folded_inference_steps_aside_for_hooks(small_config):
     """A forward hook on a module the merged matrices replace (a DeepLIFT rule, an ablation) must see its call:
     then the module path runs, with the same result; knock-out hooks on the scanner work on both paths."""
