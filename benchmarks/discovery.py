@@ -455,16 +455,24 @@ def check_reusable(run_dir, method, mode, seed, threads, length, argminn_set=Non
     current = train_config(method, mode, seed, threads, argminn_set).to_dict()
     differ = sorted(k for k in current if k != "num_threads" and stored[k] != current[k])
     if differ:
-        raise ArgminnError(f"{run_dir}: trained with other settings ({', '.join(f'{k}={stored[k]!r}' for k in differ)}"
-                           f" instead of {', '.join(f'{k}={current[k]!r}' for k in differ)}); use another --out "
-                           f"or delete that folder")
+        raise ArgminnError(f"{run_dir}: trained with other settings ({_instead(stored, current, differ)}); use "
+                           f"another --out or delete that folder")
     config = model_configs(length, argminn_model_set)[method]
+    want = config.to_dict()
     try:  # read as train reads it: a key added since (with its default) is the same model
-        same = type(config).from_dict(state["model_config"]).to_dict() == config.to_dict()
+        trained = type(config).from_dict(state["model_config"]).to_dict()
     except ArgminnError:  # a key that no longer exists, or another architecture's
-        same = False
-    if not same:
-        raise ArgminnError(f"{run_dir}: trained with another model config; use another --out or delete that folder")
+        trained = None
+    if trained != want:
+        differ = sorted(k for k in want if trained is not None and trained[k] != want[k])
+        which = f" ({_instead(trained, want, differ)})" if differ else ""
+        raise ArgminnError(f"{run_dir}: trained with another model config{which}; use another --out or delete "
+                           "that folder")
+
+
+def _instead(was, want, keys):
+    """'k=was instead of k=want' for each of ``keys``, as a refusal to reuse a run names its differences."""
+    return f"{', '.join(f'{k}={was[k]!r}' for k in keys)} instead of {', '.join(f'{k}={want[k]!r}' for k in keys)}"
 
 
 # What every method's result.json holds (read back by the report, its table, targets and figure)

@@ -665,6 +665,7 @@ def test_discovery_model_variant_run_builds_argminn_with_the_field_changed(tmp_p
                                                      "(argminn_model_set {'canonical_strand': True} there, None here)")):
         discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
     (out / "discovery.json").unlink()  # without the report, the run folder's own record refuses it
-    with pytest.raises(ArgminnError, match=re.escape(f"{run}: trained with another model config")):
+    with pytest.raises(ArgminnError, match=re.escape(f"{run}: trained with another model config (canonical_strand=True "
+                                                     "instead of canonical_strand=False); use another --out")):
         discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
     assert (run / "result.json").stat().st_mtime_ns == stamp
