@@ -306,7 +306,8 @@ def read_bed(path, label_columns=False, summits=False):
     the summit (tangermeme's and bpnet-lite's ``summits=True`` rule; the
     narrowPeak value -1, no summit called, keeps the interval's centre); the
     file's own coordinates stay in ``peak_start`` / ``peak_end``, the summit
-    used in ``summit``.
+    used in ``summit``. Otherwise a fourth column on every line is the
+    intervals' ``name`` (BED's), unless a header names it otherwise.
     Returns (DataFrame, task_names).
     """
     if label_columns and summits:
@@ -393,6 +394,9 @@ def read_bed(path, label_columns=False, summits=False):
         df = df.rename(columns=dict(zip(label_cols, names)))
         df[names] = df[names].astype(np.float32)
     named = bool(label_columns and header and len(header) == width)
+    if not label_columns and not summits and width >= 4 and (
+            header is None or (len(header) > 3 and header[3].strip().lower() == "name")):
+        df = df.rename(columns={"col4": "name"})  # BED's fourth column: the interval's name (predict writes it)
     if summits:
         df = _centre_on_summits(df, path)
     df.attrs["named_tasks"] = named  # the task names are the header's (else task0, task1, ...)

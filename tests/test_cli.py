@@ -104,6 +104,23 @@ def test_predict_matches_library(dataset, trained, tmp_path):
         assert not (tmp_path / "two.tsv").exists()
 
 
+def test_predict_keeps_the_beds_interval_names(dataset, trained, tmp_path):
+    """A BED's fourth column is the intervals' name (BED's rule): predict writes it after end, unless a header
+    names that column otherwise (argminn's labelled BED: a label)."""
+    lines = [line.split("\t") for line in (dataset / "peaks.bed").read_text().splitlines() if not line.startswith("#")]
+    rows = [f"{c}\t{s}\t{e}\tpeak{i}" for i, (c, s, e, *_) in enumerate(lines[:5])]
+    for header, named in (("", True), ("#chrom\tstart\tend\tname\n", True), ("#chrom\tstart\tend\tscore\n", False)):
+        bed, out = tmp_path / "named.bed", tmp_path / "named.tsv"
+        bed.write_text(header + "\n".join(rows) + "\n")
+        assert main(["predict", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),
+                     "--bed", str(bed), "-o", str(out), "--force"]) == 0
+        table = pd.read_csv(out, sep="\t", dtype={"name": str})
+        assert list(table.columns) == ["chrom", "start", "end"] + (["name"] if named else []) + ["label", "label_logit"]
+        if named:
+            assert table["name"].tolist() == [f"peak{i}" for i in range(5)]
+        assert table[["chrom", "start", "end"]].astype(str).values.tolist() == [r[:3] for r in lines[:5]]
+
+
 def test_motifs_command(dataset, trained, tmp_path, capsys):
     out = tmp_path / "motifs"
     assert main(["motifs", "--model", str(trained / "model.pt"), "--data", str(dataset), "--out", str(out),
