@@ -395,7 +395,7 @@ def read_bed(path, label_columns=False, summits=False):
         df[names] = df[names].astype(np.float32)
     named = bool(label_columns and header and len(header) == width)
     if not label_columns and not summits and width >= 4 and (
-            header is None or (len(header) > 3 and header[3].strip().lower() == "name")):
+            header is None or len(header) <= 3 or header[3].strip().lower() == "name"):
         df = df.rename(columns={"col4": "name"})  # BED's fourth column: the interval's name (predict writes it)
     if summits:
         df = _centre_on_summits(df, path)

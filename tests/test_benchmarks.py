@@ -334,6 +334,13 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     stamp = (folder / "ARGMINN" / "result.json").stat().st_mtime_ns
     discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
     assert (folder / "ARGMINN" / "result.json").stat().st_mtime_ns == stamp
+    # ... but one whose config no longer reads (a key since removed) is refused, without fields to name
+    saved = last.read_bytes()
+    torch.save({**state, "model_config": {**state["model_config"], "removed_key": 1}}, last)
+    with pytest.raises(ArgminnError, match=re.escape(f"{folder / 'ARGMINN'}: trained with another model config; "
+                                                     "use another --out")):
+        discovery.main(str(tmp_path), smoke=True, datasets=["single_motif"], threads=1)
+    last.write_bytes(saved)
     # MoDISco's result is of the CNN beside it: one of a CNN trained again since is refused (one written before
     # the CNN's fingerprint was kept is taken as it is)
     modisco = folder / "CNN_DeepLIFT_MoDISco" / "result.json"

@@ -109,7 +109,8 @@ def test_predict_keeps_the_beds_interval_names(dataset, trained, tmp_path):
     names that column otherwise (argminn's labelled BED: a label)."""
     lines = [line.split("\t") for line in (dataset / "peaks.bed").read_text().splitlines() if not line.startswith("#")]
     rows = [f"{c}\t{s}\t{e}\tpeak{i}" for i, (c, s, e, *_) in enumerate(lines[:5])]
-    for header, named in (("", True), ("#chrom\tstart\tend\tname\n", True), ("#chrom\tstart\tend\tscore\n", False)):
+    for header, named in (("", True), ("#chrom\tstart\tend\tName\n", True), ("#chrom\tstart\tend\n", True),
+                          ("#chrom\tstart\tend\tscore\n", False)):
         bed, out = tmp_path / "named.bed", tmp_path / "named.tsv"
         bed.write_text(header + "\n".join(rows) + "\n")
         assert main(["predict", "--model", str(trained / "model.pt"), "--fasta", str(dataset / "genome.fa"),

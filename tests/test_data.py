@@ -269,6 +269,21 @@ def test_gzipped_bed_reads_as_the_plain_one(tmp_path, genome):
     assert torch.equal(X, X2) and torch.equal(y, y2) and names == names2 == ["good"] and bed.equals(bed2)
 
 
+def test_a_beds_fourth_column_is_its_intervals_name(tmp_path):
+    """BED's rule: a fourth column on every line is the name (kept as written), unless a header names it otherwise
+    or the lines are labels (label_columns) or a narrowPeak read for its summits (its name stays col4)."""
+    from argminn_plugin.data import read_bed
+
+    rows = "chrA\t0\t10\t001\t5\nchrB\t0\t10\tpeak b\t7\n"
+    for header, column in (("", "name"), ("#chrom\tstart\tend\n", "name"), ("#chrom\tstart\tend\tNAME\tx\n", "name"),
+                           ("#chrom\tstart\tend\tscore\tx\n", "col4")):
+        bed, _ = read_bed(write(tmp_path / "n.bed", header + rows))
+        assert list(bed.columns[:5]) == ["chrom", "start", "end", column, "col5"], header
+        assert bed[column].tolist() == ["001", "peak b"]
+    assert "name" not in read_bed(write(tmp_path / "r.bed", "chrA\t0\t10\t001\nchrB\t0\t10\n"))[0].columns
+    assert "name" not in read_bed(write(tmp_path / "l.bed", "chrA\t0\t10\t1\n"), label_columns=True)[0].columns
+
+
 def test_peaks_and_negatives_make_one_labelled_task(tmp_path, genome):
     from argminn_plugin.data import load_peaks
 

@@ -362,6 +362,16 @@ def test_canonical_strand_choice_row_by_row_and_in_a_graph_capture(small_config)
         traced = torch.jit.trace(model, keep, check_trace=False)
         assert torch.allclose(traced(X), eager, atol=1e-6)
 
+    class Choice(torch.nn.Module):  # the choice alone, captured on rows without a tie, run on the crafted batch
+        def forward(self, a):
+            return model._strand_read(a)
+
+    got = torch.jit.trace(Choice(), acts[4:6], check_trace=False)(acts)
+    assert torch.equal(got[0], read) and torch.equal(got[1], flipped)
+    program = torch.export.export(Choice(), (acts[4:6],), dynamic_shapes={"a": {0: torch.export.Dim("batch")}})
+    got = program.module()(acts)
+    assert torch.equal(got[0], read) and torch.equal(got[1], flipped)
+
 
 def test_folded_inference_steps_aside_for_hooks(small_config):
     """A forward hook on a module the merged matrices replace (a DeepLIFT rule, an ablation) must see its call:
