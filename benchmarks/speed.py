@@ -21,9 +21,8 @@ Prints tables and writes speed.json and scaling.png to --out:
    next to the forward pass;
 4. ARGMINN's inference time (both settings) over the standard CNN's at
    several batch sizes (16 to 1024 sequences, 200 bp, steady allocator, timed
-   in turns): at small
-   batches a pass is dominated by the fixed cost of each small operation,
-   which ARGMINN's four attention layers have more of.
+   in turns): at small batches a pass is dominated by the fixed cost of each
+   small operation, which ARGMINN's four attention layers have more of.
 
 Run:  python -m benchmarks.speed --out runs/bench_speed        (a few minutes)
       python -m benchmarks.speed --out /tmp/smoke --smoke      (seconds; used by the tests)
@@ -51,7 +50,7 @@ from argminn_plugin.fileio import atomic_write, check_writable, output_set
 from . import at_least, one_line_errors
 
 
-CANONICAL = "ARGMINN (canonical strand)"  # ModelConfig.canonical_strand: a maximum and a flip more a pass
+CANONICAL = "ARGMINN (canonical strand)"  # ModelConfig.canonical_strand: each sequence read on one strand
 
 
 def build(name, length):
