@@ -299,16 +299,19 @@ class ARGMINN(nn.Module):
             if traced or tie.any():  # (the totals only then: each reduction costs as much as the choice)
                 total = strands.sum(-1)
                 flipped = flipped | (tie & (total[:, 1] > total[:, 0]))
+
+        def other_strand(a):  # (M, K, P) activations read on their minus strand (M may be 0)
+            return a.reshape(a.shape[0], 2, k // 2, p).flip(1, 3).reshape(a.shape[0], k, p)
+
         if traced:
-            swapped = acts.reshape(n, 2, k // 2, p).flip(1, 3).reshape(n, k, p)
-            return torch.where(flipped[:, None, None], swapped, acts), flipped
+            return torch.where(flipped[:, None, None], other_strand(acts), acts), flipped
         rows = flipped.nonzero().squeeze(1)
         if not len(rows):
             return acts, flipped
         # Only the flipped rows are moved: a torch.where over the batch took 2-9x as long at 1024 sequences
         # (with the steady allocator and glibc's default).
         read = acts.clone()
-        read.index_copy_(0, rows, acts.index_select(0, rows).reshape(-1, 2, k // 2, p).flip(1, 3).reshape(-1, k, p))
+        read.index_copy_(0, rows, other_strand(acts.index_select(0, rows)))
         return read, flipped
 
     @staticmethod

@@ -51,10 +51,11 @@ from . import at_least, one_line_errors
 
 
 CANONICAL = "ARGMINN (canonical strand)"  # ModelConfig.canonical_strand: each sequence read on one strand
+ARGMINN_MODELS = ("ARGMINN", CANONICAL)
 
 
 def build(name, length):
-    if name in ("ARGMINN", CANONICAL):
+    if name in ARGMINN_MODELS:
         from argminn_plugin import ARGMINN, ModelConfig
 
         return ARGMINN(ModelConfig(input_length=length, canonical_strand=name == CANONICAL))
@@ -74,7 +75,7 @@ def build(name, length):
 
 
 def loss_of(name, model, X, y):
-    if name in ("ARGMINN", CANONICAL):
+    if name in ARGMINN_MODELS:
         from argminn_plugin import TrainConfig
         from argminn_plugin.train import regularized_loss
 
