@@ -2,7 +2,7 @@
 
 from .config import ModelConfig, TrainConfig
 from .errors import ArgminnError
-from .model import ARGMINN
+from .model import ARGMINN, StrandAveraged
 
-__all__ = ["ARGMINN", "ArgminnError", "ModelConfig", "TrainConfig"]
+__all__ = ["ARGMINN", "ArgminnError", "ModelConfig", "StrandAveraged", "TrainConfig"]
 __version__ = "0.1.0"

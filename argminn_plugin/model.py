@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from torch.nn.modules import module as _module
 
 from .config import ModelConfig
+from .data import reverse_complement
 from .errors import ArgminnError
 
 
@@ -627,3 +628,42 @@ class ARGMINN(nn.Module):
         if self.config.scan_reverse_complement:
             mags = torch.cat([mags, mags.flip(1)], dim=0)
         return mags
+
+
+class StrandAveraged(nn.Module):
+    """A model read on both strands: each sequence's logits are the mean of the model's logits
+    for the sequence and for its reverse complement (N, T), from one pass of the wrapped model over a batch of
+    both.
+
+    A sequence and its reverse complement then score the same. This costs the wrapped model's inference on
+    twice the rows; the model, its training and its weights are unchanged (wrap it where it is read:
+    ``predict``, ``evaluate``, tangermeme). The two strands of a row sit next to each other in the batch the
+    wrapped model sees, so tangermeme's ``deep_lift_shap``, which runs the inputs and their references as the two
+    halves of one batch, still pairs each input with its own reference, and its attributions sum to the
+    averaged output's difference. Interpretation that reads the model's insides (motifs, instances) takes the
+    wrapped model itself (``.model``).
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise ArgminnError(f"StrandAveraged: wraps a torch model (an nn.Module taking (N, 4, L) one-hot "
+                               f"sequences), not a {type(model).__name__}")
+        self.model = model
+        # in the model's mode: a caller that puts the wrapper back in its mode afterwards (tangermeme's functions do)
+        # would otherwise leave an eval-mode model in training mode
+        self.training = model.training
+
+    @property
+    def config(self):
+        """The wrapped model's config (input length, task names), which ``predict`` and ``evaluate`` read (a model
+        of this package has one)."""
+        return self.model.config
+
+    def forward(self, X):
+        """(N, 4, L) one-hot -> (N, T) logits averaged over the two strands."""
+        if not isinstance(X, torch.Tensor) or X.dim() != 3 or X.shape[1] != 4:
+            return self.model(X)  # not one-hot sequences: the wrapped model's own error names the problem
+        n = X.shape[0]
+        both = torch.stack([X, reverse_complement(X)], dim=1).flatten(0, 1)  # row i's strands at 2i and 2i + 1
+        return self.model(both).unflatten(0, (n, 2)).mean(dim=1)

@@ -98,6 +98,31 @@ def test_deep_lift_shap_converges(default_run):
     assert diff.abs().max() > 0.1
 
 
+def test_deep_lift_shap_converges_read_on_both_strands(default_run):
+    """tangermeme's DeepLIFT/SHAP on the trained model read on both strands (StrandAveraged): each input still
+    meets its own references, so the attributions sum to the averaged output's difference; the model is left in
+    its mode."""
+    from tangermeme.deep_lift_shap import deep_lift_shap
+
+    from argminn_plugin import StrandAveraged
+
+    _, model, splits = default_run
+    X = splits["test"][0][:4].double()
+    m = model.double()
+    both = StrandAveraged(m)
+    try:
+        attr, refs = deep_lift_shap(both, X, n_shuffles=4, random_state=0, return_references=True,
+                                    warning_threshold=1e9, device="cpu")
+        assert not m.training
+        with torch.no_grad():
+            diff = both(X)[:, 0] - both(refs.reshape(-1, 4, 200))[:, 0].reshape(4, 4).mean(1)
+            one_pass = m(X)[:, 0] - m(refs.reshape(-1, 4, 200))[:, 0].reshape(4, 4).mean(1)
+    finally:
+        model.float()
+    assert torch.allclose(attr.sum((1, 2)), diff, atol=1e-8)
+    assert diff.abs().max() > 0.1 and (diff - one_pass).abs().max() > 1e-3
+
+
 def test_coordinates_follow_the_alignment():
     # filter width 10, motif in columns 2..10, the filter is the reverse complement of a 9-bp target, offset 0
     ann = {"lo": 2, "hi": 10, "offset": 0, "flip": True, "width": 9}

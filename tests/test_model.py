@@ -181,6 +181,42 @@ def test_standard_cnn_deeplift_converges():
     assert delta.abs().max() < 1e-6
 
 
+def test_strand_averaged_reads_both_strands_in_one_pass(small_config):
+    """StrandAveraged: the mean of the logits for each sequence and its reverse complement, from one pass of the
+    wrapped model over both (a row's two strands next to each other), for ARGMINN and the baselines alike."""
+    from argminn_plugin import StrandAveraged
+    from argminn_plugin.baselines import ExplaiNN, ExplaiNNConfig
+
+    torch.manual_seed(0)
+    X = random_onehot(5, 60, seed=3)
+    for model in (ARGMINN(small_config.replace(n_tasks=2)).eval(),
+                  ExplaiNN(ExplaiNNConfig(input_length=60, n_units=3, filter_width=7, pool=5, hidden=4)).eval()):
+        both = StrandAveraged(model)
+        assert not both.training and both.config is model.config
+        seen = []
+        handle = model.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+        with torch.no_grad():
+            out, rc_out = both(X), both(reverse_complement(X))
+        handle.remove()
+        assert [x.shape[0] for x in seen] == [10, 10]  # one pass each, over both strands
+        assert torch.equal(seen[0][0::2], X) and torch.equal(seen[0][1::2], reverse_complement(X))
+        with torch.no_grad():
+            one, other = model(X), model(reverse_complement(X))
+        assert out.shape == one.shape and not torch.allclose(one, other, atol=1e-3)
+        assert torch.allclose(out, (one + other) / 2, atol=1e-6)
+        assert torch.allclose(rc_out, out, atol=1e-6)  # a sequence and its reverse complement score the same
+        assert both(X[:0]).shape == (0, one.shape[1])
+        with pytest.raises(ArgminnError, match="input is a ndarray"):  # the wrapped model's own errors
+            both(X.numpy())
+        with pytest.raises(ArgminnError, match=r"input of shape \(5, 60\)"):
+            both(X[:, 0])
+    # the wrapper takes the model's mode, which a caller restoring the wrapper's mode afterwards puts back
+    model.train()
+    assert StrandAveraged(model).training
+    with pytest.raises(ArgminnError, match="StrandAveraged: wraps a torch model .* not a function"):
+        StrandAveraged(lambda x: x)
+
+
 def _textbook(model, X, out):
     """(logits, per layer the (N, H, P [+ 1: the sink]) attention) with explicit keys and values:
     softmax(q . (W_k t + b_k) / sqrt(e) [+ the sink's logit]) and sum_p a_p (W_v t_p + b_v), t the tokens
