@@ -247,6 +247,8 @@ def _device(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+BOTH_STRANDS_HELP = ("read every window on both strands: the mean of the model's logits for it and for its reverse "
+                     "complement (twice the inference; the same model)")
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N or mps; refused if this machine lacks it"
 HEAD_WEIGHTS_HELP = ("how the attention heads are weighed: 'motifs' (default) as measured where --motifs were read "
                      "(its report.json), so each sequence's calls do not depend on the others called; 'called' "
@@ -259,11 +261,19 @@ def cmd_predict(args):
     from .train import load_model
 
     check_writable(args.output, args.force)  # before the work, not after it
-    model = load_model(args.model)
+    model = _both_strands(load_model(args.model), args.both_strands)
     bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size, device=args.device,
                                     summits=args.summits, skip=args.skip_outside)
     write_predictions(args.output, bed, logits, model.config.names, force=args.force)
     print(f"wrote {len(bed)} predictions to {args.output}")
+
+
+def _both_strands(model, both):
+    """``model`` read on both strands (``--both-strands``: the mean of a window's and its reverse complement's
+    logits, model.StrandAveraged), or as it is."""
+    from .model import StrandAveraged
+
+    return StrandAveraged(model) if both else model
 
 
 def cmd_variants(args):
@@ -284,6 +294,9 @@ def cmd_variants(args):
         if args.device != "cpu":
             raise ArgminnError(f"--device {args.device}: not used with --kipoi-model (the Kipoi model directory's "
                                "model runs on the CPU); use --model for the tangermeme route")
+        if args.both_strands:
+            raise ArgminnError("--both-strands: not used with --kipoi-model (kipoi-veff runs the Kipoi model "
+                               "directory's model as it is, on one strand); use --model for the tangermeme route")
         table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants, batch_size=args.batch_size,
                                   skip_other=args.skip_other, skip_outside=args.skip_outside)
         skipped = table.attrs.get("skipped", 0)
@@ -313,8 +326,8 @@ def cmd_variants(args):
             from .variants import variants_inside
 
             variants = variants_inside(variants, args.fasta, model.config.input_length, args.variants, args.offset)
-        table = score_variants(model, variants, args.fasta, batch_size=args.batch_size, device=args.device,
-                               path=args.variants, offset=args.offset)
+        table = score_variants(_both_strands(model, args.both_strands), variants, args.fasta,
+                               batch_size=args.batch_size, device=args.device, path=args.variants, offset=args.offset)
         if args.motifs:
             from .interpret import variant_instances
 
@@ -597,6 +610,7 @@ def build_parser():
     p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP + " (no row for them)")
     p.add_argument("-o", "--output", required=True, help="output TSV")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--both-strands", action="store_true", help=BOTH_STRANDS_HELP)
     p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_predict)
@@ -662,6 +676,8 @@ def build_parser():
                         "the file")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--both-strands", action="store_true", help=BOTH_STRANDS_HELP.replace("window", "window (ref "
+                                                                                        "and alt)") + "; with --model only")
     p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP + " (with --model only)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_variants)

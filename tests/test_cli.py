@@ -104,6 +104,39 @@ def test_predict_matches_library(dataset, trained, tmp_path):
         assert not (tmp_path / "two.tsv").exists()
 
 
+def test_predict_and_variants_read_on_both_strands(dataset, trained, tmp_path):
+    """--both-strands: each window's logits are the mean of the model's for it and for its reverse complement
+    (model.StrandAveraged), for predict and for variant effects (ref and alt windows alike)."""
+    import pyfaidx
+
+    from argminn_plugin import StrandAveraged
+    from argminn_plugin.predict import predict_intervals
+    from argminn_plugin.variants import read_variants, score_variants
+
+    fasta, bed = str(dataset / "genome.fa"), str(dataset / "peaks.bed")
+    run = ["predict", "--model", str(trained / "model.pt"), "--fasta", fasta, "--bed", bed]
+    assert main(run + ["-o", str(tmp_path / "one.tsv")]) == 0
+    assert main(run + ["-o", str(tmp_path / "both.tsv"), "--both-strands"]) == 0
+    one, both = (pd.read_csv(tmp_path / f"{name}.tsv", sep="\t") for name in ("one", "both"))
+    model = load_model(str(trained / "model.pt"))
+    _, logits = predict_intervals(StrandAveraged(model), fasta, bed)
+    assert torch.allclose(torch.tensor(both["label_logit"].values, dtype=torch.float32), logits[:, 0], atol=1e-4)
+    assert (both["label_logit"] - one["label_logit"]).abs().max() > 1e-3  # (a model trained briefly)
+    assert both[["chrom", "start", "end"]].equals(one[["chrom", "start", "end"]])
+
+    ref = str(pyfaidx.Fasta(fasta)["chr3"][999:1000]).upper()
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{ref}\t{'A' if ref != 'A' else 'C'}\n")
+    assert main(["variants", "--model", str(trained / "model.pt"), "--fasta", fasta, "--variants", str(vcf),
+                 "--both-strands", "-o", str(tmp_path / "v.tsv")]) == 0
+    table = pd.read_csv(tmp_path / "v.tsv", sep="\t")
+    expected = score_variants(StrandAveraged(model), read_variants(str(vcf)), fasta)
+    for column in ("label_ref", "label_alt"):  # written to 6 significant digits
+        assert table.loc[0, column] == pytest.approx(float(expected.loc[0, column]), abs=2e-6)
+    one_strand = score_variants(model, read_variants(str(vcf)), fasta)
+    assert abs(float(one_strand.loc[0, "label_ref"]) - table.loc[0, "label_ref"]) > 2e-5  # (a model trained briefly)
+
+
 def test_predict_keeps_the_beds_interval_names(dataset, trained, tmp_path):
     """A BED's fourth column is the intervals' name (BED's rule): predict writes it after end, unless a header
     names that column otherwise (argminn's labelled BED: a label)."""
@@ -375,6 +408,8 @@ def test_device_option_reaches_the_model_and_a_device_this_machine_lacks_is_refu
                  "with --motifs"),
     (["variants", "--kipoi-model", "k", "--fasta", "g.fa", "--variants", "v.vcf", "-o", "o.tsv", "--head-weights",
       "motifs"], "--head-weights: not used with --kipoi-model"),
+    (["variants", "--kipoi-model", "k", "--fasta", "g.fa", "--variants", "v.vcf", "-o", "o.tsv", "--both-strands"],
+     "--both-strands: not used with --kipoi-model"),
     (["simulate", "--out", "s", "--set", "=5"], "--set: '=5' is not KEY=VALUE"),
     (["train", "--data", ".", "--out", "x"], "not a dataset directory"),
 ])
