@@ -22,7 +22,10 @@ Prints tables and writes speed.json and scaling.png to --out:
 4. ARGMINN's inference time (both settings) over the standard CNN's at
    several batch sizes (16 to 1024 sequences, 200 bp, steady allocator, timed
    in turns): at small batches a pass is dominated by the fixed cost of each
-   small operation, which ARGMINN's four attention layers have more of.
+   small operation, which ARGMINN's four attention layers have more of; and
+   the same for both models read on both strands
+   (``argminn_plugin.model.StrandAveraged``, inference only: one pass over
+   twice the rows), ARGMINN's over the CNN's.
 
 Run:  python -m benchmarks.speed --out runs/bench_speed        (a few minutes)
       python -m benchmarks.speed --out /tmp/smoke --smoke      (seconds; used by the tests)
@@ -52,9 +55,14 @@ from . import at_least, one_line_errors
 
 CANONICAL = "ARGMINN (canonical strand)"  # ModelConfig.canonical_strand: each sequence read on one strand
 ARGMINN_MODELS = ("ARGMINN", CANONICAL)
+BOTH = " (both strands)"  # a model read on both strands (StrandAveraged); timed for inference only
 
 
 def build(name, length):
+    if name.endswith(BOTH):
+        from argminn_plugin import StrandAveraged
+
+        return StrandAveraged(build(name[:-len(BOTH)], length))
     if name in ARGMINN_MODELS:
         from argminn_plugin import ARGMINN, ModelConfig
 
@@ -425,18 +433,20 @@ def main(out, smoke=False, threads=2, force=False):
         print(f"{k:<22}{v['seconds'] * 1000:>9.2f} ms {v['relative_to_forward']:>7.2f}x forward")
 
     batches = [8, 16] if smoke else [16, 32, 64, 256, 1024]
-    by_batch = in_fresh_process("inference_by_batch", (["ARGMINN", CANONICAL, "standard CNN"], length, batches,
-                                                       repeats), threads, True)
+    by_batch = in_fresh_process("inference_by_batch", (["ARGMINN", CANONICAL, "standard CNN", "ARGMINN" + BOTH,
+                                                        "standard CNN" + BOTH], length, batches, repeats), threads, True)
     print(f"\nInference by batch size at {length} bp, steady malloc (seconds per batch; models timed in turns; "
-          f"ratios to the CNN)")
-    print(f"{'batch':>6}{'ARGMINN':>12}{'canonical':>12}{'standard CNN':>14}{'ratio':>8}{'canonical':>11}")
-    ratio_by_batch, ratio_canonical_by_batch = {}, {}
+          f"ratios to the CNN; both strands: each model read on both strands, ARGMINN's over the CNN's)")
+    print(f"{'batch':>6}{'ARGMINN':>12}{'canonical':>12}{'standard CNN':>14}{'ratio':>8}{'canonical':>11}"
+          f"{'both strands':>14}")
+    ratio_by_batch, ratio_canonical_by_batch, ratio_both_by_batch = {}, {}, {}
     for b in batches:
         seconds = {r["model"]: r["infer_seconds_per_batch"] for r in by_batch if r["batch"] == b}
         ratio_by_batch[b] = seconds["ARGMINN"] / seconds["standard CNN"]
         ratio_canonical_by_batch[b] = seconds[CANONICAL] / seconds["standard CNN"]
+        ratio_both_by_batch[b] = seconds["ARGMINN" + BOTH] / seconds["standard CNN" + BOTH]
         print(f"{b:>6}{seconds['ARGMINN']:>12.5f}{seconds[CANONICAL]:>12.5f}{seconds['standard CNN']:>14.5f}"
-              f"{ratio_by_batch[b]:>7.2f}x{ratio_canonical_by_batch[b]:>10.2f}x")
+              f"{ratio_by_batch[b]:>7.2f}x{ratio_canonical_by_batch[b]:>10.2f}x{ratio_both_by_batch[b]:>13.2f}x")
 
     result = {"mode": "smoke" if smoke else "full", "threads": threads, "equal_length": equal["default"],
               "equal_length_steady_malloc": equal["steady"],
@@ -445,6 +455,7 @@ def main(out, smoke=False, threads=2, force=False):
               "loglog_slopes": slopes, "regularizers": reg,
               "inference_by_batch": by_batch, "argminn_over_cnn_inference_by_batch": ratio_by_batch,
               "canonical_strand_over_cnn_inference_by_batch": ratio_canonical_by_batch,
+              "both_strands_argminn_over_cnn_inference_by_batch": ratio_both_by_batch,
               "load_average_before": load_before, "load_average_after": load_average(),
               "cpu_busy_before": busy_before}
     with output_set(out, OUTPUTS, force=force) as stage:  # the figures and their plot

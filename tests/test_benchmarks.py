@@ -59,13 +59,19 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     assert all(r["peak_rss_mb"] > 0 for r in saved["scaling"])
     assert saved["regularizers"]["forward pass"]["relative_to_forward"] == 1.0
     assert [(r["model"], r["batch"]) for r in saved["inference_by_batch"]] == [
-        (m, b) for b in (8, 16) for m in ("ARGMINN", "ARGMINN (canonical strand)", "standard CNN")]
+        (m, b) for b in (8, 16) for m in ("ARGMINN", "ARGMINN (canonical strand)", "standard CNN",
+                                          "ARGMINN (both strands)", "standard CNN (both strands)")]
     assert all(r["infer_seconds_per_batch"] > 0 for r in saved["inference_by_batch"])
     ratios = {int(b): v for b, v in saved["argminn_over_cnn_inference_by_batch"].items()}
     rows = {(r["model"], r["batch"]): r["infer_seconds_per_batch"] for r in saved["inference_by_batch"]}
     assert ratios == {b: rows[("ARGMINN", b)] / rows[("standard CNN", b)] for b in (8, 16)}
     ratios = {int(b): v for b, v in saved["canonical_strand_over_cnn_inference_by_batch"].items()}
     assert ratios == {b: rows[("ARGMINN (canonical strand)", b)] / rows[("standard CNN", b)] for b in (8, 16)}
+    ratios = {int(b): v for b, v in saved["both_strands_argminn_over_cnn_inference_by_batch"].items()}
+    assert ratios == {b: rows[("ARGMINN (both strands)", b)] / rows[("standard CNN (both strands)", b)]
+                      for b in (8, 16)}
+    both = speed.build("standard CNN (both strands)", 200)  # the model timed is the CNN read on both strands
+    assert type(both).__name__ == "StrandAveraged" and type(both.model).__name__ == "StandardCNN"
     assert all(saved[k] is None or saved[k] >= 0 for k in ("load_average_before", "load_average_after"))
     assert saved["cpu_busy_before"] is None or 0 <= saved["cpu_busy_before"] <= 1
     assert speed.load_warning(None) is None and speed.load_warning(0.25) is None
@@ -240,6 +246,17 @@ def test_targets_are_checked_as_stated(monkeypatch):
     assert t == {"every relevant motif once (all datasets but one: 5 of 6)": True,
                  "fewer extraneous motifs than every baseline": True,
                  "auROC within 0.01 of the best baseline": True}
+    # read on both strands: judged on that reading alone, where every result has it
+    both = "auROC within 0.01 of the best baseline, every method read on both strands"
+    for by_method in results.values():
+        for r in by_method.values():
+            r["auroc_both_strands"] = r["auroc"] + 0.02
+    results["d2"]["ARGMINN"]["auroc_both_strands"] = 0.95  # 0.025 below the best baseline read so
+    t = discovery.targets(results)
+    assert t["auROC within 0.01 of the best baseline"][0] and not t[both][0]
+    assert t[both][1:] == (["d0", "d1", "d3", "d4", "d5"], "within 0.01 on 5 of 6: d0, d1, d3, d4, d5")
+    del results["d3"]["ExplaiNN"]["auroc_both_strands"]  # a result saved before the reading: not judged
+    assert both not in discovery.targets(results)
     results["d4"]["ARGMINN"]["all_recovered"] = False  # 4 of 6
     results["d0"]["ARGMINN"]["auroc"] = 0.944  # 0.011 below the best baseline
     results["d1"]["ARGMINN"]["extraneous"] = 2  # more than ExplaiNN and MoDISco on d1
@@ -267,8 +284,11 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
         assert set(res) == set(discovery.METHODS)
         for r in res.values():
             assert 0 <= r["auroc"] <= 1 and 0 <= r["coverage_at_n"] <= 1
+            assert 0 <= r["auroc_both_strands"] <= 1 and 0 <= r["auprc_both_strands"] <= 1
             assert r["extraneous"] <= r["n_motifs"]
+        assert res["CNN+DeepLIFT+MoDISco"]["auroc_both_strands"] == res["CNN"]["auroc_both_strands"]
     assert set(saved["targets"]) == set(report["targets"])
+    assert "auROC within 0.01 of the best baseline, every method read on both strands" in saved["targets"]
     assert (tmp_path / "discovery.png").stat().st_size > 0
     assert (tmp_path / "single_motif" / "CNN_DeepLIFT_MoDISco" / "result.json").exists()
     # where each trained model errs, by kind of negative
