@@ -248,7 +248,7 @@ def _device(text):
 
 
 BOTH_STRANDS_HELP = ("read every window on both strands: the mean of the model's logits for it and for its reverse "
-                     "complement (twice the inference; the same model)")
+                     "complement (the same model; twice the inference time, and twice the memory per batch)")
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N or mps; refused if this machine lacks it"
 HEAD_WEIGHTS_HELP = ("how the attention heads are weighed: 'motifs' (default) as measured where --motifs were read "
                      "(its report.json), so each sequence's calls do not depend on the others called; 'called' "

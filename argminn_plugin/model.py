@@ -635,13 +635,14 @@ class StrandAveraged(nn.Module):
     for the sequence and for its reverse complement (N, T), from one pass of the wrapped model over a batch of
     both.
 
-    A sequence and its reverse complement then score the same. This costs the wrapped model's inference on
-    twice the rows; the model, its training and its weights are unchanged (wrap it where it is read:
+    A sequence and its reverse complement then score the same. This costs the wrapped model's inference (time and
+    memory) on twice the rows; the model, its training and its weights are unchanged (wrap it where it is read:
     ``predict``, ``evaluate``, tangermeme). The two strands of a row sit next to each other in the batch the
     wrapped model sees, so tangermeme's ``deep_lift_shap``, which runs the inputs and their references as the two
     halves of one batch, still pairs each input with its own reference, and its attributions sum to the
     averaged output's difference. Interpretation that reads the model's insides (motifs, instances) takes the
-    wrapped model itself (``.model``).
+    wrapped model itself (``.model``). The wrapper's training mode is the wrapped model's, so a caller that puts
+    the wrapper back in the mode it found (tangermeme's functions do) leaves the model in its own.
     """
 
     def __init__(self, model):
@@ -650,20 +651,38 @@ class StrandAveraged(nn.Module):
             raise ArgminnError(f"StrandAveraged: wraps a torch model (an nn.Module taking (N, 4, L) one-hot "
                                f"sequences), not a {type(model).__name__}")
         self.model = model
-        # in the model's mode: a caller that puts the wrapper back in its mode afterwards (tangermeme's functions do)
-        # would otherwise leave an eval-mode model in training mode
-        self.training = model.training
+
+    @property
+    def training(self):
+        """The wrapped model's mode (read when it is set: nn.Module's own flag would go stale as the model's
+        changes)."""
+        model = self.__dict__.get("_modules", {}).get("model")
+        return self.__dict__.get("_own_mode", True) if model is None else model.training
+
+    @training.setter
+    def training(self, mode):  # nn.Module's train() sets it, then the model's mode through the children
+        self.__dict__["_own_mode"] = mode
+
+    def _config(self):
+        """The wrapped model's config, also through a DistributedDataParallel (``.module``); None if it has none."""
+        return getattr(getattr(self.model, "module", self.model), "config", None)
 
     @property
     def config(self):
         """The wrapped model's config (input length, task names), which ``predict`` and ``evaluate`` read (a model
         of this package has one)."""
-        return self.model.config
+        config = self._config()
+        if config is None:
+            raise ArgminnError(f"StrandAveraged: the wrapped {type(self.model).__name__} has no config (input "
+                               "length, task names); call it on (N, 4, L) tensors directly")
+        return config
 
     def forward(self, X):
         """(N, 4, L) one-hot -> (N, T) logits averaged over the two strands."""
-        if not isinstance(X, torch.Tensor) or X.dim() != 3 or X.shape[1] != 4:
-            return self.model(X)  # not one-hot sequences: the wrapped model's own error names the problem
+        config = self._config()
+        if not (isinstance(X, torch.Tensor) and X.dim() == 3 and X.shape[1] == 4) or (
+                config is not None and X.shape[2] != config.input_length):
+            return self.model(X)  # not the model's one-hot sequences: its own error names the problem as given
         n = X.shape[0]
         both = torch.stack([X, reverse_complement(X)], dim=1).flatten(0, 1)  # row i's strands at 2i and 2i + 1
         return self.model(both).unflatten(0, (n, 2)).mean(dim=1)

@@ -70,8 +70,9 @@ def test_speed_benchmark_smoke(tmp_path, monkeypatch):
     ratios = {int(b): v for b, v in saved["both_strands_argminn_over_cnn_inference_by_batch"].items()}
     assert ratios == {b: rows[("ARGMINN (both strands)", b)] / rows[("standard CNN (both strands)", b)]
                       for b in (8, 16)}
-    both = speed.build("standard CNN (both strands)", 200)  # the model timed is the CNN read on both strands
-    assert type(both).__name__ == "StrandAveraged" and type(both.model).__name__ == "StandardCNN"
+    for name, inner in (("standard CNN", "StandardCNN"), ("ARGMINN", "ARGMINN")):  # the models timed: read on both
+        both = speed.build(name + " (both strands)", 200)
+        assert type(both).__name__ == "StrandAveraged" and type(both.model).__name__ == inner
     assert all(saved[k] is None or saved[k] >= 0 for k in ("load_average_before", "load_average_after"))
     assert saved["cpu_busy_before"] is None or 0 <= saved["cpu_busy_before"] <= 1
     assert speed.load_warning(None) is None and speed.load_warning(0.25) is None
@@ -289,6 +290,23 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
         assert res["CNN+DeepLIFT+MoDISco"]["auroc_both_strands"] == res["CNN"]["auroc_both_strands"]
     assert set(saved["targets"]) == set(report["targets"])
     assert "auROC within 0.01 of the best baseline, every method read on both strands" in saved["targets"]
+    # the both-strand reading is the saved model's read on both strands (StrandAveraged), for every method
+    from argminn_plugin import StrandAveraged
+    from argminn_plugin.data import load_splits
+    from argminn_plugin.train import classification_metrics, evaluate, load_model
+
+    data = tmp_path / "fixed_spacing" / "data"
+    Xs, ys, _ = load_splits(str(data / "genome.fa"), str(data / "peaks.bed"), 200, ["chr2"], ["chr3"])[0]["test"]
+    for method in ("ARGMINN", "CNN", "ExplaiNN"):
+        model = load_model(str(tmp_path / "fixed_spacing" / method / "model.pt"))
+        both = classification_metrics(ys, evaluate(StrandAveraged(model), Xs, ys)[1])[0]
+        r = saved["results"]["fixed_spacing"][method]
+        assert (r["auroc_both_strands"], r["auprc_both_strands"]) == (both["auroc"], both["auprc"]), method
+        assert r["auroc"] == classification_metrics(ys, evaluate(model, Xs, ys)[1])[0]["auroc"] != both["auroc"]
+    shown = {d: {m: {**r, "auroc_both_strands": 0.123} for m, r in by.items()} for d, by in saved["results"].items()}
+    table = discovery.table_text(shown).split("\n\n")
+    assert [part for part in table if part.startswith("auROC, every method read on both strands")][0].count(
+        "0.123") == 2 * len(discovery.METHODS)
     assert (tmp_path / "discovery.png").stat().st_size > 0
     assert (tmp_path / "single_motif" / "CNN_DeepLIFT_MoDISco" / "result.json").exists()
     # where each trained model errs, by kind of negative

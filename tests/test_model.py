@@ -210,11 +210,25 @@ def test_strand_averaged_reads_both_strands_in_one_pass(small_config):
             both(X.numpy())
         with pytest.raises(ArgminnError, match=r"input of shape \(5, 60\)"):
             both(X[:, 0])
-    # the wrapper takes the model's mode, which a caller restoring the wrapper's mode afterwards puts back
+        with pytest.raises(ArgminnError, match=r"input of shape \(5, 4, 50\)"):  # as given, not doubled
+            both(X[..., :50])
+    # the wrapper's mode is the model's, also after the model's changes, so tangermeme (which puts the wrapper
+    # back in the mode it found) leaves the model in its own
+    from tangermeme.predict import predict
+
+    wrapped = StrandAveraged(model.train())
+    model.eval()
+    predict(wrapped, X, device="cpu")
+    assert not model.training and not wrapped.training
     model.train()
-    assert StrandAveraged(model).training
+    predict(wrapped, X, device="cpu")
+    assert model.training and wrapped.training
+    wrapped.eval()  # and setting it sets the model's
+    assert not model.training
     with pytest.raises(ArgminnError, match="StrandAveraged: wraps a torch model .* not a function"):
         StrandAveraged(lambda x: x)
+    with pytest.raises(ArgminnError, match="StrandAveraged: the wrapped Sequential has no config"):
+        StrandAveraged(torch.nn.Sequential()).config
 
 
 def _textbook(model, X, out):
