@@ -631,9 +631,8 @@ class ARGMINN(nn.Module):
 
 
 class StrandAveraged(nn.Module):
-    """A model read on both strands: each sequence's logits are the mean of the model's logits
-    for the sequence and for its reverse complement (N, T), from one pass of the wrapped model over a batch of
-    both.
+    """A model read on both strands: each sequence's logits (N, T) are the mean of the model's logits for the
+    sequence and for its reverse complement, from one pass of the wrapped model over a batch of both.
 
     A sequence and its reverse complement then score the same. This costs the wrapped model's inference (time and
     memory) on twice the rows; the model, its training and its weights are unchanged (wrap it where it is read:
@@ -654,8 +653,8 @@ class StrandAveraged(nn.Module):
 
     @property
     def training(self):
-        """The wrapped model's mode (read when it is set: nn.Module's own flag would go stale as the model's
-        changes)."""
+        """The wrapped model's mode, read from it each time (a flag of the wrapper's own would go stale when the
+        model's mode changes)."""
         model = self.__dict__.get("_modules", {}).get("model")
         return self.__dict__.get("_own_mode", True) if model is None else model.training
 

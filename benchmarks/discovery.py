@@ -60,14 +60,13 @@ import time
 import numpy as np
 import torch
 
-from argminn_plugin import ModelConfig, TrainConfig
+from argminn_plugin import ModelConfig, StrandAveraged, TrainConfig
 from argminn_plugin.baselines import CNNConfig, ExplaiNNConfig
 from argminn_plugin.config import TUNED_EPOCHS, TUNED_PATIENCE, TUNED_TRAIN, settings_from_pairs
 from argminn_plugin.data import load_splits, rows_with_label
 from argminn_plugin.errors import ArgminnError, StartAgain
 from argminn_plugin.fileio import (atomic_write, model_fingerprint, output_set, pyplot, read_json_object, safe_load_torch,
                                    save_png)
-from argminn_plugin.model import StrandAveraged
 from argminn_plugin.interpret import active_filters, call_instances, coverage_curve, fimo_instances
 from argminn_plugin.motifs import (column_for_id, extract_motifs, information_content, jaspar_database, tomtom_qvalues,
                                    trim, write_meme)
