@@ -248,7 +248,8 @@ def _device(text):
 
 
 BOTH_STRANDS_HELP = ("read every window on both strands: the mean of the model's logits for it and for its reverse "
-                     "complement (the same model; twice the inference time, and twice the memory per batch)")
+                     "complement (the same model on twice the rows: up to about twice the time, and twice the "
+                     "memory per batch)")
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N or mps; refused if this machine lacks it"
 HEAD_WEIGHTS_HELP = ("how the attention heads are weighed: 'motifs' (default) as measured where --motifs were read "
                      "(its report.json), so each sequence's calls do not depend on the others called; 'called' "
@@ -676,8 +677,8 @@ def build_parser():
                         "the file")
     p.add_argument("-o", "--output", required=True, help="output TSV (ref, alt and alt - ref logits per task)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--both-strands", action="store_true", help=BOTH_STRANDS_HELP.replace("window", "window (ref "
-                                                                                        "and alt)") + "; with --model only")
+    p.add_argument("--both-strands", action="store_true",
+                   help=BOTH_STRANDS_HELP.replace("window", "window (ref and alt)") + "; with --model only")
     p.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP + " (with --model only)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_variants)

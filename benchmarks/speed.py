@@ -433,8 +433,8 @@ def main(out, smoke=False, threads=2, force=False):
         print(f"{k:<22}{v['seconds'] * 1000:>9.2f} ms {v['relative_to_forward']:>7.2f}x forward")
 
     batches = [8, 16] if smoke else [16, 32, 64, 256, 1024]
-    by_batch = in_fresh_process("inference_by_batch", (["ARGMINN", CANONICAL, "standard CNN", "ARGMINN" + BOTH,
-                                                        "standard CNN" + BOTH], length, batches, repeats), threads, True)
+    by_batch_models = ["ARGMINN", CANONICAL, "standard CNN", "ARGMINN" + BOTH, "standard CNN" + BOTH]
+    by_batch = in_fresh_process("inference_by_batch", (by_batch_models, length, batches, repeats), threads, True)
     print(f"\nInference by batch size at {length} bp, steady malloc (seconds per batch; models timed in turns; "
           f"ratios to the CNN; both strands: each model read on both strands, ARGMINN's over the CNN's)")
     print(f"{'batch':>6}{'ARGMINN':>12}{'canonical':>12}{'standard CNN':>14}{'ratio':>8}{'canonical':>11}"
