@@ -38,9 +38,21 @@ def trained(dataset, tmp_path_factory):
     return run
 
 
-def test_train_writes_run(trained):
+def test_train_writes_run(trained, dataset):
     metrics = json.loads((trained / "metrics.json").read_text())
     assert 0 <= metrics["test"]["label"]["auroc"] <= 1
+    # each split's scores read on both strands too (predict --both-strands)
+    from argminn_plugin import StrandAveraged
+    from argminn_plugin.cli import _labelled_splits, build_parser
+    from argminn_plugin.train import classification_metrics, evaluate
+
+    splits, _ = _labelled_splits(build_parser().parse_args(["train", "--data", str(dataset), "--out", "x"]), 100)
+    model = load_model(str(trained / "model.pt"))
+    for split in ("valid", "test"):
+        X, y, _ = splits[split]
+        both = classification_metrics(y, evaluate(StrandAveraged(model), X, y)[1])[0]
+        assert metrics[f"{split}_both_strands"]["label"] == pytest.approx(both)
+        assert metrics[f"{split}_both_strands"]["label"]["auroc"] != metrics[split]["label"]["auroc"]
     history = json.loads((trained / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     state = safe_load_torch(str(trained / "last.pt"))
