@@ -167,7 +167,8 @@ def check_device(device, cpu_hint="device='cpu'"):
 def check_labels(y, n=None, name="labels"):
     """Validate binary labels; returns a float32 (N, T) tensor."""
     try:
-        y = torch.as_tensor(np.asarray(y.detach().cpu() if torch.is_tensor(y) else y), dtype=torch.float32)
+        # a copy: a read-only array (a pandas column's values) would make torch warn that it is not writable
+        y = torch.as_tensor(np.array(y.detach().cpu() if torch.is_tensor(y) else y), dtype=torch.float32)
     except (TypeError, ValueError):  # strings, None, ragged lists
         kind = getattr(y, "dtype", None)
         what = f"{type(y).__name__} of {kind}" if kind is not None else type(y).__name__

@@ -64,6 +64,14 @@ def test_check_labels():
         check_labels([0, 0.5])
     with pytest.raises(ArgminnError, match="3 rows but there are 2 sequences"):
         check_labels([0, 1, 1], n=2)
+    # a read-only array (a pandas column's values) is read without torch's not-writable warning; in a process of
+    # its own, since torch gives that warning once per process
+    import subprocess
+    import sys
+    code = ("import numpy as np\nfrom argminn_plugin.data import check_labels\na = np.array([0, 1, 1])\n"
+            "a.flags.writeable = False\nassert check_labels(a).tolist() == [[0.0], [1.0], [1.0]]\n")
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1000:]
 
 
 def test_load_intervals_centres_windows(genome, tmp_path):
