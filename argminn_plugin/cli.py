@@ -266,18 +266,24 @@ def cmd_predict(args):
     from .train import load_model
 
     check_writable(args.output, args.force)  # before the work, not after it
-    model = _both_strands(load_model(args.model), args.both_strands)
+    model = _both_strands(load_model(args.model), args.both_strands, args.model)
     bed, logits = predict_intervals(model, args.fasta, args.bed, batch_size=args.batch_size, device=args.device,
                                     summits=args.summits, skip=args.skip_outside)
     write_predictions(args.output, bed, logits, model.config.names, force=args.force)
     print(f"wrote {len(bed)} predictions to {args.output}")
 
 
-def _both_strands(model, both):
-    """``model`` read on both strands (``--both-strands``: the mean of a window's and its reverse complement's
-    logits, model.StrandAveraged), or as it is."""
+def _both_strands(model, both, path):
+    """``model`` read on both strands (``--both-strands``, or ``path`` a Kipoi model directory exported to be read
+    so, as Kipoi reads it: the mean of a window's and its reverse complement's logits, model.StrandAveraged), or
+    as it is."""
     from .model import StrandAveraged
+    from .train import reads_both_strands
 
+    if not both and reads_both_strands(path):
+        print(f"note: {path} is read on both strands, as its config.json says (export-kipoi --both-strands)",
+              file=sys.stderr)
+        both = True
     return StrandAveraged(model) if both else model
 
 
@@ -301,7 +307,8 @@ def cmd_variants(args):
                                "model runs on the CPU); use --model for the tangermeme route")
         if args.both_strands:
             raise ArgminnError("--both-strands: not used with --kipoi-model (kipoi-veff runs the Kipoi model "
-                               "directory's model as it is, on one strand); use --model for the tangermeme route")
+                               "directory's model as it is: one strand, or both if it was exported with "
+                               "export-kipoi --both-strands); use --model for the tangermeme route")
         table = kipoi_veff_scores(args.kipoi_model, args.fasta, args.variants, batch_size=args.batch_size,
                                   skip_other=args.skip_other, skip_outside=args.skip_outside)
         skipped = table.attrs.get("skipped", 0)
@@ -331,7 +338,7 @@ def cmd_variants(args):
             from .variants import variants_inside
 
             variants = variants_inside(variants, args.fasta, model.config.input_length, args.variants, args.offset)
-        table = score_variants(_both_strands(model, args.both_strands), variants, args.fasta,
+        table = score_variants(_both_strands(model, args.both_strands, args.model), variants, args.fasta,
                                batch_size=args.batch_size, device=args.device, path=args.variants, offset=args.offset)
         if args.motifs:
             from .interpret import variant_instances
@@ -451,7 +458,8 @@ def cmd_export_kipoi(args):
     from .kipoi_export import export_kipoi
 
     export_kipoi(args.model, args.out, args.data, n_examples=args.n_examples, force=args.force, fasta=args.fasta,
-                 bed=args.bed, trained_on=args.trained_on, summits=args.summits, skip=args.skip_outside)
+                 bed=args.bed, trained_on=args.trained_on, summits=args.summits, skip=args.skip_outside,
+                 both_strands=args.both_strands)
     print(f"wrote the Kipoi model directory {args.out}; check it with: kipoi test {args.out} --source dir")
 
 
@@ -714,6 +722,10 @@ def build_parser():
     p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP)
     p.add_argument("--out", required=True, help="Kipoi model directory to write (e.g. kipoi_model)")
     p.add_argument("--n-examples", type=_positive_int, default=20, help="intervals in the example BED")
+    p.add_argument("--both-strands", action="store_true",
+                   help="Kipoi reads the model on both strands: each window's probability is the sigmoid of the "
+                        "mean of the model's logits for it and for its reverse complement (twice the rows per "
+                        "batch); the weights are the same")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     p.set_defaults(func=cmd_export_kipoi)
 

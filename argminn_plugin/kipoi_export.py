@@ -149,7 +149,13 @@ def _metric(value):
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _description(model):
+def _description(model, both_strands=False):
+    both = (" Each window is read twice, as given and reverse-complemented: its output is the sigmoid of the mean "
+            "of the two logits." if both_strands else "")
+    return _architecture(model) + both
+
+
+def _architecture(model):
     c = model.config
     if model.architecture == "argminn":
         strands = "both strands" if c.scan_reverse_complement else "forward strand only"
@@ -253,16 +259,18 @@ def _examples_from(fasta_path, bed_path, length, out_dir, n_examples, summits=Fa
     return os.path.join(example_dir, "intervals.bed"), os.path.join(example_dir, "sequences.fa")
 
 
-def write_expect(path, model, intervals, fasta, batch_size=64):
-    """test.expect.h5: 'inputs' and 'preds' as ``kipoi predict --keep_inputs`` writes them."""
+def write_expect(path, model, intervals, fasta, batch_size=64, both_strands=False):
+    """test.expect.h5: 'inputs' and 'preds' as ``kipoi predict --keep_inputs`` writes them (``both_strands``: the
+    model read on both strands, as the directory's KipoiModel reads it)."""
     import h5py
 
     from .kipoi_support import IntervalDataLoader
+    from .model import StrandAveraged
 
     dl = IntervalDataLoader(intervals, fasta, model.config.input_length)
     X = np.stack([dl[i]["inputs"] for i in range(len(dl))])
     with torch.no_grad():
-        preds = torch.sigmoid(model(torch.from_numpy(X))).numpy()
+        preds = torch.sigmoid((StrandAveraged(model) if both_strands else model)(torch.from_numpy(X))).numpy()
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as handle:
         handle.create_dataset("inputs", data=X)
@@ -278,7 +286,7 @@ EXPORT_FILES = ("model.yaml", "config.json", "weights.pth", "model.py", "dataloa
 
 
 def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False, fasta=None, bed=None,
-                 trained_on=None, summits=False, skip=False):
+                 trained_on=None, summits=False, skip=False, both_strands=False):
     """Write the Kipoi model directory for the model in ``model_path``.
 
     The example files come from ``data_dir`` (a dataset of ``argminn
@@ -286,14 +294,18 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
     trained on real data: the BED's first intervals, e.g. held-out peaks);
     ``trained_on`` describes the training data in model.yaml; ``summits``
     (a narrowPeak ``bed``: the example windows on its summits) and ``skip``
-    (intervals outside the genome left out) as in ``data.load_intervals``.
+    (intervals outside the genome left out) as in ``data.load_intervals``;
+    ``both_strands``: Kipoi reads the model on both strands (config.json's
+    ``"both_strands": true``; the mean of the logits for each window and its
+    reverse complement, then the sigmoid), the weights unchanged; a Kipoi
+    directory exported so is exported so again.
 
     Everything is written into a staging directory inside ``out_dir`` first
     and moved in only once all of it is written, model.yaml (which holds the
     other files' md5 sums) last: bad data or a failure on the way leaves an
     existing export as it was.
     """
-    from .train import load_model
+    from .train import load_model, reads_both_strands
 
     if (data_dir is None) == (fasta is None or bed is None) or (data_dir is not None and (fasta or bed)):
         raise ArgminnError("export-kipoi: give the dataset directory (--data), or a FASTA and a BED of example "
@@ -304,7 +316,8 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
                            f"--bed; with --data the examples are test intervals whose windows lie inside the "
                            f"chromosome")
     model = load_model(model_path)
-    trained_doc = _trained_doc(model_path, model)
+    both_strands = both_strands or reads_both_strands(model_path)  # a Kipoi directory's model, read as it was
+    trained_doc = _trained_doc(model_path, model, both_strands)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ArgminnError(f"{out_dir}: exists and is not a directory")
     for rel in EXPORT_FILES:  # model.yaml first: the usual one to find there
@@ -325,7 +338,8 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
             hold(stage_fd)  # while this export runs
         except OSError:  # a directory cannot be opened so here (Windows): not held, and never taken as abandoned
             stage_fd = None
-        _write_export(model, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip, trained_doc)
+        _write_export(model, stage, data_dir, n_examples, fasta, bed, trained_on, summits, skip, trained_doc,
+                      both_strands)
         written = sorted(os.path.relpath(os.path.join(root, name), stage)
                          for root, _, names in os.walk(stage) for name in names)
         assert set(written) <= set(EXPORT_FILES), sorted(set(written) - set(EXPORT_FILES))
@@ -353,15 +367,21 @@ def _remove_stage(stage, stage_fd):
             os.close(stage_fd)
 
 
-def _trained_doc(model_path, model):
-    """The held-out metrics of the training run (its metrics.json beside the model, if any) for model.yaml's doc;
-    a metrics.json that is not the one argminn train writes, or is another model's (its tasks, or the model it
-    records, differ), is an error naming it."""
+def _trained_doc(model_path, model, both_strands=False):
+    """The held-out metrics of the training run (its metrics.json beside the model, if any) for model.yaml's doc,
+    read as the export reads the model (``both_strands``: its 'test_both_strands', recorded since 2026-12-06;
+    a run without them is quoted read in one pass, so named); a metrics.json that is not the one argminn train
+    writes, or is another model's (its tasks, or the model it records, differ), is an error naming it."""
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
     if os.path.isdir(model_path) or not os.path.isfile(path):  # a Kipoi model directory's model: no run beside it
         return ""
     metrics = read_json_object(path, "metrics file")
-    test = metrics.get("test") or {}  # a run without a test split has none
+    if both_strands and metrics.get("test_both_strands") is not None:
+        test = metrics["test_both_strands"]
+        reading = ", read on both strands"
+    else:
+        test = metrics.get("test") or {}  # a run without a test split has none
+        reading = ", read in one pass" if both_strands else ""
 
     def number(value):
         return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
@@ -379,12 +399,12 @@ def _trained_doc(model_path, model):
                            f"last.pt; export that model, or move metrics.json away to export without scores")
     if not test:
         return ""
-    return "Held-out test chromosome: " + ", ".join(
+    return f"Held-out test chromosome{reading}: " + ", ".join(
         f"{t} auROC {_metric(m['auroc'])}, auPRC {_metric(m['auprc'])}" for t, m in test.items()) + "."
 
 
 def _write_export(model, out_dir, data_dir, n_examples, fasta_path=None, bed_path=None,
-                  trained_on=None, summits=False, skip=False, trained_doc=""):
+                  trained_on=None, summits=False, skip=False, trained_doc="", both_strands=False):
     from .data import open_fasta
 
     c = model.config
@@ -393,8 +413,10 @@ def _write_export(model, out_dir, data_dir, n_examples, fasta_path=None, bed_pat
     torch.save({"model." + k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buffer)
     with atomic_write(weights, "wb", force=True) as handle:
         handle.write(buffer.getvalue())
-    _write_text(os.path.join(out_dir, "config.json"),
-                json.dumps({"architecture": model.architecture, "config": c.to_dict()}, indent=2) + "\n")
+    spec = {"architecture": model.architecture, "config": c.to_dict()}
+    if both_strands:  # a one-pass directory's config.json is as it was before the option
+        spec["both_strands"] = True
+    _write_text(os.path.join(out_dir, "config.json"), json.dumps(spec, indent=2) + "\n")
     _write_text(os.path.join(out_dir, "model.py"), MODEL_PY)
     _write_text(os.path.join(out_dir, "dataloader.py"), DATALOADER_PY)
     _write_text(os.path.join(out_dir, "dataloader.yaml"), DATALOADER_YAML.format(length=c.input_length))
@@ -408,11 +430,12 @@ def _write_export(model, out_dir, data_dir, n_examples, fasta_path=None, bed_pat
     expect_dir = os.path.join(out_dir, "downloaded", "model_files")
     os.makedirs(expect_dir, exist_ok=True)
     expect = os.path.join(expect_dir, "test.expect.h5")
-    write_expect(expect, model, intervals, fasta)
+    write_expect(expect, model, intervals, fasta, both_strands=both_strands)
 
     names = c.names
     text = MODEL_YAML.format(
-        md5=md5sum(weights), description=_description(model), trained_doc=trained_doc, length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
+        md5=md5sum(weights), description=_description(model, both_strands), trained_doc=trained_doc,
+        length=c.input_length, n_tasks=c.n_tasks, targets_name="probabilities",
         targets_doc=_yaml_quoted("Probability per task, in this order - " + ", ".join(names)),
         column_labels="\n".join(f"      - {_yaml_quoted(n)}" for n in names), trained_on=_yaml_quoted(trained_on),
         expect_md5=md5sum(expect))

@@ -25,14 +25,20 @@ from .data import centred_windows, open_fasta, read_bed, usable_intervals
 
 
 class KipoiModel(torch.nn.Module):
-    """A trained model for Kipoi: ``forward`` returns sigmoid probabilities."""
+    """A trained model for Kipoi: ``forward`` returns sigmoid probabilities.
+
+    The model is read as config.json says: in one pass, or on both strands (``"both_strands": true``, which
+    ``argminn export-kipoi --both-strands`` writes): the sigmoid of the mean of the model's logits for a window and
+    for its reverse complement (:class:`argminn_plugin.model.StrandAveraged`). The weights are the same either way.
+    """
 
     def __init__(self, config_path="config.json"):
         from .train import build_model, read_model_spec
 
-        architecture, config = read_model_spec(config_path)
+        architecture, config, both_strands = read_model_spec(config_path)
         super().__init__()
         self.model = build_model(architecture, config)
+        self.both_strands = both_strands
         self.sigmoid = torch.nn.Sigmoid()
         self.eval()
 
@@ -41,7 +47,10 @@ class KipoiModel(torch.nn.Module):
         return self.model.config
 
     def forward(self, X):
-        return self.sigmoid(self.model(X))
+        from .model import StrandAveraged
+
+        # the wrapper is made here rather than kept as a submodule: the weights stay the model's alone ('model.')
+        return self.sigmoid(StrandAveraged(self.model)(X) if self.both_strands else self.model(X))
 
 
 try:  # kipoi is an optional dependency of the library

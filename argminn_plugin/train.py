@@ -125,22 +125,35 @@ def load_model(path):
 
 
 def read_model_spec(config_path):
-    """(architecture, config dict) of a Kipoi model directory's config.json, as argminn export-kipoi writes it
-    ({"architecture": ..., "config": {...}}); read by kipoi_support.KipoiModel and :func:`load_model`."""
+    """(architecture, config dict, both_strands) of a Kipoi model directory's config.json, as argminn
+    export-kipoi writes it ({"architecture": ..., "config": {...}}, and ``"both_strands": true`` for a model read
+    on both strands, which directories written before it lack: one pass); read by kipoi_support.KipoiModel,
+    :func:`load_model` and :func:`reads_both_strands`."""
     from .fileio import read_json_object
 
     spec = read_json_object(config_path, "JSON config")
     if not isinstance(spec.get("config"), dict) or not isinstance(spec.get("architecture"), str):
         raise ArgminnError(f"{config_path}: expected {{\"architecture\": ..., \"config\": {{...}}}}, as "
                            "argminn export-kipoi writes")
-    return spec["architecture"], spec["config"]
+    both = spec.get("both_strands", False)
+    if not isinstance(both, bool):
+        raise ArgminnError(f'{config_path}: "both_strands" (whether the model is read on both strands; '
+                           f"export-kipoi --both-strands writes true) must be true or false, got {both!r}")
+    return spec["architecture"], spec["config"], both
+
+
+def reads_both_strands(path):
+    """Whether ``path`` (what a command's ``--model`` takes) is a Kipoi model directory whose model is read on
+    both strands (exported with ``--both-strands``): ``predict`` and ``variants`` then read it so, as Kipoi does."""
+    config_path = os.path.join(path, KIPOI_FILES[0])
+    return os.path.isdir(path) and os.path.isfile(config_path) and read_model_spec(config_path)[2]
 
 
 def _kipoi_directory_model(path):
     """The model of a Kipoi model directory: its config.json (:func:`read_model_spec`) and weights.pth (the
     state_dict of kipoi_support.KipoiModel, the model's under 'model.')."""
     config_path, weights_path = (os.path.join(path, name) for name in KIPOI_FILES)
-    architecture, config = read_model_spec(config_path)
+    architecture, config, _ = read_model_spec(config_path)  # the raw model, however it is read
     weights = safe_load_torch(weights_path)
     if not _is_state_dict(weights):
         raise ArgminnError(f"{weights_path}: not a state_dict (a dict of tensors), as argminn export-kipoi writes")

@@ -348,6 +348,81 @@ def test_kipoi_predict_equals_library(exported, tmp_path, suffix):
     assert np.allclose(preds, expected, atol=1e-5)
 
 
+def test_export_read_on_both_strands(exported, tmp_path, capsys):
+    """export-kipoi --both-strands: Kipoi (kipoi test, kipoi predict, kipoi-veff), argminn predict and a second
+    export all read the model as StrandAveraged does, from the same weights; model.yaml quotes the run's
+    both-strand test scores."""
+    from argminn_plugin.kipoi_veff_bridge import kipoi_veff_scores
+    from argminn_plugin.model import StrandAveraged
+    from argminn_plugin.train import reads_both_strands
+    from argminn_plugin.variants import read_variants, score_variants
+
+    data, run, one_pass = exported
+    out = tmp_path / "both"
+    assert main(["export-kipoi", "--model", str(run / "model.pt"), "--data", str(data), "--out", str(out),
+                 "--both-strands"]) == 0
+    assert json.loads((out / "config.json").read_text())["both_strands"] is True
+    assert "both_strands" not in json.loads((one_pass / "config.json").read_text())  # one pass: as before
+    assert (out / "weights.pth").read_bytes() == (one_pass / "weights.pth").read_bytes()
+    assert reads_both_strands(str(out)) and not reads_both_strands(str(one_pass))
+    assert not reads_both_strands(str(run / "model.pt"))
+    test = json.loads((run / "metrics.json").read_text())["test_both_strands"]["label"]
+    doc = (out / "model.yaml").read_text()
+    assert "Each window is read twice, as given and reverse-complemented" in doc
+    assert (f"Held-out test chromosome, read on both strands: label auROC {test['auroc']:.3f}, auPRC "
+            f"{test['auprc']:.3f}." in doc)
+    result = kipoi("test", str(out), "--source", "dir", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All predictions match" in result.stderr + result.stdout
+    # kipoi predict gives the library's both-strand reading, which is not the one-pass one
+    model = load_model(str(run / "model.pt"))
+    X = load_intervals(str(data / "genome.fa"), str(data / "test.bed"), 120, label_columns=True)[0]
+    with torch.no_grad():
+        both, single = torch.sigmoid(StrandAveraged(model)(X)).numpy(), torch.sigmoid(model(X)).numpy()
+    assert not np.allclose(both, single, atol=1e-3)
+    args = '{"intervals_file": "%s", "fasta_file": "%s"}' % (data / "test.bed", data / "genome.fa")
+    result = kipoi("predict", str(out), "--source", "dir", "--dataloader_args", args, "-o", str(tmp_path / "k.tsv"),
+                   cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.allclose(pd.read_csv(tmp_path / "k.tsv", sep="\t").filter(like="preds").to_numpy(), both, atol=1e-5)
+    # argminn predict on the directory reads it so too (said), as --both-strands reads the run's model
+    capsys.readouterr()
+    for name, flags in (("dir.tsv", ["--model", str(out)]), ("pt.tsv", ["--model", str(run / "model.pt"),
+                                                                         "--both-strands"])):
+        assert main(["predict", *flags, "--fasta", str(data / "genome.fa"), "--bed", str(data / "test.bed"),
+                     "-o", str(tmp_path / name)]) == 0
+    assert f"note: {out} is read on both strands, as its config.json says" in capsys.readouterr().err
+    assert (tmp_path / "dir.tsv").read_text() == (tmp_path / "pt.tsv").read_text()
+    assert np.allclose(pd.read_csv(tmp_path / "dir.tsv", sep="\t")["label"], both[:, 0], atol=1e-5)
+    # kipoi-veff runs the directory's model: the both-strand effect of tangermeme's route at kipoi-veff's offset
+    inst = pd.read_csv(data / "instances.tsv", sep="\t")
+    inst = inst[inst.split == "test"].head(4)
+    import pyfaidx
+    fasta = pyfaidx.Fasta(str(data / "genome.fa"))
+    lines = ["#CHROM\tPOS\tID\tREF\tALT"]
+    for r in inst.itertuples():
+        ref = str(fasta[r.chrom][r.start + 2:r.start + 3]).upper()
+        lines.append(f"{r.chrom}\t{r.start + 3}\tv{r.Index}\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 1) % 4]}")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    kv = kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf)).set_index("id")
+    tm = score_variants(StrandAveraged(model), read_variants(str(vcf)), str(data / "genome.fa"),
+                        offset=120 // 2 - 1).set_index("id").loc[kv.index]
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    assert np.allclose(kv["label_ref"], sig(tm["label_ref"]), atol=1e-6)
+    assert np.allclose(kv["label_diff"], sig(tm["label_alt"]) - sig(tm["label_ref"]), atol=1e-6)
+    # exporting the directory again keeps its reading; a config.json whose flag is not true/false is named
+    assert main(["export-kipoi", "--model", str(out), "--data", str(data), "--out", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["both_strands"] is True
+    spec = json.loads((out / "config.json").read_text())
+    spec["both_strands"] = "yes"
+    (out / "config.json").write_text(json.dumps(spec))
+    with pytest.raises(ArgminnError, match=re.escape(f'{out / "config.json"}: "both_strands" (whether the model is '
+                                                     "read on both strands; export-kipoi --both-strands writes "
+                                                     "true) must be true or false, got 'yes'")):
+        KipoiModel(str(out / "config.json"))
+
+
 def test_dataloader_matches_library_windows(exported):
     data, _, out = exported
     bed = str(out / "example_files" / "intervals.bed")
