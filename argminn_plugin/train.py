@@ -370,6 +370,7 @@ def distributed_context():
     import torch.distributed as dist
 
     created = False
+    orphan_watch = _stop_when_orphaned()
     if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
@@ -385,8 +386,43 @@ def distributed_context():
         else:
             yield DistInfo(0, 1, torch.device("cpu"))
     finally:
+        if orphan_watch is not None:
+            orphan_watch.set()
         if created:
             dist.destroy_process_group()
+
+
+ORPHAN_POLL_SECONDS = 1.0
+_ORPHAN_WATCHES = []  # the process's watch (its event, set when it ends)
+
+
+def _stop_when_orphaned(interval=None):
+    """Under torchrun (a worker it started: TORCHELASTIC_RUN_ID set): a daemon thread that sends this process a
+    SIGTERM once its parent, torchrun, is gone, so it stops as on torchrun's own SIGTERM (staged files removed,
+    exit 143) instead of training on alone when torchrun is SIGKILLed (out of memory, a scheduler's hard kill).
+    torchrun starts each worker in a session of its own, so nothing else stops it. Returns the event that ends
+    the watch, or None outside torchrun (a process started by hand is not stopped when its shell goes)."""
+    import signal
+    import sys
+    import threading
+
+    if not os.environ.get("TORCHELASTIC_RUN_ID") or os.name != "posix" or any(
+            not watch.is_set() for watch in _ORPHAN_WATCHES):  # one watch a process (contexts nest)
+        return None
+    parent = os.getppid()
+    done = threading.Event()
+    _ORPHAN_WATCHES[:] = [done]
+
+    def watch():
+        while not done.wait(ORPHAN_POLL_SECONDS if interval is None else interval):
+            if os.getppid() != parent:
+                print(f"rank {os.environ.get('RANK', '?')}: torchrun (process {parent}) is gone; stopping",
+                      file=sys.stderr, flush=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="argminn-torchrun-watch", daemon=True).start()
+    return done
 
 
 def shard_batches(order, batch_size, rank=0, world=1):

@@ -291,3 +291,62 @@ def test_torchrun_two_processes_match_one(easy_data, tmp_path):
         assert abs(a - b) <= 0.03, (split, a, b)
     model = load_model(str(ddp / "model.pt"))
     assert model.config.n_filters == 4 and model.config.task_names == ("label",)
+
+
+def _alive(pid):
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped by whoever adopted it, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the workers' pids from /proc (Linux)")
+def test_ranks_stop_when_torchrun_is_killed(easy_data, tmp_path):
+    """torchrun SIGKILLed (out of memory, a scheduler's hard kill) cannot stop its workers, which it starts in
+    sessions of their own: each rank sees its parent gone and stops as on a SIGTERM (exit via 'terminated'),
+    instead of training on alone into the run directory; once each, though the training contexts nest."""
+    import signal
+    import time
+
+    out, log = tmp_path / "run", tmp_path / "torchrun.log"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "argminn_plugin.cli",
+                                 "train", "--data", str(easy_data), "--quiet", *SMALL_MODEL, "--train-set",
+                                 "max_epochs=500", "--train-set", "patience=500", "--out", str(out)],
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=handle, stderr=subprocess.STDOUT)
+    workers = []
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "history.json").exists():  # rank 0 wrote its first epoch: both ranks are training
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as handle:
+            workers = [int(pid) for pid in handle.read().split()]
+        assert len(workers) == 2 and all(map(_alive, workers))
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(map(_alive, workers)), log.read_text()[-3000:]
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    # each rank's watch fires at most once (a rank waiting on the other in an all-reduce may stop on the
+    # connection's error before its own watch fires)
+    text = log.read_text()
+    counts = [text.count(f"rank {rank}: torchrun (process {proc.pid}) is gone; stopping") for rank in (0, 1)]
+    assert max(counts) == 1 and "argminn: terminated" in text, text[-3000:]
+    assert not [name for name in os.listdir(out) if name.startswith(".")]  # nothing staged left behind
+
+
+def test_no_watch_outside_torchrun(monkeypatch):
+    from argminn_plugin.train import _stop_when_orphaned
+
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert _stop_when_orphaned() is None
