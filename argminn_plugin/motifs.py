@@ -225,7 +225,8 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
     the filter's frame (start < 0 or end > W where it reaches past the filter).
 
     Returns a DataFrame (one row per filter: filter, name, active,
-    max_activation, importance (relative to the most important filter),
+    max_activation, importance (relative to the most important filter; NaN where not measured: without X, or
+    with ``min_importance`` 0),
     fire_fraction, n_seqlets, start, end, width, consensus, ic, informative:
     whether any column is informative enough to keep (``min_ic`` bits; a
     seqlet read-out's outer flank columns need more where there are few
@@ -245,14 +246,17 @@ def extract_motifs(model, X=None, method="auto", beta=4.0, min_ic=0.3, min_activ
         # the model's window length where the whole model runs (importance); the scanner alone takes any
         X = model_input(model, X, any_length=min_importance <= 0)  # a float64 model gets float64 input
         best, fired = filter_activity(model, X, batch_size)
-        importance = filter_importance(model, X, batch_size) if min_importance > 0 else np.ones(len(best))
+        importance = filter_importance(model, X, batch_size) if min_importance > 0 else None
     else:
         weight, bias = _signed_weights(model)
         best = np.maximum(weight.max(1).sum(1) + bias, 0)
         fired = np.full(len(best), np.nan)
-        importance = np.ones(len(best))
-    relative = importance / importance.max() if importance.max() > 0 else np.zeros(len(best))
-    used = relative >= min_importance  # min_importance 0: importance is all ones
+        importance = None
+    if importance is None:  # not measured (no sequences, or min_importance 0): blank, and no filter left out by it
+        relative, used = np.full(len(best), np.nan), np.ones(len(best), dtype=bool)
+    else:
+        relative = importance / importance.max() if importance.max() > 0 else np.zeros(len(best))
+        used = relative >= min_importance
     read = filter_ppms(model, X if method == "seqlets" else None, beta, min_ic, flank, batch_size, best)
     top = best.max() if best.size else 0.0
     rows, ppms = [], {}

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pandas as pd
 
 from .errors import ArgminnError
 from .fileio import atomic_write, check_writable, dump_json, model_fingerprint, output_set, read_json_object
@@ -81,8 +82,10 @@ def motif_report(model, X, out_dir, force=False, planted=None, targets=None, met
         return [target, float(q.at[name, target]), int(offsets.at[name, target]),
                 "-" if strands.at[name, target] else "+", int(np.asarray(targets[target]).shape[1])]
 
-    for col, default in zip(cols, ["", np.nan, 0, "+", 0]):
-        table[col] = default
+    # a filter without a match (inactive, uninformative) leaves its alignment blank: a 0 and '+' would read as
+    # a match on the plus strand (whole-number columns that can be blank: pandas' Int64)
+    for col, default in zip(cols, ["", np.nan, pd.NA, "", pd.NA]):
+        table[col] = pd.array([default] * len(table), dtype="Int64") if default is pd.NA else default
     top = matches[matches["rank"] == 1].set_index("query")["target"]
     for i, name in zip(table.index, table["name"]):
         if name in top.index:

@@ -940,6 +940,8 @@ def test_variants_say_when_the_motifs_hold_no_head_weights(dataset, trained, tmp
     motifs = tmp_path / "motifs"
     assert main(["motifs", "--model", model, "--out", str(motifs)]) == 0  # from the weights: no sequences
     assert "head_weights" not in json.loads((motifs / "report.json").read_text())
+    read = pd.read_csv(motifs / "motifs.tsv", sep="\t")  # measured on no sequences: blank, not 1.0 each
+    assert read["importance"].isna().all() and read["fire_fraction"].isna().all()
     ref = str(pyfaidx.Fasta(fasta)["chr3"][999:1000]).upper()
     vcf = tmp_path / "v.vcf"
     vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchr3\t1000\trsX\t{ref}\t{'A' if ref != 'A' else 'C'}\n")

@@ -242,6 +242,10 @@ def test_a_filter_that_fires_on_anything_is_given_no_match(tmp_path):
     assert set(pd.read_csv(tmp_path / "tomtom.tsv", sep="\t")["query"]) == {"filter0"}
     saved = pd.read_csv(tmp_path / "motifs.tsv", sep="\t").set_index("name")
     assert saved["informative"].tolist() == [True, False]
+    # matched to none: its alignment is blank, not a 0-wide match at 0 on the plus strand; a match's is whole
+    assert saved.loc["filter1", ["best_match", "match_offset", "match_strand", "match_width"]].isna().all()
+    if isinstance(saved.at["filter0", "best_match"], str):
+        assert saved.at["filter0", "match_strand"] in "+-" and saved.at["filter0", "match_width"] % 1 == 0
 
 
 def test_motif_report_checks_a_planted_motif_the_default_targets_lack(tmp_path):
