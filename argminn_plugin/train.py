@@ -1097,7 +1097,8 @@ def _train(mc, tc, Xt, yt, Xv, yv, out_dir, resume, force, verbose, info, data=N
         if not os.path.exists(last_path):
             _check_no_orphan(out_dir, force)
             if resume and verbose:
-                print(f"no checkpoint in {out_dir}; starting a new run")
+                print(f"no checkpoint in {out_dir} (none is written before the first epoch ends); starting a new "
+                      "run with this command's settings")
             # a warm-up record left by an earlier run describes another run; with force (over a model.pt that
             # _check_no_orphan refused), every file of the old run goes, metrics.json among them
             _clear_run(out_dir, warmups=force)
