@@ -377,19 +377,18 @@ def _trained_doc(model_path, model, both_strands=False):
         return ""
     metrics = read_json_object(path, "metrics file")
     if both_strands and metrics.get("test_both_strands") is not None:
-        test = metrics["test_both_strands"]
-        reading = ", read on both strands"
+        key, reading = "test_both_strands", ", read on both strands"
     else:
-        test = metrics.get("test") or {}  # a run without a test split has none
-        reading = ", read in one pass" if both_strands else ""
+        key, reading = "test", ", read in one pass" if both_strands else ""
+    test = metrics.get(key) or {}  # a run without a test split has none
 
     def number(value):
         return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
     if not isinstance(test, dict) or not all(isinstance(m, dict) and {"auroc", "auprc"} <= set(m)
                                              and number(m["auroc"]) and number(m["auprc"]) for m in test.values()):
-        raise ArgminnError(f"{path}: not a readable metrics file (its 'test' should map each task to its auroc and "
-                           "auprc, as argminn train writes); move it away or train again")
+        raise ArgminnError(f"{path}: not a readable metrics file (its '{key}' should map each task to its auroc "
+                           "and auprc, as argminn train writes); move it away or train again")
     fingerprint = metrics.get("model_fingerprint")  # recorded since 2026-12-05
     names = model.config.names
     if (test and list(test) != names) or (fingerprint is not None and fingerprint != model_fingerprint(model)):

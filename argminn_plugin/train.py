@@ -370,14 +370,14 @@ def distributed_context():
     import torch.distributed as dist
 
     created = False
-    orphan_watch = _stop_when_orphaned()
-    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
-        created = True
+    orphan_watch = _stop_when_orphaned()  # from the start: torchrun may go while the group is being joined
     try:
+        if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group(backend)
+            created = True
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             device = torch.device("cpu")
             if dist.get_backend() == "nccl":

@@ -345,8 +345,41 @@ def test_ranks_stop_when_torchrun_is_killed(easy_data, tmp_path):
     assert not [name for name in os.listdir(out) if name.startswith(".")]  # nothing staged left behind
 
 
-def test_no_watch_outside_torchrun(monkeypatch):
-    from argminn_plugin.train import _stop_when_orphaned
+def test_the_watch_lives_with_the_training_context(monkeypatch):
+    """Under torchrun the watch runs while the outermost context is open and ends with it, also when joining the
+    process group fails; outside torchrun there is none."""
+    import threading
+
+    import torch.distributed as dist
+
+    from argminn_plugin.train import _stop_when_orphaned, distributed_context
+
+    def watches():
+        return [t for t in threading.enumerate() if t.name == "argminn-torchrun-watch" and t.is_alive()]
+
+    def gone():
+        for thread in watches():
+            thread.join(timeout=10)
+        return not watches()
 
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     assert _stop_when_orphaned() is None
+    with distributed_context():
+        assert not watches()
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    for _ in range(2):  # a second context after the first ended has its own watch
+        with distributed_context():
+            with distributed_context():  # nested: still one
+                assert len(watches()) == 1
+        assert gone()
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("rendezvous timed out")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "init_process_group", refused)
+    with pytest.raises(RuntimeError, match="rendezvous timed out"):
+        with distributed_context():
+            pass
+    assert gone()

@@ -408,9 +408,26 @@ def test_export_read_on_both_strands(exported, tmp_path, capsys):
     kv = kipoi_veff_scores(str(out), str(data / "genome.fa"), str(vcf)).set_index("id")
     tm = score_variants(StrandAveraged(model), read_variants(str(vcf)), str(data / "genome.fa"),
                         offset=120 // 2 - 1).set_index("id").loc[kv.index]
+    # argminn variants --model on the directory (tangermeme's route) reads it so too
+    for name, flags in (("vdir.tsv", ["--model", str(out)]), ("vpt.tsv", ["--model", str(run / "model.pt"),
+                                                                           "--both-strands"])):
+        assert main(["variants", *flags, "--fasta", str(data / "genome.fa"), "--variants", str(vcf),
+                     "-o", str(tmp_path / name)]) == 0
+    assert (tmp_path / "vdir.tsv").read_text() == (tmp_path / "vpt.tsv").read_text()
+    assert f"note: {out} is read on both strands" in capsys.readouterr().err
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     assert np.allclose(kv["label_ref"], sig(tm["label_ref"]), atol=1e-6)
     assert np.allclose(kv["label_diff"], sig(tm["label_alt"]) - sig(tm["label_ref"]), atol=1e-6)
+    # a run whose both-strand scores are not readable: the error names that key
+    broken = tmp_path / "broken_run"
+    broken.mkdir()
+    shutil.copy(run / "model.pt", broken / "model.pt")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["test_both_strands"] = {"label": {"auroc": "high"}}
+    (broken / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ArgminnError, match=re.escape("not a readable metrics file (its 'test_both_strands' should "
+                                                     "map each task to its auroc and auprc")):
+        export_kipoi(str(broken / "model.pt"), str(tmp_path / "x"), str(data), both_strands=True)
     # exporting the directory again keeps its reading; a config.json whose flag is not true/false is named
     assert main(["export-kipoi", "--model", str(out), "--data", str(data), "--out", str(tmp_path / "again")]) == 0
     assert json.loads((tmp_path / "again" / "config.json").read_text())["both_strands"] is True

@@ -137,6 +137,7 @@ def test_seqlet_flanks_read_the_whole_motif_a_filter_covers_in_part():
     table, ppms = extract_motifs(model, X, min_importance=0, flank=4)
     row = table.loc[0]
     assert row["consensus"] == word and (row["start"], row["end"]) == (-3, 6)
+    assert table["importance"].isna().all()  # min_importance 0: not measured, so blank (was 1.0 each)
     table, _ = extract_motifs(model, X, min_importance=0, flank=0)
     assert table.loc[0, "consensus"] == core and (table.loc[0, "start"], table.loc[0, "end"]) == (0, 5)
 
