@@ -212,6 +212,24 @@ def inference_by_batch(names, length, batches, repeats):
     return rows
 
 
+def own_peak_rss_mb():
+    """This process's peak resident memory in MB since it started its program: Linux's VmHWM (of the memory map
+    exec made). getrusage's ru_maxrss is not that: Linux carries it over fork and exec, so a process spawned by a
+    parent that had grown larger (the suite, after discovery) reported the parent's peak. Elsewhere ru_maxrss
+    (kilobytes on Linux, bytes on macOS)."""
+    import sys
+
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024
+
+
 def _worker(task, args, threads, steady, queue):
     """Sends back ("ok", result) or ("error", the traceback)."""
     from argminn_plugin.runtime import steady_allocator
@@ -220,7 +238,7 @@ def _worker(task, args, threads, steady, queue):
         torch.set_num_threads(threads)
         applied = steady_allocator() if steady else False
         result = globals()[task](*args)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = own_peak_rss_mb()
         for row in result if isinstance(result, list) else [result]:
             row["peak_rss_mb"], row["steady_allocator"] = peak, applied
     except Exception:

@@ -519,6 +519,20 @@ def test_negative_kinds_label_pairs_in_the_first_motifs_frame(monkeypatch):
         errors.negative_kinds(truth, 5, ("HNF4A", "FOXA2"), "spacings")
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="VmHWM is Linux's")
+def test_a_fresh_process_measures_its_own_peak_memory_not_its_parents(monkeypatch):
+    """A parent grown larger than the model (the suite, after discovery) does not lend its peak to the spawned
+    process that measures the model (getrusage's ru_maxrss carries over fork and exec: every figure was the
+    parent's)."""
+    speed = _bench(monkeypatch, "speed")
+    ballast = bytearray(1500 * 2 ** 20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # resident: every page touched
+    assert speed.own_peak_rss_mb() > 1500
+    peak = speed.in_fresh_process("peak_memory", ("standard CNN", 200, 8), 1, False)["peak_rss_mb"]
+    del ballast
+    assert 50 < peak < 1200, peak
+
+
 def test_fresh_process_failures_raise_instead_of_hanging(monkeypatch):
     """A task that fails, or a worker that dies without a result (as when killed out of memory), raises."""
     import functools
