@@ -645,10 +645,17 @@ def targets(results):
     return met
 
 
+def _methods_run(results):
+    """The methods with a result on any dataset, in METHODS' order: a run of some datasets or methods (which adds
+    to what its --out holds) shows what it has, a dataset without a method's result as '-' (was: only methods
+    on every dataset, so tables with no column and an empty figure)."""
+    return [m for m in METHODS if any(m in r for r in results.values())]
+
+
 def table_text(results):
-    methods = [m for m in METHODS if all(m in r for r in results.values())]
+    methods = _methods_run(results)
     lines = []
-    both = all("auroc_both_strands" in res[m] for res in results.values() for m in methods)
+    both = all("auroc_both_strands" in res[m] for res in results.values() for m in methods if m in res)
     for title, fmt in (("auROC", lambda r: f"{r['auroc']:.3f}"), ("auPRC", lambda r: f"{r['auprc']:.3f}"),
                        *((("auROC, every method read on both strands", lambda r: f"{r['auroc_both_strands']:.3f}"),)
                          if both else ()),
@@ -660,13 +667,13 @@ def table_text(results):
         lines.append(f"\n{title}")
         lines.append(f"{'dataset':20s}" + "".join(f"{m:>24s}" for m in methods))
         for d, res in results.items():
-            lines.append(f"{d:20s}" + "".join(f"{fmt(res[m]):>24s}" for m in methods))
+            lines.append(f"{d:20s}" + "".join(f"{fmt(res[m]) if m in res else '-':>24s}" for m in methods))
     return "\n".join(lines)
 
 
 def plot(results, path):
     plt = pyplot()
-    methods = [m for m in METHODS if all(m in r for r in results.values())]
+    methods = _methods_run(results)
     names = list(results)
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     panels = (("auROC", lambda r: r["auroc"]), ("relevant motifs recovered (fraction)",
@@ -677,11 +684,13 @@ def plot(results, path):
     width = 0.8 / max(len(methods), 1)
     for ax, (title, get) in zip(axes, panels):
         for k, m in enumerate(methods):
-            ax.bar(x + k * width, [get(results[d][m]) for d in names], width, label=m)
+            ax.bar(x + k * width, [get(results[d][m]) if m in results[d] else np.nan for d in names], width,
+                   label=m)  # no bar where the method has no result
         ax.set_xticks(x + width * (len(methods) - 1) / 2)
         ax.set_xticklabels(names, rotation=40, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
-    axes[0].legend(fontsize=7)
+    if methods:
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     save_png(fig, path, force=True)
 

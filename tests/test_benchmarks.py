@@ -308,6 +308,19 @@ def test_discovery_benchmark_smoke(tmp_path, monkeypatch):
     assert [part for part in table if part.startswith("auROC, every method read on both strands")][0].count(
         "0.123") == 2 * len(discovery.METHODS)
     assert (tmp_path / "discovery.png").stat().st_size > 0
+    # a run of some datasets and methods (as the registered checks run them): each method's column, '-' where a
+    # dataset has no result of it (was: no column at all unless every dataset had the method)
+    partial = {"fixed_spacing": {"CNN": saved["results"]["fixed_spacing"]["CNN"]},
+               "single_motif": {"ExplaiNN": saved["results"]["single_motif"]["ExplaiNN"]}}
+    part = discovery.table_text(partial).strip().split("\n\n")[0].splitlines()  # auROC, then its header
+    assert part[1].split() == ["dataset", "CNN", "ExplaiNN"]
+    assert part[2].split() == ["fixed_spacing", f"{partial['fixed_spacing']['CNN']['auroc']:.3f}", "-"]
+    assert part[3].split() == ["single_motif", "-", f"{partial['single_motif']['ExplaiNN']['auroc']:.3f}"]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        discovery.plot(partial, str(tmp_path / "partial.png"))
+        discovery.plot({"fixed_spacing": {}}, str(tmp_path / "none.png"))
     assert (tmp_path / "single_motif" / "CNN_DeepLIFT_MoDISco" / "result.json").exists()
     # where each trained model errs, by kind of negative
     errors = _bench(monkeypatch, "errors")
