@@ -9,7 +9,8 @@ earlier run's speed figures are refused at the start, before anything runs, unle
 --force (timings are measured afresh, so replacing them loses them).
 A user mistake (e.g. another --seed in the same --out) prints one line,
 ``benchmarks: error: ...``, and exits with status 2, as ``argminn`` does (so do
-``benchmarks.discovery`` and ``benchmarks.errors``).
+``benchmarks.discovery`` and ``benchmarks.errors``); a flag argparse refuses (a
+bad value, an unknown flag) gets its usage and error line, also with status 2.
 """
 
 import argparse
@@ -19,7 +20,7 @@ from . import at_least, discovery, one_line_errors, speed
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--threads", type=at_least(1), default=2)

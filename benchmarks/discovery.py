@@ -760,7 +760,7 @@ def main(out, smoke=False, datasets=None, methods=METHODS, seed=0, threads=2, tr
 
 
 def cli(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.discovery", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs: checks the plumbing")
     parser.add_argument("--datasets", nargs="+", choices=list(GRAMMARS))

@@ -171,7 +171,7 @@ def main(out, name, sensitivity=0.95, bin_width=5, split="test"):
 
 
 def cli(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.errors", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="a benchmarks.discovery output folder")
     parser.add_argument("--dataset", required=True, choices=list(GRAMMARS))
     parser.add_argument("--sensitivity", type=float, default=0.95)

@@ -741,3 +741,21 @@ def test_discovery_model_variant_run_builds_argminn_with_the_field_changed(tmp_p
                                                      "instead of canonical_strand=False); use another --out")):
         discovery.main(str(out), smoke=True, datasets=["single_motif"], methods=["ARGMINN"], threads=1)
     assert (run / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_a_refused_flag_names_the_command_as_typed(monkeypatch, capsys, tmp_path):
+    """argparse's error line names 'python -m benchmarks...', not the module's file (__main__.py, discovery.py)."""
+    import runpy
+    import sys
+
+    for module, flags, message in (("benchmarks", ["--threads", "0"], "argument --threads: must be >= 1, got 0"),
+                                   ("benchmarks.discovery", ["--seed", "-1"], "argument --seed: must be >= 0"),
+                                   ("benchmarks.errors", ["--dataset", "and_pair", "--bin-width", "0"], "--bin-width must be >= 1"),
+                                   ("benchmarks.speed", ["--threads", "0"], "argument --threads")):
+        monkeypatch.setattr(sys, "argv", [module, "--out", str(tmp_path), *flags])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_module(module, run_name="__main__", alter_sys=False)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert f"python -m {module}: error: {message}" in err, err
+        assert err.startswith(f"usage: python -m {module} ")
