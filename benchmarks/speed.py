@@ -27,7 +27,7 @@ Prints tables and writes speed.json and scaling.png to --out:
    (``argminn_plugin.model.StrandAveraged``, inference only: one pass over
    twice the rows), ARGMINN's over the CNN's.
 
-Run:  python -m benchmarks.speed --out runs/bench_speed        (a few minutes)
+Run:  python -m benchmarks.speed --out runs/bench_speed        (about 2 minutes on 2 cores)
       python -m benchmarks.speed --out /tmp/smoke --smoke      (seconds; used by the tests)
 An earlier run's speed.json / scaling.png in --out is refused before anything is timed
 unless --force.
