@@ -225,6 +225,16 @@ def test_strand_averaged_reads_both_strands_in_one_pass(small_config):
     assert model.training and wrapped.training
     wrapped.eval()  # and setting it sets the model's
     assert not model.training
+    # tangermeme's greedy design (argminn's greedy_design) pushes the logit read on both strands
+    from argminn_plugin.design import greedy_design
+
+    argminn = ARGMINN(small_config).eval()
+    background = random_onehot(1, 60, seed=4)
+    designed = greedy_design(StrandAveraged(argminn), background, ["ACGTACGTAC", "TTGACA"], max_iter=2)
+    with torch.no_grad():
+        before, after = StrandAveraged(argminn)(background), StrandAveraged(argminn)(designed)
+    assert designed.shape == background.shape and not torch.equal(designed, background)
+    assert (after > before).all() and not argminn.training
     with pytest.raises(ArgminnError, match="StrandAveraged: wraps a torch model .* not a function"):
         StrandAveraged(lambda x: x)
     with pytest.raises(ArgminnError, match="StrandAveraged: the wrapped Sequential has no config"):
