@@ -483,12 +483,16 @@ def main(out, smoke=False, threads=2, force=False):
     return result
 
 
-if __name__ == "__main__":
+def cli(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench_speed")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
     parser.add_argument("--threads", type=at_least(1), default=2)
     parser.add_argument("--force", action="store_true", help="replace an earlier run's speed.json and scaling.png")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with one_line_errors("benchmarks.speed"):  # e.g. an --out that is a file, or an earlier run's figures
         main(args.out, args.smoke, args.threads, args.force)
+
+
+if __name__ == "__main__":
+    cli()
