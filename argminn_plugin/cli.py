@@ -420,7 +420,12 @@ def cmd_design(args):
     from .data import rows_with_label
     from .design import design_report, read_syntax
 
+    from .train import reads_both_strands
+
     model = _argminn_model(args.model, "argminn design")
+    if reads_both_strands(args.model):  # not silently another reading than predict's on the same directory
+        print(f"note: {args.model} is read on both strands by Kipoi, predict and variants (its config.json); "
+              "design reads its model in one pass, as the attention it follows", file=sys.stderr)
     syntax = read_syntax(args.instances)
     splits, names = _labelled_splits(args, model.config.input_length, needed=(args.split,))  # the one it shuffles
     task = _task(model, args.task)

@@ -428,6 +428,10 @@ def test_export_read_on_both_strands(exported, tmp_path, capsys):
     with pytest.raises(ArgminnError, match=re.escape("not a readable metrics file (its 'test_both_strands' should "
                                                      "map each task to its auroc and auprc")):
         export_kipoi(str(broken / "model.pt"), str(tmp_path / "x"), str(data), both_strands=True)
+    # design reads the model in one pass, and says so (here before refusing motifs that are not there)
+    assert main(["design", "--model", str(out), "--motifs", str(tmp_path / "none"), "--instances",
+                 str(tmp_path / "none"), "--data", str(data), "--out", str(tmp_path / "design")]) == 2
+    assert f"note: {out} is read on both strands by Kipoi, predict and variants" in capsys.readouterr().err
     # exporting the directory again keeps its reading; a config.json whose flag is not true/false is named
     assert main(["export-kipoi", "--model", str(out), "--data", str(data), "--out", str(tmp_path / "again")]) == 0
     assert json.loads((tmp_path / "again" / "config.json").read_text())["both_strands"] is True
