@@ -419,7 +419,6 @@ def _label_column(model, task, names, where):
 def cmd_design(args):
     from .data import rows_with_label
     from .design import design_report, read_syntax
-
     from .train import reads_both_strands
 
     model = _argminn_model(args.model, "argminn design")

@@ -396,7 +396,7 @@ ORPHAN_POLL_SECONDS = 1.0
 _ORPHAN_WATCHES = []  # the process's watch (its event, set when it ends)
 
 
-def _stop_when_orphaned(interval=None):
+def _stop_when_orphaned():
     """Under torchrun (a worker it started: TORCHELASTIC_RUN_ID set): a daemon thread that sends this process a
     SIGTERM once its parent, torchrun, is gone, so it stops as on torchrun's own SIGTERM (staged files removed,
     exit 143) instead of training on alone when torchrun is SIGKILLed (out of memory, a scheduler's hard kill).
@@ -414,7 +414,7 @@ def _stop_when_orphaned(interval=None):
     _ORPHAN_WATCHES[:] = [done]
 
     def watch():
-        while not done.wait(ORPHAN_POLL_SECONDS if interval is None else interval):
+        while not done.wait(ORPHAN_POLL_SECONDS):
             if os.getppid() != parent:
                 print(f"rank {os.environ.get('RANK', '?')}: torchrun (process {parent}) is gone; stopping",
                       file=sys.stderr, flush=True)
