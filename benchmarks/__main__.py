@@ -1,6 +1,6 @@
 """The whole benchmark suite in one command: motif discovery/prediction, then speed and scaling.
 
-    python -m benchmarks --out runs/bench            (about 2 hours on 2 cores: README, Benchmarks)
+    python -m benchmarks --out runs/bench            (about 30 minutes on 2 cores: README, Benchmarks)
     python -m benchmarks --out /tmp/bench --smoke    (a couple of minutes: tiny data, 2 epochs)
 
 Writes <out>/discovery/{discovery.json,discovery.png}, <out>/speed/{speed.json,scaling.png}

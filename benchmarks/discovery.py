@@ -45,7 +45,7 @@ current metrics, from their saved models (no training; the motif set first
 scored is kept as ``motifs.before_rescore.meme``). Prints the tables and
 writes discovery.json and discovery.png to ``--out``.
 
-Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 2 hours on 2 cores)
+Run:  python -m benchmarks.discovery --out runs/bench_discovery         (about 25 minutes on 2 cores)
       python -m benchmarks.discovery --out /tmp/smoke --smoke           (a minute or two; used by the tests)
       python -m benchmarks.discovery --out runs/bench_seed1_t1001 --seed 1 --train-seed 1001
                                     (seed 1's data, every model trained again from other initial weights)
