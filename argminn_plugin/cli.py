@@ -726,10 +726,11 @@ def build_parser():
     p.add_argument("--skip-outside", action="store_true", help=SKIP_OUTSIDE_HELP)
     p.add_argument("--out", required=True, help="Kipoi model directory to write (e.g. kipoi_model)")
     p.add_argument("--n-examples", type=_positive_int, default=20, help="intervals in the example BED")
-    p.add_argument("--both-strands", action="store_true",
+    p.add_argument("--both-strands", action=argparse.BooleanOptionalAction, default=None,
                    help="Kipoi reads the model on both strands: each window's probability is the sigmoid of the "
                         "mean of the model's logits for it and for its reverse complement (twice the rows per "
-                        "batch); the weights are the same")
+                        "batch); the weights are the same. --no-both-strands: in one pass. Neither: as the "
+                        "model read from a Kipoi directory was exported (a run's model.pt: one pass)")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     p.set_defaults(func=cmd_export_kipoi)
 

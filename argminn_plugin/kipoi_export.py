@@ -286,7 +286,7 @@ EXPORT_FILES = ("model.yaml", "config.json", "weights.pth", "model.py", "dataloa
 
 
 def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False, fasta=None, bed=None,
-                 trained_on=None, summits=False, skip=False, both_strands=False):
+                 trained_on=None, summits=False, skip=False, both_strands=None):
     """Write the Kipoi model directory for the model in ``model_path``.
 
     The example files come from ``data_dir`` (a dataset of ``argminn
@@ -295,10 +295,11 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
     ``trained_on`` describes the training data in model.yaml; ``summits``
     (a narrowPeak ``bed``: the example windows on its summits) and ``skip``
     (intervals outside the genome left out) as in ``data.load_intervals``;
-    ``both_strands``: Kipoi reads the model on both strands (config.json's
+    ``both_strands``: True, Kipoi reads the model on both strands (config.json's
     ``"both_strands": true``; the mean of the logits for each window and its
-    reverse complement, then the sigmoid), the weights unchanged; a Kipoi
-    directory exported so is exported so again.
+    reverse complement, then the sigmoid), the weights unchanged; False, in one
+    pass; None (the default), as the source reads it: a Kipoi directory
+    exported so is exported so again, a run's model in one pass.
 
     Everything is written into a staging directory inside ``out_dir`` first
     and moved in only once all of it is written, model.yaml (which holds the
@@ -316,7 +317,8 @@ def export_kipoi(model_path, out_dir, data_dir=None, n_examples=20, force=False,
                            f"--bed; with --data the examples are test intervals whose windows lie inside the "
                            f"chromosome")
     model = load_model(model_path)
-    both_strands = both_strands or reads_both_strands(model_path)  # a Kipoi directory's model, read as it was
+    if both_strands is None:  # a Kipoi directory's model read as it was
+        both_strands = reads_both_strands(model_path)
     trained_doc = _trained_doc(model_path, model, both_strands)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ArgminnError(f"{out_dir}: exists and is not a directory")

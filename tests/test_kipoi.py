@@ -435,6 +435,16 @@ def test_export_read_on_both_strands(exported, tmp_path, capsys):
     # exporting the directory again keeps its reading; a config.json whose flag is not true/false is named
     assert main(["export-kipoi", "--model", str(out), "--data", str(data), "--out", str(tmp_path / "again")]) == 0
     assert json.loads((tmp_path / "again" / "config.json").read_text())["both_strands"] is True
+    # ... unless told: --no-both-strands exports it in one pass (the same weights), as the run's model.pt is
+    assert main(["export-kipoi", "--model", str(out), "--data", str(data), "--out", str(tmp_path / "one"),
+                 "--no-both-strands"]) == 0
+    assert "both_strands" not in json.loads((tmp_path / "one" / "config.json").read_text())
+    assert not reads_both_strands(str(tmp_path / "one"))
+    assert (tmp_path / "one" / "weights.pth").read_bytes() == (out / "weights.pth").read_bytes()
+    assert (tmp_path / "one" / "config.json").read_text() == (one_pass / "config.json").read_text()
+    expect = "downloaded/model_files/test.expect.h5"  # Kipoi's expected predictions: the one-pass reading's
+    with h5py.File(tmp_path / "one" / expect) as again, h5py.File(one_pass / expect) as first:
+        assert np.allclose(again["preds"][:], first["preds"][:], atol=1e-6)
     spec = json.loads((out / "config.json").read_text())
     spec["both_strands"] = "yes"
     (out / "config.json").write_text(json.dumps(spec))
