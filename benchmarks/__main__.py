@@ -29,7 +29,7 @@ def main(argv=None):
                         help="replace an earlier run's speed figures (discovery's finished runs are reused either way)")
     args = parser.parse_args(argv)
     with one_line_errors("benchmarks"):  # e.g. another seed in the same --out
-        speed.check_outputs(os.path.join(args.out, "speed"), args.force)  # not after an hour of discovery
+        speed.check_outputs(os.path.join(args.out, "speed"), args.force)  # not after 25 minutes of discovery
         discovery.main(os.path.join(args.out, "discovery"), smoke=args.smoke, seed=args.seed, threads=args.threads)
         speed.main(os.path.join(args.out, "speed"), smoke=args.smoke, threads=args.threads, force=args.force)
 
