@@ -33,6 +33,7 @@ about 2% of windows, FOXA2's (8 bp) in about 0.6%. In and_pair, fixed_orientatio
 0.4-1.5% of the test negatives hold such a copy that completes the rule
 (seeds 0-2, exact copies only). A model that reads the rule scores those
 negatives like the positives; see the top-level README, "Datasets".
+``benchmarks.errors`` counts such negatives apart (exact copies).
 """
 
 import dataclasses

@@ -9,7 +9,12 @@ spacing and relative strand on fixed_spacing, its relative strand on
 fixed_orientation, only which two motifs elsewhere. Distractor motifs are
 ignored; a pair's spacing is counted in the first motif's frame (start to
 start on its strand, so a reverse-complemented block has the same spacing as
-its forward copy; negative when the second motif starts first).
+its forward copy; negative when the second motif starts first). A negative
+whose background holds, by chance, an exact copy of the consensus of a
+relevant motif not planted in it (on either strand) is counted apart, its
+kind followed by ``+ chance`` and that motif (``CEBPB alone + chance GATA1``):
+such a copy can complete the rule, and a model that reads the rule then
+scores the negative like a positive.
 
 With ``--split train`` (or ``valid``) the same count on the sequences the
 models were trained (or stopped) on: a kind of negative scored high there too
@@ -31,7 +36,7 @@ import torch
 from argminn_plugin.data import load_splits
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.fileio import atomic_write
-from argminn_plugin.simulate import planted_instances
+from argminn_plugin.simulate import jaspar_motif, planted_instances
 from argminn_plugin.train import evaluate, load_model
 
 from . import one_line_errors
@@ -76,6 +81,40 @@ def negative_kinds(truth, n_rows, relevant, detail="spacing"):
     return np.array(kinds, dtype=object)
 
 
+def consensus_codes(ppm):
+    """A (4, w) probability matrix's consensus as base codes (0-3: A, C, G, T), its most probable base per column."""
+    return np.asarray(ppm).argmax(0)
+
+
+def chance_copies(X, truth, consensus):
+    """Per row of one-hot ``X`` (N, 4, L), the motifs of ``consensus`` ({name: base codes}) not planted in it
+    (``truth``) whose consensus its sequence holds exactly, on either strand; a row's names in ``consensus``'s
+    order. An N base (an all-zero column) matches nothing."""
+    X = X.numpy() if hasattr(X, "numpy") else np.asarray(X)
+    codes = np.where(X.sum(1) > 0, X.argmax(1), -1)  # (N, L)
+    found = [[] for _ in range(len(codes))]
+    for name, cons in consensus.items():
+        cons = np.asarray(cons)
+        if len(cons) > codes.shape[1]:
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(codes, len(cons), axis=1)  # (N, L - w + 1, w)
+        hit = ((windows == cons).all(-1) | (windows == (3 - cons)[::-1]).all(-1)).any(-1)
+        planted = set(truth.loc[truth["motif"] == name, "sequence"])
+        for row in np.flatnonzero(hit):
+            if row not in planted:
+                found[row].append(name)
+    return found
+
+
+def row_kinds(X, truth, relevant, consensus, detail="spacing", bin_width=5):
+    """Per row, what of ``relevant`` was planted (:func:`negative_kinds`, spacings binned), followed by
+    ``+ chance M`` for each relevant motif M not planted there whose consensus the row holds
+    (:func:`chance_copies`)."""
+    kinds = [spacing_bin(k, bin_width) for k in negative_kinds(truth, len(X), relevant, detail)]
+    return np.array([kind + "".join(f" + chance {m}" for m in chance)
+                     for kind, chance in zip(kinds, chance_copies(X, truth, consensus))], dtype=object)
+
+
 def spacing_bin(kind, width=5):
     """Pairs grouped into spacing bins of ``width`` bases (``A+B spacing 9-13, same strand``)."""
     if " spacing " not in kind:
@@ -106,15 +145,21 @@ def dataset_errors(out, name, sensitivity=0.95, bin_width=5, split="test"):
     data_dir = os.path.join(out, name, "data")
     if not os.path.exists(os.path.join(data_dir, "simulation.json")):
         raise ArgminnError(f"{data_dir}: no benchmark data; run python -m benchmarks.discovery --out {out} first")
-    length = read_dataset_summary(data_dir)["length"]
+    summary = read_dataset_summary(data_dir)
+    length = summary["length"]
     data, _ = load_splits(os.path.join(data_dir, "genome.fa"), os.path.join(data_dir, "peaks.bed"), length,
                           ["chr2"], ["chr3"])
     X, y, bed = data[split]
     labels = y[:, 0].numpy()
     truth = planted_instances(data_dir, bed)
     detail = PAIR_DETAIL.get(name, "motifs")
-    kinds = np.array([spacing_bin(k, bin_width) for k in negative_kinds(truth, len(X), GRAMMARS[name].relevant,
-                                                                        detail)], dtype=object)
+    relevant = GRAMMARS[name].relevant
+    ids = summary.get("relevant")  # the planted JASPAR IDs, as recorded
+    if not isinstance(ids, dict) or not set(relevant) <= set(ids):
+        raise ArgminnError(f"{os.path.join(data_dir, 'simulation.json')}: no JASPAR ID recorded for every relevant "
+                           f"motif ({', '.join(relevant)}); delete that dataset's folder to draw it again")
+    consensus = {m: consensus_codes(jaspar_motif(ids[m])[1]) for m in relevant}
+    kinds = row_kinds(X, truth, relevant, consensus, detail, bin_width)
     report = {}
     for method in TRAINED:
         path = os.path.join(out, name, method, "model.pt")

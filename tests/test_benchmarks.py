@@ -585,6 +585,43 @@ def test_fresh_process_failures_raise_instead_of_hanging(monkeypatch):
     assert str(error).endswith("was killed by SIGKILL (out of memory?) without a result")
 
 
+def test_chance_copies_of_a_missing_motif_are_named_in_a_rows_kind(monkeypatch):
+    """A negative holding, by chance, the exact consensus of a relevant motif not planted in it (either strand)
+    is counted apart: 'CEBPB alone + chance GATA1'; a planted motif, an N base or a near copy is no chance copy."""
+    import pandas as pd
+
+    errors = _bench(monkeypatch, "errors")
+    codes = {"A": 0, "C": 1, "G": 2, "T": 3}
+
+    def one_hot(seq):
+        X = np.zeros((4, len(seq)), dtype=np.float32)
+        for i, base in enumerate(seq):
+            if base in codes:
+                X[codes[base], i] = 1
+        return X
+
+    background = "T" * 30
+    seqs = [background[:5] + "AACG" + background[9:],    # GATA1's consensus, forward
+            background[:20] + "CGTT" + background[24:],  # ... its reverse complement
+            background[:5] + "AACG" + background[9:],    # ... but GATA1 is planted in this row
+            background[:5] + "AANG" + background[9:],    # an N: no copy
+            background[:5] + "AACC" + background[9:],    # one base off: no copy
+            "GGCC" + background[4:8] + "AACG" + background[12:]]  # both, in consensus order
+    X = torch.from_numpy(np.stack([one_hot(s) for s in seqs]))
+    assert X[3].sum(0)[7] == 0  # the N base is all zeros
+    consensus = {"GATA1": np.array([0, 0, 1, 2]), "CEBPB": np.array([2, 2, 1, 1])}
+    assert errors.consensus_codes(np.array([[0.7, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 0.7]])).tolist() == [0, 3]
+    truth = pd.DataFrame([(0, "CEBPB", 12, 22, "+"), (1, "CEBPB", 2, 12, "-"), (2, "GATA1", 5, 9, "+")],
+                         columns=["sequence", "motif", "start", "end", "strand"])
+    assert errors.chance_copies(X, truth, consensus) == [["GATA1"], ["GATA1"], [], [], [], ["GATA1", "CEBPB"]]
+    kinds = errors.row_kinds(X, truth, ("GATA1", "CEBPB"), consensus, "motifs")
+    assert list(kinds) == ["CEBPB alone + chance GATA1", "CEBPB alone + chance GATA1", "GATA1 alone", "none",
+                           "none", "none + chance GATA1 + chance CEBPB"]
+    report = {"M": {"by_kind": {k: [1, 0] for k in kinds}}}  # sorted after the kind without the copy
+    rows = [r.split("  ")[0] for r in errors.table_text(report, 0.95).splitlines()[2:-1]]
+    assert rows == ["CEBPB alone + chance GATA1", "GATA1 alone", "none", "none + chance GATA1 + chance CEBPB"]
+
+
 def test_errors_cli_reports_a_user_mistake_in_one_line(tmp_path, monkeypatch, capsys):
     # the file system's refusals and interruptions end a benchmark as they end argminn: one line, 2 / 130
     discovery = _bench(monkeypatch, "discovery")
