@@ -36,7 +36,7 @@ import torch
 from argminn_plugin.data import load_splits
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.fileio import atomic_write
-from argminn_plugin.simulate import jaspar_motif, planted_instances
+from argminn_plugin.simulate import _rc_codes, jaspar_motif, planted_instances
 from argminn_plugin.train import evaluate, load_model
 
 from . import one_line_errors
@@ -98,7 +98,7 @@ def chance_copies(X, truth, consensus):
         if len(cons) > codes.shape[1]:
             continue
         windows = np.lib.stride_tricks.sliding_window_view(codes, len(cons), axis=1)  # (N, L - w + 1, w)
-        hit = ((windows == cons).all(-1) | (windows == (3 - cons)[::-1]).all(-1)).any(-1)
+        hit = ((windows == cons).all(-1) | (windows == _rc_codes(cons)).all(-1)).any(-1)
         planted = set(truth.loc[truth["motif"] == name, "sequence"])
         for row in np.flatnonzero(hit):
             if row not in planted:
