@@ -33,10 +33,12 @@ import re
 import numpy as np
 import torch
 
-from argminn_plugin.data import load_splits
+from argminn_plugin.data import decode, load_splits
+from argminn_plugin.design import COMPLEMENT
 from argminn_plugin.errors import ArgminnError
 from argminn_plugin.fileio import atomic_write
-from argminn_plugin.simulate import _rc_codes, jaspar_motif, planted_instances
+from argminn_plugin.motifs import consensus
+from argminn_plugin.simulate import jaspar_motif, planted_instances
 from argminn_plugin.train import evaluate, load_model
 
 from . import one_line_errors
@@ -81,38 +83,33 @@ def negative_kinds(truth, n_rows, relevant, detail="spacing"):
     return np.array(kinds, dtype=object)
 
 
-def consensus_codes(ppm):
-    """A (4, w) probability matrix's consensus as base codes (0-3: A, C, G, T), its most probable base per column."""
-    return np.asarray(ppm).argmax(0)
+def consensus_bases(ppm):
+    """A (4, w) probability matrix's consensus: its most probable base per column (motifs.consensus, upper case)."""
+    return consensus(np.asarray(ppm)).upper()
 
 
-def chance_copies(X, truth, consensus):
-    """Per row of one-hot ``X`` (N, 4, L), the motifs of ``consensus`` ({name: base codes}) not planted in it
-    (``truth``) whose consensus its sequence holds exactly, on either strand; a row's names in ``consensus``'s
+def chance_copies(X, truth, consensuses):
+    """Per row of one-hot ``X`` (N, 4, L), the motifs of ``consensuses`` ({name: consensus}) not planted in it
+    (``truth``) whose consensus its sequence holds exactly, on either strand; a row's names in ``consensuses``'
     order. An N base (an all-zero column) matches nothing."""
-    X = X.numpy() if hasattr(X, "numpy") else np.asarray(X)
-    codes = np.where(X.sum(1) > 0, X.argmax(1), -1)  # (N, L)
-    found = [[] for _ in range(len(codes))]
-    for name, cons in consensus.items():
-        cons = np.asarray(cons)
-        if len(cons) > codes.shape[1]:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(codes, len(cons), axis=1)  # (N, L - w + 1, w)
-        hit = ((windows == cons).all(-1) | (windows == _rc_codes(cons)).all(-1)).any(-1)
+    seqs = decode(X)
+    found = [[] for _ in seqs]
+    for name, cons in consensuses.items():
+        rc = cons.translate(COMPLEMENT)[::-1]
         planted = set(truth.loc[truth["motif"] == name, "sequence"])
-        for row in np.flatnonzero(hit):
-            if row not in planted:
+        for row, seq in enumerate(seqs):
+            if row not in planted and (cons in seq or rc in seq):
                 found[row].append(name)
     return found
 
 
-def row_kinds(X, truth, relevant, consensus, detail="spacing", bin_width=5):
+def row_kinds(X, truth, relevant, consensuses, detail="spacing", bin_width=5):
     """Per row, what of ``relevant`` was planted (:func:`negative_kinds`, spacings binned), followed by
     ``+ chance M`` for each relevant motif M not planted there whose consensus the row holds
     (:func:`chance_copies`)."""
     kinds = [spacing_bin(k, bin_width) for k in negative_kinds(truth, len(X), relevant, detail)]
     return np.array([kind + "".join(f" + chance {m}" for m in chance)
-                     for kind, chance in zip(kinds, chance_copies(X, truth, consensus))], dtype=object)
+                     for kind, chance in zip(kinds, chance_copies(X, truth, consensuses))], dtype=object)
 
 
 def spacing_bin(kind, width=5):
@@ -158,8 +155,8 @@ def dataset_errors(out, name, sensitivity=0.95, bin_width=5, split="test"):
     if not isinstance(ids, dict) or not set(relevant) <= set(ids):
         raise ArgminnError(f"{os.path.join(data_dir, 'simulation.json')}: no JASPAR ID recorded for every relevant "
                            f"motif ({', '.join(relevant)}); delete that dataset's folder to draw it again")
-    consensus = {m: consensus_codes(jaspar_motif(ids[m])[1]) for m in relevant}
-    kinds = row_kinds(X, truth, relevant, consensus, detail, bin_width)
+    consensuses = {m: consensus_bases(jaspar_motif(ids[m])[1]) for m in relevant}
+    kinds = row_kinds(X, truth, relevant, consensuses, detail, bin_width)
     report = {}
     for method in TRAINED:
         path = os.path.join(out, name, method, "model.pt")

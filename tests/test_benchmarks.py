@@ -609,8 +609,9 @@ def test_chance_copies_of_a_missing_motif_are_named_in_a_rows_kind(monkeypatch):
             "GGCC" + background[4:8] + "AACG" + background[12:]]  # both, in consensus order
     X = torch.from_numpy(np.stack([one_hot(s) for s in seqs]))
     assert X[3].sum(0)[7] == 0  # the N base is all zeros
-    consensus = {"GATA1": np.array([0, 0, 1, 2]), "CEBPB": np.array([2, 2, 1, 1])}
-    assert errors.consensus_codes(np.array([[0.7, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 0.7]])).tolist() == [0, 3]
+    consensus = {"GATA1": "AACG", "CEBPB": "GGCC"}
+    assert errors.consensus_bases(np.array([[0.7, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 0.7]])) == "AT"
+    assert errors.consensus_bases(np.array([[0.4, 0.1], [0.3, 0.1], [0.2, 0.1], [0.1, 0.7]])) == "AT"  # < 0.5 too
     truth = pd.DataFrame([(0, "CEBPB", 12, 22, "+"), (1, "CEBPB", 2, 12, "-"), (2, "GATA1", 5, 9, "+")],
                          columns=["sequence", "motif", "start", "end", "strand"])
     assert errors.chance_copies(X, truth, consensus) == [["GATA1"], ["GATA1"], [], [], [], ["GATA1", "CEBPB"]]
